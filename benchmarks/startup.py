@@ -1,0 +1,74 @@
+"""Time the plain query as whole processes, next to the import floor of its two libraries.
+
+    python benchmarks/startup.py [--runs 21]
+
+Prints the median wall time of each command over the runs (after one warm-up run), and the
+ratio of the query to the floor `python -c "import typer, pydantic"`. Target: at most 2x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def median_ms(command: list[str], runs: int) -> float:
+    subprocess.run(command, check=True, capture_output=True)  # warm-up: file cache, .pyc
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=21)
+    args = parser.parse_args()
+    python = sys.executable
+    estimate = shutil.which("estimate") or str(Path(python).with_name("estimate"))
+    commands = {
+        "floor: python -c 'import typer, pydantic'": [python, "-c", "import typer, pydantic"],
+        "estimate --model llama3-70b --tokens 100k --rank 32": [
+            estimate,
+            "--model",
+            "llama3-70b",
+            "--tokens",
+            "100k",
+            "--rank",
+            "32",
+        ],
+        "estimate --model llama3-70b --tokens 100k --rank 32 --json": [
+            estimate,
+            "--model",
+            "llama3-70b",
+            "--tokens",
+            "100k",
+            "--rank",
+            "32",
+            "--json",
+        ],
+        "estimate models": [estimate, "models"],
+    }
+    results = {label: median_ms(cmd, args.runs) for label, cmd in commands.items()}
+    floor = next(iter(results.values()))
+    for label, ms in results.items():
+        print(f"{ms:7.1f} ms  {ms / floor:4.2f}x floor  {label}")
+    heavy = subprocess.run(
+        [python, "-X", "importtime", "-m", "estimator.cli", "--model", "llama3-70b"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    loaded = sorted({m for m in ("numpy", "pandas", "matplotlib", "torch") if f"| {m}\n" in heavy + "\n"})
+    print(f"heavy modules imported by the plain query: {', '.join(loaded) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()

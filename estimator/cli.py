@@ -1,0 +1,269 @@
+"""The ``estimate`` command: thin wrappers over :mod:`estimator.compare`, printing only.
+
+Bad input of any kind becomes one line on stderr, ``error: <problem>; <fix>``, and exit status 2.
+The plain query imports neither numpy, pandas, matplotlib nor torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from estimator.errors import EstimatorError
+
+try:  # typer >= 0.24 carries its own copy of click
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover - older typer on real click
+    from click.exceptions import ClickException, UsageError  # type: ignore[assignment]
+
+app = typer.Typer(
+    add_completion=False,
+    invoke_without_command=True,
+    help="Bytes per token for each way of teaching a model new text: KV cache (in context), LoRA, pretraining.",
+    epilog="Example: estimate --model llama3-70b --tokens 100k --rank 32",
+)
+
+EXIT_BAD_INPUT = 2
+
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Zoo model name (see `estimate models`).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="A Hugging Face config.json instead of a zoo name.")
+]
+TokensOpt = Annotated[str, typer.Option("--tokens", "-t", help="Tokens of new text: 100k, 1.5M, 2B, 1e5, 100_000.")]
+RankOpt = Annotated[int, typer.Option("--rank", "-r", help="LoRA rank.")]
+TargetsOpt = Annotated[
+    str,
+    typer.Option(help="LoRA targets: all-linear, attention, mlp, qv, or a comma list (q,k,v,o,gate,up,down,qkv,...)."),
+]
+AdapterDtypeOpt = Annotated[str, typer.Option(help="Adapter storage: bf16, fp16, fp32.")]
+KvDtypeOpt = Annotated[str, typer.Option(help="KV cache storage: fp32, bf16, fp16, fp8, int8.")]
+WeightsDtypeOpt = Annotated[
+    str, typer.Option(help="Weight storage for the pretraining row: fp32, bf16, fp16, fp8, int8.")
+]
+PretrainingOpt = Annotated[str | None, typer.Option(help="Override the published pretraining token count (e.g. 15T).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON; every key names its unit.")]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="One CSV row per mechanism.")]
+BeyondOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-beyond-full-rank",
+        help="Compute a rank above the smallest targeted dimension (LoRA beyond full rank).",
+    ),
+]
+
+ADAPTER_DTYPES = ("bf16", "fp16", "fp32")
+
+
+@app.callback()
+def query(
+    ctx: typer.Context,
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    tokens: TokensOpt = "100k",
+    rank: RankOpt = 32,
+    targets: TargetsOpt = "all-linear",
+    adapter_dtype: AdapterDtypeOpt = "bf16",
+    kv_dtype: KvDtypeOpt = "bf16",
+    weights_dtype: WeightsDtypeOpt = "bf16",
+    pretraining_tokens: PretrainingOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+    allow_beyond_full_rank: BeyondOpt = False,
+) -> None:
+    """Compare the KV cache, a LoRA and pretraining for one model and token count."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from estimator.compare import check_rank, estimate
+    from estimator.units import parse_dtype, parse_tokens
+
+    spec = _spec(model, config)
+    if as_json and as_csv:
+        raise EstimatorError("--json and --csv exclude each other; pick one")
+    n_tokens = parse_tokens(tokens)
+    check_rank(rank)
+    adapter = parse_dtype(adapter_dtype, "adapter dtype")
+    if adapter.value not in ADAPTER_DTYPES:
+        raise EstimatorError(f"adapter dtype {adapter_dtype!r} is not offered; use one of: {', '.join(ADAPTER_DTYPES)}")
+    est = estimate(
+        spec,
+        n_tokens,
+        rank,
+        targets,
+        kv_dtype=parse_dtype(kv_dtype, "KV dtype"),
+        adapter_dtype=adapter,
+        weights_dtype=parse_dtype(weights_dtype, "weights dtype"),
+        pretraining_tokens=parse_tokens(pretraining_tokens) if pretraining_tokens is not None else None,
+    )
+    if est.beyond_full_rank:
+        full = est.targets.smallest_full_rank
+        names = ", ".join(est.targets.narrowest())
+        message = f"rank {rank:,} exceeds the smallest targeted dimension ({names}: {full:,}), LoRA beyond full rank"
+        if not allow_beyond_full_rank:
+            raise EstimatorError(
+                f"{message}; use --rank {full} or less, narrow --targets, or pass --allow-beyond-full-rank"
+            )
+        typer.echo(f"warning: {message}", err=True)
+    if as_json:
+        _print_json(est)
+    elif as_csv:
+        _print_csv(est)
+    else:
+        _print_table(est)
+
+
+def _spec(model: str | None, config: Path | None) -> Any:
+    from estimator.specs import ModelSpec, load_spec
+
+    if model is not None and config is not None:
+        raise EstimatorError("give either --model or --config, not both")
+    if model is not None:
+        return load_spec(model)
+    if config is not None:
+        return ModelSpec.from_hf_config(config)
+    raise EstimatorError("no model given; pass --model NAME (see `estimate models`) or --config path/to/config.json")
+
+
+def _print_json(est: Any) -> None:
+    from estimator.report import assumptions
+
+    data = est.to_dict()
+    data["assumptions"] = assumptions(est)
+    typer.echo(json.dumps(data, indent=2))
+
+
+def _print_csv(est: Any) -> None:
+    from estimator.report import rows
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["mechanism", "params", "bytes", "bytes_per_token", "kv_to_this_ratio", "tokens"])
+    for row in rows(est):
+        writer.writerow(
+            [
+                row.mechanism,
+                "" if row.params is None else row.params,
+                row.bytes,
+                row.bytes_per_token,
+                row.kv_ratio,
+                est.tokens,
+            ]
+        )
+
+
+def _print_table(est: Any) -> None:
+    from estimator.report import assumptions, crossover_line, estimate_table, model_line, parity_line
+    from estimator.units import format_tokens_short
+
+    say(model_line(est))
+    say(f"Learning {est.tokens:,} tokens ({format_tokens_short(est.tokens)}) of new text: bytes each way of storing it")
+    typer.echo("")
+    typer.echo(estimate_table(est))
+    typer.echo("")
+    say(crossover_line(est))
+    say(parity_line(est))
+    typer.echo("")
+    typer.echo("Assumptions:")
+    for line in assumptions(est):
+        say(line, bullet="- ")
+
+
+def say(text: str, bullet: str = "") -> None:
+    """Print a paragraph: wrapped to a terminal's width, one unbroken line when piped."""
+    if sys.stdout.isatty():
+        import shutil
+        import textwrap
+
+        width = shutil.get_terminal_size().columns
+        text = textwrap.fill(text, width=width, initial_indent=bullet, subsequent_indent=" " * len(bullet))
+        typer.echo(text)
+    else:
+        typer.echo(bullet + text)
+
+
+@app.command("models")
+def models(as_json: JsonOpt = False) -> None:
+    """List the model zoo: name, parameters, KV bytes per token (bf16), source."""
+    from estimator.architecture import total_params
+    from estimator.kv import kv_bytes_per_token
+    from estimator.report import format_table
+    from estimator.specs import load_all_specs
+    from estimator.units import DType, format_tokens_short
+
+    specs = load_all_specs()
+    if as_json:
+        records = [
+            {
+                "name": s.name,
+                "display_name": s.display_name,
+                "params": total_params(s),
+                "kv_bytes_per_token_bf16": kv_bytes_per_token(s, DType.bf16),
+                "num_hidden_layers": s.num_hidden_layers,
+                "num_attention_heads": s.num_attention_heads,
+                "num_key_value_heads": s.num_key_value_heads,
+                "head_dim": s.head_dim,
+                "sliding_window_tokens": s.sliding_window,
+                "max_position_embeddings_tokens": s.max_position_embeddings,
+                "pretraining_tokens": s.pretraining_tokens,
+                "source": s.source,
+            }
+            for s in specs
+        ]
+        typer.echo(json.dumps(records, indent=2))
+        return
+    headers = ["name", "model", "parameters", "KV bytes/token (bf16)", "window", "layers", "heads q/kv"]
+    headers += ["context", "pretrained on", "source"]
+    body = [
+        [
+            s.name,
+            s.display_name,
+            f"{total_params(s):,}",
+            f"{kv_bytes_per_token(s, DType.bf16):,}",
+            "—" if s.sliding_window is None else f"{s.sliding_window:,}",
+            str(s.num_hidden_layers),
+            f"{s.num_attention_heads}/{s.num_key_value_heads}",
+            f"{s.max_position_embeddings:,}",
+            "—" if s.pretraining_tokens is None else format_tokens_short(s.pretraining_tokens),
+            s.source,
+        ]
+        for s in specs
+    ]
+    typer.echo(format_table(headers, body, right={2, 3, 4, 5, 6, 7, 8}))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app; turn every input error into one line and exit status 2."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="estimate", standalone_mode=False)
+    except EstimatorError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return EXIT_BAD_INPUT
+    except UsageError as exc:
+        typer.echo(f"error: {_one_line(exc.format_message())} (see `estimate --help`)", err=True)
+        return EXIT_BAD_INPUT
+    except ClickException as exc:
+        typer.echo(f"error: {_one_line(exc.format_message())}", err=True)
+        return int(exc.exit_code) or 1
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except BrokenPipeError:  # e.g. `estimate ... | head`: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""The one error type a user sees: its message names the problem and the fix in one line."""
+
+
+class EstimatorError(Exception):
+    """Bad input: the CLI prints ``error: <message>`` and exits with status 2."""

@@ -1,0 +1,174 @@
+"""ModelSpec: one real model's architecture, with Hugging Face ``config.json`` field names.
+
+A spec comes from a file in ``model_specs/`` (one TOML file per model, looked up by exact name)
+or from a real ``config.json`` (:meth:`ModelSpec.from_hf_config`). Both give the same frozen type.
+Architecture knowledge (which linear maps a layer holds, biases, norms, tied embeddings) lives in
+:mod:`estimator.architecture`; the spec only holds the numbers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from estimator.errors import EstimatorError
+
+if TYPE_CHECKING:
+    from estimator.architecture import LinearMap
+
+ModelType = Literal["llama", "mistral", "qwen2", "phi3", "falcon", "gpt2"]
+LayerType = Literal["full_attention", "sliding_attention"]
+
+_FALCON_ONLY = ("bias", "new_decoder_architecture", "parallel_attn", "num_ln_in_parallel_attn")
+_LLAMA_ONLY = ("attention_bias", "mlp_bias")
+
+
+class ModelSpec(BaseModel):
+    """The numbers that fix a model's parameter count and KV cache, named as in ``config.json``.
+
+    ``head_dim`` is always explicit: where a config.json omits it, the reader applies the rule of
+    that family's transformers code (hidden_size / num_attention_heads) and says so in ``notes``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Our own identity fields.
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    display_name: str
+    source: str = Field(description="URL of the real config.json the numbers come from")
+
+    # Hugging Face config.json fields.
+    model_type: ModelType
+    num_hidden_layers: PositiveInt
+    hidden_size: PositiveInt
+    intermediate_size: PositiveInt
+    num_attention_heads: PositiveInt
+    num_key_value_heads: PositiveInt
+    head_dim: PositiveInt
+    vocab_size: PositiveInt
+    max_position_embeddings: PositiveInt
+    tie_word_embeddings: bool
+    attention_bias: bool = False  # llama: biases on q, k, v, o
+    mlp_bias: bool = False  # llama: biases on gate, up, down
+    sliding_window: PositiveInt | None = None
+    layer_types: tuple[LayerType, ...] | None = None
+    bias: bool = False  # falcon: biases on every linear map
+    new_decoder_architecture: bool = False  # falcon: Falcon-40B/180B layout
+    parallel_attn: bool = True  # falcon: attention and MLP side by side
+    num_ln_in_parallel_attn: PositiveInt | None = None  # falcon: norms per parallel layer
+    torch_dtype: str = "bfloat16"  # dtype of the published checkpoint
+
+    # Our own provenance fields.
+    pretraining_tokens: PositiveInt | None = None
+    pretraining_tokens_source: str | None = None
+    reported_params: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[MBT]$")
+    reported_params_source: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
+                f"num_key_value_heads ({self.num_key_value_heads})"
+            )
+        if self.layer_types is not None:
+            if len(self.layer_types) != self.num_hidden_layers:
+                raise ValueError(f"layer_types has {len(self.layer_types)} entries for {self.num_hidden_layers} layers")
+            if "sliding_attention" in self.layer_types and self.sliding_window is None:
+                raise ValueError("layer_types has sliding_attention layers but sliding_window is not set")
+        set_fields = self.model_fields_set
+        if self.model_type != "falcon" and (wrong := [f for f in _FALCON_ONLY if f in set_fields]):
+            raise ValueError(f"{', '.join(wrong)} only apply to model_type 'falcon'")
+        if self.model_type != "llama" and (wrong := [f for f in _LLAMA_ONLY if f in set_fields]):
+            raise ValueError(f"{', '.join(wrong)} only apply to model_type 'llama'")
+        return self
+
+    @cached_property
+    def linear_maps(self) -> tuple[LinearMap, ...]:
+        """The linear maps of the decoder layers: the single source of parameter and adapter sizes."""
+        from estimator.architecture import linear_maps
+
+        return linear_maps(self)
+
+    def layer_windows(self) -> tuple[int | None, ...]:
+        """Tokens each layer's cache can hold: the sliding window, or None for full attention.
+
+        ``layer_types`` decides per layer where the config has it; otherwise a set
+        ``sliding_window`` applies to every layer, as transformers' cache does.
+        """
+        if self.layer_types is not None:
+            return tuple(self.sliding_window if t == "sliding_attention" else None for t in self.layer_types)
+        return (self.sliding_window,) * self.num_hidden_layers
+
+    @classmethod
+    def from_hf_config(cls, path: str | Path, name: str | None = None) -> ModelSpec:
+        """Read a real Hugging Face ``config.json`` into a spec (see :mod:`estimator.hf_config`)."""
+        from estimator.hf_config import spec_from_hf_config
+
+        return spec_from_hf_config(Path(path), name=name)
+
+
+def specs_dir() -> Path:
+    """The folder of zoo files: packaged in the wheel, or ``model_specs/`` beside the source tree."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_model_specs", here.parent / "model_specs"):
+        if candidate.is_dir():
+            return candidate
+    raise EstimatorError("the model_specs folder is missing from this installation; reinstall estimator")
+
+
+def _natural_key(name: str) -> list[tuple[int, str]]:
+    """Sort key that puts llama2-7b before llama2-13b: digit runs compare as numbers."""
+    return [(int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"(\d+)", name)]
+
+
+def model_names() -> list[str]:
+    """Every zoo name, in natural order (llama2-7b, llama2-13b, llama2-70b, llama3-8b, ...)."""
+    return sorted((p.stem for p in specs_dir().glob("*.toml")), key=_natural_key)
+
+
+def load_spec(name: str) -> ModelSpec:
+    """The zoo spec with exactly this name (case-insensitive); unknown names suggest close ones."""
+    key = name.strip().lower()
+    path = specs_dir() / f"{key}.toml"
+    if not key or not path.is_file():
+        names = model_names()
+        close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise EstimatorError(f"unknown model {name!r}; {hint}run `estimate models` to list all, or pass --config")
+    return load_spec_file(path)
+
+
+def load_spec_file(path: Path) -> ModelSpec:
+    """Parse and validate one TOML spec file; errors name the file and the field."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise EstimatorError(f"{path}: not valid TOML ({exc}); fix the file") from None
+    try:
+        spec = ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        raise EstimatorError(f"{path}: {describe_validation_error(exc)}; fix the file") from None
+    if spec.name != path.stem:
+        raise EstimatorError(f"{path}: name {spec.name!r} differs from the file name; make them equal")
+    return spec
+
+
+def load_all_specs() -> list[ModelSpec]:
+    """Every zoo spec, sorted by name."""
+    return [load_spec_file(specs_dir() / f"{n}.toml") for n in model_names()]
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first problem of a pydantic error as ``field 'x': message``."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    message = first["msg"]
+    return f"field {where!r}: {message}" if where else message

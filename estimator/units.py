@@ -1,0 +1,121 @@
+"""Units: data types as bits, token counts as exact integers, and byte sizes as text.
+
+Every quantity elsewhere is an int in base units (bits, bytes, parameters, tokens). This module
+holds the only conversions: dtype names to bits, user text such as ``100k`` to tokens, and bytes
+to SI (GB = 10^9 bytes) or IEC (GiB = 2^30 bytes) text for printing.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+
+from estimator.errors import EstimatorError
+
+BITS_PER_BYTE = 8
+
+
+class DType(StrEnum):
+    """A storage type for weights, adapters or the KV cache; ``bits`` is its width per element."""
+
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp8 = "fp8"
+    int8 = "int8"
+
+    @property
+    def bits(self) -> int:
+        return _DTYPE_BITS[self]
+
+
+_DTYPE_BITS = {DType.fp32: 32, DType.bf16: 16, DType.fp16: 16, DType.fp8: 8, DType.int8: 8}
+
+# Names people type for the same types, including the torch_dtype strings of config.json.
+_DTYPE_ALIASES = {
+    "float32": DType.fp32,
+    "float": DType.fp32,
+    "bfloat16": DType.bf16,
+    "float16": DType.fp16,
+    "half": DType.fp16,
+    "float8": DType.fp8,
+    "float8_e4m3fn": DType.fp8,
+    "float8_e5m2": DType.fp8,
+}
+
+
+def parse_dtype(text: str, what: str = "dtype") -> DType:
+    """Read a dtype name (``bf16``, ``bfloat16``, ``fp8`` ...); unknown names list the valid ones."""
+    key = text.strip().lower()
+    if key in DType.__members__:
+        return DType(key)
+    if key in _DTYPE_ALIASES:
+        return _DTYPE_ALIASES[key]
+    valid = ", ".join(d.value for d in DType)
+    raise EstimatorError(f"unknown {what} {text!r}; use one of: {valid}")
+
+
+def bits_to_bytes(bits: int) -> int:
+    """Whole bytes in ``bits``; raises if the bits do not fill whole bytes (never rounds silently)."""
+    whole, rest = divmod(bits, BITS_PER_BYTE)
+    if rest:
+        raise ValueError(f"{bits} bits is not a whole number of bytes")
+    return whole
+
+
+_SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
+_TOKENS_RE = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9_]*)?(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)
+
+
+def parse_tokens(text: str) -> int:
+    """Read a token count: ``100k``, ``1.5M``, ``2B``, ``15T``, ``1e5``, ``100_000`` (suffixes any case).
+
+    k = 10^3, M = 10^6, B (or G) = 10^9, T = 10^12. The result must be a whole, positive number
+    of tokens; arithmetic is decimal, so ``1.5M`` is exactly 1,500,000.
+    """
+    match = _TOKENS_RE.match(text)
+    if not match:
+        raise EstimatorError(
+            f"cannot read token count {text!r}; write a positive number such as 100k, 1.5M, 2B, 15T, 1e5 or 100_000"
+        )
+    number, suffix = match.groups()
+    try:
+        value = Decimal(number.replace("_", "")) * _SUFFIXES[suffix.lower()]
+    except InvalidOperation:
+        raise EstimatorError(f"cannot read token count {text!r}; write e.g. 100k or 1.5M") from None
+    if value != value.to_integral_value():
+        raise EstimatorError(f"token count {text!r} is {value} tokens, not a whole number; give whole tokens")
+    if value <= 0:
+        raise EstimatorError(f"token count {text!r} must be positive; give at least 1 token")
+    return int(value)
+
+
+def format_tokens_short(tokens: int) -> str:
+    """``100000`` -> ``100k``, ``15000000000000`` -> ``15T``; exact, else the full integer."""
+    for suffix, scale in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("k", 10**3)):
+        if tokens >= scale and tokens % (scale // 10) == 0:
+            value = Decimal(tokens) / scale
+            return f"{value.normalize():f}{suffix}"
+    return f"{tokens:,}"
+
+
+_SI = (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3))
+_IEC = (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
+
+
+def format_bytes(n_bytes: float, iec: bool = False) -> str:
+    """Bytes as SI text (``32.77 GB``, GB = 10^9 B) or IEC text (``30.52 GiB``, GiB = 2^30 B)."""
+    for unit, scale in _IEC if iec else _SI:
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:,.2f} {unit}"
+    return f"{n_bytes:,.0f} B" if float(n_bytes).is_integer() else f"{n_bytes:.3g} B"
+
+
+def format_number(value: float) -> str:
+    """Thousands separators; two decimals when not whole; three significant figures below 1."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    if abs(value) < 1:
+        return f"{value:.3g}"
+    return f"{value:,.2f}"

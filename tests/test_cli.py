@@ -1,0 +1,173 @@
+"""The `estimate` command: the headline output, formats, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from estimator.cli import main
+
+from .conftest import CONFIGS
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_headline_query(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--model", "llama3-70b", "--tokens", "100k", "--rank", "32")
+    assert code == 0 and err == ""
+    for text in (
+        "Llama 3 70B",
+        "70,553,706,496 parameters",
+        "80 layers",
+        "64 query / 8 KV heads",
+        "head_dim 128",
+        "327,680",
+        "32.77 GB",
+        "414,187,520",
+        "828,375,040",
+        "8,283.75",
+        "39.6x",
+        "141.11 GB",
+        "0.00941",
+        "2,528 tokens",
+        "r = 1,266",
+        "23.2%",
+        "15T",
+        "Assumptions:",
+        "q_proj, k_proj, v_proj, o_proj, gate_proj",
+        "bf16",
+        "context window of 8,192",
+    ):
+        assert text in out, text
+
+
+def test_json_has_units_in_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--model", "llama3-70b", "--tokens", "100k", "--rank", "32", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["kv_cache"]["bytes_per_token"] == 327_680
+    assert data["lora"]["bytes"] == 828_375_040
+    assert data["pretraining"]["weights_bytes"] == 141_107_412_992
+    assert data["parity_rank"] == 1_266 and data["crossover_tokens"] == 2_528
+    assert data["query"]["target_modules"][0] == "self_attn.q_proj"
+    assert any("2 (K and V) × 80 layers" in line for line in data["assumptions"])
+
+
+def test_csv(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--model", "llama3-70b", "--csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["mechanism"].split(" ")[0] for r in rows] == ["in", "LoRA", "pretraining"]
+    assert int(rows[1]["params"]) == 414_187_520 and float(rows[0]["bytes_per_token"]) == 327_680
+
+
+def test_options_change_the_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(
+        capsys,
+        "--model",
+        "llama3-70b",
+        "--targets",
+        "qv",
+        "--rank",
+        "8",
+        "--kv-dtype",
+        "fp8",
+        "--adapter-dtype",
+        "fp32",
+        "--weights-dtype",
+        "fp16",
+        "--pretraining-tokens",
+        "1T",
+        "--json",
+    )
+    data = json.loads(out)
+    assert data["kv_cache"]["bytes_per_token"] == 2 * 80 * 8 * 128 * 1
+    assert data["lora"]["params"] == 80 * 8 * ((8192 + 8192) + (8192 + 1024))
+    assert data["lora"]["bytes"] == 4 * data["lora"]["params"]
+    assert data["pretraining"]["bytes_per_token"] == 2 * 70_553_706_496 / 1e12
+
+
+def test_config_path(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--config", str(CONFIGS / "extra" / "llama3.2-1b.json"), "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["model"]["params"] == 1_235_814_400  # tied embeddings counted once
+    assert data["kv_cache"]["bytes_per_token"] == 2 * 16 * 8 * 64 * 2
+
+
+def test_models_lists_the_zoo(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    assert "llama3-70b" in out and "70,553,706,496" in out and "327,680" in out and "huggingface.co" in out
+    code, out, _ = run(capsys, "models", "--json")
+    names = [m["name"] for m in json.loads(out)]
+    assert "gpt2" in names and "falcon-7b" in names
+
+
+def test_beyond_full_rank_is_refused_then_allowed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--model", "llama3-70b", "--rank", "2048")
+    assert code == 2 and "full rank" in err and "1,024" in err and "--allow-beyond-full-rank" in err
+    code, out, err = run(capsys, "--model", "llama3-70b", "--rank", "2048", "--allow-beyond-full-rank")
+    assert code == 0 and err.startswith("warning:") and "beyond the full rank" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--model", "llama3-7b"], "did you mean llama3-70b"),
+        (["--model", "llama3-70b", "--tokens", "abc"], "cannot read token count"),
+        (["--model", "llama3-70b", "--tokens", "0"], "must be positive"),
+        (["--model", "llama3-70b", "--tokens", "-5"], "cannot read token count"),
+        (["--model", "llama3-70b", "--rank", "0"], "at least 1"),
+        (["--model", "llama3-70b", "--rank", "-3"], "at least 1"),
+        (["--model", "llama3-70b", "--rank", "x"], "--rank"),
+        (["--model", "llama3-70b", "--kv-dtype", "int3"], "fp32, bf16, fp16, fp8, int8"),
+        (["--model", "llama3-70b", "--adapter-dtype", "fp8"], "bf16, fp16, fp32"),
+        (["--model", "llama3-70b", "--targets", "foo"], "unknown target 'foo'"),
+        (["--model", "phi3-mini", "--targets", "qv"], "qkv_proj"),
+        (["--config", "/no/such/config.json"], "not found"),
+        (["--config", str(CONFIGS / "gpt2.json"), "--model", "gpt2"], "not both"),
+        ([], "no model given"),
+        (["--model", "llama3-70b", "--json", "--csv"], "exclude each other"),
+        (["--bogus"], "No such option"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_bad_config_json_names_the_field(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = json.loads((CONFIGS / "llama3-8b.json").read_text())
+    del config["intermediate_size"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    code, _, err = run(capsys, "--config", str(path))
+    assert code == 2 and "'intermediate_size'" in err and err.count("\n") == 1
+
+
+def test_installed_entry_point_and_light_imports() -> None:
+    """The plain query as a user runs it: exit 0, and no numpy, pandas, matplotlib or torch loaded."""
+    code = (
+        "import sys\n"
+        "from estimator.cli import main\n"
+        "rc = main(['--model', 'llama3-70b', '--tokens', '100k', '--rank', '32'])\n"
+        "heavy = sorted(m for m in ('numpy', 'pandas', 'matplotlib', 'torch') if m in sys.modules)\n"
+        "print('HEAVY', heavy, rc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY [] 0" in result.stdout

@@ -1,0 +1,84 @@
+"""KV cache bytes: the formula by hand, and its invariants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from estimator.hf_config import spec_from_hf_config
+from estimator.kv import kv_bytes_per_token, kv_bytes_per_token_at, kv_cache_bytes, kv_max_cache_bytes
+from estimator.specs import ModelSpec, load_all_specs, load_spec
+from estimator.units import DType
+
+from .conftest import CONFIGS
+
+
+def test_llama3_70b_by_hand() -> None:
+    spec = load_spec("llama3-70b")
+    assert kv_bytes_per_token(spec, DType.bf16) == 2 * 80 * 8 * 128 * 2 == 327_680
+    assert kv_cache_bytes(spec, 100_000, DType.bf16) == 32_768_000_000
+    assert kv_bytes_per_token(spec, DType.fp32) == 2 * 80 * 8 * 128 * 4
+    assert kv_bytes_per_token(spec, DType.fp8) == 2 * 80 * 8 * 128 * 1
+    assert kv_bytes_per_token(spec, DType.int8) == 163_840
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("llama2-7b", 2 * 32 * 32 * 128 * 2),  # multi-head: K = H = 32
+        ("llama3-8b", 2 * 32 * 8 * 128 * 2),  # grouped-query: K = 8
+        ("qwen2.5-7b", 2 * 28 * 4 * 128 * 2),
+        ("llama3.1-405b", 2 * 126 * 8 * 128 * 2),
+        ("falcon-7b", 2 * 32 * 1 * 64 * 2),  # multi-query: one KV head
+        ("gpt2", 2 * 12 * 12 * 64 * 2),
+        ("phi3-mini", 2 * 32 * 32 * 96 * 2),
+    ],
+)
+def test_kv_bytes_per_token_by_hand(name: str, expected: int) -> None:
+    assert kv_bytes_per_token(load_spec(name), DType.bf16) == expected
+
+
+def test_head_dim_is_taken_from_the_config_not_derived() -> None:
+    nemo = spec_from_hf_config(CONFIGS / "extra" / "mistral-nemo-base-2407.json")
+    assert kv_bytes_per_token(nemo, DType.bf16) == 2 * 40 * 8 * 128 * 2  # not 160 = 5120 / 32
+
+
+@pytest.mark.parametrize("spec", [s for s in load_all_specs() if s.sliding_window is None], ids=lambda s: s.name)
+def test_linear_in_tokens_without_windows(spec: ModelSpec) -> None:
+    per_token = kv_bytes_per_token(spec, DType.bf16)
+    for tokens in (1, 7, 1000, 100_000, 10**9):
+        assert kv_cache_bytes(spec, tokens, DType.bf16) == tokens * per_token
+    assert kv_max_cache_bytes(spec, DType.bf16) is None
+
+
+@pytest.mark.parametrize("spec", load_all_specs(), ids=lambda s: s.name)
+def test_gqa_is_mha_times_kv_over_query_heads(spec: ModelSpec) -> None:
+    mha = spec.model_copy(update={"num_key_value_heads": spec.num_attention_heads})
+    gqa_bytes = kv_bytes_per_token(spec, DType.bf16)
+    mha_bytes = kv_bytes_per_token(mha, DType.bf16)
+    assert gqa_bytes * spec.num_attention_heads == mha_bytes * spec.num_key_value_heads
+
+
+def test_sliding_window_caps_every_layer() -> None:
+    spec = load_spec("phi3-mini")  # sliding_window 2047 on all 32 layers
+    per_token = 2 * 32 * 32 * 96 * 2
+    assert kv_cache_bytes(spec, 1000, DType.bf16) == 1000 * per_token
+    assert kv_cache_bytes(spec, 2047, DType.bf16) == 2047 * per_token
+    assert kv_cache_bytes(spec, 100_000, DType.bf16) == 2047 * per_token
+    assert kv_max_cache_bytes(spec, DType.bf16) == 2047 * per_token
+    assert kv_bytes_per_token_at(spec, 100_000, DType.bf16) == 2047 * per_token / 100_000
+
+
+def test_mixed_layers_sum_per_layer(tmp_path: Path) -> None:
+    """Qwen2 with use_sliding_window: the first 20 layers full, the last 8 windowed."""
+    import json
+
+    config = json.loads((CONFIGS / "qwen2.5-7b.json").read_text())
+    config.update(use_sliding_window=True, sliding_window=4096, max_window_layers=20)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    spec = spec_from_hf_config(path)
+    layer = 2 * 4 * 128 * 2
+    assert kv_cache_bytes(spec, 10_000, DType.bf16) == layer * (20 * 10_000 + 8 * 4096)
+    assert kv_max_cache_bytes(spec, DType.bf16) is None

@@ -1,0 +1,48 @@
+"""transformers and peft as the oracle: real configs, real modules on the meta device, exact counts.
+
+Skipped where torch is not installed (install the `validate` extra; CI does).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from estimator.adapters import lora_params, resolve_targets
+from estimator.architecture import total_params
+from estimator.hf_config import spec_from_hf_config
+
+from .conftest import EXTRA_CONFIGS, ZOO_CONFIGS
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+peft = pytest.importorskip("peft")
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def meta_model(config_path: Path) -> Any:
+    """The real transformers model of a config.json, built on the meta device (no memory, no weights)."""
+    config = json.loads(config_path.read_text())
+    model_type = config.pop("model_type")
+    hf_config = transformers.AutoConfig.for_model(model_type, **config)
+    with torch.device("meta"):
+        return transformers.AutoModelForCausalLM.from_config(hf_config)
+
+
+@pytest.mark.parametrize("config_path", ZOO_CONFIGS + EXTRA_CONFIGS, ids=lambda p: p.stem)
+def test_params_and_lora_equal_transformers_and_peft(config_path: Path) -> None:
+    spec = spec_from_hf_config(config_path)
+    model = meta_model(config_path)
+    assert sum(p.numel() for p in model.parameters()) == total_params(spec)
+    for preset in ("all-linear", "attention"):
+        targets = resolve_targets(spec, preset)
+        target_modules: Any = "all-linear" if preset == "all-linear" else list(targets.module_names)
+        for rank in (8, 64):
+            lora = peft.get_peft_model(model, peft.LoraConfig(r=rank, target_modules=target_modules))
+            measured = sum(p.numel() for p in lora.parameters() if p.requires_grad)
+            assert measured == lora_params(targets, rank), (preset, rank)
+            model = lora.unload()
