@@ -234,6 +234,86 @@ def models(as_json: JsonOpt = False) -> None:
     typer.echo(format_table(headers, body, right={2, 3, 4, 5, 6, 7, 8}))
 
 
+AllOpt = Annotated[bool, typer.Option("--all", help="Validate every zoo model.")]
+
+
+@app.command("validate")
+def validate_command(
+    model: ModelOpt = None,
+    config: ConfigOpt = None,
+    all_models: AllOpt = False,
+    rank: RankOpt = 32,
+    targets: TargetsOpt = "all-linear",
+    kv_dtype: Annotated[str, typer.Option(help="KV cache dtype to measure: fp32, bf16, fp16.")] = "bf16",
+    adapter_dtype: AdapterDtypeOpt = "bf16",
+    weights_dtype: WeightsDtypeOpt = "bf16",
+) -> None:
+    """Measure with transformers and peft what the formulas predict (needs the validate extra)."""
+    from estimator.compare import check_rank
+    from estimator.specs import load_all_specs
+    from estimator.units import parse_dtype
+    from estimator.validate import require_extra
+
+    if all_models and (model is not None or config is not None):
+        raise EstimatorError("give --all or a model (--model/--config), not both")
+    specs = load_all_specs() if all_models else [_spec(model, config)]
+    check_rank(rank)
+    kv = parse_dtype(kv_dtype, "KV dtype")
+    adapter = parse_dtype(adapter_dtype, "adapter dtype")
+    weights = parse_dtype(weights_dtype, "weights dtype")
+    require_extra()
+    import resource
+
+    from rich.console import Console
+    from rich.progress import track
+
+    from estimator.validate.checks import validate
+
+    def run(spec: Any) -> Any:
+        return validate(spec, rank=rank, targets=targets, kv_dtype=kv, adapter_dtype=adapter, weights_dtype=weights)
+
+    progress = Console(stderr=True)
+    looped = track(specs, description="validating", transient=True, console=progress) if all_models else specs
+    results = [run(spec) for spec in looped]
+    peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    for result in results:
+        _print_validation(result)
+    if len(results) > 1:
+        failed = [r.spec.name for r in results if not r.ok]
+        say(
+            f"{len(results)} models, {sum(len(r.checks) for r in results)} checks: "
+            + ("all agree." if not failed else f"disagreements in {', '.join(failed)}.")
+        )
+    from estimator.units import format_bytes
+
+    total = sum(r.seconds for r in results)
+    say(f"Validated in {total:.1f} s; peak memory of this process {format_bytes(peak_bytes, iec=True)} (RSS).")
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+MARKS = {"ok": "✔", "differs": "✗", "explained": "✔*"}
+
+
+def _print_validation(result: Any) -> None:
+    from estimator.report import format_table
+    from estimator.units import format_number
+
+    def show(value: object) -> str:
+        return format_number(value) if isinstance(value, int | float) else str(value)
+
+    say(f"{result.spec.display_name} ({result.spec.name}): estimate against transformers and peft")
+    body = [[c.quantity, show(c.estimate), show(c.measured), c.difference, MARKS[c.status]] for c in result.checks]
+    typer.echo(format_table(["quantity", "estimate", "measured", "difference", ""], body, right={1, 2, 3}))
+    notes = [c for c in result.checks if c.note]
+    for check in notes:
+        say(f"{MARKS[check.status]} {check.quantity}: {check.note}", bullet="- ")
+    say("How it was measured:")
+    for line in result.method:
+        say(line, bullet="- ")
+    typer.echo("")
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 

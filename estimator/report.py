@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from estimator.compare import Estimate
-from estimator.kv import KV_TENSORS
+from estimator.kv import KV_TENSORS, transformers_kv_heads
 from estimator.units import format_bytes, format_number, format_tokens_short
 
 
@@ -104,6 +104,13 @@ def _kv_words(est: Estimate) -> list[str]:
         f"{est.kv_bytes_per_token_unbounded:,} bytes per cached token; one sequence, no paging or allocator overhead."
     )
     words = [formula]
+    held = transformers_kv_heads(spec)
+    if held != spec.num_key_value_heads:
+        words.append(
+            f"transformers' {spec.model_type} code caches K and V broadcast to all {held} query heads, "
+            f"{held // spec.num_key_value_heads}x this; the architecture (and serving engines) need only "
+            f"{spec.num_key_value_heads} KV heads, which is what is counted here."
+        )
     windows = spec.layer_windows()
     windowed = [w for w in windows if w is not None]
     if windowed:

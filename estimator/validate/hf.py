@@ -1,0 +1,120 @@
+"""From a spec to what transformers needs: a config.json-equivalent dict, and a shrunken twin.
+
+No torch here: these are plain data transformations, tested without the extra.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from estimator.specs import ModelSpec
+
+TWIN_VOCAB = 128
+TWIN_WIDTH = 32  # hidden and MLP width of a twin where they do not fix head_dim
+
+
+def transformers_config(spec: ModelSpec) -> dict[str, Any]:
+    """The config.json a transformers model of this spec is built from (``model_type`` included).
+
+    The inverse of :func:`estimator.hf_config.spec_from_hf_config`: reading it back gives the same
+    architecture (tested). Token ids are set to None so that tiny twin vocabularies stay valid.
+    """
+    tokens: dict[str, Any] = {"bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
+    common = {
+        "model_type": spec.model_type,
+        "vocab_size": spec.vocab_size,
+        "num_hidden_layers": spec.num_hidden_layers,
+        "tie_word_embeddings": spec.tie_word_embeddings,
+        **tokens,
+    }
+    match spec.model_type:
+        case "llama" | "mistral" | "qwen2" | "phi3":
+            config = {
+                **common,
+                "hidden_size": spec.hidden_size,
+                "intermediate_size": spec.intermediate_size,
+                "num_attention_heads": spec.num_attention_heads,
+                "num_key_value_heads": spec.num_key_value_heads,
+                "head_dim": spec.head_dim,
+                "max_position_embeddings": spec.max_position_embeddings,
+            }
+            if spec.model_type == "llama":
+                config.update(attention_bias=spec.attention_bias, mlp_bias=spec.mlp_bias)
+            elif spec.model_type in ("mistral", "phi3"):
+                config["sliding_window"] = spec.sliding_window
+            else:  # qwen2: windows only with use_sliding_window, placed by layer_types
+                windowed = spec.sliding_window is not None
+                config.update(use_sliding_window=windowed, sliding_window=spec.sliding_window)
+                if windowed:
+                    types = spec.layer_types or ("sliding_attention",) * spec.num_hidden_layers
+                    config["layer_types"] = list(types)
+            return config
+        case "falcon":
+            multi_query = not spec.new_decoder_architecture and spec.num_key_value_heads == 1
+            return {
+                **common,
+                "hidden_size": spec.hidden_size,
+                "num_attention_heads": spec.num_attention_heads,
+                "num_kv_heads": spec.num_key_value_heads,
+                "multi_query": multi_query,
+                "new_decoder_architecture": spec.new_decoder_architecture,
+                "parallel_attn": spec.parallel_attn,
+                "num_ln_in_parallel_attn": spec.num_ln_in_parallel_attn,
+                "bias": spec.bias,
+                "ffn_hidden_size": spec.intermediate_size,
+                "max_position_embeddings": spec.max_position_embeddings,
+            }
+        case "gpt2":
+            return {
+                **common,
+                "n_embd": spec.hidden_size,
+                "n_head": spec.num_attention_heads,
+                "n_layer": spec.num_hidden_layers,
+                "n_positions": spec.max_position_embeddings,
+                "n_inner": spec.intermediate_size,
+            }
+
+
+def twin_layer_windows(spec: ModelSpec) -> tuple[int | None, ...]:
+    """One twin layer per distinct kind of layer (full, or each window), at least two layers."""
+    kinds: list[int | None] = []
+    for window in spec.layer_windows():
+        if window not in kinds:
+            kinds.append(window)
+    return tuple(kinds * 2) if len(kinds) == 1 else tuple(kinds)
+
+
+def twin_spec(spec: ModelSpec, max_tokens: int) -> tuple[ModelSpec, list[str]]:
+    """A shrunken model with the same cache per layer, and the reasons why the cache cannot change.
+
+    Kept: KV heads, head_dim, query heads, the kinds of layer (full or sliding, and each window).
+    Shrunk: layers (one or two per kind), vocabulary, and the hidden and MLP widths where they do
+    not set head_dim (Falcon and GPT-2 derive head_dim from hidden_size, so theirs stay).
+    """
+    windows = twin_layer_windows(spec)
+    update: dict[str, Any] = {
+        "name": f"{spec.name}-twin",
+        "display_name": f"{spec.display_name} (shrunken twin)",
+        "num_hidden_layers": len(windows),
+        "vocab_size": TWIN_VOCAB,
+        "intermediate_size": TWIN_WIDTH,
+        "notes": (),
+    }
+    reasons = [
+        f"A layer caches 2 × K × head_dim values per token ({spec.num_key_value_heads} × {spec.head_dim} here); "
+        "vocabulary, hidden and MLP widths and the other layers never enter that product, "
+        "so the twin keeps K, head_dim, the query heads and each kind of layer, and shrinks the rest.",
+        f"Twin: {len(windows)} layers (one or two of each kind), vocabulary {TWIN_VOCAB}, MLP width {TWIN_WIDTH}; "
+        "the measured bytes of each twin layer are summed over the real layers of the same kind.",
+    ]
+    if spec.model_type in ("llama", "mistral", "qwen2", "phi3"):
+        heads = spec.num_attention_heads  # transformers insists hidden_size be a multiple of the heads
+        update["hidden_size"] = heads * -(-TWIN_WIDTH // heads)
+    else:
+        reasons.append(f"hidden_size stays {spec.hidden_size:,}: {spec.model_type} derives head_dim from it.")
+    if spec.model_type == "gpt2":
+        update["max_position_embeddings"] = max(max_tokens, spec.max_position_embeddings)
+    if spec.layer_types is not None:
+        update["layer_types"] = tuple("full_attention" if w is None else "sliding_attention" for w in windows)
+    twin = ModelSpec.model_validate({**spec.model_dump(exclude_unset=True), **update})
+    return twin, reasons

@@ -1,0 +1,126 @@
+"""Measurements on real transformers and peft modules (needs the ``validate`` extra).
+
+Each function returns what torch reports (parameter counts, tensor bytes, file sizes), never
+a number from :mod:`estimator`'s formulas: comparing the two is :mod:`estimator.validate.checks`'s job.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import peft
+import torch
+import transformers
+from safetensors import safe_open
+
+from estimator.validate.hf import transformers_config
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from estimator.adapters import Targets
+    from estimator.specs import ModelSpec
+    from estimator.units import DType
+
+TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """transformers warns about tiny twins (token ids, untrained weights); the numbers are unaffected."""
+    level = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        transformers.logging.set_verbosity(level)
+
+
+def build_model(spec: ModelSpec, device: str = "meta", dtype: torch.dtype = torch.float32) -> Any:
+    """The transformers model of ``spec``; on the meta device it holds shapes and no memory."""
+    config_dict = transformers_config(spec)
+    model_type = config_dict.pop("model_type")
+    with _quiet():
+        config = transformers.AutoConfig.for_model(model_type, **config_dict)
+        config.use_cache = True
+        with torch.device(device):
+            model = transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return model.eval()
+
+
+def count_params(model: Any) -> int:
+    """Parameters as transformers reports them (a tied output head once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def peft_target_modules(targets: Targets) -> Any:
+    """peft's ``target_modules`` for our targets: its own "all-linear", or module-path suffixes."""
+    return "all-linear" if targets.label == "all-linear" else list(targets.module_names)
+
+
+def lora_trainable_params(model: Any, targets: Targets, rank: int) -> tuple[int, Any]:
+    """Trainable parameters peft adds for LoRA to a meta-device model; returns the count and the model
+    with LoRA removed. Created under the meta device, the adapter weights take no memory either.
+    """
+    config = peft.LoraConfig(r=rank, target_modules=peft_target_modules(targets))
+    with _quiet(), torch.device("meta"):
+        lora = peft.get_peft_model(model, config)
+    trainable = sum(p.numel() for p in lora.parameters() if p.requires_grad)
+    return trainable, lora.unload()
+
+
+def kv_cache_layer_bytes(twin: ModelSpec, tokens: Sequence[int], kv_dtype: DType) -> dict[int, list[int]]:
+    """Bytes each twin layer's cache holds after one forward pass over T tokens, for each T.
+
+    A real forward pass with ``use_cache=True`` on CPU; the bytes are those of the key and value
+    tensors in the returned cache (numel × element size).
+    """
+    model = build_model(twin, device="cpu", dtype=TORCH_DTYPES[kv_dtype.value])
+    generator = torch.Generator().manual_seed(0)
+    out: dict[int, list[int]] = {}
+    for length in tokens:
+        ids = torch.randint(0, twin.vocab_size, (1, length), generator=generator)
+        with torch.no_grad(), _quiet():
+            cache = model(input_ids=ids, use_cache=True).past_key_values
+        out[length] = [
+            layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size()
+            for layer in cache.layers
+        ]
+    return out
+
+
+def peft_adapter_dtype(twin: ModelSpec, base_dtype: torch.dtype = torch.bfloat16) -> str:
+    """The dtype peft creates LoRA weights in on a real base model of ``base_dtype`` (its defaults)."""
+    model = build_model(twin, device="cpu", dtype=base_dtype)
+    with _quiet():
+        lora = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules="all-linear"))
+    dtypes = {str(p.dtype).removeprefix("torch.") for p in lora.parameters() if p.requires_grad}
+    return ", ".join(sorted(dtypes))
+
+
+def saved_adapter(twin: ModelSpec, targets: Targets, rank: int, dtype: torch.dtype) -> tuple[int, int, int]:
+    """Save a LoRA of a real twin with safetensors; return (file bytes, tensor bytes, LoRA parameters).
+
+    The adapter is cast to ``dtype`` before saving, so the file holds exactly that storage type.
+    """
+    model = build_model(twin, device="cpu", dtype=dtype)
+    with _quiet():
+        lora = peft.get_peft_model(
+            model, peft.LoraConfig(r=rank, target_modules=peft_target_modules(targets)), autocast_adapter_dtype=False
+        )
+    params = sum(p.numel() for p in lora.parameters() if p.requires_grad)
+    with tempfile.TemporaryDirectory() as folder:
+        lora.save_pretrained(folder, safe_serialization=True)
+        path = Path(folder) / "adapter_model.safetensors"
+        tensor_bytes = 0
+        with safe_open(str(path), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 - safe_open is not a mapping
+                tensor = handle.get_tensor(key)
+                tensor_bytes += tensor.numel() * tensor.element_size()
+        return path.stat().st_size, tensor_bytes, params

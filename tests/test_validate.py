@@ -1,0 +1,114 @@
+"""Validation: spec -> transformers config round trip (no torch), and real measurements (torch)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from estimator.cli import main
+from estimator.errors import EstimatorError
+from estimator.hf_config import spec_from_hf_config
+from estimator.kv import kv_bytes_per_token
+from estimator.specs import ModelSpec, load_all_specs
+from estimator.units import DType
+from estimator.validate import require_extra
+from estimator.validate.hf import transformers_config, twin_layer_windows, twin_spec
+
+from .conftest import EXTRA_CONFIGS
+from .test_specs import PROVENANCE
+
+ALL_SPECS = load_all_specs() + [spec_from_hf_config(p) for p in EXTRA_CONFIGS]
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
+def test_transformers_config_round_trips(spec: ModelSpec, tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(transformers_config(spec)))
+    again = spec_from_hf_config(path, name=spec.name)
+    drop = PROVENANCE | {"torch_dtype"}
+    assert again.model_dump(exclude=drop) == spec.model_dump(exclude=drop)
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
+def test_twin_keeps_what_sets_the_cache(spec: ModelSpec) -> None:
+    twin, reasons = twin_spec(spec, 64)
+    assert (twin.num_key_value_heads, twin.head_dim, twin.num_attention_heads) == (
+        spec.num_key_value_heads,
+        spec.head_dim,
+        spec.num_attention_heads,
+    )
+    assert set(twin.layer_windows()) == set(spec.layer_windows())
+    assert twin.layer_windows() == twin_layer_windows(spec)
+    assert twin.num_hidden_layers <= 2 and twin.vocab_size == 128
+    assert kv_bytes_per_token(twin, DType.bf16) * spec.num_hidden_layers == (
+        kv_bytes_per_token(spec, DType.bf16) * twin.num_hidden_layers
+    )
+    assert any("2 × K × head_dim" in r for r in reasons)
+
+
+def test_missing_extra_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "peft" else real(name))
+    with pytest.raises(EstimatorError, match=r"pip install torch==2\.13\.0"):
+        require_extra()
+    assert main(["validate", "--model", "gpt2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: validation needs peft") and err.count("\n") == 1
+
+
+def test_validate_rejects_unmeasurable_kv_dtype(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    assert main(["validate", "--model", "gpt2", "--kv-dtype", "int8"]) == 2
+    assert "cannot be measured" in capsys.readouterr().err
+
+
+# --- measurements: need torch, transformers and peft -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checks_module():  # type: ignore[no-untyped-def]
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    pytest.importorskip("peft")
+    from estimator.validate import checks
+
+    return checks
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("spec", load_all_specs(), ids=lambda s: s.name)
+def test_every_zoo_model_measures_exactly(checks_module, spec: ModelSpec) -> None:  # type: ignore[no-untyped-def]
+    result = checks_module.validate(spec, rank=16, targets="attention")
+    by_name = {c.quantity: c for c in result.checks}
+    differs = [c for c in result.checks if c.status == "differs"]
+    assert not differs, differs
+    assert by_name["parameters (meta device)"].status == "ok"
+    assert by_name["KV cache bytes per token (bf16)"].measured == kv_bytes_per_token(spec, DType.bf16)
+    assert any(q.startswith("LoRA r=16 attention") and c.status == "ok" for q, c in by_name.items())
+    assert any(q.startswith("saved LoRA tensors") and c.status == "ok" for q, c in by_name.items())
+    windows = {w for w in spec.layer_windows() if w is not None}
+    for window in windows:  # measured beyond the window: transformers keeps w - 1 tokens
+        assert any(f"T = {window + 8:,}" in q and c.status == "ok" for q, c in by_name.items())
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_sliding_window_and_falcon_broadcast_on_real_configs(checks_module) -> None:  # type: ignore[no-untyped-def]
+    mistral = spec_from_hf_config(Path(EXTRA_CONFIGS[0]).parent / "mistral-7b-v0.1.json")
+    result = checks_module.validate(mistral, rank=8)
+    assert result.ok
+    beyond = [c for c in result.checks if "T = 4,104" in c.quantity]
+    assert beyond and beyond[0].measured == 32 * 2 * 8 * 128 * 2 * 4095  # 32 layers hold w - 1 = 4095 tokens
+    falcon = spec_from_hf_config(Path(EXTRA_CONFIGS[0]).parent / "falcon-40b.json")
+    kv = checks_module._kv_checks(falcon, DType.bf16)[0]
+    assert all(c.status == "explained" and c.measured == 16 * c.estimate for c in kv)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_validate_command_prints_the_table(checks_module, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    assert main(["validate", "--model", "gpt2", "--rank", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "parameters (meta device)" in out and "124,439,808" in out and "✔" in out
+    assert "How it was measured" in out and "Validated in" in out and "peak memory" in out
