@@ -9,6 +9,7 @@ ratio of the query to the floor `python -c "import typer, pydantic"`. Target: at
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import subprocess
@@ -66,7 +67,7 @@ def main() -> None:
         text=True,
         check=True,
     ).stderr
-    loaded = sorted({m for m in ("numpy", "pandas", "matplotlib", "torch") if f"| {m}\n" in heavy + "\n"})
+    loaded = sorted(set(re.findall(r"\|\s+(numpy|pandas|matplotlib|torch)$", heavy, flags=re.MULTILINE)))
     print(f"heavy modules imported by the plain query: {', '.join(loaded) or 'none'}")
 
 

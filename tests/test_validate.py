@@ -78,6 +78,7 @@ def checks_module():  # type: ignore[no-untyped-def]
     return checks
 
 
+@pytest.mark.validation
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("spec", load_all_specs(), ids=lambda s: s.name)
 def test_every_zoo_model_measures_exactly(checks_module, spec: ModelSpec) -> None:  # type: ignore[no-untyped-def]
@@ -94,6 +95,7 @@ def test_every_zoo_model_measures_exactly(checks_module, spec: ModelSpec) -> Non
         assert any(f"T = {window + 8:,}" in q and c.status == "ok" for q, c in by_name.items())
 
 
+@pytest.mark.validation
 @pytest.mark.filterwarnings("ignore")
 def test_sliding_window_and_falcon_broadcast_on_real_configs(checks_module) -> None:  # type: ignore[no-untyped-def]
     mistral = spec_from_hf_config(Path(EXTRA_CONFIGS[0]).parent / "mistral-7b-v0.1.json")
@@ -106,6 +108,7 @@ def test_sliding_window_and_falcon_broadcast_on_real_configs(checks_module) -> N
     assert all(c.status == "explained" and c.measured == 16 * c.estimate for c in kv)
 
 
+@pytest.mark.validation
 @pytest.mark.filterwarnings("ignore")
 def test_validate_command_prints_the_table(checks_module, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     assert main(["validate", "--model", "gpt2", "--rank", "4"]) == 0
