@@ -13,7 +13,7 @@ from estimator.errors import EstimatorError
 from estimator.units import bits_to_bytes
 
 if TYPE_CHECKING:
-    from estimator.architecture import LinearMap
+    from estimator.layout import LinearMap
     from estimator.specs import ModelSpec
     from estimator.units import DType
 

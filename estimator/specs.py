@@ -20,13 +20,30 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError,
 from estimator.errors import EstimatorError
 
 if TYPE_CHECKING:
-    from estimator.architecture import LinearMap
+    from estimator.layout import LinearMap
 
-ModelType = Literal["llama", "mistral", "qwen2", "phi3", "falcon", "gpt2"]
+ModelType = Literal[
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma2",
+    "gemma3_text",
+    "phi3",
+    "falcon",
+    "gpt2",
+    "mixtral",
+    "qwen2_moe",
+    "qwen3_moe",
+    "deepseek_v2",
+    "deepseek_v3",
+]
 LayerType = Literal["full_attention", "sliding_attention"]
+MlpType = Literal["dense", "sparse"]
 
 _FALCON_ONLY = ("bias", "new_decoder_architecture", "parallel_attn", "num_ln_in_parallel_attn")
-_LLAMA_ONLY = ("attention_bias", "mlp_bias")
+_MOE = ("n_routed_experts", "num_experts_per_tok", "moe_intermediate_size")
+_MLA = ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
 
 
 class ModelSpec(BaseModel):
@@ -54,8 +71,8 @@ class ModelSpec(BaseModel):
     vocab_size: PositiveInt
     max_position_embeddings: PositiveInt
     tie_word_embeddings: bool
-    attention_bias: bool = False  # llama: biases on q, k, v, o
-    mlp_bias: bool = False  # llama: biases on gate, up, down
+    attention_bias: bool = False  # biases on the attention maps (which ones: see the family)
+    mlp_bias: bool = False  # biases on gate, up, down (llama, deepseek_v2)
     sliding_window: PositiveInt | None = None
     layer_types: tuple[LayerType, ...] | None = None
     bias: bool = False  # falcon: biases on every linear map
@@ -63,6 +80,21 @@ class ModelSpec(BaseModel):
     parallel_attn: bool = True  # falcon: attention and MLP side by side
     num_ln_in_parallel_attn: PositiveInt | None = None  # falcon: norms per parallel layer
     torch_dtype: str = "bfloat16"  # dtype of the published checkpoint
+
+    # Mixture of experts (DeepSeek's names; readers map num_local_experts, num_experts, ...).
+    n_routed_experts: PositiveInt | None = None
+    num_experts_per_tok: PositiveInt | None = None
+    moe_intermediate_size: PositiveInt | None = None  # width of one routed expert
+    n_shared_experts: PositiveInt | None = None  # deepseek: shared MLP of n × moe_intermediate_size
+    shared_expert_intermediate_size: PositiveInt | None = None  # qwen2_moe: one gated shared expert
+    mlp_layer_types: tuple[MlpType, ...] | None = None  # which layers route to experts
+
+    # Multi-head latent attention (DeepSeek V2/V3).
+    kv_lora_rank: PositiveInt | None = None
+    q_lora_rank: PositiveInt | None = None
+    qk_rope_head_dim: PositiveInt | None = None
+    qk_nope_head_dim: PositiveInt | None = None
+    v_head_dim: PositiveInt | None = None
 
     # Our own provenance fields.
     pretraining_tokens: PositiveInt | None = None
@@ -86,13 +118,34 @@ class ModelSpec(BaseModel):
         set_fields = self.model_fields_set
         if self.model_type != "falcon" and (wrong := [f for f in _FALCON_ONLY if f in set_fields]):
             raise ValueError(f"{', '.join(wrong)} only apply to model_type 'falcon'")
-        if self.model_type != "llama" and (wrong := [f for f in _LLAMA_ONLY if f in set_fields]):
-            raise ValueError(f"{', '.join(wrong)} only apply to model_type 'llama'")
+        if self.is_moe != (self.mlp_layer_types is not None) or (
+            self.is_moe and any(getattr(self, f) is None for f in _MOE)
+        ):
+            raise ValueError(f"a mixture of experts needs all of {', '.join(_MOE)} and mlp_layer_types")
+        if self.mlp_layer_types is not None and len(self.mlp_layer_types) != self.num_hidden_layers:
+            raise ValueError(
+                f"mlp_layer_types has {len(self.mlp_layer_types)} entries for {self.num_hidden_layers} layers"
+            )
+        if self.is_mla and any(getattr(self, f) is None for f in _MLA):
+            raise ValueError(f"multi-head latent attention needs all of {', '.join(_MLA)}")
         return self
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_routed_experts is not None
+
+    @property
+    def is_mla(self) -> bool:
+        """Multi-head latent attention: the cache can hold one latent vector per token and layer."""
+        return self.kv_lora_rank is not None
+
+    def sparse_layers(self) -> int:
+        """Layers whose MLP routes to experts."""
+        return 0 if self.mlp_layer_types is None else self.mlp_layer_types.count("sparse")
 
     @cached_property
     def linear_maps(self) -> tuple[LinearMap, ...]:
-        """The linear maps of the decoder layers: the single source of parameter and adapter sizes."""
+        """The linear maps of the decoder layers (experts per expert): the source of every size."""
         from estimator.architecture import linear_maps
 
         return linear_maps(self)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from estimator.families import family
 from estimator.specs import ModelSpec
 
 TWIN_VOCAB = 128
@@ -19,60 +20,16 @@ def transformers_config(spec: ModelSpec) -> dict[str, Any]:
     The inverse of :func:`estimator.hf_config.spec_from_hf_config`: reading it back gives the same
     architecture (tested). Token ids are set to None so that tiny twin vocabularies stay valid.
     """
-    tokens: dict[str, Any] = {"bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
-    common = {
+    return {
         "model_type": spec.model_type,
         "vocab_size": spec.vocab_size,
         "num_hidden_layers": spec.num_hidden_layers,
         "tie_word_embeddings": spec.tie_word_embeddings,
-        **tokens,
+        "bos_token_id": None,
+        "eos_token_id": None,
+        "pad_token_id": None,
+        **family(spec.model_type).to_config(spec),
     }
-    match spec.model_type:
-        case "llama" | "mistral" | "qwen2" | "phi3":
-            config = {
-                **common,
-                "hidden_size": spec.hidden_size,
-                "intermediate_size": spec.intermediate_size,
-                "num_attention_heads": spec.num_attention_heads,
-                "num_key_value_heads": spec.num_key_value_heads,
-                "head_dim": spec.head_dim,
-                "max_position_embeddings": spec.max_position_embeddings,
-            }
-            if spec.model_type == "llama":
-                config.update(attention_bias=spec.attention_bias, mlp_bias=spec.mlp_bias)
-            elif spec.model_type in ("mistral", "phi3"):
-                config["sliding_window"] = spec.sliding_window
-            else:  # qwen2: windows only with use_sliding_window, placed by layer_types
-                windowed = spec.sliding_window is not None
-                config.update(use_sliding_window=windowed, sliding_window=spec.sliding_window)
-                if windowed:
-                    types = spec.layer_types or ("sliding_attention",) * spec.num_hidden_layers
-                    config["layer_types"] = list(types)
-            return config
-        case "falcon":
-            multi_query = not spec.new_decoder_architecture and spec.num_key_value_heads == 1
-            return {
-                **common,
-                "hidden_size": spec.hidden_size,
-                "num_attention_heads": spec.num_attention_heads,
-                "num_kv_heads": spec.num_key_value_heads,
-                "multi_query": multi_query,
-                "new_decoder_architecture": spec.new_decoder_architecture,
-                "parallel_attn": spec.parallel_attn,
-                "num_ln_in_parallel_attn": spec.num_ln_in_parallel_attn,
-                "bias": spec.bias,
-                "ffn_hidden_size": spec.intermediate_size,
-                "max_position_embeddings": spec.max_position_embeddings,
-            }
-        case "gpt2":
-            return {
-                **common,
-                "n_embd": spec.hidden_size,
-                "n_head": spec.num_attention_heads,
-                "n_layer": spec.num_hidden_layers,
-                "n_positions": spec.max_position_embeddings,
-                "n_inner": spec.intermediate_size,
-            }
 
 
 def twin_layer_windows(spec: ModelSpec) -> tuple[int | None, ...]:

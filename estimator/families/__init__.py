@@ -1,0 +1,99 @@
+"""Architecture families: what each family's transformers code builds, and how its config reads.
+
+A :class:`Family` gathers, for the model types it covers, four functions that must agree:
+``read`` (config.json -> spec fields, applying the transformers defaults and overrides),
+``linear_maps`` and ``other_tensors`` (the layout transformers builds), and ``to_config``
+(spec -> config.json, the inverse of ``read``, used to build the real model for validation).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from estimator.errors import EstimatorError
+
+if TYPE_CHECKING:
+    from estimator.layout import ExpertLayout, LinearMap, ParamTensor
+    from estimator.specs import ModelSpec
+
+_MISSING = object()
+
+
+class Reader:
+    """Field access on one config.json: names what is missing, records every default applied."""
+
+    def __init__(self, config: dict[str, Any], path: Path, model_type: str) -> None:
+        self.config = config
+        self.path = path
+        self.model_type = model_type
+        self.notes: list[str] = []
+
+    def need(self, *keys: str) -> Any:
+        """The first of ``keys`` present and not null (aliases); an error naming the field otherwise."""
+        for key in keys:
+            if self.config.get(key) is not None:
+                return self.config[key]
+        raise EstimatorError(
+            f"{self.path}: config.json lacks {keys[0]!r}, which a {self.model_type} model needs; "
+            f"use the model's complete config.json"
+        )
+
+    def get(self, key: str, default: Any, why: str | None = None, *, null_is_default: bool = True) -> Any:
+        """The value of ``key``; when absent (or null, unless null means something), ``default``.
+
+        ``why`` is recorded in the notes when the default is applied.
+        """
+        value = self.config.get(key, _MISSING)
+        if value is _MISSING or (value is None and null_is_default):
+            if why is not None:
+                self.notes.append(f"config.json has no {key}: {why}")
+            return default
+        return value
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+def head_dim_or_derived(r: Reader, hidden: Any, heads: Any, default: Any = None) -> Any:
+    """``head_dim`` from the config; else the family default, or hidden_size / heads as transformers does."""
+    if default is not None:
+        return r.get("head_dim", default, f"{default} ({r.model_type} config default)")
+    derived = hidden // heads if isinstance(hidden, int) and isinstance(heads, int) and heads > 0 else None
+    return r.get("head_dim", derived, "head_dim = hidden_size / num_attention_heads, as transformers does")
+
+
+@dataclass(frozen=True)
+class Family:
+    """The four faces of one architecture family (see the module docstring)."""
+
+    model_types: tuple[str, ...]
+    read: Callable[[Reader], dict[str, Any]]
+    linear_maps: Callable[[ModelSpec, ExpertLayout], list[LinearMap]]
+    other_tensors: Callable[[ModelSpec], list[ParamTensor]]
+    to_config: Callable[[ModelSpec], dict[str, Any]]
+
+
+_MODULES = ("dense", "falcon", "gpt2", "moe", "deepseek")
+
+
+def all_families() -> list[Family]:
+    families: list[Family] = []
+    for name in _MODULES:
+        families.extend(importlib.import_module(f"estimator.families.{name}").FAMILIES)
+    return families
+
+
+def family(model_type: str) -> Family:
+    """The family that builds ``model_type`` (imports only what it needs)."""
+    for candidate in all_families():
+        if model_type in candidate.model_types:
+            return candidate
+    raise EstimatorError(f"model_type {model_type!r} is not supported yet; supported: {', '.join(supported())}")
+
+
+def supported() -> list[str]:
+    return [t for f in all_families() for t in f.model_types]

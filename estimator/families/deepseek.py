@@ -1,0 +1,157 @@
+"""DeepSeek V2 and V3: multi-head latent attention (MLA) and fine-grained mixtures of experts.
+
+Attention (per layer): queries through ``q_proj`` (d -> H · (nope + rope)), or when
+``q_lora_rank`` is set through ``q_a_proj`` (d -> q_lora_rank), RMSNorm, ``q_b_proj``; keys and
+values through ``kv_a_proj_with_mqa`` (d -> kv_lora_rank + rope), RMSNorm on the latent, and
+``kv_b_proj`` (kv_lora_rank -> H · (nope + v_head_dim)); ``o_proj`` (H · v_head_dim -> d).
+``attention_bias`` adds biases to q_a, kv_a and o.
+
+MLP: the first ``first_k_dense_replace`` layers are dense (``intermediate_size``); the others hold
+``n_routed_experts`` experts of width ``moe_intermediate_size``, a shared MLP of width
+``n_shared_experts`` × ``moe_intermediate_size``, and a router weight (E × d, a bare parameter,
+never an ``nn.Linear``). V3's ``e_score_correction_bias`` is a buffer, not a parameter; the
+multi-token-prediction layer of the V3 checkpoint is not part of the transformers model.
+
+``head_dim`` in the spec is the query/key head width, qk_nope_head_dim + qk_rope_head_dim.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from estimator.families import Family, Reader
+from estimator.families.moe import expert_maps, router
+from estimator.layout import ExpertLayout, LinearMap, ParamTensor, gated_mlp, rms_norms, roles
+
+if TYPE_CHECKING:
+    from estimator.specs import ModelSpec
+
+_DEFAULTS = {  # transformers' DeepseekV2Config / DeepseekV3Config defaults for absent keys
+    "deepseek_v2": {"n_routed_experts": 64, "moe_intermediate_size": 1407, "n_shared_experts": 2,
+                    "first_k_dense_replace": 0, "max_position_embeddings": 2048},
+    "deepseek_v3": {"n_routed_experts": 256, "moe_intermediate_size": 2048, "n_shared_experts": 1,
+                    "first_k_dense_replace": 3, "max_position_embeddings": 4096, "num_experts_per_tok": 8},
+}  # fmt: skip
+
+
+def read(r: Reader) -> dict[str, Any]:
+    defaults = _DEFAULTS[r.model_type]
+
+    def field(key: str) -> Any:
+        if key in defaults:
+            return r.get(key, defaults[key], f"{defaults[key]:,} ({r.model_type} config default)")
+        return r.need(key)
+
+    heads, n = r.need("num_attention_heads"), r.need("num_hidden_layers")
+    rope = r.get("qk_rope_head_dim", 64, "64 (config default)")
+    nope = r.get("qk_nope_head_dim", 128, "128 (config default)")
+    first_dense = field("first_k_dense_replace")
+    fields: dict[str, Any] = {
+        "num_hidden_layers": n,
+        "hidden_size": r.need("hidden_size"),
+        "intermediate_size": r.need("intermediate_size"),
+        "num_attention_heads": heads,
+        "num_key_value_heads": r.get("num_key_value_heads", heads),
+        "head_dim": nope + rope if isinstance(nope, int) and isinstance(rope, int) else None,
+        "vocab_size": r.need("vocab_size"),
+        "max_position_embeddings": field("max_position_embeddings"),
+        "tie_word_embeddings": r.get("tie_word_embeddings", False),
+        "attention_bias": r.get("attention_bias", False),
+        "kv_lora_rank": r.get("kv_lora_rank", 512, "512 (config default)"),
+        "q_lora_rank": r.get("q_lora_rank", 1536, "1,536 (config default)", null_is_default=False),
+        "qk_rope_head_dim": rope,
+        "qk_nope_head_dim": nope,
+        "v_head_dim": r.get("v_head_dim", 128, "128 (config default)"),
+        "n_routed_experts": field("n_routed_experts"),
+        "num_experts_per_tok": field("num_experts_per_tok"),
+        "moe_intermediate_size": field("moe_intermediate_size"),
+        "n_shared_experts": field("n_shared_experts"),
+        "mlp_layer_types": tuple("dense" if i < first_dense else "sparse" for i in range(n))
+        if isinstance(first_dense, int) and isinstance(n, int)
+        else None,
+    }
+    if r.model_type == "deepseek_v2":
+        fields["mlp_bias"] = r.get("mlp_bias", False)
+    if r.config.get("num_nextn_predict_layers"):
+        r.note(
+            f"the checkpoint's {r.config['num_nextn_predict_layers']} multi-token-prediction layer(s) are not part "
+            "of the transformers model and are not counted"
+        )
+    return fields
+
+
+def _attention(spec: ModelSpec) -> list[LinearMap]:
+    d, n, h, bias = spec.hidden_size, spec.num_hidden_layers, spec.num_attention_heads, spec.attention_bias
+    kv_rank, rope = spec.kv_lora_rank or 0, spec.qk_rope_head_dim or 0
+    nope, v = spec.qk_nope_head_dim or 0, spec.v_head_dim or 0
+    q = roles("q")
+    if spec.q_lora_rank is None:
+        maps = [LinearMap("self_attn.q_proj", d, h * spec.head_dim, False, q, "attention", layers=n)]
+    else:
+        maps = [
+            LinearMap("self_attn.q_a_proj", d, spec.q_lora_rank, bias, q, "attention", layers=n),
+            LinearMap("self_attn.q_b_proj", spec.q_lora_rank, h * spec.head_dim, False, q, "attention", layers=n),
+        ]
+    kv = roles("k", "v")
+    return [
+        *maps,
+        LinearMap("self_attn.kv_a_proj_with_mqa", d, kv_rank + rope, bias, kv, "attention", layers=n),
+        LinearMap("self_attn.kv_b_proj", kv_rank, h * (nope + v), False, kv, "attention", layers=n),
+        LinearMap("self_attn.o_proj", h * v, d, bias, roles("o"), "attention", layers=n),
+    ]
+
+
+def linear_maps(spec: ModelSpec, layout: ExpertLayout) -> list[LinearMap]:
+    d, sparse = spec.hidden_size, spec.sparse_layers()
+    maps = _attention(spec)
+    dense = spec.num_hidden_layers - sparse
+    if dense:
+        maps += gated_mlp("mlp", d, spec.intermediate_size, dense, spec.mlp_bias)
+    maps.append(router(spec, "mlp.gate", is_linear=False))
+    maps += expert_maps(spec, layout, "mlp.experts", ("gate_proj", "up_proj", "down_proj"))
+    shared = (spec.n_shared_experts or 0) * (spec.moe_intermediate_size or 0)
+    if shared:
+        maps += gated_mlp("mlp.shared_experts", d, shared, sparse, spec.mlp_bias)
+    return maps
+
+
+def other_tensors(spec: ModelSpec) -> list[ParamTensor]:
+    d, n = spec.hidden_size, spec.num_hidden_layers
+    tensors = [
+        ParamTensor("embed_tokens", spec.vocab_size * d, "embedding"),
+        *rms_norms(d, n, ("input_layernorm", "post_attention_layernorm")),
+        ParamTensor("self_attn.kv_a_layernorm", spec.kv_lora_rank or 0, "norm", n),
+    ]
+    if spec.q_lora_rank is not None:
+        tensors.append(ParamTensor("self_attn.q_a_layernorm", spec.q_lora_rank, "norm", n))
+    return [*tensors, ParamTensor("norm", d, "norm")]
+
+
+def to_config(spec: ModelSpec) -> dict[str, Any]:
+    types = spec.mlp_layer_types or ()
+    config: dict[str, Any] = {
+        "hidden_size": spec.hidden_size,
+        "intermediate_size": spec.intermediate_size,
+        "num_attention_heads": spec.num_attention_heads,
+        "num_key_value_heads": spec.num_key_value_heads,
+        "max_position_embeddings": spec.max_position_embeddings,
+        "attention_bias": spec.attention_bias,
+        "kv_lora_rank": spec.kv_lora_rank,
+        "q_lora_rank": spec.q_lora_rank,
+        "qk_rope_head_dim": spec.qk_rope_head_dim,
+        "qk_nope_head_dim": spec.qk_nope_head_dim,
+        "v_head_dim": spec.v_head_dim,
+        "n_routed_experts": spec.n_routed_experts,
+        "num_experts_per_tok": spec.num_experts_per_tok,
+        "moe_intermediate_size": spec.moe_intermediate_size,
+        "n_shared_experts": spec.n_shared_experts,
+        "first_k_dense_replace": types.index("sparse") if "sparse" in types else len(types),
+        "n_group": 1,
+        "topk_group": 1,
+    }
+    if spec.model_type == "deepseek_v2":
+        config["mlp_bias"] = spec.mlp_bias
+    return config
+
+
+FAMILIES = [Family(("deepseek_v2", "deepseek_v3"), read, linear_maps, other_tensors, to_config)]

@@ -1,0 +1,182 @@
+"""Dense RoPE decoders descended from Llama: llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3.
+
+What each one's transformers code builds, beyond the shared q, k, v, o and gate, up, down:
+
+- llama: biases on q, k, v, o from ``attention_bias``, on the MLP from ``mlp_bias``.
+- mistral: no biases; an absent ``sliding_window`` means 4096 (MistralConfig's default), null none.
+- qwen2: biases on q, k, v always (hard-coded in ``Qwen2Attention``), never on o; a window only
+  with ``use_sliding_window``, on layers from ``max_window_layers`` on.
+- qwen3: biases from ``attention_bias`` on all four; RMSNorm on q and k per head (head_dim each);
+  head_dim defaults to 128, not hidden_size / heads.
+- gemma2: four RMSNorms per layer; sliding window (4096 by default) on every other layer (0, 2, ...);
+  embeddings tied by default; head_dim defaults to 256.
+- gemma3_text: gemma2's norms plus q and k norms; five sliding layers to one global
+  (``sliding_window_pattern`` 6); every field has a default (multimodal configs list few).
+- phi3: fused ``qkv_proj`` (d -> (H + 2K) d_h) and ``gate_up_proj`` (d -> 2F); no biases.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from estimator.families import Family, Reader, head_dim_or_derived
+from estimator.layout import LinearMap, ParamTensor, attention_maps, gated_mlp, rms_norms, roles
+
+if TYPE_CHECKING:
+    from estimator.layout import ExpertLayout
+    from estimator.specs import ModelSpec
+
+_DEFAULTS: dict[str, dict[str, Any]] = {  # transformers' config defaults for absent keys
+    "llama": {"max_position_embeddings": 2048},
+    "mistral": {"max_position_embeddings": 131072, "num_key_value_heads": 8},
+    "qwen2": {"max_position_embeddings": 32768},
+    "qwen3": {"max_position_embeddings": 32768, "head_dim": 128},
+    "gemma2": {"max_position_embeddings": 8192, "head_dim": 256, "tie_word_embeddings": True},
+    "gemma3_text": {
+        "max_position_embeddings": 131072,
+        "head_dim": 256,
+        "tie_word_embeddings": True,
+        "vocab_size": 262208,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+    },
+    "phi3": {"max_position_embeddings": 4096},
+}
+
+
+def _read_common(r: Reader) -> dict[str, Any]:
+    defaults = _DEFAULTS[r.model_type]
+
+    def field(key: str) -> Any:
+        if key in defaults:
+            return r.get(key, defaults[key], f"{defaults[key]:,} ({r.model_type} config default)")
+        return r.need(key)
+
+    hidden, heads = r.need("hidden_size"), field("num_attention_heads")
+    kv_default = defaults.get("num_key_value_heads", heads)
+    return {
+        "num_hidden_layers": r.need("num_hidden_layers"),
+        "hidden_size": hidden,
+        "intermediate_size": r.need("intermediate_size"),
+        "num_attention_heads": heads,
+        "num_key_value_heads": r.get(
+            "num_key_value_heads", kv_default, f"{kv_default} KV heads ({r.model_type} config default)"
+        ),
+        "head_dim": head_dim_or_derived(r, hidden, heads, defaults.get("head_dim")),
+        "vocab_size": field("vocab_size"),
+        "max_position_embeddings": field("max_position_embeddings"),
+        "tie_word_embeddings": r.get("tie_word_embeddings", defaults.get("tie_word_embeddings", False)),
+    }
+
+
+def _windows_from_layer_types(r: Reader, fields: dict[str, Any], window: Any, default_types: list[str]) -> None:
+    types = r.config.get("layer_types") or default_types
+    if window is not None and "sliding_attention" in types:
+        fields.update(sliding_window=window, layer_types=tuple(types))
+
+
+def read(r: Reader) -> dict[str, Any]:
+    fields = _read_common(r)
+    n = fields["num_hidden_layers"]
+    match r.model_type:
+        case "llama":
+            fields.update(attention_bias=r.get("attention_bias", False), mlp_bias=r.get("mlp_bias", False))
+        case "mistral":
+            window = r.get("sliding_window", 4096, "4,096 (MistralConfig's default)", null_is_default=False)
+            fields["sliding_window"] = window
+        case "qwen2" | "qwen3":
+            if r.model_type == "qwen3":
+                fields["attention_bias"] = r.get("attention_bias", False)
+            if r.get("use_sliding_window", False):
+                window = r.get("sliding_window", 4096, "4,096 (config default)")
+                first = r.get("max_window_layers", 28, "28 (config default)")
+                defaults = ["sliding_attention" if i >= first else "full_attention" for i in range(n)]
+                _windows_from_layer_types(r, fields, window, defaults)
+            elif r.config.get("sliding_window") is not None:
+                r.note("sliding_window is ignored because use_sliding_window is false (as in transformers)")
+        case "gemma2" | "gemma3_text":
+            fields["attention_bias"] = r.get("attention_bias", False)
+            window = r.get("sliding_window", 4096, "4,096 (config default)")
+            if r.model_type == "gemma2":
+                defaults = ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(n)]
+            else:
+                pattern = r.get("sliding_window_pattern", 6, "6: five sliding layers to one global (default)")
+                defaults = ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]
+                if r.get("use_bidirectional_attention", False) and window is not None:
+                    window = window // 2 + 1
+                    r.note(f"use_bidirectional_attention: window {window:,} = sliding_window / 2 + 1, as transformers")
+            _windows_from_layer_types(r, fields, window, defaults)
+        case "phi3":
+            fields["sliding_window"] = r.get("sliding_window", None)
+    return fields
+
+
+def linear_maps(spec: ModelSpec, _experts: ExpertLayout) -> list[LinearMap]:
+    d, f, n = spec.hidden_size, spec.intermediate_size, spec.num_hidden_layers
+    q_out = spec.num_attention_heads * spec.head_dim
+    kv_out = spec.num_key_value_heads * spec.head_dim
+    if spec.model_type == "phi3":
+        return [
+            LinearMap("self_attn.qkv_proj", d, q_out + 2 * kv_out, False, roles("q", "k", "v"), "attention", layers=n),
+            LinearMap("self_attn.o_proj", q_out, d, False, roles("o"), "attention", layers=n),
+            LinearMap("mlp.gate_up_proj", d, 2 * f, False, roles("gate", "up"), "mlp", layers=n),
+            LinearMap("mlp.down_proj", f, d, False, roles("down"), "mlp", layers=n),
+        ]
+    match spec.model_type:
+        case "mistral":
+            qkv_bias = o_bias = False
+        case "qwen2":
+            qkv_bias, o_bias = True, False
+        case _:
+            qkv_bias = o_bias = spec.attention_bias
+    return attention_maps(d, q_out, kv_out, n, qkv_bias, o_bias) + gated_mlp("mlp", d, f, n, spec.mlp_bias)
+
+
+def other_tensors(spec: ModelSpec) -> list[ParamTensor]:
+    d, n = spec.hidden_size, spec.num_hidden_layers
+    norms: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
+    if spec.model_type in ("gemma2", "gemma3_text"):
+        norms += ("pre_feedforward_layernorm", "post_feedforward_layernorm")
+    tensors = [ParamTensor("embed_tokens", spec.vocab_size * d, "embedding"), *rms_norms(d, n, norms)]
+    if spec.model_type in ("qwen3", "gemma3_text"):
+        tensors += rms_norms(spec.head_dim, n, ("self_attn.q_norm", "self_attn.k_norm"))
+    return [*tensors, ParamTensor("norm", d, "norm")]
+
+
+def to_config(spec: ModelSpec) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "hidden_size": spec.hidden_size,
+        "intermediate_size": spec.intermediate_size,
+        "num_attention_heads": spec.num_attention_heads,
+        "num_key_value_heads": spec.num_key_value_heads,
+        "head_dim": spec.head_dim,
+        "max_position_embeddings": spec.max_position_embeddings,
+    }
+    windowed = spec.sliding_window is not None
+    match spec.model_type:
+        case "llama":
+            config.update(attention_bias=spec.attention_bias, mlp_bias=spec.mlp_bias)
+        case "mistral" | "phi3":
+            config["sliding_window"] = spec.sliding_window
+        case "qwen2" | "qwen3" | "gemma2" | "gemma3_text":
+            if spec.model_type != "qwen2":
+                config["attention_bias"] = spec.attention_bias
+            if spec.model_type in ("qwen2", "qwen3"):
+                config["use_sliding_window"] = windowed
+            config["sliding_window"] = spec.sliding_window
+            types = (
+                spec.layer_types or (("sliding_attention" if windowed else "full_attention"),) * spec.num_hidden_layers
+            )
+            config["layer_types"] = list(types)
+    return config
+
+
+FAMILIES = [
+    Family(
+        ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3"),
+        read,
+        linear_maps,
+        other_tensors,
+        to_config,
+    )
+]

@@ -1,0 +1,180 @@
+"""Mixtures of experts on a Llama-style attention: mixtral, qwen2_moe, qwen3_moe.
+
+- mixtral: ``num_local_experts`` experts of width ``intermediate_size`` in every layer; router d -> E.
+- qwen2_moe: ``num_experts`` experts of width ``moe_intermediate_size``, plus one gated shared
+  expert (``shared_expert_intermediate_size``) with a scalar gate ``shared_expert_gate`` (d -> 1);
+  q, k, v biases from ``qkv_bias`` (default true). A layer is sparse unless listed in
+  ``mlp_only_layers``, and only every ``decoder_sparse_step``-th layer.
+- qwen3_moe: as qwen2_moe without the shared expert, no biases by default, q and k RMSNorm.
+
+Experts are laid out as :class:`~estimator.layout.ExpertLayout` says: per expert (the checkpoints,
+transformers < 5: ``experts.{i}.gate_proj`` ..., Mixtral's ``w1``/``w3``/``w2``, routers as
+``nn.Linear``) or as transformers >= 5's fused 3-D tensors (``mlp.experts.gate_up_proj``,
+``mlp.experts.down_proj``; routers as bare weights).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from estimator.families import Family, Reader, head_dim_or_derived
+from estimator.layout import ExpertLayout, LinearMap, ParamTensor, attention_maps, gated_mlp, rms_norms, roles
+
+if TYPE_CHECKING:
+    from estimator.specs import ModelSpec
+
+_EXPERTS = {
+    "mixtral": ("num_local_experts", 8, 2),
+    "qwen2_moe": ("num_experts", 60, 4),
+    "qwen3_moe": ("num_experts", 128, 8),
+}
+
+
+def read(r: Reader) -> dict[str, Any]:
+    hidden, heads = r.need("hidden_size"), r.need("num_attention_heads")
+    n = r.need("num_hidden_layers")
+    kv_default = {"mixtral": 8, "qwen2_moe": 16, "qwen3_moe": 4}[r.model_type]
+    experts_key, experts_default, top_k_default = _EXPERTS[r.model_type]
+    fields: dict[str, Any] = {
+        "num_hidden_layers": n,
+        "hidden_size": hidden,
+        "intermediate_size": r.need("intermediate_size"),
+        "num_attention_heads": heads,
+        "num_key_value_heads": r.get(
+            "num_key_value_heads", kv_default, f"{kv_default} KV heads ({r.model_type} config default)"
+        ),
+        "head_dim": head_dim_or_derived(r, hidden, heads),
+        "vocab_size": r.need("vocab_size"),
+        "max_position_embeddings": r.get(
+            "max_position_embeddings",
+            131072 if r.model_type == "mixtral" else 32768,
+            f"({r.model_type} config default)",
+        ),
+        "tie_word_embeddings": r.get("tie_word_embeddings", False),
+        "n_routed_experts": r.get(experts_key, experts_default, f"{experts_default} ({r.model_type} config default)"),
+        "num_experts_per_tok": r.get("num_experts_per_tok", top_k_default, f"{top_k_default} (config default)"),
+    }
+    if r.model_type == "mixtral":
+        fields["moe_intermediate_size"] = fields["intermediate_size"]
+        fields["mlp_layer_types"] = ("sparse",) * n
+        fields["sliding_window"] = r.get("sliding_window", None)
+        return fields
+    fields["moe_intermediate_size"] = r.get("moe_intermediate_size", 1408 if r.model_type == "qwen2_moe" else 768)
+    dense = set(r.get("mlp_only_layers", []) or [])
+    step = r.get("decoder_sparse_step", 1)
+    fields["mlp_layer_types"] = tuple("sparse" if i not in dense and (i + 1) % step == 0 else "dense" for i in range(n))
+    if r.model_type == "qwen2_moe":
+        fields["attention_bias"] = r.get("qkv_bias", True)
+        fields["shared_expert_intermediate_size"] = r.get("shared_expert_intermediate_size", 5632)
+        if r.get("use_sliding_window", False):
+            window = r.get("sliding_window", 4096)
+            first = r.get("max_window_layers", 28)
+            types = ["sliding_attention" if (i + 1) % 2 and i < first else "full_attention" for i in range(n)]
+            if "sliding_attention" in types:
+                fields.update(sliding_window=window, layer_types=tuple(types))
+    else:
+        fields["attention_bias"] = r.get("attention_bias", False)
+        if r.get("use_sliding_window", False):
+            fields["sliding_window"] = r.get("sliding_window", 4096)
+    return fields
+
+
+def expert_maps(
+    spec: ModelSpec, layout: ExpertLayout, per_expert_prefix: str, names: tuple[str, str, str]
+) -> list[LinearMap]:
+    """Routed experts: per expert (gate, up, down with ``names``) or fused (gate_up, down tensors)."""
+    d, f, e, sparse = (
+        spec.hidden_size,
+        spec.moe_intermediate_size or 0,
+        spec.n_routed_experts or 0,
+        spec.sparse_layers(),
+    )
+    if layout is ExpertLayout.per_expert:
+        gate, up, down = names
+        return [
+            LinearMap(f"{per_expert_prefix}.{gate}", d, f, False, roles("gate"), "mlp", e, sparse, expert=True),
+            LinearMap(f"{per_expert_prefix}.{up}", d, f, False, roles("up"), "mlp", e, sparse, expert=True),
+            LinearMap(f"{per_expert_prefix}.{down}", f, d, False, roles("down"), "mlp", e, sparse, expert=True),
+        ]
+    return [
+        LinearMap("mlp.experts.gate_up_proj", d, 2 * f, False, roles("gate", "up"), "mlp", e, sparse, False, True),
+        LinearMap("mlp.experts.down_proj", f, d, False, roles("down"), "mlp", e, sparse, False, True),
+    ]
+
+
+def router(spec: ModelSpec, name: str, is_linear: bool) -> LinearMap:
+    """The router d -> E of each sparse layer (an ``nn.Linear`` or a bare weight, without bias)."""
+    return LinearMap(
+        name, spec.hidden_size, spec.n_routed_experts or 0, False, roles("router"), "mlp",
+        layers=spec.sparse_layers(), module=is_linear,
+    )  # fmt: skip
+
+
+def linear_maps(spec: ModelSpec, layout: ExpertLayout) -> list[LinearMap]:
+    d, n = spec.hidden_size, spec.num_hidden_layers
+    q_out, kv_out = spec.num_attention_heads * spec.head_dim, spec.num_key_value_heads * spec.head_dim
+    qkv_bias = spec.attention_bias
+    o_bias = spec.attention_bias and spec.model_type == "qwen3_moe"
+    maps = attention_maps(d, q_out, kv_out, n, qkv_bias, o_bias)
+    per_expert = layout is ExpertLayout.per_expert
+    if spec.model_type == "mixtral":
+        prefix = "block_sparse_moe" if per_expert else "mlp"
+        maps.append(router(spec, f"{prefix}.gate", is_linear=per_expert))
+        return maps + expert_maps(spec, layout, f"{prefix}.experts", ("w1", "w3", "w2"))
+    dense = spec.num_hidden_layers - spec.sparse_layers()
+    if dense:
+        maps += gated_mlp("mlp", d, spec.intermediate_size, dense)
+    maps.append(router(spec, "mlp.gate", is_linear=per_expert))
+    maps += expert_maps(spec, layout, "mlp.experts", ("gate_proj", "up_proj", "down_proj"))
+    if spec.shared_expert_intermediate_size:
+        sparse = spec.sparse_layers()
+        maps += gated_mlp("mlp.shared_expert", d, spec.shared_expert_intermediate_size, sparse)
+        maps.append(LinearMap("mlp.shared_expert_gate", d, 1, False, roles("router"), "mlp", layers=sparse))
+    return maps
+
+
+def other_tensors(spec: ModelSpec) -> list[ParamTensor]:
+    d, n = spec.hidden_size, spec.num_hidden_layers
+    tensors = [
+        ParamTensor("embed_tokens", spec.vocab_size * d, "embedding"),
+        *rms_norms(d, n, ("input_layernorm", "post_attention_layernorm")),
+    ]
+    if spec.model_type == "qwen3_moe":
+        tensors += rms_norms(spec.head_dim, n, ("self_attn.q_norm", "self_attn.k_norm"))
+    return [*tensors, ParamTensor("norm", d, "norm")]
+
+
+def to_config(spec: ModelSpec) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "hidden_size": spec.hidden_size,
+        "intermediate_size": spec.intermediate_size,
+        "num_attention_heads": spec.num_attention_heads,
+        "num_key_value_heads": spec.num_key_value_heads,
+        "head_dim": spec.head_dim,
+        "max_position_embeddings": spec.max_position_embeddings,
+        "num_experts_per_tok": spec.num_experts_per_tok,
+    }
+    if spec.model_type == "mixtral":
+        config.update(num_local_experts=spec.n_routed_experts, sliding_window=spec.sliding_window)
+        return config
+    types = spec.mlp_layer_types or ()
+    config.update(
+        num_experts=spec.n_routed_experts,
+        moe_intermediate_size=spec.moe_intermediate_size,
+        decoder_sparse_step=1,
+        mlp_only_layers=[i for i, t in enumerate(types) if t == "dense"],
+        use_sliding_window=spec.sliding_window is not None,
+        sliding_window=spec.sliding_window,
+    )
+    if spec.model_type == "qwen2_moe":
+        config.update(
+            qkv_bias=spec.attention_bias, shared_expert_intermediate_size=spec.shared_expert_intermediate_size
+        )
+        if spec.layer_types is not None:
+            config.update(layer_types=list(spec.layer_types), max_window_layers=spec.num_hidden_layers)
+    else:
+        config["attention_bias"] = spec.attention_bias
+    return config
+
+
+FAMILIES = [Family(("mixtral", "qwen2_moe", "qwen3_moe"), read, linear_maps, other_tensors, to_config)]
