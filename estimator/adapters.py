@@ -1,7 +1,8 @@
-"""Adapter sizes: which linear maps an adapter targets, and how many parameters it adds.
+"""Adapter sizes on linear maps: which maps an adapter targets, and LoRA, DoRA and IA3 parameters.
 
-LoRA on a linear map d_in -> d_out adds A (r × d_in) and B (d_out × r): r · (d_in + d_out)
-parameters, whether the map is an ``nn.Linear`` or GPT-2's ``Conv1D`` (peft adapts both alike).
+LoRA on a map d_in -> d_out adds A (r × d_in) and B (d_out × r): r · (d_in + d_out) parameters,
+whether the map is an ``nn.Linear``, GPT-2's ``Conv1D`` or a fused expert tensor adapted through
+peft's ``target_parameters`` (there A is d_in × r·E and B r·E × d_out: the same count for E experts).
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from estimator.architecture import linear_maps
 from estimator.errors import EstimatorError
+from estimator.layout import PEFT_CONVERTED_NAMES, PEFT_CONVERTS, ExpertLayout
 from estimator.units import bits_to_bytes
 
 if TYPE_CHECKING:
@@ -17,12 +20,12 @@ if TYPE_CHECKING:
     from estimator.specs import ModelSpec
     from estimator.units import DType
 
-ROLES = ("q", "k", "v", "o", "gate", "up", "down")
+ROLES = ("q", "k", "v", "o", "gate", "up", "down", "router")
 FUSED_ROLES = {"qkv": ("q", "k", "v"), "gate_up": ("gate", "up")}
 PRESETS = {
     "all-linear": "every linear map of the decoder layers (peft's 'all-linear': lm_head excluded)",
     "attention": "the attention maps q, k, v, o (alias: attn)",
-    "mlp": "the MLP maps gate, up, down",
+    "mlp": "the MLP maps gate, up, down (experts and routers included)",
     "qv": "q and v only (peft's default for Llama)",
 }
 _ALIASES = {"attn": "attention", "all": "all-linear"}
@@ -34,21 +37,56 @@ class Targets:
 
     label: str
     linears: tuple[LinearMap, ...]
+    experts: ExpertLayout = ExpertLayout.per_expert
 
     @property
     def module_names(self) -> tuple[str, ...]:
-        """Module paths inside a layer, in layer order (what peft's ``target_modules`` matches)."""
-        return tuple(linear.name for linear in self.linears)
+        """Module paths inside a layer of the targeted ``nn.Linear`` maps (peft's ``target_modules``)."""
+        return tuple(linear.name for linear in self.linears if linear.module)
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """Fused expert tensors targeted as parameters (peft's ``target_parameters``)."""
+        return tuple(linear.name for linear in self.linears if not linear.module)
+
+    @property
+    def _ranked(self) -> tuple[LinearMap, ...]:
+        """The targets whose full rank limits LoRA: all but routers (d -> E or d -> 1), unless only routers."""
+        maps = tuple(linear for linear in self.linears if "router" not in linear.roles)
+        return maps or self.linears
 
     @property
     def smallest_full_rank(self) -> int:
-        """min(d_in, d_out) over the targets: the rank beyond which LoRA adds no expressiveness."""
-        return min(linear.full_rank for linear in self.linears)
+        """min(d_in, d_out) over the targets (routers aside): the rank beyond which LoRA adds no expressiveness."""
+        return min(linear.full_rank for linear in self._ranked)
 
     def narrowest(self) -> tuple[str, ...]:
         """Short names of the targets whose full rank is the smallest."""
         rank = self.smallest_full_rank
-        return tuple(linear.short_name for linear in self.linears if linear.full_rank == rank)
+        return tuple(dict.fromkeys(linear.short_name for linear in self._ranked if linear.full_rank == rank))
+
+    def routers_beyond_full_rank(self, rank: int) -> tuple[str, ...]:
+        """Routers (tiny maps d -> E or d -> 1) that a LoRA of this rank exceeds: stated, never refused."""
+        return tuple(
+            dict.fromkeys(
+                f"{m.short_name} ({m.d_in:,} -> {m.d_out:,})"
+                for m in self.linears
+                if "router" in m.roles and rank > m.full_rank
+            )
+        )
+
+
+def adaptable(spec: ModelSpec, linear: LinearMap, experts: ExpertLayout) -> bool:
+    """Whether peft can put an adapter on this map under the expert layout.
+
+    An ``nn.Linear`` can, except, in the fused layout of a family peft converts, an MLP module named
+    like the experts' projections (peft moves those names to the expert tensors). A bare tensor can
+    only where peft's conversion adapts it.
+    """
+    converted = experts is ExpertLayout.fused and spec.model_type in PEFT_CONVERTS
+    if converted and linear.module and linear.block == "mlp" and linear.short_name in PEFT_CONVERTED_NAMES:
+        return False
+    return linear.module or (experts is ExpertLayout.fused and linear.param_adapted)
 
 
 def valid_target_words(spec: ModelSpec) -> list[str]:
@@ -59,20 +97,24 @@ def valid_target_words(spec: ModelSpec) -> list[str]:
     return [*PRESETS, *roles, *fused, *modules]
 
 
-def resolve_targets(spec: ModelSpec, text: str) -> Targets:
+def resolve_targets(spec: ModelSpec, text: str, experts: ExpertLayout = ExpertLayout.per_expert) -> Targets:
     """Read ``--targets``: a preset, or a comma list of roles (q, k, ..., qkv) and module names.
 
     A role that a fused map computes together with others (k inside Phi-3's ``qkv_proj``) cannot
-    be adapted alone: that is an error naming the fused map, not a silent widening.
+    be adapted alone: that is an error naming the fused map, not a silent widening. Maps that
+    cannot be adapted under the expert layout (routers stored as bare weights, fused experts
+    without ``target_parameters``) are left out.
     """
     words = [w.strip().lower() for w in text.split(",") if w.strip()]
     if not words:
         raise EstimatorError("--targets is empty; use all-linear, attention, mlp, qv or a comma list such as q,v")
-    if len(words) == 1 and _ALIASES.get(words[0], words[0]) in PRESETS:
-        return _preset(spec, _ALIASES.get(words[0], words[0]))
+    maps = tuple(m for m in linear_maps(spec, experts) if adaptable(spec, m, experts))
+    preset = _ALIASES.get(words[0], words[0])
+    if len(words) == 1 and preset in PRESETS:
+        return Targets(preset, _preset(spec, maps, preset), experts)
     roles: set[str] = set()
     names: set[str] = set()
-    module_names = {linear.short_name for linear in spec.linear_maps} | {linear.name for linear in spec.linear_maps}
+    module_names = {m.short_name for m in linear_maps(spec, experts)} | {m.name for m in linear_maps(spec, experts)}
     for word in words:
         if word in ROLES:
             roles.add(word)
@@ -84,7 +126,7 @@ def resolve_targets(spec: ModelSpec, text: str) -> Targets:
             valid = ", ".join(valid_target_words(spec))
             raise EstimatorError(f"unknown target {word!r} for {spec.display_name}; use one of: {valid}")
     chosen = []
-    for linear in spec.linear_maps:
+    for linear in maps:
         if linear.name in names or linear.short_name in names or linear.roles <= roles:
             chosen.append(linear)
         elif linear.roles & roles:
@@ -94,41 +136,69 @@ def resolve_targets(spec: ModelSpec, text: str) -> Targets:
                 f"{linear.short_name}; add {missing} to --targets or target {linear.short_name} whole"
             )
     missing_roles = roles - {role for linear in chosen for role in linear.roles}
-    if missing_roles:
+    if missing_roles or not chosen:
+        what = ", ".join(sorted(missing_roles, key=ROLES.index)) or text
         raise EstimatorError(
-            f"{spec.display_name} has no {', '.join(sorted(missing_roles, key=ROLES.index))} projection "
-            f"(non-gated MLP?); use one of: {', '.join(valid_target_words(spec))}"
+            f"{spec.display_name} has no adaptable {what} (non-gated MLP, or a bare weight under --experts "
+            f"{experts.value}?); use one of: {', '.join(valid_target_words(spec))}"
         )
-    return Targets(",".join(words), tuple(chosen))
+    return Targets(",".join(words), tuple(chosen), experts)
 
 
-def _preset(spec: ModelSpec, preset: str) -> Targets:
-    linears = spec.linear_maps
+def _preset(spec: ModelSpec, maps: tuple[LinearMap, ...], preset: str) -> tuple[LinearMap, ...]:
     match preset:
         case "all-linear":
-            chosen = linears
+            return maps
         case "attention" | "mlp":
-            chosen = tuple(linear for linear in linears if linear.block == preset)
+            return tuple(linear for linear in maps if linear.block == preset)
         case _:  # qv
-            chosen = tuple(linear for linear in linears if linear.roles & {"q", "v"})
+            chosen = tuple(linear for linear in maps if linear.roles & {"q", "v"})
             fused = [linear for linear in chosen if not linear.roles <= {"q", "v"}]
             if fused:
                 raise EstimatorError(
-                    f"{spec.display_name} fuses q, k and v into one map {fused[0].short_name}, so q and v cannot "
-                    f"be adapted alone; use --targets qkv or attention"
+                    f"{spec.display_name} computes k with q or v in one map {fused[0].short_name}, so q and v "
+                    f"cannot be adapted alone; use --targets qkv or attention"
                 )
-    return Targets(preset, chosen)
+            return chosen
 
 
 def lora_params(targets: Targets, rank: int) -> int:
     """LoRA parameters: Σ over targeted maps and their copies of r · (d_in + d_out).
 
-    where: r = rank, d_in / d_out = the map's input / output width.
+    where: r = rank (times 2 for peft's fused gate_up of experts), d_in / d_out = the map's widths.
     Llama 3 70B, r = 32, all-linear: 32 · 12,943,360 = 414,187,520 per model (5,177,344 per layer).
     """
-    return rank * sum((linear.d_in + linear.d_out) * linear.copies for linear in targets.linears)
+    return rank * sum(linear.rank_factor * (linear.d_in + linear.d_out) * linear.copies for linear in targets.linears)
 
 
 def lora_bytes(targets: Targets, rank: int, adapter_dtype: DType) -> int:
     """Bytes of the LoRA weights: :func:`lora_params` · b / 8 (Llama 3 70B, r = 32, bf16: 828,375,040)."""
     return bits_to_bytes(lora_params(targets, rank) * adapter_dtype.bits)
+
+
+def dora_params(targets: Targets, rank: int) -> int:
+    """DoRA parameters: LoRA plus one magnitude vector of d_out per targeted map and copy.
+
+    Llama 3 70B, r = 32, all-linear: 414,187,520 + 80 · (2 · 8,192 + 2 · 1,024 + 2 · 28,672 + 8,192)
+    = 420,904,960.
+    """
+    fused = [linear.short_name for linear in targets.linears if not linear.module]
+    if fused:
+        raise EstimatorError(
+            f"peft's DoRA cannot adapt fused expert tensors ({', '.join(dict.fromkeys(fused))}); "
+            "use --experts per-expert or none"
+        )
+    return lora_params(targets, rank) + sum(linear.d_out * linear.copies for linear in targets.linears)
+
+
+def ia3_params(targets: Targets, feedforward: frozenset[str]) -> int:
+    """IA3 parameters: one scaling vector per targeted map and copy, of d_out, or of d_in for
+    feed-forward maps (which IA3 scales at their input).
+
+    Llama 3 70B with peft's default targets (k_proj, v_proj; down_proj feed-forward):
+    80 · (1,024 + 1,024 + 28,672) = 2,457,600.
+    """
+    return sum(
+        (linear.d_in if linear.short_name in feedforward else linear.d_out) * linear.copies
+        for linear in targets.linears
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,7 +42,7 @@ TargetsOpt = Annotated[
     typer.Option(help="LoRA targets: all-linear, attention, mlp, qv, or a comma list (q,k,v,o,gate,up,down,qkv,...)."),
 ]
 AdapterDtypeOpt = Annotated[str, typer.Option(help="Adapter storage: bf16, fp16, fp32.")]
-KvDtypeOpt = Annotated[str, typer.Option(help="KV cache storage: fp32, bf16, fp16, fp8, int8.")]
+KvDtypeOpt = Annotated[str, typer.Option(help="KV cache storage: fp32, bf16, fp16, fp8, int8, int4, int2.")]
 WeightsDtypeOpt = Annotated[
     str, typer.Option(help="Weight storage for the pretraining row: fp32, bf16, fp16, fp8, int8.")
 ]
@@ -59,6 +60,41 @@ BeyondOpt = Annotated[
 ADAPTER_DTYPES = ("bf16", "fp16", "fp32")
 
 
+MethodsOpt = Annotated[
+    str,
+    typer.Option(
+        help="Rows to show: all, or a comma list of kv, lora, dora, ia3, loreft, prefix, prompt, full, pretraining."
+    ),
+]
+ExpertsOpt = Annotated[str, typer.Option(help="MoE experts for adapters: per-expert, fused (transformers >= 5), none.")]
+MlaOpt = Annotated[
+    str, typer.Option(help="MLA cache (DeepSeek): latent (as serving engines) or expanded (transformers).")
+]
+WindowOpt = Annotated[
+    str, typer.Option(help="Tokens a full sliding window keeps: w (ring buffer) or w-1 (transformers).")
+]
+GroupOpt = Annotated[
+    int, typer.Option(help="Elements per fp16 scale of an int8/int4/int2 KV cache; 0: one scale per tensor.")
+]
+ZeroOpt = Annotated[bool, typer.Option("--kv-zero-point/--no-kv-zero-point", help="An fp16 zero point per group too.")]
+VirtualOpt = Annotated[int, typer.Option(help="Virtual tokens of prefix and prompt tuning.")]
+ReftRankOpt = Annotated[int, typer.Option(help="LoReFT rank.")]
+ReftLayersOpt = Annotated[str, typer.Option(help="LoReFT layers: all, or indices such as 0,4,8.")]
+ReftPositionsOpt = Annotated[str, typer.Option(help="LoReFT positions: f7+l7 (first 7 and last 7), f5, l3.")]
+ReftUntiedOpt = Annotated[bool, typer.Option("--loreft-untied", help="Separate interventions for prefix and suffix.")]
+Ia3Opt = Annotated[
+    str | None, typer.Option(help="IA3 targets (a comma list as --targets); default: peft's for the model.")
+]
+
+
+def parse_choice(text: str, choices: type[StrEnum], option: str) -> Any:
+    """An enum member by value; one line listing the valid values otherwise."""
+    for choice in choices:
+        if choice.value == text.strip().lower():
+            return choice
+    raise EstimatorError(f"unknown {option} {text!r}; use one of: {', '.join(c.value for c in choices)}")
+
+
 @app.callback()
 def query(
     ctx: typer.Context,
@@ -67,37 +103,75 @@ def query(
     tokens: TokensOpt = "100k",
     rank: RankOpt = 32,
     targets: TargetsOpt = "all-linear",
+    methods: MethodsOpt = "all",
     adapter_dtype: AdapterDtypeOpt = "bf16",
     kv_dtype: KvDtypeOpt = "bf16",
+    kv_group_size: GroupOpt = 64,
+    kv_zero_point: ZeroOpt = True,
     weights_dtype: WeightsDtypeOpt = "bf16",
     pretraining_tokens: PretrainingOpt = None,
+    experts: ExpertsOpt = "per-expert",
+    mla_cache: MlaOpt = "latent",
+    window_cache: WindowOpt = "w",
+    virtual_tokens: VirtualOpt = 20,
+    loreft_rank: ReftRankOpt = 8,
+    loreft_layers: ReftLayersOpt = "all",
+    loreft_positions: ReftPositionsOpt = "f7+l7",
+    loreft_untied: ReftUntiedOpt = False,
+    ia3_targets: Ia3Opt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
     allow_beyond_full_rank: BeyondOpt = False,
 ) -> None:
-    """Compare the KV cache, a LoRA and pretraining for one model and token count."""
+    """Compare the KV cache, adapters, full fine-tuning and pretraining for one model and token count."""
     if ctx.invoked_subcommand is not None:
         return
     from estimator.compare import check_rank, estimate
-    from estimator.units import parse_dtype, parse_tokens
+    from estimator.kv import KVFormat, MlaCache, WindowCache
+    from estimator.layout import ExpertLayout
+    from estimator.methods import LoReFT, Settings, parse_layers, parse_methods, parse_positions
+    from estimator.units import KV_DTYPES, parse_dtype, parse_tokens
 
     spec = _spec(model, config)
     if as_json and as_csv:
         raise EstimatorError("--json and --csv exclude each other; pick one")
     n_tokens = parse_tokens(tokens)
     check_rank(rank)
+    for value, option in ((loreft_rank, "--loreft-rank"), (virtual_tokens, "--virtual-tokens")):
+        if value < 1:
+            raise EstimatorError(f"{option} {value} must be at least 1; give a positive integer")
+    if kv_group_size < 0:
+        raise EstimatorError(f"--kv-group-size {kv_group_size} must be positive, or 0 for one scale per tensor")
     adapter = parse_dtype(adapter_dtype, "adapter dtype")
     if adapter.value not in ADAPTER_DTYPES:
         raise EstimatorError(f"adapter dtype {adapter_dtype!r} is not offered; use one of: {', '.join(ADAPTER_DTYPES)}")
+    kv = KVFormat(
+        parse_dtype(kv_dtype, "KV dtype", KV_DTYPES),
+        kv_group_size or None,
+        kv_zero_point,
+        parse_choice(mla_cache, MlaCache, "--mla-cache"),
+        parse_choice(window_cache, WindowCache, "--window-cache"),
+    )
+    first, last = parse_positions(loreft_positions)
+    settings = Settings(
+        rank,
+        targets,
+        parse_choice(experts, ExpertLayout, "--experts"),
+        virtual_tokens,
+        LoReFT(loreft_rank, parse_layers(loreft_layers, spec), first, last, not loreft_untied),
+        ia3_targets,
+    )
     est = estimate(
         spec,
         n_tokens,
         rank,
         targets,
-        kv_dtype=parse_dtype(kv_dtype, "KV dtype"),
+        kv_dtype=kv,
         adapter_dtype=adapter,
         weights_dtype=parse_dtype(weights_dtype, "weights dtype"),
         pretraining_tokens=parse_tokens(pretraining_tokens) if pretraining_tokens is not None else None,
+        methods=parse_methods(methods),
+        settings=settings,
     )
     if est.beyond_full_rank:
         full = est.targets.smallest_full_rank
@@ -137,21 +211,9 @@ def _print_json(est: Any) -> None:
 
 
 def _print_csv(est: Any) -> None:
-    from estimator.report import rows
+    from estimator.report import csv_rows
 
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(["mechanism", "params", "bytes", "bytes_per_token", "kv_to_this_ratio", "tokens"])
-    for row in rows(est):
-        writer.writerow(
-            [
-                row.mechanism,
-                "" if row.params is None else row.params,
-                row.bytes,
-                row.bytes_per_token,
-                row.kv_ratio,
-                est.tokens,
-            ]
-        )
+    csv.writer(sys.stdout, lineterminator="\n").writerows(csv_rows(est))
 
 
 def _print_table(est: Any) -> None:

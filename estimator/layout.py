@@ -18,17 +18,27 @@ class ExpertLayout(StrEnum):
     """How mixture-of-experts weights are laid out, which decides what LoRA "all-linear" adapts.
 
     ``per-expert``: each expert's gate, up and down are separate linear maps (the released
-    checkpoints, vLLM, transformers < 5); "all-linear" adapts every expert, and the router where
-    it is an ``nn.Linear``.
+    checkpoints, vLLM, transformers < 5); "all-linear" adapts every expert at rank r, and the router
+    where it is an ``nn.Linear`` there.
     ``fused``: transformers >= 5 stores each layer's experts as 3-D tensors (gate_up: E × 2F × d,
-    down: E × d × F); LoRA on them (peft's ``target_parameters``) adapts gate_up as one map.
-    ``none``: the same fused tensors left alone, which is what peft's plain "all-linear" does on
-    transformers >= 5: experts and router are not ``nn.Linear`` modules.
+    down: E × d × F). peft (0.21) turns an all-linear LoRA into LoRAs on those tensors: gate_up at
+    rank 2r (gate's and up's r each, as one block), down at rank r, the router weight at rank r,
+    for the families whose v4 names it converts (Mixtral, Qwen3-MoE, DeepSeek V2/V3).
+    peft moves the names gate_proj, up_proj and down_proj to those tensors, so the dense and shared
+    MLPs of the same names (DeepSeek's first layers and shared experts) lose their adapters.
+    ``none``: experts and routers left alone (peft's all-linear on Qwen2-MoE under transformers >= 5,
+    or any target list without them).
     """
 
     per_expert = "per-expert"
     fused = "fused"
     none = "none"
+
+
+# Families whose v4 expert and router names peft (0.21) converts to transformers >= 5's tensors, and
+# the module names it moves there (nn.Linear modules of those names are then no longer adapted).
+PEFT_CONVERTS = ("mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v3")
+PEFT_CONVERTED_NAMES = ("gate_proj", "up_proj", "down_proj")
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,9 @@ class LinearMap:
     ``name`` is the module path inside a layer as transformers names it (``self_attn.q_proj``),
     ``roles`` the projections it computes ({"q"}, or {"q", "k", "v"} when fused), ``count`` copies
     per layer (experts), ``layers`` how many layers hold it. ``module`` is False for a bare
-    parameter (fused expert tensors, routers stored as a weight) that peft's "all-linear" skips.
+    parameter (fused expert tensors, routers stored as a weight) that is no ``nn.Linear``;
+    ``param_adapted`` marks such a parameter that peft's all-linear still adapts on transformers
+    >= 5, at ``rank_factor`` times the rank.
     """
 
     name: str
@@ -51,6 +63,8 @@ class LinearMap:
     layers: int = 1
     module: bool = True
     expert: bool = False
+    param_adapted: bool = False
+    rank_factor: int = 1
 
     @property
     def short_name(self) -> str:

@@ -5,42 +5,36 @@ Pure text building, shared by the CLI's table, JSON and CSV outputs; nothing her
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from estimator.compare import Estimate
-from estimator.kv import KV_TENSORS, transformers_kv_heads
+from estimator.kv import KV_TENSORS, MlaCache, WindowCache, kv_bytes_per_token, kv_vectors, transformers_kv_heads
+from estimator.layout import ExpertLayout
+from estimator.methods import Method, ia3_targets
 from estimator.units import format_bytes, format_number, format_tokens_short
 
 
-@dataclass(frozen=True)
-class Row:
-    """One way of storing the text: its size and what it costs per token of that text."""
-
-    mechanism: str
-    params: int | None
-    bytes: int
-    bytes_per_token: float
-    kv_ratio: float
-
-
-def rows(est: Estimate) -> list[Row]:
-    """KV cache, LoRA and (when the token count is known) pretraining, in that order."""
-    kv = est.kv_bytes_per_token
-    out = [
-        Row(f"in context (KV cache, {est.kv_dtype.value})", None, est.kv_cache_bytes, kv, 1.0),
-        Row(
-            f"LoRA r={est.rank}, {est.targets.label} ({est.adapter_dtype.value})",
-            est.lora_params,
-            est.lora_bytes,
-            est.lora_bytes_per_token,
-            est.ratio,
-        ),
-    ]
-    pretraining = est.pretraining_bytes_per_token
-    if pretraining is not None and est.pretraining_tokens is not None:
-        label = f"pretraining ({format_tokens_short(est.pretraining_tokens)} tok, {est.weights_dtype.value})"
-        out.append(Row(label, est.params, est.weights_bytes, pretraining, kv / pretraining))
-    return out
+def method_label(est: Estimate, method: Method) -> str:
+    """The table's name for a row."""
+    s = est.settings
+    match method:
+        case Method.kv:
+            return f"in context (KV cache, {est.kv.dtype.value})"
+        case Method.lora:
+            return f"LoRA r={s.rank}, {est.targets.label} ({est.adapter_dtype.value})"
+        case Method.dora:
+            return f"DoRA r={s.rank}, {est.targets.label}"
+        case Method.ia3:
+            return "IA3"
+        case Method.loreft:
+            return f"LoReFT r={s.loreft.rank}"
+        case Method.prefix:
+            return f"prefix tuning, {s.virtual_tokens} tokens"
+        case Method.prompt:
+            return f"prompt tuning, {s.virtual_tokens} tokens"
+        case Method.full:
+            return "full fine-tuning"
+        case Method.pretraining:
+            tokens = format_tokens_short(est.pretraining_tokens or 0)
+            return f"pretraining ({tokens} tok, {est.weights_dtype.value})"
 
 
 def format_table(headers: list[str], body: list[list[str]], right: set[int]) -> str:
@@ -57,52 +51,81 @@ def format_table(headers: list[str], body: list[list[str]], right: set[int]) -> 
     return "\n".join(line(cells) for cells in [headers, *body])
 
 
+def format_ratio(ratio: float) -> str:
+    """``39.6x`` below 100, whole numbers with separators above, two significant figures below 0.1."""
+    if ratio < 0.1:
+        return f"{ratio:.2g}x"
+    return f"{ratio:.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
+
+
 def estimate_table(est: Estimate) -> str:
     """The headline table: one row per way of storing the text."""
     headers = ["stored as", "parameters", "bytes", "size (SI)", "bytes / token", "KV ÷ this"]
     body = [
         [
-            row.mechanism,
+            method_label(est, row.method),
             "—" if row.params is None else f"{row.params:,}",
             f"{row.bytes:,}",
             format_bytes(row.bytes),
             format_number(row.bytes_per_token),
             format_ratio(row.kv_ratio),
         ]
-        for row in rows(est)
+        for row in est.rows
     ]
     return format_table(headers, body, right={1, 2, 3, 4, 5})
-
-
-def format_ratio(ratio: float) -> str:
-    """``39.6x`` below 100, whole numbers with separators above."""
-    return f"{ratio:.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
 
 
 def model_line(est: Estimate) -> str:
     """One line: name, exact parameters, the shape that sets the KV cache, the dtypes."""
     spec = est.spec
     heads = f"{spec.num_attention_heads} query / {spec.num_key_value_heads} KV heads"
-    dtypes = {est.kv_dtype, est.adapter_dtype, est.weights_dtype}
+    dtypes = {est.kv.dtype, est.adapter_dtype, est.weights_dtype}
     dtype_words = (
         next(iter(dtypes)).value
         if len(dtypes) == 1
-        else f"KV {est.kv_dtype.value}, adapter {est.adapter_dtype.value}, weights {est.weights_dtype.value}"
+        else f"KV {est.kv.dtype.value}, adapter {est.adapter_dtype.value}, weights {est.weights_dtype.value}"
     )
+    moe = ""
+    if spec.is_moe:
+        moe = (
+            f" ({est.active_params:,} active per token: {spec.num_experts_per_tok} of {spec.n_routed_experts} experts)"
+        )
     return (
-        f"{spec.display_name} ({spec.name}): {est.params:,} parameters, {spec.num_hidden_layers} layers, {heads}, "
-        f"head_dim {spec.head_dim}, hidden {spec.hidden_size:,}; {dtype_words}"
+        f"{spec.display_name} ({spec.name}): {est.params:,} parameters{moe}, {spec.num_hidden_layers} layers, "
+        f"{heads}, head_dim {spec.head_dim}, hidden {spec.hidden_size:,}; {dtype_words}"
     )
 
 
 def _kv_words(est: Estimate) -> list[str]:
-    spec = est.spec
-    bytes_per_element = est.kv_dtype.bits / 8
-    formula = (
-        f"KV cache: {KV_TENSORS} (K and V) × {spec.num_hidden_layers} layers × {spec.num_key_value_heads} KV heads"
-        f" × {spec.head_dim} head_dim × {bytes_per_element:g} bytes ({est.kv_dtype.value}) = "
-        f"{est.kv_bytes_per_token_unbounded:,} bytes per cached token; one sequence, no paging or allocator overhead."
-    )
+    spec, kv = est.spec, est.kv
+    per_token = est.kv_bytes_per_token_unbounded
+    storage = kv.describe()
+    bits = kv.vector_bits(spec.head_dim) / spec.head_dim
+    if spec.is_mla:
+        vectors = " + ".join(f"{count} × {length}" for count, length in kv_vectors(spec, kv.mla))
+        form = (
+            "the latent vector (kv_lora_rank + qk_rope_head_dim)"
+            if kv.mla is MlaCache.latent
+            else ("per-head keys (qk_nope + qk_rope) and values (v_head_dim)")
+        )
+        formula = (
+            f"KV cache (multi-head latent attention, {kv.mla.value}): {spec.num_hidden_layers} layers × ({vectors}) "
+            f"elements of {form} in {storage} = {format_number(per_token)} bytes per cached token."
+        )
+        other = MlaCache.expanded if kv.mla is MlaCache.latent else MlaCache.latent
+        alt = kv_bytes_per_token(spec, type(kv)(kv.dtype, kv.group_size, kv.zero_point, other, kv.window))
+        formula += (
+            f" The {other.value} form (--mla-cache {other.value}) holds {format_number(alt)} bytes per token; "
+            "serving engines (vLLM, SGLang) and transformers >= 5 keep the latent form, a naive implementation "
+            "(and transformers 4.x) the expanded one."
+        )
+    else:
+        element = f"{bits:g} bits" if kv.quantised else f"{kv.dtype.bits / 8:g} bytes"
+        formula = (
+            f"KV cache: {KV_TENSORS} (K and V) × {spec.num_hidden_layers} layers × {spec.num_key_value_heads} KV "
+            f"heads × {spec.head_dim} head_dim × {element} ({storage}) = {format_number(per_token)} bytes per "
+            "cached token; one sequence, no paging or allocator overhead."
+        )
     words = [formula]
     held = transformers_kv_heads(spec)
     if held != spec.num_key_value_heads:
@@ -115,28 +138,89 @@ def _kv_words(est: Estimate) -> list[str]:
     windowed = [w for w in windows if w is not None]
     if windowed:
         widths = ", ".join(f"{w:,}" for w in sorted(set(windowed)))
+        keep = (
+            "w tokens (a ring buffer of the window)"
+            if kv.window is WindowCache.window
+            else ("w − 1 tokens between steps, as transformers does")
+        )
         words.append(
-            f"Sliding window of {widths} tokens on {len(windowed)} of {len(windows)} layers: such a layer holds "
-            f"min(T, window) tokens (a ring buffer of the window), so at {est.tokens:,} tokens the cache holds "
-            f"{est.kv_cache_bytes:,} bytes, {format_number(est.kv_bytes_per_token)} bytes per token of text."
+            f"Sliding window of {widths} tokens on {len(windowed)} of {len(windows)} layers: such a layer keeps "
+            f"{keep} (--window-cache), so at {est.tokens:,} tokens the cache holds {est.kv_cache_bytes:,} bytes, "
+            f"{format_number(est.kv_bytes_per_token)} bytes per token of text."
         )
     return words
 
 
-def _lora_words(est: Estimate) -> list[str]:
-    names = ", ".join(linear.short_name for linear in est.targets.linears)
-    layers = sorted({linear.layers for linear in est.targets.linears})
-    where = f"each of {layers[0]} layers" if len(layers) == 1 else "their layers"
+def _experts_words(est: Estimate) -> list[str]:
+    spec = est.spec
+    if not spec.is_moe:
+        return []
+    layout = est.settings.experts
+    how = {
+        ExpertLayout.per_expert: "per expert (each expert's gate, up and down a linear map, as in the checkpoints, "
+        "vLLM and transformers < 5); routers adapted where they are nn.Linear",
+        ExpertLayout.fused: "as transformers >= 5's fused 3-D expert tensors, adapted through peft's "
+        "target_parameters (gate and up as one map); routers not adapted",
+        ExpertLayout.none: "left alone, as peft's plain all-linear does on transformers >= 5 (experts and routers "
+        "are not nn.Linear there)",
+    }[layout]
     return [
-        f"LoRA: r × (d_in + d_out) parameters per targeted map (A is r × d_in, B is d_out × r) on {names} in "
-        f"{where} (targets: {est.targets.label}; lm_head and embeddings are never targeted, as in peft); "
-        f"stored in {est.adapter_dtype.value} ({est.adapter_dtype.bits // 8} bytes per parameter); "
-        f"no optimizer state, no base weights."
+        f"Mixture of experts: {spec.n_routed_experts} routed experts of width {spec.moe_intermediate_size:,} in "
+        f"{spec.sparse_layers()} of {spec.num_hidden_layers} layers, {spec.num_experts_per_tok} per token; "
+        f"{est.active_params:,} of {est.params:,} parameters active per token (embeddings included). "
+        f"Adapters see the experts {how} (--experts {layout.value})."
     ]
+
+
+def _method_words(est: Estimate, method: Method) -> str | None:
+    spec, s = est.spec, est.settings
+    match method:
+        case Method.lora:
+            names = ", ".join(dict.fromkeys(linear.short_name for linear in est.targets.linears))
+            layers = sorted({linear.layers for linear in est.targets.linears})
+            where = f"each of {layers[0]} layers" if len(layers) == 1 else "their layers"
+            return (
+                f"LoRA: r × (d_in + d_out) parameters per targeted map (A is r × d_in, B is d_out × r) on {names} in "
+                f"{where} (targets: {est.targets.label}; lm_head and embeddings are never targeted, as in peft)."
+            )
+        case Method.dora:
+            return "DoRA: the LoRA plus a magnitude vector of d_out per targeted map (peft's use_dora)."
+        case Method.ia3:
+            targets, feedforward, peft_default = ia3_targets(spec, s)
+            names = ", ".join(dict.fromkeys(linear.short_name for linear in targets.linears))
+            source = (
+                f"peft's default for {spec.model_type}"
+                if peft_default
+                else "given by --ia3-targets"
+                if s.ia3_targets
+                else f"peft has no default for {spec.model_type}: keys, values and down projection, as the IA3 paper"
+            )
+            ff = ", ".join(sorted(feedforward & {linear.short_name for linear in targets.linears})) or "none"
+            return (
+                f"IA3: one learned vector per targeted map, of d_out, or of d_in for feed-forward maps ({ff}); "
+                f"targets {names} ({source})."
+            )
+        case Method.loreft:
+            return (
+                f"LoReFT: 2 · r · d + r parameters per intervention (R and W are r × d, b has r), "
+                f"{s.loreft.describe(spec)} (defaults: the paper's commonsense recipe)."
+            )
+        case Method.prefix:
+            return (
+                f"Prefix tuning: the KV cache of {s.virtual_tokens} virtual tokens held as parameters, in the form of "
+                "the cache row (no reparametrisation MLP)."
+            )
+        case Method.prompt:
+            return f"Prompt tuning: {s.virtual_tokens} virtual token embeddings of hidden_size ({spec.hidden_size:,})."
+        case Method.full:
+            return f"Full fine-tuning: all {est.params:,} parameters stored again."
+    return None
 
 
 def _pretraining_words(est: Estimate) -> list[str]:
     spec = est.spec
+    if est.row(Method.pretraining) is None and est.pretraining_tokens is not None:
+        return []
     if est.pretraining_tokens is None:
         return [f"Pretraining: no published token count for {spec.display_name}; pass --pretraining-tokens."]
     source = spec.pretraining_tokens_source if est.pretraining_tokens == spec.pretraining_tokens else None
@@ -177,7 +261,16 @@ def parity_line(est: Estimate) -> str:
 def assumptions(est: Estimate) -> list[str]:
     """Every assumption behind the numbers, in words, in the order of the table."""
     spec = est.spec
-    words = [*_kv_words(est), *_lora_words(est), *_pretraining_words(est)]
+    words = [*_kv_words(est), *_experts_words(est)]
+    words += [w for row in est.rows if (w := _method_words(est, row.method))]
+    trained = [row for row in est.rows if row.params is not None and row.method is not Method.pretraining]
+    if trained:
+        words.append(
+            f"Trained parameters are stored in {est.adapter_dtype.value} ({est.adapter_dtype.bits // 8} bytes each); "
+            "no optimizer state, no base weights."
+        )
+    words += [f"{method.value}: {why}" for method, why in est.skipped]
+    words += _pretraining_words(est)
     if est.tokens > spec.max_position_embeddings:
         words.append(
             f"{est.tokens:,} tokens exceed {spec.display_name}'s context window of "
@@ -188,9 +281,26 @@ def assumptions(est: Estimate) -> list[str]:
             f"Rank {est.rank:,} is beyond the full rank of {', '.join(est.targets.narrowest())} "
             f"({est.targets.smallest_full_rank:,}): those maps gain parameters but no expressiveness."
         )
+    routers = est.targets.routers_beyond_full_rank(est.rank)
+    if routers and est.row(Method.lora) is not None:
+        words.append(
+            f"Rank {est.rank:,} exceeds the full rank of the router {', '.join(routers)}; peft's all-linear adapts it "
+            "all the same on per-expert checkpoints, and it is counted as peft counts it."
+        )
     words.append(
         "Parameters are counted as transformers' parameters() does (a tied output head once). "
         "Sizes: GB = 10^9 bytes (SI), GiB = 2^30 bytes (IEC)."
     )
     words.extend(f"Spec note: {note}" for note in spec.notes)
     return words
+
+
+def csv_rows(est: Estimate) -> list[list[object]]:
+    """Header and one row per method, raw numbers."""
+    header: list[object] = ["mechanism", "method", "params", "bytes", "bytes_per_token", "kv_to_this_ratio", "tokens"]
+    body: list[list[object]] = [
+        [method_label(est, r.method), r.method.value, "" if r.params is None else r.params, r.bytes,
+         r.bytes_per_token, r.kv_ratio, est.tokens]
+        for r in est.rows
+    ]  # fmt: skip
+    return [header, *body]

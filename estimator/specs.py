@@ -101,6 +101,8 @@ class ModelSpec(BaseModel):
     pretraining_tokens_source: str | None = None
     reported_params: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[MBT]$")
     reported_params_source: str | None = None
+    reported_active_params: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[MBT]$")
+    reported_active_params_exclude_input_embedding: bool = False  # DeepSeek counts so
     notes: tuple[str, ...] = ()
 
     @model_validator(mode="after")

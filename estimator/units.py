@@ -24,13 +24,25 @@ class DType(StrEnum):
     fp16 = "fp16"
     fp8 = "fp8"
     int8 = "int8"
+    int4 = "int4"
+    int2 = "int2"
 
     @property
     def bits(self) -> int:
         return _DTYPE_BITS[self]
 
 
-_DTYPE_BITS = {DType.fp32: 32, DType.bf16: 16, DType.fp16: 16, DType.fp8: 8, DType.int8: 8}
+_DTYPE_BITS = {
+    DType.fp32: 32,
+    DType.bf16: 16,
+    DType.fp16: 16,
+    DType.fp8: 8,
+    DType.int8: 8,
+    DType.int4: 4,
+    DType.int2: 2,
+}
+KV_DTYPES = tuple(DType)
+STORAGE_DTYPES = (DType.fp32, DType.bf16, DType.fp16, DType.fp8, DType.int8)  # weights: whole bytes
 
 # Names people type for the same types, including the torch_dtype strings of config.json.
 _DTYPE_ALIASES = {
@@ -45,15 +57,14 @@ _DTYPE_ALIASES = {
 }
 
 
-def parse_dtype(text: str, what: str = "dtype") -> DType:
+def parse_dtype(text: str, what: str = "dtype", allowed: tuple[DType, ...] = STORAGE_DTYPES) -> DType:
     """Read a dtype name (``bf16``, ``bfloat16``, ``fp8`` ...); unknown names list the valid ones."""
     key = text.strip().lower()
-    if key in DType.__members__:
-        return DType(key)
-    if key in _DTYPE_ALIASES:
-        return _DTYPE_ALIASES[key]
-    valid = ", ".join(d.value for d in DType)
-    raise EstimatorError(f"unknown {what} {text!r}; use one of: {valid}")
+    dtype = DType(key) if key in DType.__members__ else _DTYPE_ALIASES.get(key)
+    if dtype is None or dtype not in allowed:
+        valid = ", ".join(d.value for d in allowed)
+        raise EstimatorError(f"unknown {what} {text!r}; use one of: {valid}")
+    return dtype
 
 
 def bits_to_bytes(bits: int) -> int:

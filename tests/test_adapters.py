@@ -74,7 +74,7 @@ def test_gpt2_conv1d_names() -> None:
     )
     # r = 4: 12 layers × 4 × ((768 + 2304) + (768 + 768) + (768 + 3072) + (3072 + 768))
     assert lora_params(resolve_targets(gpt2, "all-linear"), 4) == 12 * 4 * 12_288
-    with pytest.raises(EstimatorError, match="no gate projection"):
+    with pytest.raises(EstimatorError, match="no adaptable gate"):
         resolve_targets(gpt2, "gate")
 
 

@@ -66,9 +66,9 @@ def test_json_has_units_in_keys(capsys: pytest.CaptureFixture[str]) -> None:
 def test_csv(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--model", "llama3-70b", "--csv")
     assert code == 0
-    rows = list(csv.DictReader(io.StringIO(out)))
-    assert [r["mechanism"].split(" ")[0] for r in rows] == ["in", "LoRA", "pretraining"]
-    assert int(rows[1]["params"]) == 414_187_520 and float(rows[0]["bytes_per_token"]) == 327_680
+    rows = {r["method"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert list(rows) == ["kv", "lora", "dora", "ia3", "loreft", "prefix", "prompt", "full", "pretraining"]
+    assert int(rows["lora"]["params"]) == 414_187_520 and float(rows["kv"]["bytes_per_token"]) == 327_680
 
 
 def test_options_change_the_numbers(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from estimator.hf_config import spec_from_hf_config
-from estimator.kv import kv_bytes_per_token, kv_bytes_per_token_at, kv_cache_bytes, kv_max_cache_bytes
+from estimator.kv import KVFormat, kv_bytes_per_token, kv_bytes_per_token_at, kv_cache_bytes, kv_max_cache_bytes
 from estimator.specs import ModelSpec, load_all_specs, load_spec
 from estimator.units import DType
 
@@ -20,7 +20,10 @@ def test_llama3_70b_by_hand() -> None:
     assert kv_cache_bytes(spec, 100_000, DType.bf16) == 32_768_000_000
     assert kv_bytes_per_token(spec, DType.fp32) == 2 * 80 * 8 * 128 * 4
     assert kv_bytes_per_token(spec, DType.fp8) == 2 * 80 * 8 * 128 * 1
-    assert kv_bytes_per_token(spec, DType.int8) == 163_840
+    # int8 without groups: 1 byte per element; with the default groups of 64 elements, each with an
+    # fp16 scale and an fp16 zero point: 8 + 32 / 64 = 8.5 bits per element.
+    assert kv_bytes_per_token(spec, KVFormat(DType.int8, group_size=None)) == 163_840
+    assert kv_bytes_per_token(spec, DType.int8) == 2 * 80 * 8 * (128 * 8 + 2 * 32) // 8 == 174_080
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,8 @@ def test_parts_sum_to_total(spec) -> None:  # type: ignore[no-untyped-def]
     parts = param_breakdown(spec)
     linears = sum(linear.params for linear in spec.linear_maps)
     others = sum(t.params for t in other_tensors(spec))
-    assert parts["attention"] + parts["mlp"] == linears
+    assert parts["attention"] + parts["mlp"] + parts["experts"] == linears
+    assert (parts["experts"] > 0) == spec.is_moe
     assert parts["embedding"] + parts["norm"] + parts["lm_head"] == others
     assert sum(parts.values()) == total_params(spec)
     assert (parts["lm_head"] == 0) == spec.tie_word_embeddings

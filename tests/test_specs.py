@@ -37,6 +37,8 @@ PROVENANCE = {
     "pretraining_tokens_source",
     "reported_params",
     "reported_params_source",
+    "reported_active_params",
+    "reported_active_params_exclude_input_embedding",
     "notes",
 }
 
@@ -137,7 +139,7 @@ def test_falcon_multi_query_overrides_num_kv_heads(tmp_path: Path) -> None:
 
 
 def test_mistral_sliding_window_defaults(tmp_path: Path) -> None:
-    v01 = spec_from_hf_config(CONFIGS / "extra" / "mistral-7b-v0.1.json")
+    v01 = spec_from_hf_config(CONFIGS / "mistral-7b-v0.1.json")
     assert v01.layer_windows() == (4096,) * 32
     v03 = load_spec("mistral-7b-v0.3")
     assert v03.layer_windows() == (None,) * 32

@@ -14,6 +14,7 @@ import pytest
 from estimator.adapters import lora_params, resolve_targets
 from estimator.architecture import total_params
 from estimator.hf_config import spec_from_hf_config
+from estimator.layout import ExpertLayout
 
 from .conftest import EXTRA_CONFIGS, ZOO_CONFIGS
 
@@ -25,8 +26,13 @@ pytestmark = [pytest.mark.validation, pytest.mark.filterwarnings("ignore")]
 
 
 def meta_model(config_path: Path) -> Any:
-    """The real transformers model of a config.json, built on the meta device (no memory, no weights)."""
+    """The real transformers model of a config.json, built on the meta device (no memory, no weights).
+
+    A multimodal config (Gemma 3) is built for its language model, from its text_config.
+    """
     config = json.loads(config_path.read_text())
+    if "text_config" in config:
+        config = {"model_type": "gemma3_text", **config["text_config"]}
     model_type = config.pop("model_type")
     hf_config = transformers.AutoConfig.for_model(model_type, **config)
     with torch.device("meta"):
@@ -38,8 +44,10 @@ def test_params_and_lora_equal_transformers_and_peft(config_path: Path) -> None:
     spec = spec_from_hf_config(config_path)
     model = meta_model(config_path)
     assert sum(p.numel() for p in model.parameters()) == total_params(spec)
+    # peft on transformers >= 5 adapts mixture-of-experts tensors as the "fused" convention says.
+    experts = ExpertLayout.fused if spec.is_moe else ExpertLayout.per_expert
     for preset in ("all-linear", "attention"):
-        targets = resolve_targets(spec, preset)
+        targets = resolve_targets(spec, preset, experts)
         target_modules: Any = "all-linear" if preset == "all-linear" else list(targets.module_names)
         for rank in (8, 64):
             with torch.device("meta"):  # adapter weights on the meta device too: no memory, no init time

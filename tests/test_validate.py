@@ -11,13 +11,13 @@ import pytest
 from estimator.cli import main
 from estimator.errors import EstimatorError
 from estimator.hf_config import spec_from_hf_config
-from estimator.kv import kv_bytes_per_token
+from estimator.kv import KVFormat, MlaCache, kv_bytes_per_token
 from estimator.specs import ModelSpec, load_all_specs
 from estimator.units import DType
 from estimator.validate import require_extra
 from estimator.validate.hf import transformers_config, twin_layer_windows, twin_spec
 
-from .conftest import EXTRA_CONFIGS
+from .conftest import CONFIGS, EXTRA_CONFIGS
 from .test_specs import PROVENANCE
 
 ALL_SPECS = load_all_specs() + [spec_from_hf_config(p) for p in EXTRA_CONFIGS]
@@ -43,10 +43,12 @@ def test_twin_keeps_what_sets_the_cache(spec: ModelSpec) -> None:
     assert set(twin.layer_windows()) == set(spec.layer_windows())
     assert twin.layer_windows() == twin_layer_windows(spec)
     assert twin.num_hidden_layers <= 2 and twin.vocab_size == 128
-    assert kv_bytes_per_token(twin, DType.bf16) * spec.num_hidden_layers == (
-        kv_bytes_per_token(spec, DType.bf16) * twin.num_hidden_layers
-    )
-    assert any("2 × K × head_dim" in r for r in reasons)
+    for mla in MlaCache:
+        fmt = KVFormat(DType.bf16, mla=mla)
+        assert kv_bytes_per_token(twin, fmt) * spec.num_hidden_layers == (
+            kv_bytes_per_token(spec, fmt) * twin.num_hidden_layers
+        )
+    assert any(("2 × K × head_dim" in r) or (spec.is_mla and "latent" in r) for r in reasons)
 
 
 def test_missing_extra_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -82,14 +84,23 @@ def checks_module():  # type: ignore[no-untyped-def]
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("spec", load_all_specs(), ids=lambda s: s.name)
 def test_every_zoo_model_measures_exactly(checks_module, spec: ModelSpec) -> None:  # type: ignore[no-untyped-def]
-    result = checks_module.validate(spec, rank=16, targets="attention")
+    result = checks_module.validate(spec, rank=16, targets="all-linear")
     by_name = {c.quantity: c for c in result.checks}
     differs = [c for c in result.checks if c.status == "differs"]
     assert not differs, differs
+
+    def ok(prefix: str) -> bool:
+        return any(q.startswith(prefix) and c.status == "ok" for q, c in by_name.items())
+
     assert by_name["parameters (meta device)"].status == "ok"
-    assert by_name["KV cache bytes per token (bf16)"].measured == kv_bytes_per_token(spec, DType.bf16)
-    assert any(q.startswith("LoRA r=16 attention") and c.status == "ok" for q, c in by_name.items())
-    assert any(q.startswith("saved LoRA tensors") and c.status == "ok" for q, c in by_name.items())
+    per_token = next(c for q, c in by_name.items() if q.startswith("KV cache bytes per token"))
+    assert per_token.measured == kv_bytes_per_token(spec, DType.bf16)  # MLA: transformers holds the latent
+    for prefix in ("LoRA r=16 all-linear", "saved LoRA tensors", "IA3 parameters", "prompt tuning", "LoReFT r=8"):
+        assert ok(prefix), prefix
+    assert ok("DoRA r=16") or spec.is_moe  # peft has no DoRA for fused expert tensors
+    assert ok("prefix tuning") or spec.is_mla or spec.model_type == "falcon"
+    if spec.is_moe:
+        assert ok("LoRA r=16 on one per-expert MoE block")
     windows = {w for w in spec.layer_windows() if w is not None}
     for window in windows:  # measured beyond the window: transformers keeps w - 1 tokens
         assert any(f"T = {window + 8:,}" in q and c.status == "ok" for q, c in by_name.items())
@@ -98,12 +109,12 @@ def test_every_zoo_model_measures_exactly(checks_module, spec: ModelSpec) -> Non
 @pytest.mark.validation
 @pytest.mark.filterwarnings("ignore")
 def test_sliding_window_and_falcon_broadcast_on_real_configs(checks_module) -> None:  # type: ignore[no-untyped-def]
-    mistral = spec_from_hf_config(Path(EXTRA_CONFIGS[0]).parent / "mistral-7b-v0.1.json")
+    mistral = spec_from_hf_config(CONFIGS / "mistral-7b-v0.1.json")
     result = checks_module.validate(mistral, rank=8)
     assert result.ok
     beyond = [c for c in result.checks if "T = 4,104" in c.quantity]
     assert beyond and beyond[0].measured == 32 * 2 * 8 * 128 * 2 * 4095  # 32 layers hold w - 1 = 4095 tokens
-    falcon = spec_from_hf_config(Path(EXTRA_CONFIGS[0]).parent / "falcon-40b.json")
+    falcon = spec_from_hf_config(CONFIGS / "extra" / "falcon-40b.json")
     kv = checks_module._kv_checks(falcon, DType.bf16)[0]
     assert all(c.status == "explained" and c.measured == 16 * c.estimate for c in kv)
 

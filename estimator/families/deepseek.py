@@ -107,7 +107,7 @@ def linear_maps(spec: ModelSpec, layout: ExpertLayout) -> list[LinearMap]:
     dense = spec.num_hidden_layers - sparse
     if dense:
         maps += gated_mlp("mlp", d, spec.intermediate_size, dense, spec.mlp_bias)
-    maps.append(router(spec, "mlp.gate", is_linear=False))
+    maps.append(router(spec, "mlp.gate", layout, linear_in_v4=False))  # DeepSeek's MoEGate holds a bare weight
     maps += expert_maps(spec, layout, "mlp.experts", ("gate_proj", "up_proj", "down_proj"))
     shared = (spec.n_shared_experts or 0) * (spec.moe_intermediate_size or 0)
     if shared:

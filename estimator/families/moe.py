@@ -18,7 +18,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader, head_dim_or_derived
-from estimator.layout import ExpertLayout, LinearMap, ParamTensor, attention_maps, gated_mlp, rms_norms, roles
+from estimator.layout import (
+    PEFT_CONVERTS,
+    ExpertLayout,
+    LinearMap,
+    ParamTensor,
+    attention_maps,
+    gated_mlp,
+    rms_norms,
+    roles,
+)
 
 if TYPE_CHECKING:
     from estimator.specs import ModelSpec
@@ -96,17 +105,23 @@ def expert_maps(
             LinearMap(f"{per_expert_prefix}.{up}", d, f, False, roles("up"), "mlp", e, sparse, expert=True),
             LinearMap(f"{per_expert_prefix}.{down}", f, d, False, roles("down"), "mlp", e, sparse, expert=True),
         ]
+    adapted = layout is ExpertLayout.fused and spec.model_type in PEFT_CONVERTS
     return [
-        LinearMap("mlp.experts.gate_up_proj", d, 2 * f, False, roles("gate", "up"), "mlp", e, sparse, False, True),
-        LinearMap("mlp.experts.down_proj", f, d, False, roles("down"), "mlp", e, sparse, False, True),
+        LinearMap(
+            "mlp.experts.gate_up_proj", d, 2 * f, False, roles("gate", "up"), "mlp", e, sparse, False, True, adapted, 2
+        ),
+        LinearMap("mlp.experts.down_proj", f, d, False, roles("down"), "mlp", e, sparse, False, True, adapted),
     ]
 
 
-def router(spec: ModelSpec, name: str, is_linear: bool) -> LinearMap:
-    """The router d -> E of each sparse layer (an ``nn.Linear`` or a bare weight, without bias)."""
+def router(spec: ModelSpec, name: str, layout: ExpertLayout, linear_in_v4: bool = True) -> LinearMap:
+    """The router d -> E of each sparse layer, without bias: an ``nn.Linear`` per expert layout where
+    the checkpoint's code has one, a bare weight in transformers >= 5 (adapted there by peft's conversion)."""
+    per_expert = layout is ExpertLayout.per_expert
     return LinearMap(
         name, spec.hidden_size, spec.n_routed_experts or 0, False, roles("router"), "mlp",
-        layers=spec.sparse_layers(), module=is_linear,
+        layers=spec.sparse_layers(), module=per_expert and linear_in_v4,
+        param_adapted=layout is ExpertLayout.fused and spec.model_type in PEFT_CONVERTS,
     )  # fmt: skip
 
 
@@ -119,12 +134,12 @@ def linear_maps(spec: ModelSpec, layout: ExpertLayout) -> list[LinearMap]:
     per_expert = layout is ExpertLayout.per_expert
     if spec.model_type == "mixtral":
         prefix = "block_sparse_moe" if per_expert else "mlp"
-        maps.append(router(spec, f"{prefix}.gate", is_linear=per_expert))
+        maps.append(router(spec, f"{prefix}.gate", layout))
         return maps + expert_maps(spec, layout, f"{prefix}.experts", ("w1", "w3", "w2"))
     dense = spec.num_hidden_layers - spec.sparse_layers()
     if dense:
         maps += gated_mlp("mlp", d, spec.intermediate_size, dense)
-    maps.append(router(spec, "mlp.gate", is_linear=per_expert))
+    maps.append(router(spec, "mlp.gate", layout))
     maps += expert_maps(spec, layout, "mlp.experts", ("gate_proj", "up_proj", "down_proj"))
     if spec.shared_expert_intermediate_size:
         sparse = spec.sparse_layers()

@@ -57,18 +57,35 @@ def twin_spec(spec: ModelSpec, max_tokens: int) -> tuple[ModelSpec, list[str]]:
         "intermediate_size": TWIN_WIDTH,
         "notes": (),
     }
+    cache = (
+        f"the latent (kv_lora_rank {spec.kv_lora_rank}, qk_rope_head_dim {spec.qk_rope_head_dim}) or its per-head "
+        f"expansion ({spec.num_attention_heads} heads of {spec.qk_nope_head_dim} + {spec.qk_rope_head_dim} and "
+        f"{spec.v_head_dim})"
+        if spec.is_mla
+        else f"2 × K × head_dim values ({spec.num_key_value_heads} × {spec.head_dim} here)"
+    )
     reasons = [
-        f"A layer caches 2 × K × head_dim values per token ({spec.num_key_value_heads} × {spec.head_dim} here); "
-        "vocabulary, hidden and MLP widths and the other layers never enter that product, "
-        "so the twin keeps K, head_dim, the query heads and each kind of layer, and shrinks the rest.",
-        f"Twin: {len(windows)} layers (one or two of each kind), vocabulary {TWIN_VOCAB}, MLP width {TWIN_WIDTH}; "
-        "the measured bytes of each twin layer are summed over the real layers of the same kind.",
+        f"A layer caches {cache} per token; vocabulary, hidden and MLP widths, experts and the other layers never "
+        "enter that product, so the twin keeps the attention's heads and widths and each kind of layer, and "
+        "shrinks the rest.",
+        f"Twin: {len(windows)} layers (one or two of each kind), vocabulary {TWIN_VOCAB}, MLP width {TWIN_WIDTH}"
+        + (", 2 experts" if spec.is_moe else "")
+        + "; the measured bytes of each twin layer are summed over the real layers of the same kind.",
     ]
-    if spec.model_type in ("llama", "mistral", "qwen2", "phi3"):
+    if spec.model_type in ("falcon", "gpt2"):
+        reasons.append(f"hidden_size stays {spec.hidden_size:,}: {spec.model_type} derives head_dim from it.")
+    else:
         heads = spec.num_attention_heads  # transformers insists hidden_size be a multiple of the heads
         update["hidden_size"] = heads * -(-TWIN_WIDTH // heads)
-    else:
-        reasons.append(f"hidden_size stays {spec.hidden_size:,}: {spec.model_type} derives head_dim from it.")
+    if spec.is_moe:
+        update.update(
+            n_routed_experts=2,
+            num_experts_per_tok=1,
+            moe_intermediate_size=TWIN_WIDTH,
+            mlp_layer_types=("sparse",) * len(windows),
+        )
+        if spec.shared_expert_intermediate_size is not None:
+            update["shared_expert_intermediate_size"] = TWIN_WIDTH
     if spec.model_type == "gpt2":
         update["max_position_embeddings"] = max(max_tokens, spec.max_position_embeddings)
     if spec.layer_types is not None:

@@ -124,3 +124,85 @@ def saved_adapter(twin: ModelSpec, targets: Targets, rank: int, dtype: torch.dty
                 tensor = handle.get_tensor(key)
                 tensor_bytes += tensor.numel() * tensor.element_size()
         return path.stat().st_size, tensor_bytes, params
+
+
+def peft_trainable_params(spec: ModelSpec, config: Any) -> int:
+    """Trainable parameters peft adds with ``config`` to the meta-device model of ``spec``."""
+    model = build_model(spec)
+    with _quiet(), torch.device("meta"):
+        adapted = peft.get_peft_model(model, config)
+    return sum(p.numel() for p in adapted.parameters() if p.requires_grad)
+
+
+def dora_config(targets: Targets, rank: int) -> Any:
+    return peft.LoraConfig(r=rank, target_modules=peft_target_modules(targets), use_dora=True)
+
+
+def ia3_config(targets: Targets | None, feedforward: Sequence[str]) -> Any:
+    """peft's own default targets (``targets`` None) or the given ones."""
+    if targets is None:
+        return peft.IA3Config(task_type="CAUSAL_LM")
+    names = list(dict.fromkeys(m.short_name for m in targets.linears))
+    return peft.IA3Config(task_type="CAUSAL_LM", target_modules=names, feedforward_modules=list(feedforward))
+
+
+def prefix_config(virtual_tokens: int) -> Any:
+    return peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=virtual_tokens)
+
+
+def prompt_config(virtual_tokens: int) -> Any:
+    return peft.PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=virtual_tokens)
+
+
+class _LowRankRotateLayer(torch.nn.Module):
+    """pyreft's ``LowRankRotateLayer``: a d × r weight kept orthonormal by a parametrization."""
+
+    def __init__(self, d: int, r: int) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.empty(d, r))
+
+
+def loreft_intervention_params(hidden_size: int, rank: int) -> int:
+    """Trainable parameters of one LoReFT intervention built to pyreft's ``LoreftIntervention`` shapes.
+
+    pyreft (which pins transformers 4.45) is not installed here; this module reproduces its
+    definition: ``rotate_layer = orthogonal(LowRankRotateLayer(d, r))`` and
+    ``learned_source = nn.Linear(d, r)``.
+    """
+    with torch.device("meta"):
+        rotate = torch.nn.utils.parametrizations.orthogonal(_LowRankRotateLayer(hidden_size, rank))
+        source = torch.nn.Linear(hidden_size, rank)
+    return sum(p.numel() for module in (rotate, source) for p in module.parameters() if p.requires_grad)
+
+
+class _Expert(torch.nn.Module):
+    def __init__(self, d: int, f: int, names: tuple[str, str, str]) -> None:
+        super().__init__()
+        gate, up, down = names
+        self.add_module(gate, torch.nn.Linear(d, f, bias=False))
+        self.add_module(up, torch.nn.Linear(d, f, bias=False))
+        self.add_module(down, torch.nn.Linear(f, d, bias=False))
+
+
+def per_expert_block_lora_params(spec: ModelSpec, rank: int, names: tuple[str, str, str], router_linear: bool) -> int:
+    """peft's all-linear LoRA on one sparse MLP block laid out per expert, as the checkpoints are.
+
+    Built to the checkpoint's shapes: E experts of (gate, up, down) ``nn.Linear`` maps and a router
+    (an ``nn.Linear`` where the checkpoint's code has one, a bare weight otherwise); shared experts
+    are left out (they are ordinary MLPs, measured on the real model).
+    """
+    d, f, e = spec.hidden_size, spec.moe_intermediate_size or 0, spec.n_routed_experts or 0
+    with torch.device("meta"):
+        block = torch.nn.Module()
+        block.experts = torch.nn.ModuleList(_Expert(d, f, names) for _ in range(e))
+        if router_linear:
+            block.gate = torch.nn.Linear(d, e, bias=False)
+        else:
+            block.gate = torch.nn.Module()
+            block.gate.weight = torch.nn.Parameter(torch.empty(e, d))
+        wrapper = torch.nn.Module()
+        wrapper.mlp = block
+        linear_names = [*names, "gate"] if router_linear else list(names)  # every nn.Linear: all-linear
+        with _quiet():
+            lora = peft.get_peft_model(wrapper, peft.LoraConfig(r=rank, target_modules=linear_names))
+    return sum(p.numel() for p in lora.parameters() if p.requires_grad)
