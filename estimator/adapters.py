@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from estimator.architecture import linear_maps
-from estimator.errors import EstimatorError
+from estimator.errors import EstimatorError, MethodNotApplicableError
 from estimator.layout import PEFT_CONVERTED_NAMES, PEFT_CONVERTS, ExpertLayout
 from estimator.units import bits_to_bytes
 
@@ -184,7 +184,7 @@ def dora_params(targets: Targets, rank: int) -> int:
     """
     fused = [linear.short_name for linear in targets.linears if not linear.module]
     if fused:
-        raise EstimatorError(
+        raise MethodNotApplicableError(
             f"peft's DoRA cannot adapt fused expert tensors ({', '.join(dict.fromkeys(fused))}); "
             "use --experts per-expert or none"
         )

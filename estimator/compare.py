@@ -11,7 +11,7 @@ from typing import Any
 
 from estimator.adapters import Targets, lora_params, resolve_targets
 from estimator.architecture import active_params, param_breakdown, total_params
-from estimator.errors import EstimatorError
+from estimator.errors import EstimatorError, MethodNotApplicableError
 from estimator.kv import KVFormat, as_format, kv_bytes_per_token, kv_cache_bytes, kv_max_cache_bytes
 from estimator.methods import TRAINED, Method, Settings, method_params
 from estimator.pretraining import pretraining_bytes_per_token, weights_bytes
@@ -239,7 +239,7 @@ def _rows(
         elif method in TRAINED:
             try:
                 params = method_params(spec, method, settings, kv, total)
-            except EstimatorError as exc:  # e.g. DoRA on fused expert tensors: say why, keep the rest
+            except MethodNotApplicableError as exc:  # e.g. DoRA on fused expert tensors: say why, keep the rest
                 skipped.append((method, str(exc)))
                 continue
             size = bits_to_bytes(params * adapter_dtype.bits)

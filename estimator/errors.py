@@ -3,3 +3,7 @@
 
 class EstimatorError(Exception):
     """Bad input: the CLI prints ``error: <message>`` and exits with status 2."""
+
+
+class MethodNotApplicableError(EstimatorError):
+    """A method the model's layout cannot take (DoRA on fused expert tensors): its row is left out, with why."""

@@ -27,9 +27,9 @@ def method_label(est: Estimate, method: Method) -> str:
         case Method.loreft:
             return f"LoReFT r={s.loreft.rank}"
         case Method.prefix:
-            return f"prefix tuning, {s.virtual_tokens} tokens"
+            return f"prefix tuning ({s.virtual_tokens} virtual tokens)"
         case Method.prompt:
-            return f"prompt tuning, {s.virtual_tokens} tokens"
+            return f"prompt tuning ({s.virtual_tokens} virtual tokens)"
         case Method.full:
             return "full fine-tuning"
         case Method.pretraining:

@@ -171,3 +171,46 @@ def test_installed_entry_point_and_light_imports() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY [] 0" in result.stdout
+
+
+def test_architecture_options(capsys: pytest.CaptureFixture[str]) -> None:
+    def payload(*args: str) -> dict:  # type: ignore[type-arg]
+        code, out, err = run(capsys, *args, "--json")
+        assert code == 0, err
+        return json.loads(out)  # type: ignore[no-any-return]
+
+    v3 = payload("--model", "deepseek-v3", "--mla-cache", "expanded")
+    assert v3["kv_cache"]["bytes_per_token"] == 61 * 128 * 320 * 2
+    assert payload("--model", "llama3-70b", "--kv-dtype", "int4")["kv_cache"]["bytes_per_token"] == 92_160
+    quiet = payload("--model", "llama3-70b", "--kv-dtype", "int4", "--kv-group-size", "0")
+    assert quiet["kv_cache"]["bytes_per_token"] == 81_920
+    phi = payload("--model", "phi3-mini", "--window-cache", "w-1")
+    assert phi["kv_cache"]["bytes"] == 2046 * 2 * 32 * 32 * 96 * 2
+    mixtral = payload("--model", "mixtral-8x7b", "--experts", "fused", "--rank", "8")
+    assert mixtral["query"]["target_parameters"] == ["mlp.gate", "mlp.experts.gate_up_proj", "mlp.experts.down_proj"]
+    assert "dora" not in [m["method"] for m in mixtral["methods"]]
+    picked = payload("--model", "llama3-70b", "--methods", "lora,prompt", "--virtual-tokens", "5")
+    assert [m["method"] for m in picked["methods"]] == ["kv", "lora", "prompt"]
+    assert picked["methods"][2]["params"] == 5 * 8192
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--experts", "foo"], "per-expert, fused, none"),
+        (["--mla-cache", "foo"], "latent, expanded"),
+        (["--window-cache", "w+1"], "w, w-1"),
+        (["--kv-dtype", "int3"], "int4, int2"),
+        (["--kv-group-size", "-1"], "--kv-group-size"),
+        (["--virtual-tokens", "0"], "--virtual-tokens"),
+        (["--loreft-rank", "0"], "--loreft-rank"),
+        (["--loreft-layers", "99"], "layers 0 to 79"),
+        (["--loreft-positions", "x"], "f7+l7"),
+        (["--methods", "bogus"], "unknown method"),
+        (["--ia3-targets", "foo"], "unknown target 'foo'"),
+        (["--weights-dtype", "int4"], "fp32, bf16, fp16, fp8, int8"),
+    ],
+)
+def test_bad_architecture_options(capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:
+    code, out, err = run(capsys, "--model", "llama3-70b", *args)
+    assert code == 2 and out == "" and err.count("\n") == 1 and needle in err, err

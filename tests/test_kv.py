@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from estimator.hf_config import spec_from_hf_config
-from estimator.kv import KVFormat, kv_bytes_per_token, kv_bytes_per_token_at, kv_cache_bytes, kv_max_cache_bytes
+from estimator.kv import (
+    KVFormat,
+    WindowCache,
+    kv_bytes_per_token,
+    kv_bytes_per_token_at,
+    kv_cache_bytes,
+    kv_max_cache_bytes,
+)
 from estimator.specs import ModelSpec, load_all_specs, load_spec
 from estimator.units import DType
 
@@ -85,3 +92,33 @@ def test_mixed_layers_sum_per_layer(tmp_path: Path) -> None:
     layer = 2 * 4 * 128 * 2
     assert kv_cache_bytes(spec, 10_000, DType.bf16) == layer * (20 * 10_000 + 8 * 4096)
     assert kv_max_cache_bytes(spec, DType.bf16) is None
+
+
+def test_quantised_kv_bits_per_element() -> None:
+    """int b with groups of G elements, each with an fp16 scale (and zero point): b + 16 (+ 16) / G bits."""
+    spec = load_spec("llama3-70b")
+    vectors = 2 * 80 * 8  # K and V vectors of 128 elements per token
+    assert kv_bytes_per_token(spec, KVFormat(DType.int4)) == vectors * (128 * 4 + 2 * 32) // 8 == 92_160  # 4.5 bits
+    assert kv_bytes_per_token(spec, KVFormat(DType.int2, 128, zero_point=False)) == vectors * (128 * 2 + 16) // 8
+    assert kv_bytes_per_token(spec, KVFormat(DType.int4, group_size=None)) == vectors * 128 * 4 // 8 == 81_920
+    assert kv_bytes_per_token(spec, KVFormat(DType.fp8)) == 163_840  # floating point: no groups
+    assert KVFormat(DType.int4).describe() == "int4, groups of 64 with fp16 scale and zero point"
+
+
+def test_alternating_and_five_to_one_windows() -> None:
+    gemma2 = load_spec("gemma2-9b")  # 42 layers, even ones sliding (4096)
+    layer = 2 * 8 * 256 * 2
+    assert gemma2.layer_windows()[:4] == (4096, None, 4096, None)
+    assert kv_cache_bytes(gemma2, 100_000, DType.bf16) == layer * (21 * 100_000 + 21 * 4096)
+    gemma3 = load_spec("gemma3-1b")  # 26 layers, full attention at 5, 11, 17, 23; window 512
+    assert [i for i, w in enumerate(gemma3.layer_windows()) if w is None] == [5, 11, 17, 23]
+    layer = 2 * 1 * 256 * 2
+    assert kv_cache_bytes(gemma3, 10_000, DType.bf16) == layer * (4 * 10_000 + 22 * 512)
+
+
+def test_window_policy_w_minus_one() -> None:
+    phi = load_spec("phi3-mini")
+    per_token = 2 * 32 * 32 * 96 * 2
+    held = KVFormat(DType.bf16, window=WindowCache.window_minus_one)
+    assert kv_cache_bytes(phi, 100_000, held) == 2046 * per_token
+    assert kv_cache_bytes(phi, 2046, held) == kv_cache_bytes(phi, 2046, DType.bf16)
