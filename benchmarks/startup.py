@@ -18,14 +18,22 @@ import time
 from pathlib import Path
 
 
-def median_ms(command: list[str], runs: int) -> float:
-    subprocess.run(command, check=True, capture_output=True)  # warm-up: file cache, .pyc
-    times = []
+def wall_ms(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return (time.perf_counter() - start) * 1000
+
+
+def medians_ms(commands: dict[str, list[str]], runs: int) -> dict[str, float]:
+    """Median wall time of each command; the commands take turns within each round, so that a
+    slower or busier moment of the machine weighs on all of them alike."""
+    for command in commands.values():
+        wall_ms(command)  # warm-up: file cache, .pyc
+    times: dict[str, list[float]] = {label: [] for label in commands}
     for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+        for label, command in commands.items():
+            times[label].append(wall_ms(command))
+    return {label: statistics.median(values) for label, values in times.items()}
 
 
 def main() -> None:
@@ -57,7 +65,7 @@ def main() -> None:
         ],
         "estimate models": [estimate, "models"],
     }
-    results = {label: median_ms(cmd, args.runs) for label, cmd in commands.items()}
+    results = medians_ms(commands, args.runs)
     floor = next(iter(results.values()))
     for label, ms in results.items():
         print(f"{ms:7.1f} ms  {ms / floor:4.2f}x floor  {label}")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
@@ -53,7 +53,9 @@ class ModelSpec(BaseModel):
     that family's transformers code (hidden_size / num_attention_heads) and says so in ``notes``.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Schemas are built on first validation, not at import: a zoo file whose exact text was already
+    # validated (see ``VALIDATED_MANIFEST``) is loaded without pydantic's schema machinery (~40 ms).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     # Our own identity fields.
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
@@ -201,12 +203,41 @@ def load_spec(name: str) -> ModelSpec:
     return load_spec_file(path)
 
 
+VALIDATED_MANIFEST = "_validated.json"  # {file name: sha256 of its text}: `python -m estimator.zoo_manifest`
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@cache
+def _validated_digests(folder: Path) -> dict[str, str]:
+    path = folder / VALIDATED_MANIFEST
+    if not path.is_file():
+        return {}
+    import json
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
+
+
 def load_spec_file(path: Path) -> ModelSpec:
-    """Parse and validate one TOML spec file; errors name the file and the field."""
+    """Parse and validate one TOML spec file; errors name the file and the field.
+
+    A zoo file whose text is byte for byte the one validated when the manifest was written is
+    constructed without re-validation (the test suite checks both paths give equal specs); any
+    edited or new file is validated in full.
+    """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise EstimatorError(f"{path}: not valid TOML ({exc}); fix the file") from None
+    if _validated_digests(path.parent).get(path.name) == _digest(text):
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return ModelSpec.model_construct(**fields)
     try:
         spec = ModelSpec.model_validate(data)
     except ValidationError as exc:
@@ -219,6 +250,27 @@ def load_spec_file(path: Path) -> ModelSpec:
 def load_all_specs() -> list[ModelSpec]:
     """Every zoo spec, sorted by name."""
     return [load_spec_file(specs_dir() / f"{n}.toml") for n in model_names()]
+
+
+def write_validated_manifest(folder: Path | None = None) -> Path:
+    """Validate every zoo file in full and record the digest of each text that passed."""
+    folder = folder or specs_dir()
+    digests = {}
+    for path in sorted(folder.glob("*.toml")):
+        text = path.read_text(encoding="utf-8")
+        try:
+            spec = ModelSpec.model_validate(tomllib.loads(text))
+        except ValidationError as exc:
+            raise EstimatorError(f"{path}: {describe_validation_error(exc)}; fix the file") from None
+        if spec.name != path.stem:
+            raise EstimatorError(f"{path}: name {spec.name!r} differs from the file name; make them equal")
+        digests[path.name] = _digest(text)
+    import json
+
+    manifest = folder / VALIDATED_MANIFEST
+    manifest.write_text(json.dumps(digests, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _validated_digests.cache_clear()
+    return manifest
 
 
 def describe_validation_error(exc: ValidationError) -> str:

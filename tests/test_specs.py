@@ -201,3 +201,34 @@ def test_bad_config_json(tmp_path: Path, content: str, message: str) -> None:
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(EstimatorError, match="not found"):
         ModelSpec.from_hf_config(tmp_path / "nope.json")
+
+
+def test_validated_manifest_is_current_and_equivalent() -> None:
+    """Zoo files load without re-validation only while their text is the one validated; same result."""
+    import hashlib
+    import tomllib
+
+    from estimator.specs import VALIDATED_MANIFEST
+
+    manifest = json.loads((specs_dir() / VALIDATED_MANIFEST).read_text())
+    for path in sorted(specs_dir().glob("*.toml")):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert manifest.get(path.name) == digest, f"{path.name} changed: run python -m estimator.zoo_manifest"
+        fast = load_spec_file(path)
+        full = ModelSpec.model_validate(tomllib.loads(path.read_text()))
+        assert fast.model_dump() == full.model_dump()
+        assert fast.linear_maps == full.linear_maps
+
+
+def test_edited_zoo_file_is_validated_again(tmp_path: Path) -> None:
+    from estimator.specs import VALIDATED_MANIFEST
+
+    source = specs_dir() / "llama3-8b.toml"
+    (tmp_path / VALIDATED_MANIFEST).write_text((specs_dir() / VALIDATED_MANIFEST).read_text())
+    edited = tmp_path / "llama3-8b.toml"
+    edited.write_text(source.read_text().replace("num_key_value_heads = 8", 'num_key_value_heads = "eight"'))
+    with pytest.raises(EstimatorError, match="num_key_value_heads"):
+        load_spec_file(edited)
+    unchanged = tmp_path / "llama3-70b.toml"
+    unchanged.write_text((specs_dir() / "llama3-70b.toml").read_text())
+    assert load_spec_file(unchanged).num_key_value_heads == 8
