@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from estimator.specs import ModelSpec
 
 Block = Literal["attention", "mlp"]
 Group = Literal["embedding", "norm", "lm_head"]
@@ -142,3 +145,21 @@ def gated_mlp(
 def rms_norms(d: int, n_layers: int, names: tuple[str, ...]) -> list[ParamTensor]:
     """RMSNorm weights (d each) in every layer."""
     return [ParamTensor(name, d, "norm", n_layers) for name in names]
+
+
+def decoder_tensors(
+    spec: ModelSpec, norms: tuple[str, ...], extra: list[ParamTensor] | None = None
+) -> list[ParamTensor]:
+    """Token embeddings, RMSNorms (d each) in every layer, ``extra`` tensors, the final norm."""
+    d, n = spec.hidden_size, spec.num_hidden_layers
+    return [
+        ParamTensor("embed_tokens", spec.vocab_size * d, "embedding"),
+        *rms_norms(d, n, norms),
+        *(extra or []),
+        ParamTensor("norm", d, "norm"),
+    ]
+
+
+def qk_norms(spec: ModelSpec) -> list[ParamTensor]:
+    """Qwen3's and Gemma 3's RMSNorm on each query and key head (head_dim weights each)."""
+    return rms_norms(spec.head_dim, spec.num_hidden_layers, ("self_attn.q_norm", "self_attn.k_norm"))

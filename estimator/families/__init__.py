@@ -57,6 +57,13 @@ class Reader:
     def note(self, text: str) -> None:
         self.notes.append(text)
 
+    def field(self, key: str, defaults: dict[str, Any]) -> Any:
+        """``key`` from the config; absent, the family's transformers default (noted) if it has one,
+        else an error naming the field."""
+        if key in defaults:
+            return self.get(key, defaults[key], f"{defaults[key]:,} ({self.model_type} config default)")
+        return self.need(key)
+
 
 def head_dim_or_derived(r: Reader, hidden: Any, heads: Any, default: Any = None) -> Any:
     """``head_dim`` from the config; else the family default, or hidden_size / heads as transformers does."""
@@ -64,6 +71,18 @@ def head_dim_or_derived(r: Reader, hidden: Any, heads: Any, default: Any = None)
         return r.get("head_dim", default, f"{default} ({r.model_type} config default)")
     derived = hidden // heads if isinstance(hidden, int) and isinstance(heads, int) and heads > 0 else None
     return r.get("head_dim", derived, "head_dim = hidden_size / num_attention_heads, as transformers does")
+
+
+def attention_config(spec: ModelSpec) -> dict[str, Any]:
+    """The config.json fields of a Llama-style decoder's shape (the start of most ``to_config``)."""
+    return {
+        "hidden_size": spec.hidden_size,
+        "intermediate_size": spec.intermediate_size,
+        "num_attention_heads": spec.num_attention_heads,
+        "num_key_value_heads": spec.num_key_value_heads,
+        "head_dim": spec.head_dim,
+        "max_position_embeddings": spec.max_position_embeddings,
+    }
 
 
 @dataclass(frozen=True)

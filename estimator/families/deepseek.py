@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
 from estimator.families.moe import expert_maps, router
-from estimator.layout import ExpertLayout, LinearMap, ParamTensor, gated_mlp, rms_norms, roles
+from estimator.layout import ExpertLayout, LinearMap, ParamTensor, decoder_tensors, gated_mlp, roles
 
 if TYPE_CHECKING:
     from estimator.specs import ModelSpec
@@ -38,9 +38,7 @@ def read(r: Reader) -> dict[str, Any]:
     defaults = _DEFAULTS[r.model_type]
 
     def field(key: str) -> Any:
-        if key in defaults:
-            return r.get(key, defaults[key], f"{defaults[key]:,} ({r.model_type} config default)")
-        return r.need(key)
+        return r.field(key, defaults)
 
     heads, n = r.need("num_attention_heads"), r.need("num_hidden_layers")
     rope = r.get("qk_rope_head_dim", 64, "64 (config default)")
@@ -116,15 +114,11 @@ def linear_maps(spec: ModelSpec, layout: ExpertLayout) -> list[LinearMap]:
 
 
 def other_tensors(spec: ModelSpec) -> list[ParamTensor]:
-    d, n = spec.hidden_size, spec.num_hidden_layers
-    tensors = [
-        ParamTensor("embed_tokens", spec.vocab_size * d, "embedding"),
-        *rms_norms(d, n, ("input_layernorm", "post_attention_layernorm")),
-        ParamTensor("self_attn.kv_a_layernorm", spec.kv_lora_rank or 0, "norm", n),
-    ]
+    n = spec.num_hidden_layers
+    latent = [ParamTensor("self_attn.kv_a_layernorm", spec.kv_lora_rank or 0, "norm", n)]
     if spec.q_lora_rank is not None:
-        tensors.append(ParamTensor("self_attn.q_a_layernorm", spec.q_lora_rank, "norm", n))
-    return [*tensors, ParamTensor("norm", d, "norm")]
+        latent.append(ParamTensor("self_attn.q_a_layernorm", spec.q_lora_rank, "norm", n))
+    return decoder_tensors(spec, ("input_layernorm", "post_attention_layernorm"), latent)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from estimator.families import Family, Reader, head_dim_or_derived
-from estimator.layout import LinearMap, ParamTensor, attention_maps, gated_mlp, rms_norms, roles
+from estimator.families import Family, Reader, attention_config, head_dim_or_derived
+from estimator.layout import LinearMap, ParamTensor, attention_maps, decoder_tensors, gated_mlp, qk_norms, roles
 
 if TYPE_CHECKING:
     from estimator.layout import ExpertLayout
@@ -46,13 +46,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {  # transformers' config defaults for ab
 
 def _read_common(r: Reader) -> dict[str, Any]:
     defaults = _DEFAULTS[r.model_type]
-
-    def field(key: str) -> Any:
-        if key in defaults:
-            return r.get(key, defaults[key], f"{defaults[key]:,} ({r.model_type} config default)")
-        return r.need(key)
-
-    hidden, heads = r.need("hidden_size"), field("num_attention_heads")
+    hidden, heads = r.need("hidden_size"), r.field("num_attention_heads", defaults)
     kv_default = defaults.get("num_key_value_heads", heads)
     return {
         "num_hidden_layers": r.need("num_hidden_layers"),
@@ -63,8 +57,8 @@ def _read_common(r: Reader) -> dict[str, Any]:
             "num_key_value_heads", kv_default, f"{kv_default} KV heads ({r.model_type} config default)"
         ),
         "head_dim": head_dim_or_derived(r, hidden, heads, defaults.get("head_dim")),
-        "vocab_size": field("vocab_size"),
-        "max_position_embeddings": field("max_position_embeddings"),
+        "vocab_size": r.field("vocab_size", defaults),
+        "max_position_embeddings": r.field("max_position_embeddings", defaults),
         "tie_word_embeddings": r.get("tie_word_embeddings", defaults.get("tie_word_embeddings", False)),
     }
 
@@ -133,25 +127,14 @@ def linear_maps(spec: ModelSpec, _experts: ExpertLayout) -> list[LinearMap]:
 
 
 def other_tensors(spec: ModelSpec) -> list[ParamTensor]:
-    d, n = spec.hidden_size, spec.num_hidden_layers
     norms: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
     if spec.model_type in ("gemma2", "gemma3_text"):
         norms += ("pre_feedforward_layernorm", "post_feedforward_layernorm")
-    tensors = [ParamTensor("embed_tokens", spec.vocab_size * d, "embedding"), *rms_norms(d, n, norms)]
-    if spec.model_type in ("qwen3", "gemma3_text"):
-        tensors += rms_norms(spec.head_dim, n, ("self_attn.q_norm", "self_attn.k_norm"))
-    return [*tensors, ParamTensor("norm", d, "norm")]
+    return decoder_tensors(spec, norms, qk_norms(spec) if spec.model_type in ("qwen3", "gemma3_text") else None)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "hidden_size": spec.hidden_size,
-        "intermediate_size": spec.intermediate_size,
-        "num_attention_heads": spec.num_attention_heads,
-        "num_key_value_heads": spec.num_key_value_heads,
-        "head_dim": spec.head_dim,
-        "max_position_embeddings": spec.max_position_embeddings,
-    }
+    config = attention_config(spec)
     windowed = spec.sliding_window is not None
     match spec.model_type:
         case "llama":

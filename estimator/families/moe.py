@@ -17,15 +17,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from estimator.families import Family, Reader, head_dim_or_derived
+from estimator.families import Family, Reader, attention_config, head_dim_or_derived
 from estimator.layout import (
     PEFT_CONVERTS,
     ExpertLayout,
     LinearMap,
     ParamTensor,
     attention_maps,
+    decoder_tensors,
     gated_mlp,
-    rms_norms,
+    qk_norms,
     roles,
 )
 
@@ -149,26 +150,12 @@ def linear_maps(spec: ModelSpec, layout: ExpertLayout) -> list[LinearMap]:
 
 
 def other_tensors(spec: ModelSpec) -> list[ParamTensor]:
-    d, n = spec.hidden_size, spec.num_hidden_layers
-    tensors = [
-        ParamTensor("embed_tokens", spec.vocab_size * d, "embedding"),
-        *rms_norms(d, n, ("input_layernorm", "post_attention_layernorm")),
-    ]
-    if spec.model_type == "qwen3_moe":
-        tensors += rms_norms(spec.head_dim, n, ("self_attn.q_norm", "self_attn.k_norm"))
-    return [*tensors, ParamTensor("norm", d, "norm")]
+    norms = ("input_layernorm", "post_attention_layernorm")
+    return decoder_tensors(spec, norms, qk_norms(spec) if spec.model_type == "qwen3_moe" else None)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "hidden_size": spec.hidden_size,
-        "intermediate_size": spec.intermediate_size,
-        "num_attention_heads": spec.num_attention_heads,
-        "num_key_value_heads": spec.num_key_value_heads,
-        "head_dim": spec.head_dim,
-        "max_position_embeddings": spec.max_position_embeddings,
-        "num_experts_per_tok": spec.num_experts_per_tok,
-    }
+    config = {**attention_config(spec), "num_experts_per_tok": spec.num_experts_per_tok}
     if spec.model_type == "mixtral":
         config.update(num_local_experts=spec.n_routed_experts, sliding_window=spec.sliding_window)
         return config
