@@ -249,7 +249,7 @@ def say(text: str, bullet: str = "") -> None:
 @app.command("models")
 def models(as_json: JsonOpt = False) -> None:
     """List the model zoo: name, parameters, KV bytes per token (bf16), source."""
-    from estimator.architecture import total_params
+    from estimator.architecture import active_params, total_params
     from estimator.kv import kv_bytes_per_token
     from estimator.report import format_table
     from estimator.specs import load_all_specs
@@ -262,6 +262,7 @@ def models(as_json: JsonOpt = False) -> None:
                 "name": s.name,
                 "display_name": s.display_name,
                 "params": total_params(s),
+                "active_params": active_params(s),
                 "kv_bytes_per_token_bf16": kv_bytes_per_token(s, DType.bf16),
                 "num_hidden_layers": s.num_hidden_layers,
                 "num_attention_heads": s.num_attention_heads,
@@ -276,13 +277,14 @@ def models(as_json: JsonOpt = False) -> None:
         ]
         typer.echo(json.dumps(records, indent=2))
         return
-    headers = ["name", "model", "parameters", "KV bytes/token (bf16)", "window", "layers", "heads q/kv"]
+    headers = ["name", "model", "parameters", "active (MoE)", "KV bytes/token (bf16)", "window", "layers", "heads q/kv"]
     headers += ["context", "pretrained on", "source"]
     body = [
         [
             s.name,
             s.display_name,
             f"{total_params(s):,}",
+            f"{active_params(s):,}" if s.is_moe else "—",
             f"{kv_bytes_per_token(s, DType.bf16):,}",
             "—" if s.sliding_window is None else f"{s.sliding_window:,}",
             str(s.num_hidden_layers),
@@ -293,7 +295,7 @@ def models(as_json: JsonOpt = False) -> None:
         ]
         for s in specs
     ]
-    typer.echo(format_table(headers, body, right={2, 3, 4, 5, 6, 7, 8}))
+    typer.echo(format_table(headers, body, right={2, 3, 4, 5, 6, 7, 8, 9}))
 
 
 AllOpt = Annotated[bool, typer.Option("--all", help="Validate every zoo model.")]
