@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -41,30 +42,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=21)
     args = parser.parse_args()
     python = sys.executable
-    estimate = shutil.which("estimate") or str(Path(python).with_name("estimate"))
-    commands = {
-        "floor: python -c 'import typer, pydantic'": [python, "-c", "import typer, pydantic"],
-        "estimate --model llama3-70b --tokens 100k --rank 32": [
-            estimate,
-            "--model",
-            "llama3-70b",
-            "--tokens",
-            "100k",
-            "--rank",
-            "32",
-        ],
-        "estimate --model llama3-70b --tokens 100k --rank 32 --json": [
-            estimate,
-            "--model",
-            "llama3-70b",
-            "--tokens",
-            "100k",
-            "--rank",
-            "32",
-            "--json",
-        ],
-        "estimate models": [estimate, "models"],
-    }
+    beside = Path(python).with_name("estimate")
+    estimate = str(beside) if beside.exists() else shutil.which("estimate") or "estimate"
+    queries = (
+        "--model llama3-70b --tokens 100k --rank 32",
+        "--model llama3-70b --tokens 100k --rank 32 --json",
+        "models",
+    )
+    commands = {"floor: python -c 'import typer, pydantic'": [python, "-c", "import typer, pydantic"]}
+    commands |= {f"estimate {query}": [estimate, *shlex.split(query)] for query in queries}
     results = medians_ms(commands, args.runs)
     floor = next(iter(results.values()))
     for label, ms in results.items():
