@@ -88,6 +88,7 @@ class Estimate:
     parity_params: int
     rows: tuple[MethodRow, ...] = field(default=())
     skipped: tuple[tuple[Method, str], ...] = field(default=())
+    methods: tuple[Method, ...] = field(default=tuple(Method))
 
     @property
     def rank(self) -> int:
@@ -304,4 +305,5 @@ def estimate(
         parity_params=lora_params(chosen, parity),
         rows=rows,
         skipped=skipped,
+        methods=methods,
     )

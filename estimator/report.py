@@ -219,7 +219,7 @@ def _method_words(est: Estimate, method: Method) -> str | None:
 
 def _pretraining_words(est: Estimate) -> list[str]:
     spec = est.spec
-    if est.row(Method.pretraining) is None and est.pretraining_tokens is not None:
+    if Method.pretraining not in est.methods:
         return []
     if est.pretraining_tokens is None:
         return [f"Pretraining: no published token count for {spec.display_name}; pass --pretraining-tokens."]
