@@ -25,7 +25,8 @@ except ImportError:  # pragma: no cover - older typer on real click
 app = typer.Typer(
     add_completion=False,
     invoke_without_command=True,
-    help="Bytes per token for each way of teaching a model new text: KV cache (in context), LoRA, pretraining.",
+    help="Bytes per token for each way of teaching a model new text: the KV cache (in context), adapters "
+    "(LoRA, DoRA, IA3, LoReFT, prefix and prompt tuning), full fine-tuning, pretraining.",
     epilog="Example: estimate --model llama3-70b --tokens 100k --rank 32",
 )
 
@@ -68,7 +69,7 @@ MethodsOpt = Annotated[
 ]
 ExpertsOpt = Annotated[str, typer.Option(help="MoE experts for adapters: per-expert, fused (transformers >= 5), none.")]
 MlaOpt = Annotated[
-    str, typer.Option(help="MLA cache (DeepSeek): latent (as serving engines) or expanded (transformers).")
+    str, typer.Option(help="MLA cache (DeepSeek): latent (serving engines, transformers >= 5) or expanded (per head).")
 ]
 WindowOpt = Annotated[
     str, typer.Option(help="Tokens a full sliding window keeps: w (ring buffer) or w-1 (transformers).")
