@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from estimator.compare import Estimate
 from estimator.kv import KV_TENSORS, MlaCache, WindowCache, kv_bytes_per_token, kv_vectors, transformers_kv_heads
-from estimator.layout import ExpertLayout
+from estimator.layout import PEFT_CONVERTS, ExpertLayout
 from estimator.methods import Method, ia3_targets
 from estimator.units import format_bytes, format_number, format_tokens_short
 
@@ -159,10 +159,15 @@ def _experts_words(est: Estimate) -> list[str]:
     how = {
         ExpertLayout.per_expert: "per expert (each expert's gate, up and down a linear map, as in the checkpoints, "
         "vLLM and transformers < 5); routers adapted where they are nn.Linear",
-        ExpertLayout.fused: "as transformers >= 5's fused 3-D expert tensors, adapted through peft's "
-        "target_parameters (gate and up as one map); routers not adapted",
-        ExpertLayout.none: "left alone, as peft's plain all-linear does on transformers >= 5 (experts and routers "
-        "are not nn.Linear there)",
+        ExpertLayout.fused: (
+            "as peft 0.21 adapts transformers >= 5's fused 3-D expert tensors for all-linear: gate_up at rank 2r, "
+            "down at r, the router weight at r; peft moves the names gate_proj, up_proj and down_proj to the "
+            "experts, so dense and shared MLPs of those names keep no adapter"
+            if spec.model_type in PEFT_CONVERTS
+            else f"as peft 0.21 leaves them on transformers >= 5 for {spec.model_type}: it converts none of its "
+            "expert or router names, so only the nn.Linear modules (attention, shared expert) are adapted"
+        ),
+        ExpertLayout.none: "left alone: only nn.Linear modules outside the routed experts and routers are adapted",
     }[layout]
     return [
         f"Mixture of experts: {spec.n_routed_experts} routed experts of width {spec.moe_intermediate_size:,} in "
