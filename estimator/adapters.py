@@ -108,13 +108,14 @@ def resolve_targets(spec: ModelSpec, text: str, experts: ExpertLayout = ExpertLa
     words = [w.strip().lower() for w in text.split(",") if w.strip()]
     if not words:
         raise EstimatorError("--targets is empty; use all-linear, attention, mlp, qv or a comma list such as q,v")
-    maps = tuple(m for m in linear_maps(spec, experts) if adaptable(spec, m, experts))
+    layout = linear_maps(spec, experts)
+    maps = tuple(m for m in layout if adaptable(spec, m, experts))
     preset = _ALIASES.get(words[0], words[0])
     if len(words) == 1 and preset in PRESETS:
         return Targets(preset, _preset(spec, maps, preset), experts)
     roles: set[str] = set()
     names: set[str] = set()
-    module_names = {m.short_name for m in linear_maps(spec, experts)} | {m.name for m in linear_maps(spec, experts)}
+    module_names = {m.short_name for m in layout} | {m.name for m in layout}
     for word in words:
         if word in ROLES:
             roles.add(word)

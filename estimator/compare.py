@@ -6,10 +6,10 @@ an :class:`Estimate`, a plain result object that the CLI prints and the plots dr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from estimator.adapters import Targets, lora_params, resolve_targets
+from estimator.adapters import Targets, lora_bytes, lora_params, resolve_targets
 from estimator.architecture import active_params, param_breakdown, total_params
 from estimator.errors import EstimatorError, MethodNotApplicableError
 from estimator.kv import KVFormat, as_format, kv_bytes_per_token, kv_cache_bytes, kv_max_cache_bytes
@@ -222,11 +222,12 @@ def _rows(
     methods: tuple[Method, ...],
     settings: Settings,
     kv: KVFormat,
+    kv_bytes: int,
     adapter_dtype: DType,
     weights: tuple[int, int | None],
     total: int,
 ) -> tuple[tuple[MethodRow, ...], tuple[tuple[Method, str], ...]]:
-    kv_bytes = kv_cache_bytes(spec, tokens, kv)
+    """One row per method; ``kv_bytes`` is the cache's size at T."""
     rows = []
     skipped = []
     for method in methods:
@@ -273,16 +274,18 @@ def estimate(
     check_rank(rank)
     base = settings or Settings()
     label = targets.label if isinstance(targets, Targets) else targets
-    settings = Settings(rank, label, base.experts, base.virtual_tokens, base.loreft, base.ia3_targets)
+    settings = replace(base, rank=rank, targets=label)
     chosen = targets if isinstance(targets, Targets) else resolve_targets(spec, targets, settings.experts)
     kv = as_format(kv_dtype)
     kv_bytes = kv_cache_bytes(spec, tokens, kv)
-    adapter = bits_to_bytes(lora_params(chosen, rank) * adapter_dtype.bits)
+    adapter = lora_bytes(chosen, rank, adapter_dtype)
     parity = parity_rank(chosen, kv_bytes, adapter_dtype)
     total = total_params(spec)
     pre_tokens = pretraining_tokens if pretraining_tokens is not None else spec.pretraining_tokens
     weights_total = weights_bytes(spec, weights_dtype)
-    rows, skipped = _rows(spec, tokens, methods, settings, kv, adapter_dtype, (weights_total, pre_tokens), total)
+    rows, skipped = _rows(
+        spec, tokens, methods, settings, kv, kv_bytes, adapter_dtype, (weights_total, pre_tokens), total
+    )
     return Estimate(
         spec=spec,
         tokens=tokens,

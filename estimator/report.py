@@ -5,6 +5,8 @@ Pure text building, shared by the CLI's table, JSON and CSV outputs; nothing her
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from estimator.compare import Estimate
 from estimator.kv import KV_TENSORS, MlaCache, WindowCache, kv_bytes_per_token, kv_vectors, transformers_kv_heads
 from estimator.layout import PEFT_CONVERTS, ExpertLayout
@@ -113,7 +115,7 @@ def _kv_words(est: Estimate) -> list[str]:
             f"elements of {form} in {storage} = {format_number(per_token)} bytes per cached token."
         )
         other = MlaCache.expanded if kv.mla is MlaCache.latent else MlaCache.latent
-        alt = kv_bytes_per_token(spec, type(kv)(kv.dtype, kv.group_size, kv.zero_point, other, kv.window))
+        alt = kv_bytes_per_token(spec, replace(kv, mla=other))
         formula += (
             f" The {other.value} form (--mla-cache {other.value}) holds {format_number(alt)} bytes per token; "
             "serving engines (vLLM, SGLang) and transformers >= 5 keep the latent form, a naive implementation "

@@ -236,7 +236,7 @@ def validate(
     start = time.perf_counter()
     base = settings or Settings()
     experts = ExpertLayout.fused if spec.is_moe else ExpertLayout.per_expert
-    settings = Settings(rank, targets, experts, base.virtual_tokens, base.loreft, base.ia3_targets)
+    settings = replace(base, rank=rank, targets=targets, experts=experts)
     chosen = resolve_targets(spec, targets, experts)
     model = measure.build_model(spec)
     params = measure.count_params(model)
