@@ -130,3 +130,47 @@ def format_number(value: float) -> str:
     if abs(value) < 1:
         return f"{value:.3g}"
     return f"{value:,.2f}"
+
+
+_GRID_STEP_RE = re.compile(r"^(log|lin|x)([0-9]+)$")
+
+
+def parse_grid(text: str, what: str = "tokens") -> tuple[int, ...]:
+    """Read a grid of whole numbers (token counts or ranks), sorted and without repeats.
+
+    ``1k,10k,100k``: the values listed (each read by :func:`parse_tokens`).
+    ``1k:1B:log20``: 20 points spaced evenly on a log scale from 1k to 1B, both ends included.
+    ``1k:10k:lin10``: 10 evenly spaced points. ``1:8192:x2``: 1, 2, 4, ... (times 2) up to 8,192.
+    Points are rounded to whole numbers, so a fine log grid over small values has fewer points.
+    """
+    fix = f"write e.g. 1k:1B:log20, 1:8192:x2 or 1,8,32,128 for {what}"
+    parts = text.split(":")
+    if len(parts) == 1:
+        values = [parse_tokens(p) for p in text.split(",") if p.strip()]
+        if not values:
+            raise EstimatorError(f"no {what} given in {text!r}; {fix}")
+        return tuple(sorted(set(values)))
+    if len(parts) != 3:
+        raise EstimatorError(f"cannot read the {what} grid {text!r}; {fix}")
+    start, stop = parse_tokens(parts[0]), parse_tokens(parts[1])
+    step = _GRID_STEP_RE.match(parts[2].strip().lower())
+    if step is None or int(step[2]) < 1 or (step[1] == "x" and int(step[2]) < 2):
+        raise EstimatorError(f"cannot read the step {parts[2]!r} of the {what} grid; {fix}")
+    if stop < start:
+        raise EstimatorError(f"the {what} grid {text!r} runs backwards; give the smaller end first")
+    kind, n = step[1], int(step[2])
+    if kind == "x":
+        powers = [start]
+        while powers[-1] * n <= stop:
+            powers.append(powers[-1] * n)
+        return tuple(powers)
+    if n > 10**7:
+        raise EstimatorError(f"{n:,} points in the {what} grid {text!r} are too many; use at most 10,000,000")
+    if n == 1 or start == stop:
+        return (start,)
+    if kind == "lin":
+        raw = [start + (stop - start) * i / (n - 1) for i in range(n)]
+    else:
+        raw = [start * (stop / start) ** (i / (n - 1)) for i in range(n)]
+    points = {round(v) for v in raw[1:-1]} | {start, stop}  # the ends exactly, never a float's rounding
+    return tuple(sorted(points))

@@ -1,0 +1,194 @@
+"""Vectorised sweeps over token counts and LoRA ranks: the arrays behind ``estimate sweep`` and the figures.
+
+The scalar functions of :mod:`estimator.kv` and :mod:`estimator.adapters` define every quantity;
+this module evaluates the same formulas on numpy arrays, and the tests hold each array to them:
+
+    KV(T)      = ⌈b_layer · Σ_l min(T, w_l) / 8⌉ bytes       (w_l = ∞ for full attention)
+    LoRA(r)    = r · P₁ · b_a / 8 bytes                       (P₁ = LoRA parameters at rank 1)
+    ratio(r,T) = KV(T) / LoRA(r)                              (how many times more the cache spends)
+    parity(T)  = ⌈8 · KV(T) / (b_a · P₁)⌉                     (smallest rank holding KV(T) bytes)
+
+where b_layer = bits one layer caches per token, b_a = adapter bits per parameter. Grids are
+indexed [rank, token]. KV bytes are float64: exact integers below 2^53 bytes (9 PB).
+numpy is imported here, never on the path of a plain query; pandas only by :meth:`Sweep.to_frame`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from estimator.adapters import lora_params
+from estimator.compare import Estimate, crossover_tokens
+from estimator.kv import WindowCache, kv_layer_bits_per_token
+from estimator.units import BITS_PER_BYTE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from estimator.kv import KVFormat
+    from estimator.specs import ModelSpec
+
+Ints = NDArray[np.int64]
+Floats = NDArray[np.float64]
+
+
+def _as_ints(values: Any, what: str) -> Ints:
+    array = np.asarray(values, dtype=np.int64).ravel()
+    if array.size == 0 or (array < 1).any():
+        raise ValueError(f"{what} must be a non-empty list of positive whole numbers")
+    return array
+
+
+def kv_cache_bytes_array(spec: ModelSpec, tokens: Any, kv: KVFormat) -> Floats:
+    """:func:`estimator.kv.kv_cache_bytes` at every T of ``tokens``: ⌈b_layer · Σ_l min(T, w_l) / 8⌉."""
+    t = _as_ints(tokens, "tokens")
+    cached = np.zeros(t.shape, dtype=np.int64)
+    for window in spec.layer_windows():
+        if window is None:
+            cached += t
+        else:
+            cached += np.minimum(t, window if kv.window is WindowCache.window else window - 1)
+    bits = cached.astype(np.float64) * kv_layer_bits_per_token(spec, kv)
+    return np.ceil(bits / BITS_PER_BYTE)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The query ``base`` (model, targets, dtypes) swept over ``tokens`` × ``ranks``.
+
+    Per token: ``kv_cache_bytes``, ``kv_bytes_per_token``, ``parity_rank``. Per rank:
+    ``lora_params``, ``lora_bytes``. Grids [rank, token]: ``lora_bytes_per_token``, ``ratio``.
+    """
+
+    base: Estimate
+    tokens: Ints
+    ranks: Ints
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.base.spec
+
+    @cached_property
+    def lora_params_rank1(self) -> int:
+        """P₁: LoRA parameters at rank 1 (LoRA is linear in r: P(r) = r · P₁)."""
+        return lora_params(self.base.targets, 1)
+
+    @cached_property
+    def kv_cache_bytes(self) -> Floats:
+        return kv_cache_bytes_array(self.spec, self.tokens, self.base.kv)
+
+    @property
+    def kv_bytes_per_token(self) -> Floats:
+        return self.kv_cache_bytes / self.tokens
+
+    @property
+    def lora_params(self) -> Ints:
+        return self.ranks * self.lora_params_rank1
+
+    @property
+    def lora_bytes(self) -> Ints:
+        """r · P₁ · b_a / 8 (whole bytes: adapters are stored in whole-byte dtypes)."""
+        return self.lora_params * self.base.adapter_dtype.bits // BITS_PER_BYTE
+
+    @property
+    def lora_fraction_of_params(self) -> Floats:
+        return self.lora_params / self.base.params
+
+    @property
+    def lora_bytes_per_token(self) -> Floats:
+        """[rank, token]: LoRA(r) / T."""
+        return self.lora_bytes[:, None] / self.tokens[None, :]
+
+    @property
+    def ratio(self) -> Floats:
+        """[rank, token]: KV(T) / LoRA(r), the compression ratio of the adapter over the cache."""
+        return self.kv_cache_bytes[None, :] / self.lora_bytes[:, None]
+
+    @property
+    def parity_rank(self) -> Ints:
+        """Per token: ⌈8 · KV(T) / (b_a · P₁)⌉, as :func:`estimator.compare.parity_rank`."""
+        per_rank_bits = self.lora_params_rank1 * self.base.adapter_dtype.bits
+        ranks = np.ceil(self.kv_cache_bytes * BITS_PER_BYTE / per_rank_bits).astype(np.int64)
+        return np.maximum(ranks, 1)
+
+    @property
+    def pretraining_bytes_per_token(self) -> float | None:
+        return self.base.pretraining_bytes_per_token
+
+    def crossover_tokens(self) -> list[int | None]:
+        """Per rank: the token count at which the KV cache reaches the LoRA's bytes (None: never)."""
+        if all(w is None for w in self.spec.layer_windows()):
+            per_token = self.base.kv_bytes_per_token_unbounded
+            return [int(v) for v in np.ceil(self.lora_bytes / per_token).astype(np.int64)]
+        return [crossover_tokens(self.spec, int(size), self.base.kv) for size in self.lora_bytes]
+
+    def columns(self) -> dict[str, NDArray[Any]]:
+        """Long format, one entry per (rank, token) point, every column named with its unit."""
+        n_ranks, n_tokens = self.ranks.size, self.tokens.size
+        pretraining = self.pretraining_bytes_per_token
+        columns = {
+            "tokens": np.tile(self.tokens, n_ranks),
+            "rank": np.repeat(self.ranks, n_tokens),
+            "kv_cache_bytes": np.tile(self.kv_cache_bytes.astype(np.int64), n_ranks),
+            "kv_bytes_per_token": np.tile(self.kv_bytes_per_token, n_ranks),
+            "lora_params": np.repeat(self.lora_params, n_tokens),
+            "lora_bytes": np.repeat(self.lora_bytes, n_tokens),
+            "lora_bytes_per_token": self.lora_bytes_per_token.ravel(),
+            "lora_fraction_of_model_params": np.repeat(self.lora_fraction_of_params, n_tokens),
+            "kv_to_lora_bytes_ratio": self.ratio.ravel(),
+            "parity_rank": np.tile(self.parity_rank, n_ranks),
+            "beyond_full_rank": np.repeat(self.ranks > self.base.targets.smallest_full_rank, n_tokens),
+        }
+        if pretraining is not None:  # no column without a pretraining token count
+            columns["pretraining_bytes_per_token"] = np.full(n_ranks * n_tokens, pretraining)
+        return columns
+
+    def to_frame(self) -> pd.DataFrame:
+        """The long table as a pandas DataFrame (one row per rank and token count)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.columns())
+
+
+def sweep(base: Estimate, tokens: Any, ranks: Any) -> Sweep:
+    """Sweep ``base`` (an :func:`estimator.compare.estimate` result: model, targets, dtypes) over the grid.
+
+    >>> from estimator import estimate, load_spec
+    >>> s = sweep(estimate(load_spec("llama3-70b"), 100_000, 32), [1_000, 100_000], [8, 32])
+    >>> s.ratio.round(1).tolist()
+    [[1.6, 158.2], [0.4, 39.6]]
+    """
+    return Sweep(base, _as_ints(tokens, "tokens"), _as_ints(ranks, "ranks"))
+
+
+def across_models(base: Estimate, specs: list[ModelSpec]) -> tuple[list[Estimate], list[tuple[ModelSpec, str]]]:
+    """``base``'s query (tokens, rank, targets, dtypes) asked of every spec: estimates, and the specs
+    it does not apply to with the reason (e.g. ``--targets qv`` on a model that fuses q, k and v)."""
+    from estimator.compare import estimate
+    from estimator.errors import EstimatorError
+    from estimator.methods import Method
+
+    done, skipped = [], []
+    for spec in specs:
+        try:
+            done.append(
+                estimate(
+                    spec,
+                    base.tokens,
+                    base.rank,
+                    base.targets.label,
+                    kv_dtype=base.kv,
+                    adapter_dtype=base.adapter_dtype,
+                    weights_dtype=base.weights_dtype,
+                    methods=(Method.kv, Method.lora),
+                    settings=base.settings,
+                )
+            )
+        except EstimatorError as exc:
+            skipped.append((spec, str(exc)))
+    return done, skipped
