@@ -1,0 +1,70 @@
+"""Figures: one function per figure, each taking an :class:`~estimator.compare.Estimate` (the query:
+model, tokens, rank, targets, dtypes) and returning a matplotlib ``Figure``; :func:`write_figures`
+regenerates them all (``estimate figures``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+from matplotlib.figure import Figure
+
+from estimator.compare import Estimate
+from estimator.plots.heatmap import ratio_heatmap
+from estimator.plots.models import models_kv_vs_lora
+from estimator.plots.rank import bytes_per_token_vs_rank
+from estimator.plots.style import FORMATS, save
+from estimator.plots.tokens import bytes_per_token_vs_tokens
+
+FIGURES: dict[str, Callable[[Estimate], Figure]] = {
+    "bytes_per_token_vs_tokens": bytes_per_token_vs_tokens,
+    "bytes_per_token_vs_rank": bytes_per_token_vs_rank,
+    "models_kv_vs_lora": models_kv_vs_lora,
+    "ratio_heatmap": ratio_heatmap,
+}
+KINDS = {  # `estimate plot KIND`
+    "tokens": "bytes_per_token_vs_tokens",
+    "rank": "bytes_per_token_vs_rank",
+    "models": "models_kv_vs_lora",
+    "heatmap": "ratio_heatmap",
+}
+MANIFEST = "manifest.json"
+
+
+def write_figures(est: Estimate, out: Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Every figure of :data:`FIGURES` for ``est`` as ``out/<name>.<format>``, and ``out/manifest.json``
+    (the query, the matplotlib version that drew them, and each file's SHA-256)."""
+    paths: list[Path] = []
+    for name, draw in FIGURES.items():
+        paths += save(draw(est), out / name, formats)
+    manifest: dict[str, Any] = {
+        "model": est.spec.name,
+        "tokens": est.tokens,
+        "rank": est.rank,
+        "targets": est.targets.label,
+        "kv_dtype": est.kv.dtype.value,
+        "adapter_dtype": est.adapter_dtype.value,
+        "matplotlib": matplotlib.__version__,
+        "files": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths},
+    }
+    manifest_path = out / MANIFEST
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return [*paths, manifest_path]
+
+
+__all__ = [
+    "FIGURES",
+    "FORMATS",
+    "KINDS",
+    "bytes_per_token_vs_rank",
+    "bytes_per_token_vs_tokens",
+    "models_kv_vs_lora",
+    "ratio_heatmap",
+    "save",
+    "write_figures",
+]

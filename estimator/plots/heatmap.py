@@ -1,0 +1,66 @@
+"""Figure 4: the compression ratio KV ÷ LoRA over token count × rank, with the parity contour.
+
+Above the contour (more tokens, lower rank) the adapter holds the text in fewer bytes than the cache.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from estimator.compare import Estimate
+from estimator.plots.style import add_caption, caption, new_figure, styled
+from estimator.plots.tokens import token_grid
+from estimator.report import format_ratio
+from estimator.sweep import Sweep, sweep
+
+HEATMAP_TOKENS = (10**3, 10**9)
+HEATMAP_RANKS = (1, 8192)
+POINTS_PER_DECADE = 24
+
+
+def heatmap_sweep(est: Estimate) -> Sweep:
+    """The data of the figure: ``est``'s query over 1k to 1B tokens × ranks 1 to 8192 (log grids)."""
+    tokens = token_grid(*HEATMAP_TOKENS, per_decade=POINTS_PER_DECADE)
+    ranks = token_grid(*HEATMAP_RANKS, per_decade=POINTS_PER_DECADE)
+    return sweep(est, tokens, sorted({*ranks, est.rank}))
+
+
+def ratio_heatmap(est: Estimate) -> Figure:
+    """log10(KV ÷ LoRA) coloured over (T, r); contours at 1 (parity), 0.1, 10 and 100; est's point marked."""
+    data = heatmap_sweep(est)
+    log_ratio = np.log10(data.ratio)
+    with styled():
+        fig, ax = new_figure(3.2)
+        low, high = float(log_ratio.min()), float(log_ratio.max())
+        mesh = ax.pcolormesh(
+            data.tokens,
+            data.ranks,
+            log_ratio,
+            cmap="PuOr_r",
+            norm=TwoSlopeNorm(0.0, min(low, -1.0), max(high, 1.0)),  # white at parity
+            shading="nearest",
+            rasterized=True,  # vector files stay small
+        )
+        lines = ax.contour(data.tokens, data.ranks, log_ratio, levels=[-1, 0, 1, 2], colors="#222222",
+                           linewidths=[0.5, 1.2, 0.5, 0.5])  # fmt: skip
+        ax.clabel(lines, fmt=lambda v: "parity" if v == 0 else f"{10**v:g}x", fontsize=5.5)
+        full = est.targets.smallest_full_rank
+        if full < data.ranks[-1]:
+            ax.axhline(full, color="#222222", linewidth=0.6, linestyle=(0, (2, 2)))
+            ax.text(data.tokens[-1] / 1.3, full / 1.12, f"full rank of {', '.join(est.targets.narrowest())}",
+                    fontsize=5, va="top", ha="right")  # fmt: skip
+        ax.plot([est.tokens], [est.rank], "o", color="black", markersize=3)
+        ax.annotate(f"{format_ratio(est.ratio)}", (est.tokens, est.rank), xytext=(4, 3), textcoords="offset points",
+                    fontsize=6, fontweight="bold")  # fmt: skip
+        ax.set(xscale="log", yscale="log", xlabel="tokens of new text learned, T", ylabel="LoRA rank r")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.grid(False)
+        ax.set_title(f"{est.spec.display_name}: KV cache ÷ LoRA bytes")
+        bar = fig.colorbar(mesh, ax=ax, pad=0.02)
+        bar.set_label("KV ÷ LoRA bytes (purple: the cache is smaller)")
+        bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{10**v:,.0f}x" if v >= 0 else f"{10**v:g}x"))
+        add_caption(fig, caption(est))
+    return fig
