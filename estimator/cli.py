@@ -133,7 +133,7 @@ def query(
     from estimator.methods import LoReFT, Settings, parse_layers, parse_methods, parse_positions
     from estimator.units import KV_DTYPES, parse_dtype, parse_tokens
 
-    spec = _spec(model, config)
+    spec = spec_of(model, config)
     if as_json and as_csv:
         raise EstimatorError("--json and --csv exclude each other; pick one")
     n_tokens = parse_tokens(tokens)
@@ -143,9 +143,7 @@ def query(
             raise EstimatorError(f"{option} {value} must be at least 1; give a positive integer")
     if kv_group_size < 0:
         raise EstimatorError(f"--kv-group-size {kv_group_size} must be positive, or 0 for one scale per tensor")
-    adapter = parse_dtype(adapter_dtype, "adapter dtype")
-    if adapter.value not in ADAPTER_DTYPES:
-        raise EstimatorError(f"adapter dtype {adapter_dtype!r} is not offered; use one of: {', '.join(ADAPTER_DTYPES)}")
+    adapter = adapter_dtype_of(adapter_dtype)
     kv = KVFormat(
         parse_dtype(kv_dtype, "KV dtype", KV_DTYPES),
         kv_group_size or None,
@@ -191,7 +189,17 @@ def query(
         _print_table(est)
 
 
-def _spec(model: str | None, config: Path | None) -> Any:
+def adapter_dtype_of(text: str) -> Any:
+    """The adapter's storage dtype: one of :data:`ADAPTER_DTYPES`."""
+    from estimator.units import parse_dtype
+
+    adapter = parse_dtype(text, "adapter dtype")
+    if adapter.value not in ADAPTER_DTYPES:
+        raise EstimatorError(f"adapter dtype {text!r} is not offered; use one of: {', '.join(ADAPTER_DTYPES)}")
+    return adapter
+
+
+def spec_of(model: str | None, config: Path | None) -> Any:
     from estimator.specs import ModelSpec, load_spec
 
     if model is not None and config is not None:
@@ -321,7 +329,7 @@ def validate_command(
 
     if all_models and (model is not None or config is not None):
         raise EstimatorError("give --all or a model (--model/--config), not both")
-    specs = load_all_specs() if all_models else [_spec(model, config)]
+    specs = load_all_specs() if all_models else [spec_of(model, config)]
     check_rank(rank)
     kv = parse_dtype(kv_dtype, "KV dtype")
     adapter = parse_dtype(adapter_dtype, "adapter dtype")
@@ -383,11 +391,32 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# Subcommands defined in other modules, imported (and so registered on `app`) only when the command
+# line names them or asks for help: a plain query does not pay for their options.
+LAZY_COMMANDS = {
+    "figures": "estimator.cli_figures",
+    "plot": "estimator.cli_figures",
+    "sweep": "estimator.cli_figures",
+}
+
+
+def register_commands(args: list[str]) -> None:
+    """Import the modules of the subcommands ``args`` may run (all of them for help or no arguments)."""
+    import importlib
+
+    everything = not args or any(a in ("--help", "-h") for a in args)
+    for name, module in LAZY_COMMANDS.items():
+        if everything or name in args:
+            importlib.import_module(module)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; turn every input error into one line and exit status 2."""
+    args = sys.argv[1:] if argv is None else argv
+    register_commands(args)
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="estimate", standalone_mode=False)
+        command.main(args=args, prog_name="estimate", standalone_mode=False)
     except EstimatorError as exc:
         typer.echo(f"error: {exc}", err=True)
         return EXIT_BAD_INPUT
@@ -410,5 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m estimator.cli`: run the module the subcommands registered on
+    from estimator.cli import main as registered_main
+
+    sys.exit(registered_main())

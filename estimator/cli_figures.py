@@ -1,0 +1,247 @@
+"""``estimate figures``, ``estimate plot`` and ``estimate sweep``: thin wrappers over
+:mod:`estimator.sweep` and :mod:`estimator.plots` (numpy and matplotlib are imported only here, inside
+the commands, never by a plain query).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from estimator.cli import (
+    AdapterDtypeOpt,
+    ConfigOpt,
+    CsvOpt,
+    ExpertsOpt,
+    JsonOpt,
+    KvDtypeOpt,
+    PretrainingOpt,
+    RankOpt,
+    TargetsOpt,
+    TokensOpt,
+    WeightsDtypeOpt,
+    adapter_dtype_of,
+    app,
+    parse_choice,
+    spec_of,
+)
+from estimator.errors import EstimatorError
+
+DEFAULT_MODEL = "llama3-70b"
+
+
+class Kind(StrEnum):
+    tokens = "tokens"
+    rank = "rank"
+    models = "models"
+    heatmap = "heatmap"
+
+
+def base_estimate(
+    model: str | None,
+    config: Path | None,
+    tokens: str,
+    rank: int,
+    targets: str,
+    adapter_dtype: str,
+    kv_dtype: str,
+    weights_dtype: str,
+    pretraining_tokens: str | None,
+    experts: str,
+) -> Any:
+    """The query every figure and sweep starts from (the default model when none is given)."""
+    from estimator.compare import check_rank, estimate
+    from estimator.layout import ExpertLayout
+    from estimator.methods import Method, Settings
+    from estimator.units import KV_DTYPES, parse_dtype, parse_tokens
+
+    spec = spec_of(model or (None if config else DEFAULT_MODEL), config)
+    check_rank(rank)
+    settings = Settings(rank, targets, parse_choice(experts, ExpertLayout, "--experts"))
+    return estimate(
+        spec,
+        parse_tokens(tokens),
+        rank,
+        targets,
+        kv_dtype=parse_dtype(kv_dtype, "KV dtype", KV_DTYPES),
+        adapter_dtype=adapter_dtype_of(adapter_dtype),
+        weights_dtype=parse_dtype(weights_dtype, "weights dtype"),
+        pretraining_tokens=parse_tokens(pretraining_tokens) if pretraining_tokens is not None else None,
+        methods=(Method.kv, Method.lora, Method.pretraining),
+        settings=settings,
+    )
+
+
+FigModelOpt = Annotated[str | None, typer.Option("--model", "-m", help=f"Zoo model name (default: {DEFAULT_MODEL}).")]
+FormatOpt = Annotated[str, typer.Option("--format", help="Comma list of file formats: png, svg, pdf.")]
+
+
+def _formats(text: str) -> list[str]:
+    from estimator.plots import FORMATS
+
+    chosen = [f.strip().lower().lstrip(".") for f in text.split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        names = ", ".join(repr(f) for f in unknown) or repr(text)
+        raise EstimatorError(f"unknown figure format {names}; use png, svg or pdf")
+    return list(dict.fromkeys(chosen))
+
+
+@app.command("figures")
+def figures(
+    model: FigModelOpt = None,
+    config: ConfigOpt = None,
+    out: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("figures"),
+    formats: FormatOpt = "png,svg",
+    tokens: TokensOpt = "100k",
+    rank: RankOpt = 32,
+    targets: TargetsOpt = "all-linear",
+    adapter_dtype: AdapterDtypeOpt = "bf16",
+    kv_dtype: KvDtypeOpt = "bf16",
+    weights_dtype: WeightsDtypeOpt = "bf16",
+    pretraining_tokens: PretrainingOpt = None,
+    experts: ExpertsOpt = "per-expert",
+) -> None:
+    """Regenerate every figure (fixed file names, no timestamps) and figures/manifest.json."""
+    est = base_estimate(
+        model, config, tokens, rank, targets, adapter_dtype, kv_dtype, weights_dtype, pretraining_tokens, experts
+    )
+    chosen = _formats(formats)
+    from estimator.plots import write_figures
+
+    for path in write_figures(est, out, chosen):
+        typer.echo(str(path))
+
+
+KindArg = Annotated[Kind, typer.Argument(help="tokens (bytes/token vs tokens), rank, models or heatmap.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="File to write; its suffix sets the format.")]
+RanksOpt = Annotated[str, typer.Option(help="LoRA ranks drawn by `plot tokens` (comma list), besides --rank.")]
+
+
+@app.command("plot")
+def plot(
+    kind: KindArg,
+    model: FigModelOpt = None,
+    config: ConfigOpt = None,
+    out: OutOpt = None,
+    tokens: TokensOpt = "100k",
+    rank: RankOpt = 32,
+    ranks: RanksOpt = "8,32,128",
+    targets: TargetsOpt = "all-linear",
+    adapter_dtype: AdapterDtypeOpt = "bf16",
+    kv_dtype: KvDtypeOpt = "bf16",
+    weights_dtype: WeightsDtypeOpt = "bf16",
+    pretraining_tokens: PretrainingOpt = None,
+    experts: ExpertsOpt = "per-expert",
+) -> None:
+    """Draw one figure for your own query and write it (default: <figure name>.png here)."""
+    from estimator.units import parse_grid
+
+    est = base_estimate(
+        model, config, tokens, rank, targets, adapter_dtype, kv_dtype, weights_dtype, pretraining_tokens, experts
+    )
+    drawn_ranks = parse_grid(ranks, "ranks")
+    from estimator.plots import FIGURES, KINDS, save
+    from estimator.plots.tokens import bytes_per_token_vs_tokens
+
+    name = KINDS[kind.value]
+    path = out if out is not None else Path(f"{name}.png")
+    (fmt,) = _formats(path.suffix or "png")
+    fig = bytes_per_token_vs_tokens(est, drawn_ranks) if kind is Kind.tokens else FIGURES[name](est)
+    (written,) = save(fig, path.with_suffix(""), [fmt])
+    typer.echo(str(written))
+
+
+GridOpt = Annotated[str, typer.Option(help="Token counts: 1k:1B:log20 (log spaced), 1k:10k:lin10, 1k,10k,100k.")]
+RankGridOpt = Annotated[str, typer.Option(help="LoRA ranks: 1,8,32,128, 1:8192:x2 (doubling) or 1:1024:log11.")]
+SweepOutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Write to a .csv or .json file.")]
+TABLE_ROWS = 200  # the printed table's limit; larger sweeps go to --csv, --json or --out
+
+
+@app.command("sweep")
+def sweep_command(
+    model: FigModelOpt = None,
+    config: ConfigOpt = None,
+    tokens: GridOpt = "1k:1B:log7",
+    ranks: RankGridOpt = "8,32,128",
+    targets: TargetsOpt = "all-linear",
+    adapter_dtype: AdapterDtypeOpt = "bf16",
+    kv_dtype: KvDtypeOpt = "bf16",
+    weights_dtype: WeightsDtypeOpt = "bf16",
+    pretraining_tokens: PretrainingOpt = None,
+    experts: ExpertsOpt = "per-expert",
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+    out: SweepOutOpt = None,
+) -> None:
+    """KV cache against LoRA over a grid of token counts × ranks: one row per point."""
+    from estimator.units import parse_grid
+
+    if sum((as_json, as_csv, out is not None)) > 1:
+        raise EstimatorError("--json, --csv and --out exclude each other; pick one")
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise EstimatorError(f"cannot tell the format of {out}; name it .csv or .json")
+    token_grid, rank_grid = parse_grid(tokens, "tokens"), parse_grid(ranks, "ranks")
+    est = base_estimate(
+        model, config, "1", min(rank_grid), targets, adapter_dtype, kv_dtype, weights_dtype, pretraining_tokens,
+        experts,
+    )  # fmt: skip
+    from estimator.sweep import sweep
+
+    columns = sweep(est, token_grid, rank_grid).columns()
+    rows = len(columns["tokens"])
+    if out is not None:
+        with out.open("w", encoding="utf-8", newline="") as stream:
+            _write(columns, stream, out.suffix.lower() == ".json", est)
+        typer.echo(f"{rows:,} rows written to {out}", err=True)
+    elif as_json or as_csv:
+        _write(columns, sys.stdout, as_json, est)
+    else:
+        if rows > TABLE_ROWS:
+            raise EstimatorError(f"{rows:,} rows are too many to print; add --csv, --json or --out sweep.csv")
+        _print_sweep(columns, est)
+
+
+def _write(columns: dict[str, Any], stream: Any, as_json: bool, est: Any) -> None:
+    from estimator.report import assumptions
+
+    names = list(columns)
+    values = [columns[name].tolist() for name in names]
+    if as_json:
+        records = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+        query = {"model": est.spec.name, "targets": est.targets.label, "kv_dtype": est.kv.dtype.value}
+        query |= {"adapter_dtype": est.adapter_dtype.value, "weights_dtype": est.weights_dtype.value}
+        words = [w for w in assumptions(est) if not w.startswith(("Parity", "Rank"))]
+        json.dump({"query": query, "assumptions": words, "rows": records}, stream, indent=1, allow_nan=False,
+                  default=str)  # fmt: skip
+        stream.write("\n")
+    else:
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(zip(*values, strict=True))
+
+
+def _print_sweep(columns: dict[str, Any], est: Any) -> None:
+    from estimator.cli import say
+    from estimator.report import format_ratio, format_table
+    from estimator.units import format_bytes, format_number
+
+    say(f"{est.spec.display_name}: KV cache ({est.kv.describe()}) against LoRA on {est.targets.label} "
+        f"({est.adapter_dtype.value})")  # fmt: skip
+    headers = ["tokens", "rank", "KV cache", "KV B/token", "LoRA", "LoRA B/token", "KV ÷ LoRA", "parity rank"]
+    body = [
+        [f"{t:,}", f"{r:,}", format_bytes(kv), format_number(kv_t), format_bytes(lo), format_number(lo_t),
+         format_ratio(ratio), f"{parity:,}"]
+        for t, r, kv, kv_t, lo, lo_t, ratio, parity in zip(
+            *(columns[c].tolist() for c in ("tokens", "rank", "kv_cache_bytes", "kv_bytes_per_token", "lora_bytes",
+                                            "lora_bytes_per_token", "kv_to_lora_bytes_ratio", "parity_rank")),
+            strict=True,
+        )
+    ]  # fmt: skip
+    typer.echo(format_table(headers, body, right=set(range(len(headers)))))

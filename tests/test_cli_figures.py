@@ -1,0 +1,99 @@
+"""`estimate figures`, `estimate plot` and `estimate sweep`: files written, tables, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from estimator.compare import estimate
+from estimator.specs import load_spec
+from estimator.units import DType
+
+from .test_cli import run
+
+
+def test_help_lists_the_lazy_subcommands(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for name in ("figures", "plot", "sweep", "models", "validate"):
+        assert f" {name} " in out, name
+
+
+def test_figures_command_writes_every_figure(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run(capsys, "figures", "--model", "gpt2", "--out", str(tmp_path), "--format", "pdf")
+    assert code == 0 and err == ""
+    written = sorted(Path(line).name for line in out.splitlines())
+    assert written == sorted(
+        [
+            "bytes_per_token_vs_tokens.pdf",
+            "bytes_per_token_vs_rank.pdf",
+            "models_kv_vs_lora.pdf",
+            "ratio_heatmap.pdf",
+            "manifest.json",
+        ]
+    )
+    assert json.loads((tmp_path / "manifest.json").read_text())["model"] == "gpt2"
+
+
+def test_plot_one_figure(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "mine.svg"
+    code, out, _ = run(
+        capsys, "plot", "rank", "--model", "qwen2.5-7b", "--tokens", "1M", "--rank", "16", "-o", str(target)
+    )
+    assert code == 0 and out.strip() == str(target)
+    assert target.read_text().startswith("<?xml")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["plot", "bars"], "'bars' is not one of"),
+        (["plot", "tokens", "--out", "x.gif"], "unknown figure format 'gif'"),
+        (["figures", "--format", "png,jpg"], "unknown figure format 'jpg'"),
+        (["plot", "tokens", "--model", "llama-3"], "unknown model"),
+        (["plot", "tokens", "--ranks", "8:x"], "cannot read the ranks grid"),
+        (["sweep", "--tokens", "1k:1B"], "cannot read the tokens grid"),
+        (["sweep", "--tokens", "1k:1B:log300"], "too many to print"),
+        (["sweep", "--json", "--csv"], "exclude each other"),
+        (["sweep", "--out", "table.xlsx"], "name it .csv or .json"),
+        (["sweep", "--ranks", "0,8"], "must be positive"),
+    ],
+)
+def test_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == "", err
+    assert needle in err and err.count("\n") == 1 and err.startswith("error: ")
+
+
+def test_sweep_table(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "sweep", "--model", "llama3-70b", "--tokens", "1k,100k", "--ranks", "32,1266")
+    assert code == 0
+    assert "39.6x" in out and "828.38 MB" in out and "32.77 GB" in out
+    rows = [line for line in out.splitlines() if line.lstrip().startswith("100,000")]
+    assert len(rows) == 2 and "1,266" in rows[1]
+
+
+def test_sweep_csv_and_json_equal_the_estimate(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    args = ["sweep", "--model", "mixtral-8x7b", "--tokens", "1k:1M:log4", "--ranks", "1:64:x4", "--kv-dtype", "fp8"]
+    code, out, _ = run(capsys, *args, "--csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 4 * 4
+    spec = load_spec("mixtral-8x7b")
+    for row in rows:
+        point = estimate(spec, int(row["tokens"]), int(row["rank"]), kv_dtype=DType.fp8)
+        assert int(row["kv_cache_bytes"]) == point.kv_cache_bytes
+        assert int(row["lora_bytes"]) == point.lora_bytes
+        assert float(row["kv_to_lora_bytes_ratio"]) == point.ratio
+        assert int(row["parity_rank"]) == point.parity_rank
+    target = tmp_path / "sweep.json"
+    code, _, err = run(capsys, *args, "--out", str(target))
+    assert code == 0 and "16 rows written" in err
+    data = json.loads(target.read_text())
+    assert data["query"]["kv_dtype"] == "fp8" and data["rows"][5]["rank"] == int(rows[5]["rank"])
+    assert data["rows"][5]["kv_to_lora_bytes_ratio"] == float(rows[5]["kv_to_lora_bytes_ratio"])
+    assert any("KV cache" in line for line in data["assumptions"])
