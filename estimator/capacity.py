@@ -1,0 +1,154 @@
+"""Bytes are not information: how much knowledge each store can hold, against what the text carries.
+
+Notation: P trained parameters, c knowledge bits per parameter (2 at ~1,000 exposures per fact,
+Allen-Zhu & Li 2024), h information bits per token of text (default: Chinchilla's irreducible
+loss, 1.69 nats = 2.44 bits), T tokens of new text, N model parameters, D pretraining tokens.
+
+    capacity(P)      = c · P bits
+    information(T)   = h · T bits
+    headroom         = capacity / information (above 1: room to spare)
+    fill tokens      = ⌊c · P / h⌋ (the most text the store could hold)
+    KV redundancy    = 8 · KV bytes per token / h (stored bits per bit of information)
+
+Applying c to adapter parameters is an assumption: the paper measured whole models trained from
+scratch. All pure functions; no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from estimator.compare import Estimate
+from estimator.constants import KNOWLEDGE_BITS_PER_PARAM, TEXT_NATS_PER_TOKEN, nats_to_bits
+from estimator.methods import Method
+from estimator.units import BITS_PER_BYTE
+
+DEFAULT_TEXT_BITS_PER_TOKEN = nats_to_bits(TEXT_NATS_PER_TOKEN.value)
+
+
+def knowledge_capacity_bits(params: int, bits_per_param: float = KNOWLEDGE_BITS_PER_PARAM.value) -> float:
+    """c · P: Llama 3 70B's r = 32 LoRA, 414,187,520 params at 2 bits: 828,375,040 bits (103.5 MB)."""
+    return params * bits_per_param
+
+
+def text_information_bits(tokens: int, bits_per_token: float = DEFAULT_TEXT_BITS_PER_TOKEN) -> float:
+    """h · T: 100,000 tokens at 2.438 bits = 243,817 bits (30.5 kB)."""
+    return tokens * bits_per_token
+
+
+def fill_tokens(params: int, bits_per_param: float, bits_per_token: float) -> int:
+    """⌊c · P / h⌋: tokens of text a store of P parameters could hold (r = 32 LoRA: 339,749,890)."""
+    return int(knowledge_capacity_bits(params, bits_per_param) // bits_per_token)
+
+
+def stored_bits_per_information_bit(stored_bytes_per_token: float, bits_per_token: float) -> float:
+    """8 · bytes per token / h: how many stored bits each bit of information costs (KV: 1,075,175)."""
+    return stored_bytes_per_token * BITS_PER_BYTE / bits_per_token
+
+
+def pretraining_capacity_bits_per_token(params: int, pretraining_tokens: int, bits_per_param: float) -> float:
+    """c · N / D: knowledge capacity per pretraining token (Llama 3 70B, 15T: 0.0094 bits)."""
+    return knowledge_capacity_bits(params, bits_per_param) / pretraining_tokens
+
+
+@dataclass(frozen=True)
+class CapacityRow:
+    """One trained store: its parameters, capacity, headroom at T and the tokens that would fill it."""
+
+    method: Method
+    params: int
+    capacity_bits: float
+    headroom: float
+    fill_tokens: int
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Knowledge capacity against information for one query (``est``), under stated constants."""
+
+    est: Estimate
+    bits_per_param: float
+    text_bits_per_token: float
+    rows: tuple[CapacityRow, ...]
+
+    @property
+    def information_bits(self) -> float:
+        return text_information_bits(self.est.tokens, self.text_bits_per_token)
+
+    @property
+    def kv_stored_bits_per_token(self) -> float:
+        return self.est.kv_bytes_per_token * BITS_PER_BYTE
+
+    @property
+    def kv_redundancy(self) -> float:
+        """Stored bits of the KV cache per bit of information in the text."""
+        return stored_bits_per_information_bit(self.est.kv_bytes_per_token, self.text_bits_per_token)
+
+    @property
+    def pretraining_weight_bits_per_token(self) -> float | None:
+        per_token = self.est.pretraining_bytes_per_token
+        return None if per_token is None else per_token * BITS_PER_BYTE
+
+    @property
+    def pretraining_capacity_bits_per_token(self) -> float | None:
+        tokens = self.est.pretraining_tokens
+        if tokens is None:
+            return None
+        return pretraining_capacity_bits_per_token(self.est.params, tokens, self.bits_per_param)
+
+    def row(self, method: Method) -> CapacityRow | None:
+        return next((r for r in self.rows if r.method is method), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every key names its unit."""
+        return {
+            "model": self.est.spec.name,
+            "tokens": self.est.tokens,
+            "knowledge_bits_per_param": self.bits_per_param,
+            "text_bits_per_token": self.text_bits_per_token,
+            "text_information_bits": self.information_bits,
+            "methods": [
+                {
+                    "method": r.method.value,
+                    "params": r.params,
+                    "capacity_bits": r.capacity_bits,
+                    "headroom_capacity_to_information": r.headroom,
+                    "fill_tokens": r.fill_tokens,
+                }
+                for r in self.rows
+            ],
+            "kv_cache": {
+                "stored_bits_per_token": self.kv_stored_bits_per_token,
+                "information_bits_per_token": self.text_bits_per_token,
+                "stored_bits_per_information_bit": self.kv_redundancy,
+            },
+            "pretraining": {
+                "tokens": self.est.pretraining_tokens,
+                "weight_bits_per_token": self.pretraining_weight_bits_per_token,
+                "capacity_bits_per_token": self.pretraining_capacity_bits_per_token,
+            },
+        }
+
+
+def capacity(
+    est: Estimate,
+    bits_per_param: float = KNOWLEDGE_BITS_PER_PARAM.value,
+    text_bits_per_token: float = DEFAULT_TEXT_BITS_PER_TOKEN,
+) -> Capacity:
+    """Capacity and headroom of every trained method in ``est`` (LoRA, DoRA, ..., full fine-tuning)."""
+    if bits_per_param <= 0 or text_bits_per_token <= 0:
+        raise ValueError("bits per parameter and bits per token must be positive")
+    information = text_information_bits(est.tokens, text_bits_per_token)
+    rows = tuple(
+        CapacityRow(
+            row.method,
+            row.params,
+            knowledge_capacity_bits(row.params, bits_per_param),
+            knowledge_capacity_bits(row.params, bits_per_param) / information,
+            fill_tokens(row.params, bits_per_param, text_bits_per_token),
+        )
+        for row in est.rows
+        if row.params is not None and row.method is not Method.pretraining
+    )
+    return Capacity(est, bits_per_param, text_bits_per_token, rows)

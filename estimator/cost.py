@@ -1,0 +1,230 @@
+"""FLOPs: in-context learning pays for its context on every query; fine-tuning pays once.
+
+Notation: N_f forward matmul parameters per token (active parameters without the input embedding
+table; a tied output head counted, since its matmul runs), L layers, H query heads, d_qk and d_v
+the query-key and value head dims, w_l the sliding window of layer l, T context tokens, q query
+tokens and g generated tokens per query, P adapter parameters, E epochs, A augmentation factor.
+
+    attention at position t, layer l   = 2 · min(t, w_l) · H · (d_qk + d_v)     (QKᵀ, then A·V)
+    sequence(n)  = 2 · N_f · n + Σ_l Σ_{t=1..n} 2 · min(t, w_l) · H · (d_qk + d_v)
+                 = 2 · N_f · n + L · H · (d_qk + d_v) · n (n + 1)   without windows
+                   (≈ 2 · L · n² · d_attn with d_attn = H · d_h: the causal attention term)
+    ICL per query            = sequence(T + q + g)                       (context, query and answer)
+    ICL, prefix cached       = sequence(T) once, then sequence(T + q + g) − sequence(T) per query
+    fine-tuned per query     = sequence(q + g) + 2 · P · (q + g)         (an unmerged LoRA's matmuls)
+    LoRA training            = (4 · N_f + 6 · P) · T · A · E             (forward, input gradients, adapter
+                                                                          gradients; full fine-tuning 6 · N_f)
+                               + 3 · attention of the T · A tokens cut into sequences of S tokens, per epoch
+                               (backward through attention costs twice its forward)
+    augmentation (A > 1)     = sequence(T) + (A − 1) · (sequence(2T) − sequence(T))
+                               (A − 1 rewrites of T tokens, each generated with the document in context)
+    break-even queries       = ⌈(fine-tuning once − ICL once) / (ICL per query − fine-tuned per query)⌉
+
+Pure integer arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from estimator.architecture import active_params, param_breakdown
+from estimator.compare import Estimate
+from estimator.specs import ModelSpec
+
+MULTIPLY_ADD = 2  # FLOPs per weight per token: one multiply, one add
+FORWARD_BACKWARD_FULL = 6  # forward 2, input gradients 2, weight gradients 2
+FORWARD_BACKWARD_FROZEN = 4  # frozen weights: forward 2 and input gradients 2, no weight gradients
+ATTENTION_FORWARD_BACKWARD = 3  # attention has no weights: forward 1x, gradients for Q, K and V 2x
+
+
+class FineTune(StrEnum):
+    lora = "lora"
+    full = "full"
+
+
+def forward_params(spec: ModelSpec) -> int:
+    """N_f: parameters a token's forward pass multiplies by: active parameters less the input
+    embedding table, plus the output head's V · d when it is tied to the embedding.
+
+    Llama 3 70B: 70,553,706,496 − 128,256 · 8,192 = 69,503,033,344.
+    """
+    tied_head = spec.vocab_size * spec.hidden_size if spec.tie_word_embeddings else 0
+    return active_params(spec) - param_breakdown(spec)["embedding"] + tied_head
+
+
+def attention_width(spec: ModelSpec) -> int:
+    """H · (d_qk + d_v): elements a query meets per cached position and layer (QKᵀ and A·V).
+
+    Standard attention: H · 2 · d_h (Llama 3 70B: 64 · 256 = 16,384). MLA, computed per head:
+    H · (qk_nope + qk_rope + v_head_dim).
+    """
+    if spec.is_mla:
+        qk = (spec.qk_nope_head_dim or 0) + (spec.qk_rope_head_dim or 0)
+        return spec.num_attention_heads * (qk + (spec.v_head_dim or 0))
+    return spec.num_attention_heads * 2 * spec.head_dim
+
+
+def _attended_positions(n: int, window: int | None) -> int:
+    """Σ_{t=1..n} min(t, w): keys all n positions of a sequence attend to, over one layer."""
+    if window is None or n <= window:
+        return n * (n + 1) // 2
+    return window * (window + 1) // 2 + (n - window) * window
+
+
+def attention_flops(spec: ModelSpec, n: int) -> int:
+    """Σ_l Σ_{t=1..n} 2 · min(t, w_l) · H · (d_qk + d_v) (no windows: L · H · (d_qk + d_v) · n (n + 1)).
+
+    Llama 3 70B, 100,000 tokens: 80 · 16,384 · 100,000 · 100,001 = 13,107,331,072,000,000.
+    """
+    width = attention_width(spec)
+    return sum(MULTIPLY_ADD * width * _attended_positions(n, w) for w in spec.layer_windows())
+
+
+def sequence_flops(spec: ModelSpec, n: int) -> int:
+    """Forward FLOPs of a sequence of n tokens: 2 · N_f · n + :func:`attention_flops`."""
+    return MULTIPLY_ADD * forward_params(spec) * n + attention_flops(spec, n)
+
+
+def training_flops_per_token(spec: ModelSpec, finetune: FineTune, adapter_params: int) -> int:
+    """LoRA: 4 · N_f + 6 · P (frozen weights pass gradients on but keep none); full: 6 · N_f."""
+    n_f = forward_params(spec)
+    if finetune is FineTune.full:
+        return FORWARD_BACKWARD_FULL * n_f
+    return FORWARD_BACKWARD_FROZEN * n_f + FORWARD_BACKWARD_FULL * adapter_params
+
+
+def training_attention_flops(spec: ModelSpec, tokens: int, sequence_tokens: int) -> int:
+    """3 · attention FLOPs of ``tokens`` training tokens cut into sequences of S: ⌊n/S⌋ full, one shorter."""
+    full, rest = divmod(tokens, sequence_tokens)
+    forward = full * attention_flops(spec, sequence_tokens) + attention_flops(spec, rest)
+    return ATTENTION_FORWARD_BACKWARD * forward
+
+
+def augmentation_flops(spec: ModelSpec, tokens: int, augmentation: int) -> int:
+    """Generating A − 1 rewrites of T tokens with the document in context (its prefill once):
+    sequence(T) + (A − 1) · (sequence(2T) − sequence(T)); zero when A = 1."""
+    if augmentation <= 1:
+        return 0
+    once = sequence_flops(spec, tokens)
+    return once + (augmentation - 1) * (sequence_flops(spec, 2 * tokens) - once)
+
+
+def breakeven_queries(once_extra_flops: int, per_query_saving_flops: int) -> int | None:
+    """⌈once / saving⌉ queries before fine-tuning has paid for itself; None if it never does."""
+    if per_query_saving_flops <= 0:
+        return None
+    return max(0, -(-once_extra_flops // per_query_saving_flops))
+
+
+@dataclass(frozen=True)
+class Breakeven:
+    """FLOPs of learning ``est.tokens`` tokens in context against fine-tuning them in, and the crossover."""
+
+    est: Estimate
+    finetune: FineTune
+    epochs: int
+    augmentation: int
+    train_sequence_tokens: int
+    query_tokens: int
+    generated_tokens: int
+    adapter_params: int
+    training_flops: int
+    augmentation_flops: int
+    icl_query_flops: int
+    icl_cached_once_flops: int
+    icl_cached_query_flops: int
+    finetuned_query_flops: int
+
+    @property
+    def finetune_once_flops(self) -> int:
+        return self.training_flops + self.augmentation_flops
+
+    @property
+    def queries(self) -> int | None:
+        """Queries after which fine-tuning is cheaper than putting the text in every prompt."""
+        return breakeven_queries(self.finetune_once_flops, self.icl_query_flops - self.finetuned_query_flops)
+
+    @property
+    def queries_prefix_cached(self) -> int | None:
+        """The same against a context whose KV cache is computed once and kept (prefix caching)."""
+        return breakeven_queries(
+            self.finetune_once_flops - self.icl_cached_once_flops,
+            self.icl_cached_query_flops - self.finetuned_query_flops,
+        )
+
+    def cumulative_flops(self, queries: int) -> dict[str, int]:
+        """Total FLOPs after ``queries`` queries, each way."""
+        return {
+            "in_context": queries * self.icl_query_flops,
+            "in_context_prefix_cached": self.icl_cached_once_flops + queries * self.icl_cached_query_flops,
+            "fine_tuned": self.finetune_once_flops + queries * self.finetuned_query_flops,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.est.spec.name,
+            "tokens": self.est.tokens,
+            "finetune": self.finetune.value,
+            "rank": self.est.rank if self.finetune is FineTune.lora else None,
+            "epochs": self.epochs,
+            "augmentation_factor": self.augmentation,
+            "train_sequence_tokens": self.train_sequence_tokens,
+            "query_tokens": self.query_tokens,
+            "generated_tokens": self.generated_tokens,
+            "forward_params": forward_params(self.est.spec),
+            "adapter_params": self.adapter_params,
+            "training_flops": self.training_flops,
+            "augmentation_flops": self.augmentation_flops,
+            "finetune_once_flops": self.finetune_once_flops,
+            "in_context_query_flops": self.icl_query_flops,
+            "in_context_prefix_cached_once_flops": self.icl_cached_once_flops,
+            "in_context_prefix_cached_query_flops": self.icl_cached_query_flops,
+            "fine_tuned_query_flops": self.finetuned_query_flops,
+            "breakeven_queries": self.queries,
+            "breakeven_queries_prefix_cached": self.queries_prefix_cached,
+            "kv_cache_bytes_held": self.est.kv_cache_bytes,
+            "adapter_bytes_held": self.est.lora_bytes if self.finetune is FineTune.lora else 0,
+        }
+
+
+def breakeven(
+    est: Estimate,
+    epochs: int = 1,
+    augmentation: int = 1,
+    query_tokens: int = 100,
+    generated_tokens: int = 100,
+    finetune: FineTune = FineTune.lora,
+    train_sequence_tokens: int = 4_096,
+) -> Breakeven:
+    """The FLOPs of each way for ``est`` (model, T, rank, targets) and the break-even query counts."""
+    if min(epochs, augmentation, train_sequence_tokens) < 1 or min(query_tokens, generated_tokens) < 0:
+        raise ValueError(
+            "epochs, augmentation and training sequence tokens must be at least 1; "
+            "query and generated tokens at least 0"
+        )
+    spec, tokens = est.spec, est.tokens
+    adapter = est.lora_params if finetune is FineTune.lora else 0
+    per_query = query_tokens + generated_tokens
+    with_context = sequence_flops(spec, tokens + per_query)
+    context = sequence_flops(spec, tokens)
+    trained = tokens * augmentation
+    per_epoch = training_flops_per_token(spec, finetune, adapter) * trained
+    per_epoch += training_attention_flops(spec, trained, train_sequence_tokens)
+    return Breakeven(
+        est=est,
+        finetune=finetune,
+        epochs=epochs,
+        augmentation=augmentation,
+        train_sequence_tokens=train_sequence_tokens,
+        query_tokens=query_tokens,
+        generated_tokens=generated_tokens,
+        adapter_params=adapter,
+        training_flops=per_epoch * epochs,
+        augmentation_flops=augmentation_flops(spec, tokens, augmentation),
+        icl_query_flops=with_context,
+        icl_cached_once_flops=context,
+        icl_cached_query_flops=with_context - context,
+        finetuned_query_flops=sequence_flops(spec, per_query) + MULTIPLY_ADD * adapter * per_query,
+    )
