@@ -397,6 +397,9 @@ LAZY_COMMANDS = {
     "figures": "estimator.cli_figures",
     "plot": "estimator.cli_figures",
     "sweep": "estimator.cli_figures",
+    "capacity": "estimator.cli_beyond",
+    "breakeven": "estimator.cli_beyond",
+    "constants": "estimator.cli_beyond",
 }
 
 

@@ -41,6 +41,8 @@ class Kind(StrEnum):
     rank = "rank"
     models = "models"
     heatmap = "heatmap"
+    capacity = "capacity"
+    breakeven = "breakeven"
 
 
 def base_estimate(
@@ -54,8 +56,10 @@ def base_estimate(
     weights_dtype: str,
     pretraining_tokens: str | None,
     experts: str,
+    methods: tuple[Any, ...] | None = None,
 ) -> Any:
-    """The query every figure and sweep starts from (the default model when none is given)."""
+    """The query every figure and sweep starts from (the default model when none is given);
+    ``methods`` defaults to the rows the figures draw (KV cache, LoRA, pretraining)."""
     from estimator.compare import check_rank, estimate
     from estimator.layout import ExpertLayout
     from estimator.methods import Method, Settings
@@ -73,7 +77,7 @@ def base_estimate(
         adapter_dtype=adapter_dtype_of(adapter_dtype),
         weights_dtype=parse_dtype(weights_dtype, "weights dtype"),
         pretraining_tokens=parse_tokens(pretraining_tokens) if pretraining_tokens is not None else None,
-        methods=(Method.kv, Method.lora, Method.pretraining),
+        methods=methods or (Method.kv, Method.lora, Method.pretraining),
         settings=settings,
     )
 
@@ -119,9 +123,13 @@ def figures(
         typer.echo(str(path))
 
 
-KindArg = Annotated[Kind, typer.Argument(help="tokens (bytes/token vs tokens), rank, models or heatmap.")]
+KindArg = Annotated[
+    Kind, typer.Argument(help="tokens (bytes/token vs tokens), rank, models, heatmap, capacity or breakeven.")
+]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="File to write; its suffix sets the format.")]
-RanksOpt = Annotated[str, typer.Option(help="LoRA ranks drawn by `plot tokens` (comma list), besides --rank.")]
+RanksOpt = Annotated[
+    str, typer.Option(help="LoRA ranks drawn by `plot tokens` and `plot capacity` (comma list), besides --rank.")
+]
 
 
 @app.command("plot")
@@ -153,7 +161,14 @@ def plot(
     name = KINDS[kind.value]
     path = out if out is not None else Path(f"{name}.png")
     (fmt,) = _formats(path.suffix or "png")
-    fig = bytes_per_token_vs_tokens(est, drawn_ranks) if kind is Kind.tokens else FIGURES[name](est)
+    if kind is Kind.tokens:
+        fig = bytes_per_token_vs_tokens(est, drawn_ranks)
+    elif kind is Kind.capacity:
+        from estimator.plots.beyond import capacity_vs_tokens
+
+        fig = capacity_vs_tokens(est, drawn_ranks)
+    else:
+        fig = FIGURES[name](est)
     (written,) = save(fig, path.with_suffix(""), [fmt])
     typer.echo(str(written))
 
@@ -189,9 +204,17 @@ def sweep_command(
         raise EstimatorError(f"cannot tell the format of {out}; name it .csv or .json")
     token_grid, rank_grid = parse_grid(tokens, "tokens"), parse_grid(ranks, "ranks")
     est = base_estimate(
-        model, config, "1", min(rank_grid), targets, adapter_dtype, kv_dtype, weights_dtype, pretraining_tokens,
+        model,
+        config,
+        "1",
+        min(rank_grid),
+        targets,
+        adapter_dtype,
+        kv_dtype,
+        weights_dtype,
+        pretraining_tokens,
         experts,
-    )  # fmt: skip
+    )
     from estimator.sweep import sweep
 
     columns = sweep(est, token_grid, rank_grid).columns()
@@ -218,8 +241,9 @@ def _write(columns: dict[str, Any], stream: Any, as_json: bool, est: Any) -> Non
         query = {"model": est.spec.name, "targets": est.targets.label, "kv_dtype": est.kv.dtype.value}
         query |= {"adapter_dtype": est.adapter_dtype.value, "weights_dtype": est.weights_dtype.value}
         words = [w for w in assumptions(est) if not w.startswith(("Parity", "Rank"))]
-        json.dump({"query": query, "assumptions": words, "rows": records}, stream, indent=1, allow_nan=False,
-                  default=str)  # fmt: skip
+        json.dump(
+            {"query": query, "assumptions": words, "rows": records}, stream, indent=1, allow_nan=False, default=str
+        )
         stream.write("\n")
     else:
         writer = csv.writer(stream, lineterminator="\n")
@@ -232,16 +256,37 @@ def _print_sweep(columns: dict[str, Any], est: Any) -> None:
     from estimator.report import format_ratio, format_table
     from estimator.units import format_bytes, format_number
 
-    say(f"{est.spec.display_name}: KV cache ({est.kv.describe()}) against LoRA on {est.targets.label} "
-        f"({est.adapter_dtype.value})")  # fmt: skip
+    say(
+        f"{est.spec.display_name}: KV cache ({est.kv.describe()}) against LoRA on {est.targets.label} "
+        f"({est.adapter_dtype.value})"
+    )
     headers = ["tokens", "rank", "KV cache", "KV B/token", "LoRA", "LoRA B/token", "KV ÷ LoRA", "parity rank"]
     body = [
-        [f"{t:,}", f"{r:,}", format_bytes(kv), format_number(kv_t), format_bytes(lo), format_number(lo_t),
-         format_ratio(ratio), f"{parity:,}"]
+        [
+            f"{t:,}",
+            f"{r:,}",
+            format_bytes(kv),
+            format_number(kv_t),
+            format_bytes(lo),
+            format_number(lo_t),
+            format_ratio(ratio),
+            f"{parity:,}",
+        ]
         for t, r, kv, kv_t, lo, lo_t, ratio, parity in zip(
-            *(columns[c].tolist() for c in ("tokens", "rank", "kv_cache_bytes", "kv_bytes_per_token", "lora_bytes",
-                                            "lora_bytes_per_token", "kv_to_lora_bytes_ratio", "parity_rank")),
+            *(
+                columns[c].tolist()
+                for c in (
+                    "tokens",
+                    "rank",
+                    "kv_cache_bytes",
+                    "kv_bytes_per_token",
+                    "lora_bytes",
+                    "lora_bytes_per_token",
+                    "kv_to_lora_bytes_ratio",
+                    "parity_rank",
+                )
+            ),
             strict=True,
         )
-    ]  # fmt: skip
+    ]
     typer.echo(format_table(headers, body, right=set(range(len(headers)))))

@@ -174,3 +174,22 @@ def parse_grid(text: str, what: str = "tokens") -> tuple[int, ...]:
         raw = [start * (stop / start) ** (i / (n - 1)) for i in range(n)]
     points = {round(v) for v in raw[1:-1]} | {start, stop}  # the ends exactly, never a float's rounding
     return tuple(sorted(points))
+
+
+_FLOP_PREFIXES = (("Z", 10**21), ("E", 10**18), ("P", 10**15), ("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3))
+
+
+def format_flops(flops: float) -> str:
+    """FLOPs with an SI prefix: ``29.64 PFLOP`` (P = 10^15)."""
+    for prefix, scale in _FLOP_PREFIXES:
+        if abs(flops) >= scale:
+            return f"{flops / scale:,.2f} {prefix}FLOP"
+    return f"{flops:,.0f} FLOP"
+
+
+def format_tokens_approx(tokens: float) -> str:
+    """Three significant figures with a suffix: ``339,754,925`` -> ``340M``; below 1,000 the number."""
+    for suffix, scale in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("k", 10**3)):
+        if tokens >= scale:
+            return f"{tokens / scale:.3g}{suffix}"
+    return f"{tokens:,.0f}"

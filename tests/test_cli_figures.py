@@ -33,6 +33,8 @@ def test_figures_command_writes_every_figure(capsys: pytest.CaptureFixture[str],
             "bytes_per_token_vs_rank.pdf",
             "models_kv_vs_lora.pdf",
             "ratio_heatmap.pdf",
+            "capacity_vs_tokens.pdf",
+            "breakeven_queries.pdf",
             "manifest.json",
         ]
     )
@@ -97,3 +99,58 @@ def test_sweep_csv_and_json_equal_the_estimate(capsys: pytest.CaptureFixture[str
     assert data["query"]["kv_dtype"] == "fp8" and data["rows"][5]["rank"] == int(rows[5]["rank"])
     assert data["rows"][5]["kv_to_lora_bytes_ratio"] == float(rows[5]["kv_to_lora_bytes_ratio"])
     assert any("KV cache" in line for line in data["assumptions"])
+
+
+def test_capacity_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "capacity", "--model", "llama3-70b", "--tokens", "100k", "--rank", "32")
+    assert code == 0 and err == ""
+    for text in ("243,815 bits", "828,375,040", "3,398x", "339,754,925", "1,075,174 stored bits per bit",
+                 "0.0753 bits of bf16 weights", "0.00941 bits per pretraining token", "arXiv:2404.05405",
+                 "1.69 nats"):  # fmt: skip
+        assert text in out, text
+    code, out, _ = run(capsys, "capacity", "--model", "llama3-70b", "--exposures", "100", "--json")
+    data = json.loads(out)
+    lora = next(m for m in data["methods"] if m["method"] == "lora")
+    assert data["knowledge_bits_per_param"] == 1.0 and lora["capacity_bits"] == 414_187_520
+    code, out, _ = run(capsys, "capacity", "--model", "gpt2", "--bits-per-param", "0.7", "--text-bits-per-token", "3",
+                       "--json")  # fmt: skip
+    data = json.loads(out)
+    assert data["text_bits_per_token"] == 3 and data["knowledge_bits_per_param"] == 0.7
+    assert any("given" in line for line in data["assumptions"])
+
+
+def test_breakeven_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "breakeven", "--model", "llama3-70b", "--tokens", "100k", "--rank", "32")
+    assert code == 0 and err == ""
+    assert "after 2 queries" in out and "after 51 queries" in out and "32.77 GB" in out and "828.38 MB" in out
+    code, out, _ = run(capsys, "breakeven", "--model", "llama3-70b", "--epochs", "3", "--json")
+    data = json.loads(out)
+    assert (data["breakeven_queries"], data["breakeven_queries_prefix_cached"]) == (4, 1_185)
+    assert data["forward_params"] == 69_503_033_344
+    code, out, _ = run(capsys, "breakeven", "--model", "llama3-8b", "--finetune", "full", "--augmentation", "2")
+    assert "full fine-tuning, 1 epoch, 2x augmented" in out and "Augmentation: 1 rewrite" in out
+
+
+def test_constants_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "constants")
+    assert code == 0 and "knowledge_bits_per_param" in out and "--text-nats-per-token" in out and "arXiv" in out
+    code, out, _ = run(capsys, "constants", "--json")
+    assert {c["name"]: c["value"] for c in json.loads(out)}["text_nats_per_token"] == 1.69
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["capacity", "--bits-per-param", "0"], "--bits-per-param 0 must be positive"),
+        (["capacity", "--text-bits-per-token", "2", "--text-nats-per-token", "1.5"], "exclude each other"),
+        (["capacity", "--exposures", "300"], "'300' is not one of"),
+        (["breakeven", "--epochs", "0"], "--epochs 0 must be at least 1"),
+        (["breakeven", "--query-tokens", "-1"], "--query-tokens -1 must be 0 or more"),
+        (["breakeven", "--finetune", "dora"], "'dora' is not one of"),
+        (["plot", "capacity", "--ranks", "x"], "cannot read token count"),
+    ],
+)
+def test_beyond_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == "", err
+    assert needle in err and err.count("\n") == 1

@@ -207,3 +207,40 @@ def test_token_grid() -> None:
     assert grid[0] == 1 and grid[-1] == 10**9
     assert all(10**k in grid for k in range(10))  # 20 points per decade land on every power of ten
     assert grid == sorted(set(grid)) and len(grid) <= 9 * 20 + 1
+
+
+def test_capacity_figure(llama: Estimate) -> None:
+    from estimator.plots.beyond import capacity_vs_tokens
+
+    fig = capacity_vs_tokens(llama)
+    ax = fig.axes[0]
+    h = 1.69 / np.log(2)
+    t, info = line(ax, f"information in the text ({h:.2f} bits/token)")
+    assert np.allclose(info, t * h, rtol=1e-15, atol=0)
+    _, kv = line(ax, "bits the KV cache stores")
+    assert np.all(kv == t * 327_680 * 8)
+    for rank in (8, 32, 128):
+        params = rank * 12_943_360
+        (found,) = [ln for ln in ax.get_lines() if str(ln.get_label()).startswith(f"LoRA r={rank} capacity")]
+        assert set(found.get_ydata()) == {2.0 * params}
+    (marker,) = [ln for ln in ax.get_lines() if ln.get_marker() == "o" and ln.get_color() == "#0072B2"]
+    assert marker.get_xdata()[0] == int(2 * 32 * 12_943_360 / h) == 339_754_925
+    assert "full at 340M tokens" in "".join(str(ln.get_label()) for ln in ax.get_lines())
+    assert_labelled(fig)
+
+
+def test_breakeven_figure(llama: Estimate) -> None:
+    from estimator.cost import breakeven
+    from estimator.plots.beyond import breakeven_queries
+
+    fig = breakeven_queries(llama)
+    ax = fig.axes[0]
+    result = breakeven(llama)
+    q, icl = line(ax, "in context, every query")
+    assert q[0] == 1 and q[-1] >= 10 * 51
+    assert icl.tolist() == [n * result.icl_query_flops for n in q]
+    _, tuned = line(ax, "LoRA r=32, trained once (1 epoch)")
+    assert tuned.tolist() == [result.finetune_once_flops + n * result.finetuned_query_flops for n in q]
+    words = texts(fig)
+    assert "2 queries" in words and "51 queries" in words
+    assert_labelled(fig)

@@ -15,6 +15,7 @@ import matplotlib
 from matplotlib.figure import Figure
 
 from estimator.compare import Estimate
+from estimator.plots.beyond import breakeven_queries, capacity_vs_tokens
 from estimator.plots.heatmap import ratio_heatmap
 from estimator.plots.models import models_kv_vs_lora
 from estimator.plots.rank import bytes_per_token_vs_rank
@@ -26,12 +27,16 @@ FIGURES: dict[str, Callable[[Estimate], Figure]] = {
     "bytes_per_token_vs_rank": bytes_per_token_vs_rank,
     "models_kv_vs_lora": models_kv_vs_lora,
     "ratio_heatmap": ratio_heatmap,
+    "capacity_vs_tokens": capacity_vs_tokens,
+    "breakeven_queries": breakeven_queries,
 }
 KINDS = {  # `estimate plot KIND`
     "tokens": "bytes_per_token_vs_tokens",
     "rank": "bytes_per_token_vs_rank",
     "models": "models_kv_vs_lora",
     "heatmap": "ratio_heatmap",
+    "capacity": "capacity_vs_tokens",
+    "breakeven": "breakeven_queries",
 }
 MANIFEST = "manifest.json"
 
@@ -61,8 +66,10 @@ __all__ = [
     "FIGURES",
     "FORMATS",
     "KINDS",
+    "breakeven_queries",
     "bytes_per_token_vs_rank",
     "bytes_per_token_vs_tokens",
+    "capacity_vs_tokens",
     "models_kv_vs_lora",
     "ratio_heatmap",
     "save",

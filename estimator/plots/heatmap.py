@@ -44,17 +44,30 @@ def ratio_heatmap(est: Estimate) -> Figure:
             shading="nearest",
             rasterized=True,  # vector files stay small
         )
-        lines = ax.contour(data.tokens, data.ranks, log_ratio, levels=[-1, 0, 1, 2], colors="#222222",
-                           linewidths=[0.5, 1.2, 0.5, 0.5])  # fmt: skip
+        lines = ax.contour(
+            data.tokens, data.ranks, log_ratio, levels=[-1, 0, 1, 2], colors="#222222", linewidths=[0.5, 1.2, 0.5, 0.5]
+        )
         ax.clabel(lines, fmt=lambda v: "parity" if v == 0 else f"{10**v:g}x", fontsize=5.5)
         full = est.targets.smallest_full_rank
         if full < data.ranks[-1]:
             ax.axhline(full, color="#222222", linewidth=0.6, linestyle=(0, (2, 2)))
-            ax.text(data.tokens[-1] / 1.3, full / 1.12, f"full rank of {', '.join(est.targets.narrowest())}",
-                    fontsize=5, va="top", ha="right")  # fmt: skip
+            ax.text(
+                data.tokens[-1] / 1.3,
+                full / 1.12,
+                f"full rank of {', '.join(est.targets.narrowest())}",
+                fontsize=5,
+                va="top",
+                ha="right",
+            )
         ax.plot([est.tokens], [est.rank], "o", color="black", markersize=3)
-        ax.annotate(f"{format_ratio(est.ratio)}", (est.tokens, est.rank), xytext=(4, 3), textcoords="offset points",
-                    fontsize=6, fontweight="bold")  # fmt: skip
+        ax.annotate(
+            f"{format_ratio(est.ratio)}",
+            (est.tokens, est.rank),
+            xytext=(4, 3),
+            textcoords="offset points",
+            fontsize=6,
+            fontweight="bold",
+        )
         ax.set(xscale="log", yscale="log", xlabel="tokens of new text learned, T", ylabel="LoRA rank r")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.grid(False)

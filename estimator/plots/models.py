@@ -61,8 +61,15 @@ def models_kv_vs_lora(est: Estimate, specs: Sequence[ModelSpec] | None = None) -
         right.axvline(1, color="#555555", linewidth=0.7)
         for i, value in enumerate(ratio):  # labels away from the line at 1
             side = 1 if value >= 1 else -1
-            right.annotate(format_ratio(value), (value, i), xytext=(4 * side, 0), textcoords="offset points",
-                           fontsize=5, va="center", ha="left" if side > 0 else "right")  # fmt: skip
+            right.annotate(
+                format_ratio(value),
+                (value, i),
+                xytext=(4 * side, 0),
+                textcoords="offset points",
+                fontsize=5,
+                va="center",
+                ha="left" if side > 0 else "right",
+            )
         left.set_yticks(y, names)
         for label, e in zip(left.get_yticklabels(), rows, strict=True):
             if e.spec.name == est.spec.name:  # the query's own model in bold

@@ -1,0 +1,320 @@
+"""``estimate capacity``, ``estimate breakeven`` and ``estimate constants``: beyond bytes, thin
+wrappers over :mod:`estimator.capacity`, :mod:`estimator.cost` and :mod:`estimator.constants`.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from estimator.cli import (
+    AdapterDtypeOpt,
+    ConfigOpt,
+    ExpertsOpt,
+    JsonOpt,
+    KvDtypeOpt,
+    PretrainingOpt,
+    RankOpt,
+    TargetsOpt,
+    TokensOpt,
+    WeightsDtypeOpt,
+    app,
+    say,
+)
+from estimator.cli_figures import FigModelOpt, base_estimate
+from estimator.errors import EstimatorError
+
+
+class Exposures(StrEnum):
+    many = "1000"
+    few = "100"
+
+
+ExposuresOpt = Annotated[
+    Exposures, typer.Option(help="Times each fact is seen in training: 1000 (2 bits/param) or 100 (1 bit/param).")
+]
+BitsPerParamOpt = Annotated[
+    float | None, typer.Option(help="Knowledge bits per parameter, overriding --exposures (0.7 for int4 weights).")
+]
+TextBitsOpt = Annotated[
+    float | None, typer.Option(help="Information per token of text in bits (default 1.69 nats = 2.44 bits).")
+]
+TextNatsOpt = Annotated[float | None, typer.Option(help="The same in nats per token (Chinchilla's E = 1.69).")]
+
+
+def _positive(value: float | None, option: str) -> None:
+    if value is not None and value <= 0:
+        raise EstimatorError(f"{option} {value:g} must be positive; give e.g. 2 or 1.5")
+
+
+@app.command("capacity")
+def capacity_command(
+    model: FigModelOpt = None,
+    config: ConfigOpt = None,
+    tokens: TokensOpt = "100k",
+    rank: RankOpt = 32,
+    targets: TargetsOpt = "all-linear",
+    adapter_dtype: AdapterDtypeOpt = "bf16",
+    kv_dtype: KvDtypeOpt = "bf16",
+    weights_dtype: WeightsDtypeOpt = "bf16",
+    pretraining_tokens: PretrainingOpt = None,
+    experts: ExpertsOpt = "per-expert",
+    exposures: ExposuresOpt = Exposures.many,
+    bits_per_param: BitsPerParamOpt = None,
+    text_bits_per_token: TextBitsOpt = None,
+    text_nats_per_token: TextNatsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Knowledge capacity of each trained store (bits) against the information in the text."""
+    from estimator.capacity import DEFAULT_TEXT_BITS_PER_TOKEN, capacity
+    from estimator.constants import knowledge_bits_per_param, nats_to_bits
+    from estimator.methods import Method
+
+    for value, option in ((bits_per_param, "--bits-per-param"), (text_bits_per_token, "--text-bits-per-token")):
+        _positive(value, option)
+    _positive(text_nats_per_token, "--text-nats-per-token")
+    if text_bits_per_token is not None and text_nats_per_token is not None:
+        raise EstimatorError("--text-bits-per-token and --text-nats-per-token exclude each other; give one")
+    methods = (Method.kv, *[m for m in Method if m not in (Method.kv, Method.pretraining)], Method.pretraining)
+    est = base_estimate(
+        model,
+        config,
+        tokens,
+        rank,
+        targets,
+        adapter_dtype,
+        kv_dtype,
+        weights_dtype,
+        pretraining_tokens,
+        experts,
+        methods,
+    )
+    per_param = bits_per_param if bits_per_param is not None else knowledge_bits_per_param(int(exposures.value))
+    per_token = (
+        text_bits_per_token
+        if text_bits_per_token is not None
+        else nats_to_bits(text_nats_per_token)
+        if text_nats_per_token is not None
+        else DEFAULT_TEXT_BITS_PER_TOKEN
+    )
+    result = capacity(est, per_param, per_token)
+    words = capacity_assumptions(result, exposures, bits_per_param is not None)
+    if as_json:
+        typer.echo(json.dumps({**result.to_dict(), "assumptions": words}, indent=2))
+        return
+    _print_capacity(result, words)
+
+
+def capacity_assumptions(result: Any, exposures: Exposures, given: bool) -> list[str]:
+    from estimator.capacity import DEFAULT_TEXT_BITS_PER_TOKEN
+    from estimator.constants import KNOWLEDGE_BITS_PER_PARAM, PHYSICS_3_3, TEXT_NATS_PER_TOKEN
+
+    source = (
+        "given by --bits-per-param" if given else f"{PHYSICS_3_3}, for facts seen about {int(exposures.value):,} times"
+    )
+    words = [
+        f"Knowledge capacity: {result.bits_per_param:g} bits per trained parameter ({source}). The paper measured "
+        "whole models trained from scratch on synthetic biographies; applying it to adapter parameters is an "
+        f"assumption, an upper bound on what they can hold ({KNOWLEDGE_BITS_PER_PARAM.value:g} bits needs ~1,000 "
+        "exposures, 1 bit at 100, 0.7 for int4 weights).",
+    ]
+    if result.text_bits_per_token == DEFAULT_TEXT_BITS_PER_TOKEN:
+        words.append(
+            f"Information in the text: {result.text_bits_per_token:.3f} bits per token = {TEXT_NATS_PER_TOKEN.value} "
+            f"nats / ln 2, the irreducible loss E of {TEXT_NATS_PER_TOKEN.source}: the entropy a perfect model "
+            "would still face. New, surprising text carries more; set --text-bits-per-token."
+        )
+    else:
+        words.append(f"Information in the text: {result.text_bits_per_token:g} bits per token (given).")
+    words.append("Capacity is information the store could hold; what training actually puts there is not modelled.")
+    return words
+
+
+def _print_capacity(result: Any, words: list[str]) -> None:
+    from estimator.report import format_ratio, format_table, method_label
+    from estimator.units import format_bytes, format_number, format_tokens_short
+
+    est = result.est
+    say(
+        f"{est.spec.display_name} ({est.spec.name}): knowledge capacity against the information in "
+        f"{est.tokens:,} tokens of text"
+    )
+    say(
+        f"Information: {est.tokens:,} tokens × {result.text_bits_per_token:.3f} bits = "
+        f"{result.information_bits:,.0f} bits ({format_bytes(result.information_bits / 8)})"
+    )
+    typer.echo("")
+    headers = ["store", "parameters", "capacity (bits)", "capacity (SI)", "÷ information", "full at (tokens)"]
+    body = [
+        [
+            method_label(est, r.method),
+            f"{r.params:,}",
+            f"{r.capacity_bits:,.0f}",
+            format_bytes(r.capacity_bits / 8),
+            format_ratio(r.headroom),
+            f"{r.fill_tokens:,}",
+        ]
+        for r in result.rows
+    ]
+    typer.echo(format_table(headers, body, right={1, 2, 3, 4, 5}))
+    typer.echo("")
+    say(
+        f"KV cache: {format_number(result.kv_stored_bits_per_token)} stored bits per token for "
+        f"{result.text_bits_per_token:.3f} bits of information, {result.kv_redundancy:,.0f} stored bits per bit."
+    )
+    if result.pretraining_capacity_bits_per_token is not None:
+        say(
+            f"Pretraining: {result.pretraining_weight_bits_per_token:.3g} bits of {est.weights_dtype.value} weights "
+            f"({est.pretraining_bytes_per_token:.3g} bytes) per pretraining token; knowledge capacity "
+            f"{result.pretraining_capacity_bits_per_token:.3g} bits per pretraining token ({result.bits_per_param:g} "
+            f"bits per parameter over {format_tokens_short(est.pretraining_tokens)} tokens)."
+        )
+    typer.echo("")
+    typer.echo("Assumptions:")
+    for line in words:
+        say(line, bullet="- ")
+
+
+class FineTuneChoice(StrEnum):
+    lora = "lora"
+    full = "full"
+
+
+@app.command("breakeven")
+def breakeven_command(
+    model: FigModelOpt = None,
+    config: ConfigOpt = None,
+    tokens: TokensOpt = "100k",
+    rank: RankOpt = 32,
+    targets: TargetsOpt = "all-linear",
+    finetune: Annotated[FineTuneChoice, typer.Option(help="lora (4N + 6P per token) or full (6N).")] = (
+        FineTuneChoice.lora
+    ),
+    epochs: Annotated[int, typer.Option(help="Passes over the text in fine-tuning.")] = 1,
+    augmentation: Annotated[
+        int, typer.Option(help="Training tokens per token of text: 1, or A − 1 generated rewrites (augmented FT).")
+    ] = 1,
+    train_sequence_tokens: Annotated[int, typer.Option(help="Tokens per training sequence.")] = 4_096,
+    query_tokens: Annotated[int, typer.Option(help="Tokens of each question.")] = 100,
+    generated_tokens: Annotated[int, typer.Option(help="Tokens generated per answer.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """When fine-tuning pays for itself: FLOPs of the text in every prompt against training it in once."""
+    from estimator.cost import FineTune, breakeven
+
+    for value, option in (
+        (epochs, "--epochs"),
+        (augmentation, "--augmentation"),
+        (train_sequence_tokens, "--train-sequence-tokens"),
+    ):
+        if value < 1:
+            raise EstimatorError(f"{option} {value} must be at least 1")
+    for value, option in ((query_tokens, "--query-tokens"), (generated_tokens, "--generated-tokens")):
+        if value < 0:
+            raise EstimatorError(f"{option} {value} must be 0 or more")
+    est = base_estimate(model, config, tokens, rank, targets, "bf16", "bf16", "bf16", None, "per-expert")
+    result = breakeven(
+        est, epochs, augmentation, query_tokens, generated_tokens, FineTune(finetune.value), train_sequence_tokens
+    )
+    words = breakeven_assumptions(result)
+    if as_json:
+        typer.echo(json.dumps({**result.to_dict(), "assumptions": words}, indent=2))
+        return
+    _print_breakeven(result, words)
+
+
+def finetune_label(result: Any) -> str:
+    epochs = f"{result.epochs} epoch{'s' if result.epochs != 1 else ''}"
+    augmented = f", {result.augmentation}x augmented" if result.augmentation > 1 else ""
+    if result.finetune.value == "full":
+        return f"full fine-tuning, {epochs}{augmented}"
+    return f"LoRA r={result.est.rank}, {result.est.targets.label}, {epochs}{augmented}"
+
+
+def breakeven_assumptions(result: Any) -> list[str]:
+    from estimator.cost import attention_width, forward_params
+
+    spec = result.est.spec
+    n_f = forward_params(spec)
+    train = (
+        "6 · N_f FLOPs per training token (full fine-tuning)"
+        if result.finetune.value == "full"
+        else f"4 · N_f + 6 · P = 4 · {n_f:,} + 6 · {result.adapter_params:,} FLOPs per training token (LoRA: frozen "
+        "weights pass gradients on but keep none)"
+    )
+    return [
+        f"Forward: 2 · N_f FLOPs per token with N_f = {n_f:,} (active parameters without the input embedding"
+        + (", the tied output head counted)" if spec.tie_word_embeddings else ")")
+        + f", plus attention 2 · H · (d_qk + d_v) = {2 * attention_width(spec):,} FLOPs per layer per attended "
+        "position (causal; sliding windows cap the positions).",
+        f"Each query: {result.query_tokens} question tokens and {result.generated_tokens} generated tokens, after the "
+        f"{result.est.tokens:,}-token context (in context) or alone (fine-tuned, whose unmerged LoRA adds 2 · P "
+        "FLOPs per token).",
+        "Prefix caching: the context's KV cache is computed once and kept, so each query pays only its own tokens "
+        "and their attention over the context.",
+        f"Fine-tuning once: {train}, over {result.est.tokens:,} tokens × {result.augmentation} (augmentation) × "
+        f"{result.epochs} epoch{'s' if result.epochs != 1 else ''}, plus training attention in sequences of "
+        f"{result.train_sequence_tokens:,} tokens (backward costs twice the forward).",
+        *(
+            [
+                f"Augmentation: {result.augmentation - 1} rewrite(s) of the text generated with it in context "
+                "(augmented fine-tuning, Lampinen et al. 2025), counted as forward FLOPs."
+            ]
+            if result.augmentation > 1
+            else []
+        ),
+        "FLOPs only: no hardware utilisation, batching or memory bandwidth; the KV cache held while serving is "
+        "reported beside them.",
+    ]
+
+
+def _print_breakeven(result: Any, words: list[str]) -> None:
+    from estimator.report import format_table
+    from estimator.units import format_bytes, format_flops
+
+    est = result.est
+    say(f"{est.spec.display_name} ({est.spec.name}): {est.tokens:,} tokens of text in every prompt, or trained in once")
+    typer.echo("")
+    rows = [
+        ("in context", 0, result.icl_query_flops),
+        ("in context, prefix cached", result.icl_cached_once_flops, result.icl_cached_query_flops),
+        (finetune_label(result), result.finetune_once_flops, result.finetuned_query_flops),
+    ]
+    body = [[name, format_flops(once), f"{once:,}", format_flops(each), f"{each:,}"] for name, once, each in rows]
+    typer.echo(format_table(["", "once", "FLOPs once", "per query", "FLOPs per query"], body, right={1, 2, 3, 4}))
+    typer.echo("")
+
+    def after(queries: int | None) -> str:
+        return "never" if queries is None else f"after {queries:,} queries"
+
+    say(
+        f"Fine-tuning is cheaper {after(result.queries)} against the text in every prompt, and "
+        f"{after(result.queries_prefix_cached)} against a prefix-cached context."
+    )
+    adapter = f"the adapter {format_bytes(est.lora_bytes)}" if result.finetune.value == "lora" else "no adapter"
+    say(f"Memory held while serving: the KV cache of the context {format_bytes(est.kv_cache_bytes)} (bf16); {adapter}.")
+    typer.echo("")
+    typer.echo("Assumptions:")
+    for line in words:
+        say(line, bullet="- ")
+
+
+@app.command("constants")
+def constants_command(as_json: JsonOpt = False) -> None:
+    """The empirical constants behind capacity and information, with sources and the option to override each."""
+    from dataclasses import asdict
+
+    from estimator.constants import CONSTANTS
+    from estimator.report import format_table
+
+    if as_json:
+        typer.echo(json.dumps([asdict(c) for c in CONSTANTS], indent=2))
+        return
+    body = [[c.name, f"{c.value:g}", c.unit, c.option] for c in CONSTANTS]
+    typer.echo(format_table(["constant", "value", "unit", "override"], body, right={1}))
+    typer.echo("")
+    for c in CONSTANTS:
+        say(f"{c.name}: {c.conditions}. Source: {c.source}.", bullet="- ")

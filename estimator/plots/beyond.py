@@ -1,0 +1,109 @@
+"""Figures 5 and 6: knowledge capacity against information, and when fine-tuning pays for itself."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from estimator.adapters import lora_params
+from estimator.capacity import DEFAULT_TEXT_BITS_PER_TOKEN, fill_tokens, knowledge_capacity_bits
+from estimator.compare import Estimate
+from estimator.constants import KNOWLEDGE_BITS_PER_PARAM
+from estimator.cost import Breakeven, breakeven
+from estimator.plots.style import KV_COLOUR, OKABE_ITO, RANK_STYLES, add_caption, caption, new_figure, styled
+from estimator.plots.tokens import DEFAULT_RANKS, token_grid
+from estimator.sweep import kv_cache_bytes_array
+from estimator.units import format_flops, format_tokens_approx, format_tokens_short
+
+CAPACITY_TOKENS = (1, 10**12)
+
+
+def capacity_vs_tokens(est: Estimate, ranks: Sequence[int] = DEFAULT_RANKS) -> Figure:
+    """Information in T tokens (h · T bits) against the capacity of a LoRA at each rank (c · P bits,
+    flat) and of the whole model; each adapter's fill point marked; the KV cache's stored bits for scale."""
+    bits_per_param, bits_per_token = KNOWLEDGE_BITS_PER_PARAM.value, DEFAULT_TEXT_BITS_PER_TOKEN
+    t = np.asarray(token_grid(*CAPACITY_TOKENS, per_decade=10), dtype=float)
+    chosen = sorted({*ranks, est.rank})
+    with styled():
+        fig, ax = new_figure(3.4)
+        ax.plot(
+            t,
+            t * bits_per_token,
+            color=OKABE_ITO["black"],
+            label=f"information in the text ({bits_per_token:.2f} bits/token)",
+        )
+        ax.plot(
+            t,
+            kv_cache_bytes_array(est.spec, t.astype(np.int64), est.kv) * 8,
+            color=KV_COLOUR,
+            linestyle=(0, (1, 1.5)),
+            label="bits the KV cache stores",
+        )
+        for i, rank in enumerate(chosen):
+            colour, dashes = RANK_STYLES[i % len(RANK_STYLES)]
+            params = lora_params(est.targets, rank)
+            bits = knowledge_capacity_bits(params, bits_per_param)
+            full = fill_tokens(params, bits_per_param, bits_per_token)
+            label = f"LoRA r={rank} capacity, full at {format_tokens_approx(full)} tokens"
+            ax.axhline(bits, color=colour, linestyle=dashes, linewidth=1.8 if rank == est.rank else 1.1, label=label)
+            ax.plot([full], [bits], "o", color=colour, markersize=3)
+        model_bits = knowledge_capacity_bits(est.params, bits_per_param)
+        ax.axhline(
+            model_bits, color=OKABE_ITO["purple"], linestyle=(0, (6, 2)), linewidth=1.1, label="whole model capacity"
+        )
+        ax.axvline(est.tokens, color="#888888", linewidth=0.6, linestyle=(0, (2, 2)))
+        ax.text(est.tokens * 1.2, t[0] * bits_per_token * 3, f"T = {format_tokens_short(est.tokens)}", fontsize=5.5)
+        ax.set(xscale="log", yscale="log", xlabel="tokens of new text, T", ylabel="bits")
+        ax.set_title(f"{est.spec.display_name}: how much text could an adapter hold?")
+        ax.legend(loc="upper left", fontsize=5.2)
+        words = (
+            f"Knowledge capacity {bits_per_param:g} bits per parameter (Allen-Zhu & Li 2024, ~1,000 exposures per "
+            f"fact, an upper bound for adapters); information {bits_per_token:.3f} bits per token (1.69 nats, "
+            "Chinchilla's irreducible loss)."
+        )
+        add_caption(fig, f"{caption(est)} {words}")
+    return fig
+
+
+def breakeven_data(est: Estimate) -> tuple[Breakeven, np.ndarray[tuple[int], np.dtype[np.int64]]]:
+    """The break-even of ``est`` at the defaults, and the query counts drawn (1 to past both crossovers)."""
+    result = breakeven(est)
+    crossings = [q for q in (result.queries, result.queries_prefix_cached) if q is not None]
+    top = max(10, *(10 * q for q in crossings))
+    queries = np.unique(np.geomspace(1, top, 200).round().astype(np.int64))
+    return result, queries
+
+
+def breakeven_queries(est: Estimate) -> Figure:
+    """Cumulative FLOPs over the number of queries: the text in every prompt, a prefix-cached context, and
+    fine-tuning once; each crossover with fine-tuning marked."""
+    result, queries = breakeven_data(est)
+    q = queries.astype(float)
+    icl = q * result.icl_query_flops
+    cached = result.icl_cached_once_flops + q * result.icl_cached_query_flops
+    tuned = result.finetune_once_flops + q * result.finetuned_query_flops
+    with styled():
+        fig, ax = new_figure(3.2)
+        ax.plot(q, icl, color=KV_COLOUR, label="in context, every query")
+        ax.plot(q, cached, color=KV_COLOUR, linestyle=(0, (4, 1.5)), label="in context, prefix cached")
+        label = f"LoRA r={est.rank}, trained once ({result.epochs} epoch)"
+        ax.plot(q, tuned, color=OKABE_ITO["blue"], label=label)
+        for n, name in ((result.queries, "every prompt"), (result.queries_prefix_cached, "prefix cached")):
+            if n is not None and n >= 1:
+                y = result.finetune_once_flops + n * result.finetuned_query_flops
+                ax.plot([n], [y], "o", color="#333333", markersize=3)
+                ax.annotate(
+                    f"{n:,} queries\n(vs {name})", (n, y), xytext=(5, 6), textcoords="offset points", fontsize=5.5
+                )
+        ax.set(xscale="log", yscale="log", xlabel="queries answered", ylabel="cumulative FLOPs")
+        ax.set_title(f"{est.spec.display_name}, {format_tokens_short(est.tokens)} tokens: in context or fine-tune?")
+        ax.legend(loc="upper left")
+        words = (
+            f"Per query {result.query_tokens} question + {result.generated_tokens} generated tokens; fine-tuning "
+            f"(4N + 6P) per token, {result.epochs} epoch, sequences of {result.train_sequence_tokens:,}; once: "
+            f"{format_flops(result.finetune_once_flops)}. FLOPs only (Lampinen et al. 2025 for the trade-off)."
+        )
+        add_caption(fig, f"{caption(est)} {words}")
+    return fig
