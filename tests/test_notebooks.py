@@ -30,6 +30,7 @@ def test_notebook_runs(path: Path) -> None:
     if path.name == "kv_cache_vs_lora.ipynb":
         assert outputs.count("match: True") == 2
         assert "39.6x" in outputs and "0.0094 bytes per pretraining token" in outputs
+        assert "full at 339,754,925 tokens" in outputs and "1,075,174 stored bits" in outputs
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
