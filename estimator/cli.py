@@ -439,6 +439,10 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # an output file or folder that cannot be written
+        where = exc.filename or "the output"
+        typer.echo(f"error: cannot write {where}: {exc.strerror or exc}; check the path and its permissions", err=True)
+        return EXIT_BAD_INPUT
     return 0
 
 

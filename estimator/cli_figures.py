@@ -220,6 +220,7 @@ def sweep_command(
     columns = sweep(est, token_grid, rank_grid).columns()
     rows = len(columns["tokens"])
     if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("w", encoding="utf-8", newline="") as stream:
             _write(columns, stream, out.suffix.lower() == ".json", est)
         typer.echo(f"{rows:,} rows written to {out}", err=True)

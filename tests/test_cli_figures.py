@@ -154,3 +154,16 @@ def test_beyond_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], args: 
     code, out, err = run(capsys, *args)
     assert code == 2 and out == "", err
     assert needle in err and err.count("\n") == 1
+
+
+def test_unwritable_output_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for args in (
+        ["sweep", "--out", str(blocker / "sweep.csv")],
+        ["plot", "rank", "--out", str(blocker / "rank.png")],
+        ["figures", "--out", str(blocker / "figures"), "--format", "png"],
+    ):
+        code, _, err = run(capsys, *args)
+        assert code == 2 and err.startswith("error: cannot write") and err.count("\n") == 1, (args, err)
+        assert "a-file" in err
