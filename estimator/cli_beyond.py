@@ -242,8 +242,10 @@ def breakeven_assumptions(result: Any) -> list[str]:
     train = (
         "6 · N_f FLOPs per training token (full fine-tuning)"
         if result.finetune.value == "full"
-        else f"4 · N_f + 6 · P = 4 · {n_f:,} + 6 · {result.adapter_params:,} FLOPs per training token (LoRA: frozen "
-        "weights pass gradients on but keep none)"
+        else f"4 · N_f + 6 · P = 4 · {n_f:,} + 6 · {result.active_adapter_params:,} FLOPs per training token (LoRA: "
+        "frozen weights pass gradients on but keep none"
+        + ("; P counts the routed experts' adapters at their k/E share" if spec.is_moe else "")
+        + ")"
     )
     return [
         f"Forward: 2 · N_f FLOPs per token with N_f = {n_f:,} (active parameters without the input embedding"

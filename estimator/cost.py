@@ -25,10 +25,11 @@ Pure integer arithmetic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from estimator.adapters import lora_params
 from estimator.architecture import active_params, param_breakdown
 from estimator.compare import Estimate
 from estimator.specs import ModelSpec
@@ -52,6 +53,19 @@ def forward_params(spec: ModelSpec) -> int:
     """
     tied_head = spec.vocab_size * spec.hidden_size if spec.tie_word_embeddings else 0
     return active_params(spec) - param_breakdown(spec)["embedding"] + tied_head
+
+
+def active_adapter_params(est: Estimate) -> int:
+    """P: LoRA parameters one token passes through, P_all − P_routed · (E − k) / E (P_all when dense).
+
+    A routed expert's adapter runs only for the tokens sent to it, as the expert itself does.
+    """
+    spec = est.spec
+    if spec.n_routed_experts is None or spec.num_experts_per_tok is None:
+        return est.lora_params
+    routed = replace(est.targets, linears=tuple(linear for linear in est.targets.linears if linear.expert))
+    idle = spec.n_routed_experts - spec.num_experts_per_tok
+    return est.lora_params - lora_params(routed, est.rank) * idle // spec.n_routed_experts
 
 
 def attention_width(spec: ModelSpec) -> int:
@@ -129,7 +143,8 @@ class Breakeven:
     train_sequence_tokens: int
     query_tokens: int
     generated_tokens: int
-    adapter_params: int
+    adapter_params: int  # stored
+    active_adapter_params: int  # computed per token
     training_flops: int
     augmentation_flops: int
     icl_query_flops: int
@@ -175,6 +190,7 @@ class Breakeven:
             "generated_tokens": self.generated_tokens,
             "forward_params": forward_params(self.est.spec),
             "adapter_params": self.adapter_params,
+            "active_adapter_params": self.active_adapter_params,
             "training_flops": self.training_flops,
             "augmentation_flops": self.augmentation_flops,
             "finetune_once_flops": self.finetune_once_flops,
@@ -206,11 +222,12 @@ def breakeven(
         )
     spec, tokens = est.spec, est.tokens
     adapter = est.lora_params if finetune is FineTune.lora else 0
+    active = active_adapter_params(est) if finetune is FineTune.lora else 0
     per_query = query_tokens + generated_tokens
     with_context = sequence_flops(spec, tokens + per_query)
     context = sequence_flops(spec, tokens)
     trained = tokens * augmentation
-    per_epoch = training_flops_per_token(spec, finetune, adapter) * trained
+    per_epoch = training_flops_per_token(spec, finetune, active) * trained
     per_epoch += training_attention_flops(spec, trained, train_sequence_tokens)
     return Breakeven(
         est=est,
@@ -221,10 +238,11 @@ def breakeven(
         query_tokens=query_tokens,
         generated_tokens=generated_tokens,
         adapter_params=adapter,
+        active_adapter_params=active,
         training_flops=per_epoch * epochs,
         augmentation_flops=augmentation_flops(spec, tokens, augmentation),
         icl_query_flops=with_context,
         icl_cached_once_flops=context,
         icl_cached_query_flops=with_context - context,
-        finetuned_query_flops=sequence_flops(spec, per_query) + MULTIPLY_ADD * adapter * per_query,
+        finetuned_query_flops=sequence_flops(spec, per_query) + MULTIPLY_ADD * active * per_query,
     )

@@ -160,3 +160,19 @@ def test_breakeven_never_and_full() -> None:
     assert full.finetune_once_flops > lora.finetune_once_flops
     with pytest.raises(ValueError, match="at least 1"):
         breakeven(estimate(load_spec("gpt2"), 10, 8), epochs=0)
+
+
+def test_moe_adapters_count_their_active_share() -> None:
+    """Mixtral: 2 of 8 experts per token, so 6/8 of the routed experts' LoRA is idle for each token."""
+    from estimator.cost import active_adapter_params
+
+    spec = load_spec("mixtral-8x7b")
+    est = estimate(spec, 10_000, 8)
+    per_expert = 8 * (4_096 + 14_336) * 3 * 32  # w1, w3 (4,096 -> 14,336) and w2, r · (d_in + d_out), 32 layers
+    experts = 8 * per_expert
+    assert active_adapter_params(est) == est.lora_params - experts * 6 // 8
+    result = breakeven(est)
+    assert result.adapter_params == est.lora_params
+    assert result.finetuned_query_flops == sequence_flops(spec, 200) + 2 * active_adapter_params(est) * 200
+    dense = estimate(load_spec("llama3-8b"), 10_000, 8)
+    assert active_adapter_params(dense) == dense.lora_params
