@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
 from estimator.compare import Estimate
@@ -45,12 +46,18 @@ def ratio_heatmap(est: Estimate) -> Figure:
             rasterized=True,  # vector files stay small
         )
         lines = ax.contour(
-            data.tokens, data.ranks, log_ratio, levels=[-1, 0, 1, 2], colors="#222222", linewidths=[0.5, 1.2, 0.5, 0.5]
+            data.tokens,
+            data.ranks,
+            log_ratio,
+            levels=[-1, 0, 1, 2],
+            colors="#222222",
+            linewidths=[0.5, 1.2, 0.5, 0.5],
+            linestyles="solid",
         )
         ax.clabel(lines, fmt=lambda v: "parity" if v == 0 else f"{10**v:g}x", fontsize=5.5)
         full = est.targets.smallest_full_rank
         if full < data.ranks[-1]:
-            ax.axhline(full, color="#222222", linewidth=0.6, linestyle=(0, (2, 2)))
+            ax.axhline(full, color="#222222", linewidth=0.6, linestyle=(0, (2, 2)), label="full rank")
             ax.text(
                 data.tokens[-1] / 1.3,
                 full / 1.12,
@@ -59,7 +66,7 @@ def ratio_heatmap(est: Estimate) -> Figure:
                 va="top",
                 ha="right",
             )
-        ax.plot([est.tokens], [est.rank], "o", color="black", markersize=3)
+        ax.plot([est.tokens], [est.rank], "o", color="black", markersize=3, label=f"this query (r={est.rank})")
         ax.annotate(
             f"{format_ratio(est.ratio)}",
             (est.tokens, est.rank),
@@ -72,6 +79,10 @@ def ratio_heatmap(est: Estimate) -> Figure:
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.grid(False)
         ax.set_title(f"{est.spec.display_name}: KV cache ÷ LoRA bytes")
+        parity = Line2D([], [], color="#222222", linewidth=1.2, label="parity: KV = LoRA bytes")
+        others = Line2D([], [], color="#222222", linewidth=0.5, label="KV ÷ LoRA = 0.1x, 10x, 100x")
+        handles, _ = ax.get_legend_handles_labels()
+        ax.legend(handles=[parity, others, *handles], loc="lower right", fontsize=5)
         bar = fig.colorbar(mesh, ax=ax, pad=0.02)
         bar.set_label("KV ÷ LoRA bytes (purple: the cache is smaller)")
         bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{10**v:,.0f}x" if v >= 0 else f"{10**v:g}x"))
