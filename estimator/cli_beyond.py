@@ -270,6 +270,14 @@ def breakeven_assumptions(result: Any) -> list[str]:
         ),
         "FLOPs only: no hardware utilisation, batching or memory bandwidth; the KV cache held while serving is "
         "reported beside them.",
+        *(
+            [
+                f"{result.est.tokens:,} tokens exceed {spec.display_name}'s context window of "
+                f"{spec.max_position_embeddings:,} tokens: the in-context figures are those of a context that long."
+            ]
+            if result.est.tokens > spec.max_position_embeddings
+            else []
+        ),
     ]
 
 

@@ -123,6 +123,7 @@ def test_breakeven_command(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "breakeven", "--model", "llama3-70b", "--tokens", "100k", "--rank", "32")
     assert code == 0 and err == ""
     assert "after 2 queries" in out and "after 51 queries" in out and "32.77 GB" in out and "828.38 MB" in out
+    assert "exceed Llama 3 70B's context window of 8,192 tokens" in out
     code, out, _ = run(capsys, "breakeven", "--model", "llama3-70b", "--epochs", "3", "--json")
     data = json.loads(out)
     assert (data["breakeven_queries"], data["breakeven_queries_prefix_cached"]) == (4, 1_185)
