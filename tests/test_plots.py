@@ -244,3 +244,13 @@ def test_breakeven_figure(llama: Estimate) -> None:
     words = texts(fig)
     assert "2 queries" in words and "51 queries" in words
     assert_labelled(fig)
+
+
+def test_models_figure_names_what_it_left_out() -> None:
+    est = estimate(load_spec("llama3-8b"), 100_000, 16, "qv")
+    fig = models_kv_vs_lora(est)
+    names = [label.get_text() for label in fig.axes[0].get_yticklabels()]
+    assert "Phi-3 mini (4k)" not in names and "Llama 3 8B" in names
+    caption = " ".join(fig.texts[-1].get_text().split())  # unwrapped
+    assert "Left out (targets do not apply): " in caption
+    assert "Phi-3 mini (4k)" in caption and "GPT-2 (124M)" in caption

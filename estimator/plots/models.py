@@ -37,18 +37,20 @@ def attention_kind(spec: ModelSpec) -> str:
     return kinds[0] if spec.num_key_value_heads == spec.num_attention_heads else kinds[1]
 
 
-def models_data(est: Estimate, specs: Sequence[ModelSpec] | None = None) -> list[Estimate]:
+def models_data(
+    est: Estimate, specs: Sequence[ModelSpec] | None = None
+) -> tuple[list[Estimate], list[tuple[ModelSpec, str]]]:
     """The data of the figure: ``est``'s query for every spec (default: the zoo), sorted by KV bytes per token.
 
-    Models the query does not apply to (e.g. ``--targets qv`` on a fused qkv) are left out.
+    Models the query does not apply to (e.g. ``--targets qv`` on a fused qkv) are returned apart, with why.
     """
-    done, _skipped = across_models(est, list(specs) if specs is not None else load_all_specs())
-    return sorted(done, key=lambda e: (e.kv_bytes_per_token, e.spec.name))
+    done, skipped = across_models(est, list(specs) if specs is not None else load_all_specs())
+    return sorted(done, key=lambda e: (e.kv_bytes_per_token, e.spec.name)), skipped
 
 
 def models_kv_vs_lora(est: Estimate, specs: Sequence[ModelSpec] | None = None) -> Figure:
     """Left: KV bytes per token at ``est.tokens``; right: KV ÷ LoRA bytes at (tokens, rank). One bar per model."""
-    rows = models_data(est, specs)
+    rows, skipped = models_data(est, specs)
     names = [e.spec.display_name for e in rows]
     colours = [ATTENTION_COLOURS[attention_kind(e.spec)] for e in rows]
     y = np.arange(len(rows))
@@ -86,5 +88,8 @@ def models_kv_vs_lora(est: Estimate, specs: Sequence[ModelSpec] | None = None) -
         left.set_title(f"KV cache against a rank-{est.rank} LoRA at {tokens} tokens", loc="left", x=-0.9)
         handles = [Patch(color=c, label=k) for k, c in ATTENTION_COLOURS.items() if c in colours]
         fig.legend(handles=handles, loc="outside upper center", ncols=2, fontsize=5.5, frameon=False)
-        add_caption(fig, caption(est, model=False) + " Sliding windows count at their length.")
+        left_out = (
+            f" Left out (targets do not apply): {', '.join(s.display_name for s, _ in skipped)}." if skipped else ""
+        )
+        add_caption(fig, caption(est, model=False) + " Sliding windows count at their length." + left_out)
     return fig
