@@ -78,7 +78,7 @@ def capacity_command(
     _positive(text_nats_per_token, "--text-nats-per-token")
     if text_bits_per_token is not None and text_nats_per_token is not None:
         raise EstimatorError("--text-bits-per-token and --text-nats-per-token exclude each other; give one")
-    methods = (Method.kv, *[m for m in Method if m not in (Method.kv, Method.pretraining)], Method.pretraining)
+    methods = tuple(Method)  # every trained store, besides the cache and pretraining
     est = base_estimate(
         model,
         config,

@@ -241,7 +241,7 @@ def _write(columns: dict[str, Any], stream: Any, as_json: bool, est: Any) -> Non
         records = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
         query = {"model": est.spec.name, "targets": est.targets.label, "kv_dtype": est.kv.dtype.value}
         query |= {"adapter_dtype": est.adapter_dtype.value, "weights_dtype": est.weights_dtype.value}
-        words = [w for w in assumptions(est) if not w.startswith(("Parity", "Rank"))]
+        words = [w for w in assumptions(est) if not w.startswith("Rank")]  # rank notes of the base query only
         json.dump(
             {"query": query, "assumptions": words, "rows": records}, stream, indent=1, allow_nan=False, default=str
         )

@@ -123,11 +123,16 @@ def kv_bytes_per_token(spec: ModelSpec, kv: KVFormat | DType) -> float:
     return _bytes(spec.num_hidden_layers * kv_layer_bits_per_token(spec, kv))
 
 
+def kv_window_tokens(window: int, policy: WindowCache = WindowCache.window) -> int:
+    """The most tokens a full sliding-window layer keeps: w, or w - 1 (see :class:`WindowCache`)."""
+    return window if policy is WindowCache.window else window - 1
+
+
 def kv_cached_tokens(window: int | None, tokens: int, policy: WindowCache = WindowCache.window) -> int:
     """Tokens a layer holds after ``tokens`` tokens: T for full attention, else min(T, w) (or min(T, w - 1))."""
     if window is None:
         return tokens
-    return min(tokens, window if policy is WindowCache.window else window - 1)
+    return min(tokens, kv_window_tokens(window, policy))
 
 
 def kv_cache_bits(spec: ModelSpec, tokens: int, kv: KVFormat | DType) -> int:

@@ -23,8 +23,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from estimator.adapters import lora_params
-from estimator.compare import Estimate, crossover_tokens
-from estimator.kv import WindowCache, kv_layer_bits_per_token
+from estimator.compare import Estimate, crossover_tokens, estimate
+from estimator.errors import EstimatorError
+from estimator.kv import kv_layer_bits_per_token, kv_window_tokens
+from estimator.methods import Method
 from estimator.units import BITS_PER_BYTE
 
 if TYPE_CHECKING:
@@ -52,7 +54,7 @@ def kv_cache_bytes_array(spec: ModelSpec, tokens: Any, kv: KVFormat) -> Floats:
         if window is None:
             cached += t
         else:
-            cached += np.minimum(t, window if kv.window is WindowCache.window else window - 1)
+            cached += np.minimum(t, kv_window_tokens(window, kv.window))
     bits = cached.astype(np.float64) * kv_layer_bits_per_token(spec, kv)
     return np.ceil(bits / BITS_PER_BYTE)
 
@@ -169,10 +171,6 @@ def sweep(base: Estimate, tokens: Any, ranks: Any) -> Sweep:
 def across_models(base: Estimate, specs: list[ModelSpec]) -> tuple[list[Estimate], list[tuple[ModelSpec, str]]]:
     """``base``'s query (tokens, rank, targets, dtypes) asked of every spec: estimates, and the specs
     it does not apply to with the reason (e.g. ``--targets qv`` on a model that fuses q, k and v)."""
-    from estimator.compare import estimate
-    from estimator.errors import EstimatorError
-    from estimator.methods import Method
-
     done, skipped = [], []
     for spec in specs:
         try:

@@ -166,14 +166,21 @@ def parse_grid(text: str, what: str = "tokens") -> tuple[int, ...]:
         return tuple(powers)
     if n > 10**7:
         raise EstimatorError(f"{n:,} points in the {what} grid {text!r} are too many; use at most 10,000,000")
-    if n == 1 or start == stop:
-        return (start,)
     if kind == "lin":
+        if n == 1 or start == stop:
+            return (start,)
         raw = [start + (stop - start) * i / (n - 1) for i in range(n)]
-    else:
-        raw = [start * (stop / start) ** (i / (n - 1)) for i in range(n)]
-    points = {round(v) for v in raw[1:-1]} | {start, stop}  # the ends exactly, never a float's rounding
-    return tuple(sorted(points))
+        return tuple(sorted({round(v) for v in raw[1:-1]} | {start, stop}))
+    return log_grid(start, stop, n)
+
+
+def log_grid(start: int, stop: int, points: int) -> tuple[int, ...]:
+    """``points`` whole numbers spaced evenly on a log scale from ``start`` to ``stop``, both ends exact,
+    rounded, sorted and without repeats (so fewer points where the values are small)."""
+    if points == 1 or start == stop:
+        return (start,)
+    raw = [start * (stop / start) ** (i / (points - 1)) for i in range(1, points - 1)]
+    return tuple(sorted({round(v) for v in raw} | {start, stop}))  # the ends exactly, never a float's rounding
 
 
 _FLOP_PREFIXES = (("Z", 10**21), ("E", 10**18), ("P", 10**15), ("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3))

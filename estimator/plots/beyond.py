@@ -15,7 +15,7 @@ from estimator.cost import Breakeven, breakeven
 from estimator.plots.style import KV_COLOUR, OKABE_ITO, RANK_STYLES, add_caption, caption, new_figure, styled
 from estimator.plots.tokens import DEFAULT_RANKS, token_grid
 from estimator.sweep import kv_cache_bytes_array
-from estimator.units import format_flops, format_tokens_approx, format_tokens_short
+from estimator.units import format_flops, format_tokens_approx, format_tokens_short, log_grid
 
 CAPACITY_TOKENS = (1, 10**12)
 
@@ -72,7 +72,7 @@ def breakeven_data(est: Estimate) -> tuple[Breakeven, np.ndarray[tuple[int], np.
     result = breakeven(est)
     crossings = [q for q in (result.queries, result.queries_prefix_cached) if q is not None]
     top = max(10, *(10 * q for q in crossings))
-    queries = np.unique(np.geomspace(1, top, 200).round().astype(np.int64))
+    queries = np.asarray(log_grid(1, top, 200), dtype=np.int64)
     return result, queries
 
 

@@ -6,15 +6,18 @@ fixed size spreads over the tokens (1/T), pretraining spreads all weights over i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from estimator.compare import Estimate
 from estimator.plots.style import KV_COLOUR, PRETRAINING_COLOUR, RANK_STYLES, add_caption, caption, new_figure, styled
 from estimator.report import format_ratio
 from estimator.sweep import Sweep, sweep
+from estimator.units import log_grid
 
 DEFAULT_RANKS = (8, 32, 128)
 TOKEN_RANGE = (1, 10**9)
@@ -22,10 +25,9 @@ POINTS_PER_DECADE = 20
 
 
 def token_grid(low: int = TOKEN_RANGE[0], high: int = TOKEN_RANGE[1], per_decade: int = POINTS_PER_DECADE) -> list[int]:
-    """Whole token counts spaced evenly on a log scale, both ends included, plus every power of ten."""
-    decades = np.log10(high) - np.log10(low)
-    raw = np.logspace(np.log10(low), np.log10(high), round(float(decades) * per_decade) + 1)
-    return sorted({round(float(v)) for v in raw} | {low, high})
+    """Whole token counts spaced evenly on a log scale, both ends included, ``per_decade`` points a decade
+    (so every power of ten between two powers of ten)."""
+    return list(log_grid(low, high, round(math.log10(high / low) * per_decade) + 1))
 
 
 def tokens_sweep(est: Estimate, ranks: Sequence[int] = DEFAULT_RANKS, tokens: Sequence[int] | None = None) -> Sweep:
@@ -72,11 +74,8 @@ def bytes_per_token_vs_tokens(est: Estimate, ranks: Sequence[int] = DEFAULT_RANK
     return fig
 
 
-def _mark_query(top: object, bottom: object, est: Estimate) -> None:
+def _mark_query(top: Axes, bottom: Axes, est: Estimate) -> None:
     """Annotate est's token count with the ratio, and mark where its LoRA meets the KV cache."""
-    from matplotlib.axes import Axes
-
-    assert isinstance(top, Axes) and isinstance(bottom, Axes)
     kv, lora = est.kv_bytes_per_token, est.lora_bytes_per_token
     top.annotate(
         "",
