@@ -320,6 +320,7 @@ def validate_command(
     kv_dtype: Annotated[str, typer.Option(help="KV cache dtype to measure: fp32, bf16, fp16.")] = "bf16",
     adapter_dtype: AdapterDtypeOpt = "bf16",
     weights_dtype: WeightsDtypeOpt = "bf16",
+    as_json: JsonOpt = False,
 ) -> None:
     """Measure with transformers and peft what the formulas predict (needs the validate extra)."""
     from estimator.compare import check_rank
@@ -349,6 +350,11 @@ def validate_command(
     looped = track(specs, description="validating", transient=True, console=progress) if all_models else specs
     results = [run(spec) for spec in looped]
     peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    if as_json:
+        typer.echo(json.dumps(_validation_json(results, peak_bytes), indent=2))
+        if not all(r.ok for r in results):
+            raise typer.Exit(1)
+        return
     for result in results:
         _print_validation(result)
     if len(results) > 1:
@@ -360,12 +366,47 @@ def validate_command(
     from estimator.units import format_bytes
 
     total = sum(r.seconds for r in results)
+    say(results[0].versions.line())
     say(f"Validated in {total:.1f} s; peak memory of this process {format_bytes(peak_bytes, iec=True)} (RSS).")
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
 
 MARKS = {"ok": "✔", "differs": "✗", "explained": "✔*"}
+
+
+def _validation_json(results: list[Any], peak_bytes: int) -> dict[str, Any]:
+    """``validate --json``: the versions measured with, and every check of every model."""
+    versions = results[0].versions
+    return {
+        "versions": versions.installed,
+        "tested_versions": versions.tested,
+        "outside_tested_versions": list(versions.outside),
+        "versions_note": versions.line(),
+        "ok": all(r.ok for r in results),
+        "seconds": sum(r.seconds for r in results),
+        "peak_rss_bytes": peak_bytes,
+        "models": [
+            {
+                "name": r.spec.name,
+                "display_name": r.spec.display_name,
+                "ok": r.ok,
+                "seconds": r.seconds,
+                "checks": [
+                    {
+                        "quantity": c.quantity,
+                        "estimate": c.estimate,
+                        "measured": c.measured,
+                        "status": c.status,
+                        "note": c.note,
+                    }
+                    for c in r.checks
+                ],
+                "method": list(r.method),
+            }
+            for r in results
+        ],
+    }
 
 
 def _print_validation(result: Any) -> None:

@@ -14,9 +14,9 @@ from estimator.layout import ExpertLayout
 from estimator.methods import Settings, ia3_targets, loreft_params, prefix_params, prompt_params
 from estimator.pretraining import pretraining_bytes_per_token
 from estimator.specs import ModelSpec
-from estimator.units import DType, format_number, format_tokens_short
-from estimator.validate import measure
-from estimator.validate.hf import twin_layer_windows, twin_spec
+from estimator.units import BITS_PER_BYTE, DType, format_number, format_tokens_short
+from estimator.validate import VersionReport, measure, version_report
+from estimator.validate.hf import fp32_weights, twin_layer_windows, twin_spec
 
 Status = Literal["ok", "differs", "explained"]
 FULL_LENGTHS = (1, 7, 64)
@@ -47,6 +47,7 @@ class Validation:
     checks: tuple[Check, ...]
     method: tuple[str, ...]
     seconds: float
+    versions: VersionReport
 
     @property
     def ok(self) -> bool:
@@ -139,15 +140,37 @@ def _adapter_checks(spec: ModelSpec, targets: Targets, rank: int, adapter_dtype:
         file_note = (
             f"adapter_model.safetensors of the twin: {file_bytes:,} bytes = tensors + {header:,} bytes of header"
         )
-        checks.append(
-            _compare(
-                f"saved LoRA tensors of the twin ({adapter_dtype.value}, bytes)",
-                lora_bytes(twin_targets, rank, adapter_dtype),
-                tensor_bytes,
-                f"{file_note} (8-byte length + JSON index; {params:,} parameters)",
-            )
-        )
+        checks.append(_saved_check(spec, twin_targets, rank, adapter_dtype, tensor_bytes, params, file_note))
     return checks, file_note
+
+
+def _saved_check(
+    spec: ModelSpec, targets: Targets, rank: int, adapter_dtype: DType, tensor_bytes: int, params: int, file_note: str
+) -> Check:
+    """The saved adapter's tensor bytes against the estimate, all in ``adapter_dtype``.
+
+    Where the installed transformers keeps a weight in float32 whatever the model's dtype (DeepSeek's
+    router from 5.24), peft creates and saves that weight's LoRA in float32: the file then holds exactly
+    P_fp32 · (32 − b) / 8 bytes more, P_fp32 the LoRA parameters on those weights; stated, never loosened.
+    """
+    label = f"saved LoRA tensors of the twin ({adapter_dtype.value}, bytes)"
+    expected = lora_bytes(targets, rank, adapter_dtype)
+    note = f"{file_note} (8-byte length + JSON index; {params:,} parameters)"
+    version = measure.transformers_version()
+    names = fp32_weights(spec, version)
+    fp32 = Targets("fp32", tuple(m for m in targets.linears if m.name in names))
+    if not fp32.linears or adapter_dtype is DType.fp32:
+        return _compare(label, expected, tensor_bytes, note)
+    fp32_params = lora_params(fp32, rank)
+    extra = fp32_params * (DType.fp32.bits - adapter_dtype.bits) // BITS_PER_BYTE
+    why = (
+        f"transformers {version} keeps {spec.model_type}'s {', '.join(names)} weight in float32 "
+        f"(_keep_in_fp32_modules_strict) and peft creates its LoRA in that dtype: {fp32_params:,} parameters at "
+        f"4 bytes instead of {adapter_dtype.bits // BITS_PER_BYTE} make {extra:,} bytes more; the estimate stores "
+        f"every adapter weight in --adapter-dtype"
+    )
+    status: Status = "explained" if tensor_bytes == expected + extra else "differs"
+    return Check(label, expected, tensor_bytes, status, f"{why}; {note}")
 
 
 def _method_checks(spec: ModelSpec, settings: Settings, kv: KVFormat) -> tuple[list[Check], list[str]]:
@@ -270,4 +293,4 @@ def validate(
         *method_notes,
     ]
     all_checks = checks + kv_checks + method_checks + adapter_checks
-    return Validation(spec, tuple(all_checks), tuple(method), time.perf_counter() - start)
+    return Validation(spec, tuple(all_checks), tuple(method), time.perf_counter() - start, version_report())

@@ -54,6 +54,11 @@ def build_model(spec: ModelSpec, device: str = "meta", dtype: torch.dtype = torc
     return model.eval()
 
 
+def transformers_version() -> str:
+    """The installed transformers release, whose conventions the measurements follow."""
+    return str(transformers.__version__)
+
+
 def count_params(model: Any) -> int:
     """Parameters as transformers reports them (a tied output head once)."""
     return sum(p.numel() for p in model.parameters())
