@@ -6,8 +6,10 @@
 (327680.0, 414187520, 39.6)
 """
 
-from estimator.compare import Estimate, estimate
+from estimator.compare import Estimate, estimate, evaluate
 from estimator.errors import EstimatorError
+from estimator.hf_config import spec_from_hf_config as read_config
+from estimator.query import Query
 from estimator.specs import ModelSpec, load_spec, model_names
 from estimator.units import DType, parse_tokens
 
@@ -16,9 +18,12 @@ __all__ = [
     "Estimate",
     "EstimatorError",
     "ModelSpec",
+    "Query",
     "estimate",
+    "evaluate",
     "load_spec",
     "model_names",
     "parse_tokens",
+    "read_config",
 ]
 __version__ = "0.1.0"

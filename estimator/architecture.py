@@ -1,16 +1,17 @@
-"""Parameters of a spec: linear maps and other tensors from its family, summed by part.
+"""A spec's layout, and its parameters: folds over the layer groups its family builds.
 
-Each family module (:mod:`estimator.families`) describes what its transformers code builds;
-parameters, active parameters, LoRA and every other adapter size derive from those linear maps,
-so they cannot drift apart.
+Each family module (:mod:`estimator.families`) describes what its transformers code builds as a
+:class:`~estimator.layout.Layout`; parameters, active parameters, LoRA and every other adapter size
+derive from it, so they cannot drift apart.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from estimator.families import family
-from estimator.layout import ExpertLayout, LinearMap, ParamTensor
+from estimator.layout import ExpertLayout, Layout, LinearMap, ParamTensor
 
 if TYPE_CHECKING:
     from estimator.specs import ModelSpec
@@ -18,9 +19,15 @@ if TYPE_CHECKING:
 PARTS = ("embedding", "attention", "mlp", "experts", "norm", "lm_head")
 
 
+@lru_cache(maxsize=256)
+def layout_of(spec: ModelSpec) -> Layout:
+    """The layer groups the family's transformers code builds for ``spec`` (computed once per spec)."""
+    return family(spec.model_type).build(spec)
+
+
 def linear_maps(spec: ModelSpec, experts: ExpertLayout = ExpertLayout.per_expert) -> tuple[LinearMap, ...]:
-    """The linear maps of the decoder layers, as the family's transformers code builds them."""
-    return tuple(family(spec.model_type).linear_maps(spec, experts))
+    """Every linear map of the decoder layers (``layers`` set), experts in the given layout."""
+    return layout_of(spec).linear_maps(experts.fused_weights)
 
 
 def other_tensors(spec: ModelSpec) -> tuple[ParamTensor, ...]:
@@ -29,17 +36,14 @@ def other_tensors(spec: ModelSpec) -> tuple[ParamTensor, ...]:
     RMSNorm holds d weights; LayerNorm d weights and d biases. A tied output head shares the
     input embedding's tensor and is counted once (as transformers' ``parameters()`` does).
     """
-    tensors = list(family(spec.model_type).other_tensors(spec))
-    if not spec.tie_word_embeddings:
-        tensors.append(ParamTensor("lm_head", spec.vocab_size * spec.hidden_size, "lm_head"))
-    return tuple(tensors)
+    return layout_of(spec).other_tensors()
 
 
 def param_breakdown(spec: ModelSpec) -> dict[str, int]:
     """Parameters by part: embedding, attention, mlp (dense and shared MLPs, routers), experts
     (routed experts), norm, lm_head (zero when tied)."""
     parts = dict.fromkeys(PARTS, 0)
-    for linear in spec.linear_maps:
+    for linear in linear_maps(spec):
         parts["experts" if linear.expert else linear.block] += linear.params
     for tensor in other_tensors(spec):
         parts[tensor.group] += tensor.params
@@ -56,10 +60,8 @@ def active_params(spec: ModelSpec) -> int:
 
     N_active = N − Σ_sparse layers (E − k) · P_expert, where E routed experts of P_expert
     parameters each, k = num_experts_per_tok. Embeddings and head included, as Mixtral's "12.9B"
-    and DeepSeek-V3's "37B" are. Equal to N for a dense model.
+    and DeepSeek-V3's "37B" are. Equal to N for a dense model
+    (Mixtral 8x7B: 46,702,792,704 − 32 · 6 · 3 · 4,096 · 14,336 = 12,879,925,248).
     """
-    routed = sum(linear.params for linear in spec.linear_maps if linear.expert)
-    if not routed or spec.n_routed_experts is None or spec.num_experts_per_tok is None:
-        return total_params(spec)
-    idle = spec.n_routed_experts - spec.num_experts_per_tok
-    return total_params(spec) - routed * idle // spec.n_routed_experts
+    idle = sum(g.layers * (g.moe.experts - g.moe.top_k) * g.moe.expert_params for g in layout_of(spec).groups if g.moe)
+    return total_params(spec) - idle

@@ -21,7 +21,8 @@ from typing import Any
 
 from estimator.compare import Estimate
 from estimator.constants import KNOWLEDGE_BITS_PER_PARAM, TEXT_NATS_PER_TOKEN, nats_to_bits
-from estimator.methods import Method
+from estimator.errors import EstimatorError
+from estimator.stores import Method
 from estimator.units import BITS_PER_BYTE
 
 DEFAULT_TEXT_BITS_PER_TOKEN = nats_to_bits(TEXT_NATS_PER_TOKEN.value)
@@ -138,7 +139,7 @@ def capacity(
 ) -> Capacity:
     """Capacity and headroom of every trained method in ``est`` (LoRA, DoRA, ..., full fine-tuning)."""
     if bits_per_param <= 0 or text_bits_per_token <= 0:
-        raise ValueError("bits per parameter and bits per token must be positive")
+        raise EstimatorError("bits per parameter and bits per token must be positive; give e.g. 2 and 2.44")
     information = text_information_bits(est.tokens, text_bits_per_token)
     rows = tuple(
         CapacityRow(

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from estimator.errors import EstimatorError
+
 
 @dataclass(frozen=True)
 class Constant:
@@ -84,4 +86,4 @@ def knowledge_bits_per_param(exposures: int = 1000) -> float:
         return KNOWLEDGE_BITS_PER_PARAM.value
     if exposures == 100:
         return KNOWLEDGE_BITS_PER_PARAM_100_EXPOSURES.value
-    raise ValueError(f"exposures {exposures}: the measured points are 100 and 1000")
+    raise EstimatorError(f"exposures {exposures}: the measured points are 100 and 1000; use one of them")

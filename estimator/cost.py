@@ -25,14 +25,15 @@ Pure integer arithmetic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from estimator.adapters import lora_params
-from estimator.architecture import active_params, param_breakdown
+from estimator.architecture import active_params, layout_of, param_breakdown
 from estimator.compare import Estimate
+from estimator.errors import EstimatorError
 from estimator.specs import ModelSpec
+from estimator.stores.targets import lora_params
 
 MULTIPLY_ADD = 2  # FLOPs per weight per token: one multiply, one add
 FORWARD_BACKWARD_FULL = 6  # forward 2, input gradients 2, weight gradients 2
@@ -63,37 +64,30 @@ def active_adapter_params(est: Estimate) -> int:
     spec = est.spec
     if spec.n_routed_experts is None or spec.num_experts_per_tok is None:
         return est.lora_params
-    routed = replace(est.targets, linears=tuple(linear for linear in est.targets.linears if linear.expert))
+    routed = est.targets.only(tuple(linear for linear in est.targets.linears if linear.expert))
     idle = spec.n_routed_experts - spec.num_experts_per_tok
     return est.lora_params - lora_params(routed, est.rank) * idle // spec.n_routed_experts
 
 
 def attention_width(spec: ModelSpec) -> int:
-    """H · (d_qk + d_v): elements a query meets per cached position and layer (QKᵀ and A·V).
+    """H · (d_qk + d_v): elements a query meets per cached position and layer (QKᵀ and A·V), the widest
+    of the model's mixers.
 
     Standard attention: H · 2 · d_h (Llama 3 70B: 64 · 256 = 16,384). MLA, computed per head:
     H · (qk_nope + qk_rope + v_head_dim).
     """
-    if spec.is_mla:
-        qk = (spec.qk_nope_head_dim or 0) + (spec.qk_rope_head_dim or 0)
-        return spec.num_attention_heads * (qk + (spec.v_head_dim or 0))
-    return spec.num_attention_heads * 2 * spec.head_dim
-
-
-def _attended_positions(n: int, window: int | None) -> int:
-    """Σ_{t=1..n} min(t, w): keys all n positions of a sequence attend to, over one layer."""
-    if window is None or n <= window:
-        return n * (n + 1) // 2
-    return window * (window + 1) // 2 + (n - window) * window
+    return max(group.mixer.attention_width for group in layout_of(spec).groups)
 
 
 def attention_flops(spec: ModelSpec, n: int) -> int:
-    """Σ_l Σ_{t=1..n} 2 · min(t, w_l) · H · (d_qk + d_v) (no windows: L · H · (d_qk + d_v) · n (n + 1)).
+    """Σ_g |g| · 2 · width_g · Σ_{t=1..n} min(t, w_g) (no windows: L · H · (d_qk + d_v) · n (n + 1)).
 
     Llama 3 70B, 100,000 tokens: 80 · 16,384 · 100,000 · 100,001 = 13,107,331,072,000,000.
     """
-    width = attention_width(spec)
-    return sum(MULTIPLY_ADD * width * _attended_positions(n, w) for w in spec.layer_windows())
+    return sum(
+        group.layers * MULTIPLY_ADD * group.mixer.attention_width * group.mixer.attended_positions(n)
+        for group in layout_of(spec).groups
+    )
 
 
 def sequence_flops(spec: ModelSpec, n: int) -> int:
@@ -216,7 +210,7 @@ def breakeven(
 ) -> Breakeven:
     """The FLOPs of each way for ``est`` (model, T, rank, targets) and the break-even query counts."""
     if min(epochs, augmentation, train_sequence_tokens) < 1 or min(query_tokens, generated_tokens) < 0:
-        raise ValueError(
+        raise EstimatorError(
             "epochs, augmentation and training sequence tokens must be at least 1; "
             "query and generated tokens at least 0"
         )

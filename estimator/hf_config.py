@@ -13,11 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from estimator.errors import EstimatorError
 from estimator.families import Reader, family, supported
-from estimator.specs import ModelSpec, describe_validation_error
+from estimator.specs import ModelSpec, validate_spec
 
 TEXT_MODEL_TYPES = {"gemma3": "gemma3_text"}  # multimodal wrapper -> its language model
 
@@ -58,23 +56,21 @@ def _language_model(config: dict[str, Any], path: Path) -> tuple[dict[str, Any],
     return config, model_type, []
 
 
-def spec_from_hf_config(path: Path, name: str | None = None) -> ModelSpec:
+def spec_from_hf_config(path: str | Path, name: str | None = None) -> ModelSpec:
     """A spec from a real config.json of a supported family."""
+    path = Path(path)
     outer = read_config_json(path)
     config, model_type, notes = _language_model(outer, path)
     reader = Reader(config, path, model_type)
     fields = family(model_type).read(reader)
     slug = name or _default_name(outer, path)
     dtype = outer.get("torch_dtype") or outer.get("dtype") or config.get("torch_dtype") or "float32"
-    try:
-        return ModelSpec(
-            name=slug,
-            display_name=str(outer.get("_name_or_path") or slug),
-            source=path.resolve().as_uri(),
-            model_type=model_type,
-            torch_dtype=str(dtype),
-            notes=(*notes, *reader.notes),
-            **fields,
-        )
-    except ValidationError as exc:
-        raise EstimatorError(f"{path}: {describe_validation_error(exc)}; fix the config.json") from None
+    identity = {
+        "name": slug,
+        "display_name": str(outer.get("_name_or_path") or slug),
+        "source": path.resolve().as_uri(),
+        "model_type": model_type,
+        "torch_dtype": str(dtype),
+        "notes": (*notes, *reader.notes),
+    }
+    return validate_spec({**identity, **fields}, str(path), "fix the config.json")

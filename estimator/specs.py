@@ -1,9 +1,13 @@
 """ModelSpec: one real model's architecture, with Hugging Face ``config.json`` field names.
 
 A spec comes from a file in ``model_specs/`` (one TOML file per model, looked up by exact name)
-or from a real ``config.json`` (:meth:`ModelSpec.from_hf_config`). Both give the same frozen type.
-Architecture knowledge (which linear maps a layer holds, biases, norms, tied embeddings) lives in
-:mod:`estimator.architecture`; the spec only holds the numbers.
+or from a real ``config.json`` (:func:`estimator.hf_config.spec_from_hf_config`). Both give the same
+frozen type. Architecture knowledge (the layer groups a family builds, biases, norms, tied embeddings)
+lives in :mod:`estimator.families`; the spec only holds the numbers and imports nothing built from it.
+
+The spec is a plain frozen dataclass, so that a plain query never builds a validation schema; input
+from outside (an edited zoo file, a config.json) is validated by :func:`validate_spec`, strictly
+(whole numbers that are ints, booleans that are bools), with pydantic's schema built on first use.
 """
 
 from __future__ import annotations
@@ -11,16 +15,12 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from functools import cache, cached_property
+from dataclasses import asdict, dataclass, fields
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self
-
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from typing import Annotated, Any, ClassVar, Literal
 
 from estimator.errors import EstimatorError
-
-if TYPE_CHECKING:
-    from estimator.layout import LinearMap
 
 ModelType = Literal[
     "llama",
@@ -41,26 +41,67 @@ ModelType = Literal[
 LayerType = Literal["full_attention", "sliding_attention"]
 MlpType = Literal["dense", "sparse"]
 
-_FALCON_ONLY = ("bias", "new_decoder_architecture", "parallel_attn", "num_ln_in_parallel_attn")
+
+class _Positive:
+    """A whole number above zero (the pydantic schema is built only when a spec is validated)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.int_schema(gt=0, strict=True)
+
+
+class _Strict:
+    """The plain type, taken only as itself: a bool for a bool, a str for a str (no "true" or 1)."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        schema = handler(source)
+        schema["strict"] = True
+        return schema
+
+
+class _Pattern:
+    """Text matching a regular expression."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.str_schema(pattern=self.pattern, strict=True)
+
+
+PositiveInt = Annotated[int, _Positive()]
+Flag = Annotated[bool, _Strict()]
+Text = Annotated[str, _Strict()]
+Name = Annotated[str, _Pattern(r"^[a-z0-9][a-z0-9._-]*$")]
+ReportedSize = Annotated[str, _Pattern(r"^[0-9]+(\.[0-9]+)?[MBT]$")]
+
+_FALCON_ONLY = {
+    "bias": False,
+    "new_decoder_architecture": False,
+    "parallel_attn": True,
+    "num_ln_in_parallel_attn": None,
+}
 _MOE = ("n_routed_experts", "num_experts_per_tok", "moe_intermediate_size")
 _MLA = ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
 
 
-class ModelSpec(BaseModel):
+@dataclass(frozen=True)
+class ModelSpec:
     """The numbers that fix a model's parameter count and KV cache, named as in ``config.json``.
 
     ``head_dim`` is always explicit: where a config.json omits it, the reader applies the rule of
     that family's transformers code (hidden_size / num_attention_heads) and says so in ``notes``.
     """
 
-    # Schemas are built on first validation, not at import: a zoo file whose exact text was already
-    # validated (see ``VALIDATED_MANIFEST``) is loaded without pydantic's schema machinery (~40 ms).
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
 
     # Our own identity fields.
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    display_name: str
-    source: str = Field(description="URL of the real config.json the numbers come from")
+    name: Name
+    display_name: Text
+    source: str  # URL of the real config.json the numbers come from
 
     # Hugging Face config.json fields.
     model_type: ModelType
@@ -72,16 +113,16 @@ class ModelSpec(BaseModel):
     head_dim: PositiveInt
     vocab_size: PositiveInt
     max_position_embeddings: PositiveInt
-    tie_word_embeddings: bool
+    tie_word_embeddings: Flag
     attention_bias: bool = False  # biases on the attention maps (which ones: see the family)
-    mlp_bias: bool = False  # biases on gate, up, down (llama, deepseek_v2)
+    mlp_bias: Flag = False  # biases on gate, up, down (llama, deepseek_v2)
     sliding_window: PositiveInt | None = None
     layer_types: tuple[LayerType, ...] | None = None
-    bias: bool = False  # falcon: biases on every linear map
-    new_decoder_architecture: bool = False  # falcon: Falcon-40B/180B layout
-    parallel_attn: bool = True  # falcon: attention and MLP side by side
+    bias: Flag = False  # falcon: biases on every linear map
+    new_decoder_architecture: Flag = False  # falcon: Falcon-40B/180B layout
+    parallel_attn: Flag = True  # falcon: attention and MLP side by side
     num_ln_in_parallel_attn: PositiveInt | None = None  # falcon: norms per parallel layer
-    torch_dtype: str = "bfloat16"  # dtype of the published checkpoint
+    torch_dtype: Text = "bfloat16"  # dtype of the published checkpoint
 
     # Mixture of experts (DeepSeek's names; readers map num_local_experts, num_experts, ...).
     n_routed_experts: PositiveInt | None = None
@@ -100,39 +141,40 @@ class ModelSpec(BaseModel):
 
     # Our own provenance fields.
     pretraining_tokens: PositiveInt | None = None
-    pretraining_tokens_source: str | None = None
-    reported_params: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[MBT]$")
-    reported_params_source: str | None = None
-    reported_active_params: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[MBT]$")
-    reported_active_params_exclude_input_embedding: bool = False  # DeepSeek counts so
-    notes: tuple[str, ...] = ()
+    pretraining_tokens_source: Text | None = None
+    reported_params: ReportedSize | None = None
+    reported_params_source: Text | None = None
+    reported_active_params: ReportedSize | None = None
+    reported_active_params_exclude_input_embedding: Flag = False  # DeepSeek counts so
+    notes: tuple[Text, ...] = ()
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
+    def __post_init__(self) -> None:
+        """The fields agree with each other (types and ranges are :func:`validate_spec`'s)."""
         if self.num_attention_heads % self.num_key_value_heads:
-            raise ValueError(
+            raise EstimatorError(
                 f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
                 f"num_key_value_heads ({self.num_key_value_heads})"
             )
         if self.layer_types is not None:
             if len(self.layer_types) != self.num_hidden_layers:
-                raise ValueError(f"layer_types has {len(self.layer_types)} entries for {self.num_hidden_layers} layers")
+                raise EstimatorError(
+                    f"layer_types has {len(self.layer_types)} entries for {self.num_hidden_layers} layers"
+                )
             if "sliding_attention" in self.layer_types and self.sliding_window is None:
-                raise ValueError("layer_types has sliding_attention layers but sliding_window is not set")
-        set_fields = self.model_fields_set
-        if self.model_type != "falcon" and (wrong := [f for f in _FALCON_ONLY if f in set_fields]):
-            raise ValueError(f"{', '.join(wrong)} only apply to model_type 'falcon'")
+                raise EstimatorError("layer_types has sliding_attention layers but sliding_window is not set")
+        wrong = [f for f, default in _FALCON_ONLY.items() if getattr(self, f) != default]
+        if self.model_type != "falcon" and wrong:
+            raise EstimatorError(f"{', '.join(wrong)} only apply to model_type 'falcon'")
         if self.is_moe != (self.mlp_layer_types is not None) or (
             self.is_moe and any(getattr(self, f) is None for f in _MOE)
         ):
-            raise ValueError(f"a mixture of experts needs all of {', '.join(_MOE)} and mlp_layer_types")
+            raise EstimatorError(f"a mixture of experts needs all of {', '.join(_MOE)} and mlp_layer_types")
         if self.mlp_layer_types is not None and len(self.mlp_layer_types) != self.num_hidden_layers:
-            raise ValueError(
+            raise EstimatorError(
                 f"mlp_layer_types has {len(self.mlp_layer_types)} entries for {self.num_hidden_layers} layers"
             )
         if self.is_mla and any(getattr(self, f) is None for f in _MLA):
-            raise ValueError(f"multi-head latent attention needs all of {', '.join(_MLA)}")
-        return self
+            raise EstimatorError(f"multi-head latent attention needs all of {', '.join(_MLA)}")
 
     @property
     def is_moe(self) -> bool:
@@ -147,13 +189,6 @@ class ModelSpec(BaseModel):
         """Layers whose MLP routes to experts."""
         return 0 if self.mlp_layer_types is None else self.mlp_layer_types.count("sparse")
 
-    @cached_property
-    def linear_maps(self) -> tuple[LinearMap, ...]:
-        """The linear maps of the decoder layers (experts per expert): the source of every size."""
-        from estimator.architecture import linear_maps
-
-        return linear_maps(self)
-
     def layer_windows(self) -> tuple[int | None, ...]:
         """Tokens each layer's cache can hold: the sliding window, or None for full attention.
 
@@ -164,12 +199,31 @@ class ModelSpec(BaseModel):
             return tuple(self.sliding_window if t == "sliding_attention" else None for t in self.layer_types)
         return (self.sliding_window,) * self.num_hidden_layers
 
-    @classmethod
-    def from_hf_config(cls, path: str | Path, name: str | None = None) -> ModelSpec:
-        """Read a real Hugging Face ``config.json`` into a spec (see :mod:`estimator.hf_config`)."""
-        from estimator.hf_config import spec_from_hf_config
+    def to_dict(self, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The fields as a dict (tuples kept), without those in ``exclude``."""
+        return {k: v for k, v in asdict(self).items() if k not in exclude}
 
-        return spec_from_hf_config(Path(path), name=name)
+
+FIELD_NAMES = tuple(f.name for f in fields(ModelSpec))
+
+
+@cache
+def _adapter() -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(ModelSpec)
+
+
+def validate_spec(data: dict[str, Any], where: str, fix: str) -> ModelSpec:
+    """A spec from untrusted data, every field checked strictly; one line naming ``where``, the field
+    and ``fix`` otherwise. Lists (TOML, JSON) become tuples first."""
+    from pydantic import ValidationError
+
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    try:
+        return _adapter().validate_python(values)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise EstimatorError(f"{where}: {describe_validation_error(exc)}; {fix}") from None
 
 
 def specs_dir() -> Path:
@@ -236,12 +290,9 @@ def load_spec_file(path: Path) -> ModelSpec:
     except tomllib.TOMLDecodeError as exc:
         raise EstimatorError(f"{path}: not valid TOML ({exc}); fix the file") from None
     if _validated_digests(path.parent).get(path.name) == _digest(text):
-        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return ModelSpec.model_construct(**fields)
-    try:
-        spec = ModelSpec.model_validate(data)
-    except ValidationError as exc:
-        raise EstimatorError(f"{path}: {describe_validation_error(exc)}; fix the file") from None
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return ModelSpec(**values)
+    spec = validate_spec(data, str(path), "fix the file")
     if spec.name != path.stem:
         raise EstimatorError(f"{path}: name {spec.name!r} differs from the file name; make them equal")
     return spec
@@ -258,10 +309,7 @@ def write_validated_manifest(folder: Path | None = None) -> Path:
     digests = {}
     for path in sorted(folder.glob("*.toml")):
         text = path.read_text(encoding="utf-8")
-        try:
-            spec = ModelSpec.model_validate(tomllib.loads(text))
-        except ValidationError as exc:
-            raise EstimatorError(f"{path}: {describe_validation_error(exc)}; fix the file") from None
+        spec = validate_spec(tomllib.loads(text), str(path), "fix the file")
         if spec.name != path.stem:
             raise EstimatorError(f"{path}: name {spec.name!r} differs from the file name; make them equal")
         digests[path.name] = _digest(text)
@@ -273,8 +321,8 @@ def write_validated_manifest(folder: Path | None = None) -> Path:
     return manifest
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """The first problem of a pydantic error as ``field 'x': message``."""
+def describe_validation_error(exc: Any) -> str:
+    """The first problem of a pydantic ``ValidationError`` as ``field 'x': message``."""
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
     message = first["msg"]

@@ -1,6 +1,6 @@
 """Vectorised sweeps over token counts and LoRA ranks: the arrays behind ``estimate sweep`` and the figures.
 
-The scalar functions of :mod:`estimator.kv` and :mod:`estimator.adapters` define every quantity;
+The scalar functions of :mod:`estimator.kv` and :mod:`estimator.stores.targets` define every quantity;
 this module evaluates the same formulas on numpy arrays, and the tests hold each array to them:
 
     KV(T)      = ⌈b_layer · Σ_l min(T, w_l) / 8⌉ bytes       (w_l = ∞ for full attention)
@@ -15,18 +15,19 @@ numpy is imported here, never on the path of a plain query; pandas only by :meth
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from estimator.adapters import lora_params
-from estimator.compare import Estimate, crossover_tokens, estimate
+from estimator.architecture import layout_of
+from estimator.compare import Estimate, crossover_tokens, evaluate
 from estimator.errors import EstimatorError
-from estimator.kv import kv_layer_bits_per_token, kv_window_tokens
-from estimator.methods import Method
+from estimator.kv import windowed
+from estimator.stores import LoReFT, Method
+from estimator.stores.targets import lora_params
 from estimator.units import BITS_PER_BYTE
 
 if TYPE_CHECKING:
@@ -42,20 +43,18 @@ Floats = NDArray[np.float64]
 def _as_ints(values: Any, what: str) -> Ints:
     array = np.asarray(values, dtype=np.int64).ravel()
     if array.size == 0 or (array < 1).any():
-        raise ValueError(f"{what} must be a non-empty list of positive whole numbers")
+        raise EstimatorError(f"{what} must be a non-empty list of positive whole numbers; give e.g. [1000, 100000]")
     return array
 
 
 def kv_cache_bytes_array(spec: ModelSpec, tokens: Any, kv: KVFormat) -> Floats:
-    """:func:`estimator.kv.kv_cache_bytes` at every T of ``tokens``: ⌈b_layer · Σ_l min(T, w_l) / 8⌉."""
+    """:func:`estimator.kv.kv_cache_bytes` at every T of ``tokens``: ⌈Σ_g |g| · (b_g · h_g(T) + s_g) / 8⌉."""
     t = _as_ints(tokens, "tokens")
-    cached = np.zeros(t.shape, dtype=np.int64)
-    for window in spec.layer_windows():
-        if window is None:
-            cached += t
-        else:
-            cached += np.minimum(t, kv_window_tokens(window, kv.window))
-    bits = cached.astype(np.float64) * kv_layer_bits_per_token(spec, kv)
+    bits = np.zeros(t.shape, dtype=np.float64)
+    for group in layout_of(spec).groups:
+        cap = group.mixer.cap_tokens(kv)
+        held = t if cap is None else np.minimum(t, cap)
+        bits += group.layers * (held.astype(np.float64) * group.mixer.bits_per_token(kv) + group.mixer.fixed_bits(kv))
     return np.ceil(bits / BITS_PER_BYTE)
 
 
@@ -124,7 +123,7 @@ class Sweep:
 
     def crossover_tokens(self) -> list[int | None]:
         """Per rank: the token count at which the KV cache reaches the LoRA's bytes (None: never)."""
-        if all(w is None for w in self.spec.layer_windows()):
+        if not windowed(self.spec):
             per_token = self.base.kv_bytes_per_token_unbounded
             return [int(v) for v in np.ceil(self.lora_bytes / per_token).astype(np.int64)]
         return [crossover_tokens(self.spec, int(size), self.base.kv) for size in self.lora_bytes]
@@ -174,19 +173,7 @@ def across_models(base: Estimate, specs: list[ModelSpec]) -> tuple[list[Estimate
     done, skipped = [], []
     for spec in specs:
         try:
-            done.append(
-                estimate(
-                    spec,
-                    base.tokens,
-                    base.rank,
-                    base.targets.label,
-                    kv_dtype=base.kv,
-                    adapter_dtype=base.adapter_dtype,
-                    weights_dtype=base.weights_dtype,
-                    methods=(Method.kv, Method.lora),
-                    settings=base.settings,
-                )
-            )
+            done.append(evaluate(replace(base.query, spec=spec, methods=(Method.kv, Method.lora), loreft=LoReFT())))
         except EstimatorError as exc:
             skipped.append((spec, str(exc)))
     return done, skipped

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from estimator.adapters import lora_bytes, lora_params, resolve_targets
 from estimator.errors import EstimatorError
 from estimator.specs import ModelSpec, load_all_specs, load_spec
+from estimator.stores.targets import lora_bytes, lora_params, resolve_targets
 from estimator.units import DType
 
 

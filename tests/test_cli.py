@@ -166,7 +166,7 @@ def test_installed_entry_point_and_light_imports() -> None:
         "import sys\n"
         "from estimator.cli import main\n"
         "rc = main(['--model', 'llama3-70b', '--tokens', '100k', '--rank', '32'])\n"
-        "heavy = sorted(m for m in ('numpy', 'pandas', 'matplotlib', 'torch', 'estimator.cli_figures')"
+        "heavy = sorted(m for m in ('numpy', 'pandas', 'matplotlib', 'torch', 'estimator.cli.figures')"
         " if m in sys.modules)\n"
         "print('HEAVY', heavy, rc)\n"
     )

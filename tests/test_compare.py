@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from estimator import estimate, load_spec
-from estimator.adapters import lora_bytes, resolve_targets
 from estimator.errors import EstimatorError
 from estimator.kv import kv_cache_bytes
 from estimator.specs import ModelSpec, load_all_specs
+from estimator.stores.targets import lora_bytes, resolve_targets
 from estimator.units import DType
 
 

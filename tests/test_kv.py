@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,7 @@ def test_linear_in_tokens_without_windows(spec: ModelSpec) -> None:
 
 @pytest.mark.parametrize("spec", load_all_specs(), ids=lambda s: s.name)
 def test_gqa_is_mha_times_kv_over_query_heads(spec: ModelSpec) -> None:
-    mha = spec.model_copy(update={"num_key_value_heads": spec.num_attention_heads})
+    mha = replace(spec, num_key_value_heads=spec.num_attention_heads)
     gqa_bytes = kv_bytes_per_token(spec, DType.bf16)
     mha_bytes = kv_bytes_per_token(mha, DType.bf16)
     assert gqa_bytes * spec.num_attention_heads == mha_bytes * spec.num_key_value_heads

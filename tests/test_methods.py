@@ -8,21 +8,18 @@ from estimator import estimate, load_spec
 from estimator.errors import EstimatorError
 from estimator.kv import KVFormat, MlaCache
 from estimator.layout import ExpertLayout
-from estimator.methods import (
-    LoReFT,
-    Method,
-    Settings,
-    loreft_params,
-    method_params,
-    parse_layers,
-    parse_methods,
-    parse_positions,
-    prefix_params,
-    prompt_params,
-)
+from estimator.query import Query
+from estimator.specs import ModelSpec
+from estimator.stores import STORES, LoReFT, Method, parse_layers, parse_methods, parse_positions
+from estimator.stores.base import loreft_params
+from estimator.stores.kinds import prefix_params, prompt_params
 
-SETTINGS = Settings(rank=32)
 KV = KVFormat()
+
+
+def method_params(spec: ModelSpec, method: Method) -> int | None:
+    """Trainable parameters of a store for the default query (rank 32, all-linear)."""
+    return STORES[method].params(Query(spec, rank=32))
 
 
 def test_llama3_70b_every_method_by_hand() -> None:
@@ -30,7 +27,9 @@ def test_llama3_70b_every_method_by_hand() -> None:
     d, f, kv, n, r = 8192, 28672, 1024, 80, 32
 
     def size(method: Method) -> int:
-        return method_params(spec, method, SETTINGS, KV, 70_553_706_496)
+        params = method_params(spec, method)
+        assert params is not None
+        return params
 
     lora = n * r * (2 * (d + d) + 2 * (d + kv) + 3 * (d + f))
     assert size(Method.lora) == lora == 414_187_520
@@ -76,9 +75,9 @@ def test_prefix_is_the_cache_of_virtual_tokens() -> None:
 def test_ia3_defaults_follow_peft_and_fall_back_for_others() -> None:
     gpt2 = load_spec("gpt2")
     # peft: c_attn (d_out 2304) and mlp.c_proj (feed-forward: d_in 3072), 12 layers.
-    assert method_params(gpt2, Method.ia3, SETTINGS, KV, 0) == 12 * (2304 + 3072)
+    assert method_params(gpt2, Method.ia3) == 12 * (2304 + 3072)
     phi = load_spec("phi3-mini")  # no peft default: keys, values (fused qkv_proj) and down_proj
-    assert method_params(phi, Method.ia3, SETTINGS, KV, 0) == 32 * ((3072 * 3) + 8192)
+    assert method_params(phi, Method.ia3) == 32 * ((3072 * 3) + 8192)
 
 
 def test_parse_methods() -> None:
@@ -89,7 +88,7 @@ def test_parse_methods() -> None:
 
 
 def test_dora_on_fused_experts_is_skipped_with_a_reason() -> None:
-    est = estimate(load_spec("mixtral-8x7b"), 100_000, rank=8, settings=Settings(experts=ExpertLayout.fused))
+    est = estimate(load_spec("mixtral-8x7b"), 100_000, rank=8, experts=ExpertLayout.fused)
     assert est.row(Method.dora) is None
     assert any(method is Method.dora and "fused expert" in why for method, why in est.skipped)
     assert est.row(Method.lora) is not None

@@ -19,7 +19,6 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from estimator.adapters import lora_bytes
 from estimator.compare import Estimate, estimate
 from estimator.kv import kv_cache_bytes
 from estimator.plots import FIGURES, write_figures
@@ -29,6 +28,7 @@ from estimator.plots.rank import bytes_per_token_vs_rank
 from estimator.plots.style import stable_svg_ids
 from estimator.plots.tokens import bytes_per_token_vs_tokens, token_grid
 from estimator.specs import load_all_specs, load_spec
+from estimator.stores.targets import lora_bytes
 from estimator.units import DType
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import estimator.sweep
-from estimator.adapters import lora_bytes, lora_params
 from estimator.compare import crossover_tokens, estimate, parity_rank
 from estimator.errors import EstimatorError
 from estimator.kv import KVFormat, MlaCache, WindowCache, kv_cache_bytes
 from estimator.specs import ModelSpec, load_all_specs, load_spec
+from estimator.stores.targets import lora_bytes, lora_params
 from estimator.sweep import across_models, kv_cache_bytes_array, sweep
 from estimator.units import DType, parse_grid
 

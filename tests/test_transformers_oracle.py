@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from estimator.adapters import lora_params, resolve_targets
 from estimator.architecture import total_params
 from estimator.hf_config import spec_from_hf_config
 from estimator.layout import ExpertLayout
+from estimator.stores.targets import lora_params, resolve_targets
 
 from .conftest import EXTRA_CONFIGS, ZOO_CONFIGS
 

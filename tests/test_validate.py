@@ -12,10 +12,12 @@ from estimator.cli import main
 from estimator.errors import EstimatorError
 from estimator.hf_config import spec_from_hf_config
 from estimator.kv import KVFormat, MlaCache, kv_bytes_per_token
+from estimator.query import Query
 from estimator.specs import ModelSpec, load_all_specs, load_spec
+from estimator.transformers_rules import fp32_weights
 from estimator.units import DType
 from estimator.validate import VersionReport, read_pins, require_extra
-from estimator.validate.hf import fp32_weights, transformers_config, twin_layer_windows, twin_spec
+from estimator.validate.hf import transformers_config, twin_layer_windows, twin_spec
 
 from .conftest import CONFIGS, EXTRA_CONFIGS
 from .test_specs import PROVENANCE
@@ -30,7 +32,7 @@ def test_transformers_config_round_trips(spec: ModelSpec, tmp_path: Path) -> Non
     path.write_text(json.dumps(transformers_config(spec)))
     again = spec_from_hf_config(path, name=spec.name)
     drop = PROVENANCE | {"torch_dtype"}
-    assert again.model_dump(exclude=drop) == spec.model_dump(exclude=drop)
+    assert again.to_dict(exclude=drop) == spec.to_dict(exclude=drop)
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
@@ -94,7 +96,7 @@ ROUTER_FP32_EXTRA_BYTES = {
 @pytest.mark.filterwarnings("ignore")
 @pytest.mark.parametrize("spec", load_all_specs(), ids=lambda s: s.name)
 def test_every_zoo_model_measures_exactly(checks_module, spec: ModelSpec) -> None:  # type: ignore[no-untyped-def]
-    result = checks_module.validate(spec, rank=16, targets="all-linear")
+    result = checks_module.validate(Query(spec, rank=16, targets="all-linear"))
     by_name = {c.quantity: c for c in result.checks}
     differs = [c for c in result.checks if c.status == "differs"]
     assert not differs, differs
@@ -126,12 +128,12 @@ def test_every_zoo_model_measures_exactly(checks_module, spec: ModelSpec) -> Non
 @pytest.mark.filterwarnings("ignore")
 def test_sliding_window_and_falcon_broadcast_on_real_configs(checks_module) -> None:  # type: ignore[no-untyped-def]
     mistral = spec_from_hf_config(CONFIGS / "mistral-7b-v0.1.json")
-    result = checks_module.validate(mistral, rank=8)
+    result = checks_module.validate(Query(mistral, rank=8))
     assert result.ok
     beyond = [c for c in result.checks if "T = 4,104" in c.quantity]
     assert beyond and beyond[0].measured == 32 * 2 * 8 * 128 * 2 * 4095  # 32 layers hold w - 1 = 4095 tokens
     falcon = spec_from_hf_config(CONFIGS / "extra" / "falcon-40b.json")
-    kv = checks_module._kv_checks(falcon, DType.bf16)[0]
+    kv = checks_module.kv_checks(falcon, DType.bf16)[0]
     assert all(c.status == "explained" and c.measured == 16 * c.estimate for c in kv)
 
 

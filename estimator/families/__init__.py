@@ -1,9 +1,9 @@
 """Architecture families: what each family's transformers code builds, and how its config reads.
 
-A :class:`Family` gathers, for the model types it covers, four functions that must agree:
+A :class:`Family` gathers, for the model types it covers, three functions that must agree:
 ``read`` (config.json -> spec fields, applying the transformers defaults and overrides),
-``linear_maps`` and ``other_tensors`` (the layout transformers builds), and ``to_config``
-(spec -> config.json, the inverse of ``read``, used to build the real model for validation).
+``build`` (spec -> :class:`~estimator.layout.Layout`, the layer groups transformers builds), and
+``to_config`` (spec -> config.json, the inverse of ``read``, used to build the real model for validation).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from estimator.errors import EstimatorError
 
 if TYPE_CHECKING:
-    from estimator.layout import ExpertLayout, LinearMap, ParamTensor
+    from estimator.layout import Layout
     from estimator.specs import ModelSpec
 
 _MISSING = object()
@@ -87,12 +87,11 @@ def attention_config(spec: ModelSpec) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Family:
-    """The four faces of one architecture family (see the module docstring)."""
+    """The three faces of one architecture family (see the module docstring)."""
 
     model_types: tuple[str, ...]
     read: Callable[[Reader], dict[str, Any]]
-    linear_maps: Callable[[ModelSpec, ExpertLayout], list[LinearMap]]
-    other_tensors: Callable[[ModelSpec], list[ParamTensor]]
+    build: Callable[[ModelSpec], Layout]
     to_config: Callable[[ModelSpec], dict[str, Any]]
 
 

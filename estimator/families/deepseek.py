@@ -17,13 +17,16 @@ multi-token-prediction layer of the V3 checkpoint is not part of the transformer
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from estimator.families import Family, Reader
-from estimator.families.moe import expert_maps, router
-from estimator.layout import ExpertLayout, LinearMap, ParamTensor, decoder_tensors, gated_mlp, roles
+from estimator.families.moe import GATED_NAMES, routed_experts
+from estimator.layout import LatentAttention, LayerGroup, Layout, LinearMap, MoE, ParamTensor
+from estimator.layout.groups import embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
+
     from estimator.specs import ModelSpec
 
 _DEFAULTS = {  # transformers' DeepseekV2Config / DeepseekV3Config defaults for absent keys
@@ -78,47 +81,59 @@ def read(r: Reader) -> dict[str, Any]:
     return fields
 
 
-def _attention(spec: ModelSpec) -> list[LinearMap]:
-    d, n, h, bias = spec.hidden_size, spec.num_hidden_layers, spec.num_attention_heads, spec.attention_bias
+def _attention(spec: ModelSpec) -> tuple[LinearMap, ...]:
+    d, h, bias = spec.hidden_size, spec.num_attention_heads, spec.attention_bias
     kv_rank, rope = spec.kv_lora_rank or 0, spec.qk_rope_head_dim or 0
     nope, v = spec.qk_nope_head_dim or 0, spec.v_head_dim or 0
     q = roles("q")
     if spec.q_lora_rank is None:
-        maps = [LinearMap("self_attn.q_proj", d, h * spec.head_dim, False, q, "attention", layers=n)]
+        maps: tuple[LinearMap, ...] = (LinearMap("self_attn.q_proj", d, h * spec.head_dim, False, q, "attention"),)
     else:
-        maps = [
-            LinearMap("self_attn.q_a_proj", d, spec.q_lora_rank, bias, q, "attention", layers=n),
-            LinearMap("self_attn.q_b_proj", spec.q_lora_rank, h * spec.head_dim, False, q, "attention", layers=n),
-        ]
+        maps = (
+            LinearMap("self_attn.q_a_proj", d, spec.q_lora_rank, bias, q, "attention"),
+            LinearMap("self_attn.q_b_proj", spec.q_lora_rank, h * spec.head_dim, False, q, "attention"),
+        )
     kv = roles("k", "v")
-    return [
+    return (
         *maps,
-        LinearMap("self_attn.kv_a_proj_with_mqa", d, kv_rank + rope, bias, kv, "attention", layers=n),
-        LinearMap("self_attn.kv_b_proj", kv_rank, h * (nope + v), False, kv, "attention", layers=n),
-        LinearMap("self_attn.o_proj", h * v, d, bias, roles("o"), "attention", layers=n),
-    ]
+        LinearMap("self_attn.kv_a_proj_with_mqa", d, kv_rank + rope, bias, kv, "attention"),
+        LinearMap("self_attn.kv_b_proj", kv_rank, h * (nope + v), False, kv, "attention"),
+        LinearMap("self_attn.o_proj", h * v, d, bias, roles("o"), "attention"),
+    )
 
 
-def linear_maps(spec: ModelSpec, layout: ExpertLayout) -> list[LinearMap]:
-    d, sparse = spec.hidden_size, spec.sparse_layers()
-    maps = _attention(spec)
-    dense = spec.num_hidden_layers - sparse
-    if dense:
-        maps += gated_mlp("mlp", d, spec.intermediate_size, dense, spec.mlp_bias)
-    maps.append(router(spec, "mlp.gate", layout, linear_in_v4=False))  # DeepSeek's MoEGate holds a bare weight
-    maps += expert_maps(spec, layout, "mlp.experts", ("gate_proj", "up_proj", "down_proj"))
+def mixer(spec: ModelSpec) -> LatentAttention:
+    """The latent attention every DeepSeek layer has."""
+    return LatentAttention(
+        spec.num_attention_heads,
+        spec.kv_lora_rank or 0,
+        spec.qk_rope_head_dim or 0,
+        spec.qk_nope_head_dim or 0,
+        spec.v_head_dim or 0,
+    )
+
+
+def build(spec: ModelSpec) -> Layout:
+    """Two groups: the first_k_dense_replace dense layers, then the sparse ones (router weight, routed
+    experts, shared experts). Every layer: MLA with its latent norms."""
+    d = spec.hidden_size
+    attention = _attention(spec)
     shared = (spec.n_shared_experts or 0) * (spec.moe_intermediate_size or 0)
-    if shared:
-        maps += gated_mlp("mlp.shared_experts", d, shared, sparse, spec.mlp_bias)
-    return maps
-
-
-def other_tensors(spec: ModelSpec) -> list[ParamTensor]:
-    n = spec.num_hidden_layers
-    latent = [ParamTensor("self_attn.kv_a_layernorm", spec.kv_lora_rank or 0, "norm", n)]
+    experts = routed_experts(spec, "mlp.experts", GATED_NAMES, "mlp.gate", False)  # MoEGate holds a bare weight
+    mlps: dict[str, tuple[LinearMap | MoE, ...]] = {
+        "dense": gated_mlp("mlp", d, spec.intermediate_size, spec.mlp_bias),
+        "sparse": (experts, *(gated_mlp("mlp.shared_experts", d, shared, spec.mlp_bias) if shared else ())),
+    }
+    norms = rms_norms(d, ("input_layernorm", "post_attention_layernorm"))
+    norms += (ParamTensor("self_attn.kv_a_layernorm", spec.kv_lora_rank or 0, "norm"),)
     if spec.q_lora_rank is not None:
-        latent.append(ParamTensor("self_attn.q_a_layernorm", spec.q_lora_rank, "norm", n))
-    return decoder_tensors(spec, ("input_layernorm", "post_attention_layernorm"), latent)
+        norms += (ParamTensor("self_attn.q_a_layernorm", spec.q_lora_rank, "norm"),)
+
+    def group(kind: Hashable, layers: int) -> LayerGroup:
+        return LayerGroup(layers, mixer(spec), (*attention, *mlps[cast(str, kind)]), norms)
+
+    tensors = embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings)
+    return Layout(grouped(spec.mlp_layer_types or (), group), tensors)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:
@@ -148,4 +163,4 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
-FAMILIES = [Family(("deepseek_v2", "deepseek_v3"), read, linear_maps, other_tensors, to_config)]
+FAMILIES = [Family(("deepseek_v2", "deepseek_v3"), read, build, to_config)]

@@ -17,13 +17,15 @@ What each one's transformers code builds, beyond the shared q, k, v, o and gate,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived
-from estimator.layout import LinearMap, ParamTensor, attention_maps, decoder_tensors, gated_mlp, qk_norms, roles
+from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
+from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
 
 if TYPE_CHECKING:
-    from estimator.layout import ExpertLayout
+    from collections.abc import Hashable
+
     from estimator.specs import ModelSpec
 
 _DEFAULTS: dict[str, dict[str, Any]] = {  # transformers' config defaults for absent keys
@@ -105,17 +107,17 @@ def read(r: Reader) -> dict[str, Any]:
     return fields
 
 
-def linear_maps(spec: ModelSpec, _experts: ExpertLayout) -> list[LinearMap]:
-    d, f, n = spec.hidden_size, spec.intermediate_size, spec.num_hidden_layers
+def _maps(spec: ModelSpec) -> tuple[LinearMap, ...]:
+    d, f = spec.hidden_size, spec.intermediate_size
     q_out = spec.num_attention_heads * spec.head_dim
     kv_out = spec.num_key_value_heads * spec.head_dim
     if spec.model_type == "phi3":
-        return [
-            LinearMap("self_attn.qkv_proj", d, q_out + 2 * kv_out, False, roles("q", "k", "v"), "attention", layers=n),
-            LinearMap("self_attn.o_proj", q_out, d, False, roles("o"), "attention", layers=n),
-            LinearMap("mlp.gate_up_proj", d, 2 * f, False, roles("gate", "up"), "mlp", layers=n),
-            LinearMap("mlp.down_proj", f, d, False, roles("down"), "mlp", layers=n),
-        ]
+        return (
+            LinearMap("self_attn.qkv_proj", d, q_out + 2 * kv_out, False, roles("q", "k", "v"), "attention"),
+            LinearMap("self_attn.o_proj", q_out, d, False, roles("o"), "attention"),
+            LinearMap("mlp.gate_up_proj", d, 2 * f, False, roles("gate", "up"), "mlp"),
+            LinearMap("mlp.down_proj", f, d, False, roles("down"), "mlp"),
+        )
     match spec.model_type:
         case "mistral":
             qkv_bias = o_bias = False
@@ -123,14 +125,29 @@ def linear_maps(spec: ModelSpec, _experts: ExpertLayout) -> list[LinearMap]:
             qkv_bias, o_bias = True, False
         case _:
             qkv_bias = o_bias = spec.attention_bias
-    return attention_maps(d, q_out, kv_out, n, qkv_bias, o_bias) + gated_mlp("mlp", d, f, n, spec.mlp_bias)
+    return attention_maps(d, q_out, kv_out, qkv_bias, o_bias) + gated_mlp("mlp", d, f, spec.mlp_bias)
 
 
-def other_tensors(spec: ModelSpec) -> list[ParamTensor]:
-    norms: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
+def _norms(spec: ModelSpec) -> tuple[ParamTensor, ...]:
+    names: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
     if spec.model_type in ("gemma2", "gemma3_text"):
-        norms += ("pre_feedforward_layernorm", "post_feedforward_layernorm")
-    return decoder_tensors(spec, norms, qk_norms(spec) if spec.model_type in ("qwen3", "gemma3_text") else None)
+        names += ("pre_feedforward_layernorm", "post_feedforward_layernorm")
+    norms = rms_norms(spec.hidden_size, names)
+    if spec.model_type in ("qwen3", "gemma3_text"):  # RMSNorm on each query and key head
+        norms += rms_norms(spec.head_dim, ("self_attn.q_norm", "self_attn.k_norm"))
+    return norms
+
+
+def build(spec: ModelSpec) -> Layout:
+    """One group per kind of layer (full attention, or each sliding window), all with the same maps."""
+    maps, norms = _maps(spec), _norms(spec)
+
+    def group(window: Hashable, layers: int) -> LayerGroup:
+        mixer = Attention(spec.num_attention_heads, spec.num_key_value_heads, spec.head_dim, cast(int | None, window))
+        return LayerGroup(layers, mixer, maps, norms)
+
+    tensors = embedding_and_final_norm(spec.vocab_size, spec.hidden_size, spec.tie_word_embeddings)
+    return Layout(grouped(spec.layer_windows(), group), tensors)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:
@@ -158,8 +175,7 @@ FAMILIES = [
     Family(
         ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3"),
         read,
-        linear_maps,
-        other_tensors,
+        build,
         to_config,
     )
 ]

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
-from estimator.layout import LinearMap, ParamTensor, roles
+from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
+from estimator.layout.groups import output_head, roles
 
 if TYPE_CHECKING:
-    from estimator.layout import ExpertLayout
     from estimator.specs import ModelSpec
 
 
@@ -61,24 +61,24 @@ def norms_per_layer(spec: ModelSpec) -> int:
     return 2 if spec.new_decoder_architecture else 1
 
 
-def linear_maps(spec: ModelSpec, _experts: ExpertLayout) -> list[LinearMap]:
-    d, f, n, b = spec.hidden_size, spec.intermediate_size, spec.num_hidden_layers, spec.bias
+def build(spec: ModelSpec) -> Layout:
+    """One group: fused query_key_value, dense, the MLP, and LayerNorms (weight and bias, 2d each)."""
+    d, f, b = spec.hidden_size, spec.intermediate_size, spec.bias
     qkv_out = (spec.num_attention_heads + 2 * spec.num_key_value_heads) * spec.head_dim
-    return [
-        LinearMap("self_attention.query_key_value", d, qkv_out, b, roles("q", "k", "v"), "attention", layers=n),
-        LinearMap("self_attention.dense", d, d, b, roles("o"), "attention", layers=n),
-        LinearMap("mlp.dense_h_to_4h", d, f, b, roles("up"), "mlp", layers=n),
-        LinearMap("mlp.dense_4h_to_h", f, d, b, roles("down"), "mlp", layers=n),
-    ]
-
-
-def other_tensors(spec: ModelSpec) -> list[ParamTensor]:
-    d = spec.hidden_size
-    return [
+    maps = (
+        LinearMap("self_attention.query_key_value", d, qkv_out, b, roles("q", "k", "v"), "attention"),
+        LinearMap("self_attention.dense", d, d, b, roles("o"), "attention"),
+        LinearMap("mlp.dense_h_to_4h", d, f, b, roles("up"), "mlp"),
+        LinearMap("mlp.dense_4h_to_h", f, d, b, roles("down"), "mlp"),
+    )
+    norms = (ParamTensor("layer norms", 2 * d, "norm", norms_per_layer(spec)),)
+    mixer = Attention(spec.num_attention_heads, spec.num_key_value_heads, spec.head_dim)
+    tensors = (
         ParamTensor("word_embeddings", spec.vocab_size * d, "embedding"),
-        ParamTensor("layer norms", 2 * d, "norm", norms_per_layer(spec) * spec.num_hidden_layers),
         ParamTensor("ln_f", 2 * d, "norm"),
-    ]
+        *output_head(spec.vocab_size, d, spec.tie_word_embeddings),
+    )
+    return Layout((LayerGroup(spec.num_hidden_layers, mixer, maps, norms),), tensors)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:
@@ -96,4 +96,4 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("falcon",), read, linear_maps, other_tensors, to_config)]
+FAMILIES = [Family(("falcon",), read, build, to_config)]

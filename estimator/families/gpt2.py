@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
-from estimator.layout import LinearMap, ParamTensor, roles
+from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
+from estimator.layout.groups import output_head, roles
 
 if TYPE_CHECKING:
-    from estimator.layout import ExpertLayout
     from estimator.specs import ModelSpec
 
 
@@ -33,25 +33,24 @@ def read(r: Reader) -> dict[str, Any]:
     }
 
 
-def linear_maps(spec: ModelSpec, _experts: ExpertLayout) -> list[LinearMap]:
-    d, f, n = spec.hidden_size, spec.intermediate_size, spec.num_hidden_layers
-    return [
-        LinearMap("attn.c_attn", d, 3 * d, True, roles("q", "k", "v"), "attention", layers=n),
-        LinearMap("attn.c_proj", d, d, True, roles("o"), "attention", layers=n),
-        LinearMap("mlp.c_fc", d, f, True, roles("up"), "mlp", layers=n),
-        LinearMap("mlp.c_proj", f, d, True, roles("down"), "mlp", layers=n),
-    ]
-
-
-def other_tensors(spec: ModelSpec) -> list[ParamTensor]:
-    d, n = spec.hidden_size, spec.num_hidden_layers
-    return [
+def build(spec: ModelSpec) -> Layout:
+    """One group of Conv1D maps with biases and two LayerNorms; learned position embeddings; tied head."""
+    d, f = spec.hidden_size, spec.intermediate_size
+    maps = (
+        LinearMap("attn.c_attn", d, 3 * d, True, roles("q", "k", "v"), "attention"),
+        LinearMap("attn.c_proj", d, d, True, roles("o"), "attention"),
+        LinearMap("mlp.c_fc", d, f, True, roles("up"), "mlp"),
+        LinearMap("mlp.c_proj", f, d, True, roles("down"), "mlp"),
+    )
+    norms = (ParamTensor("ln_1", 2 * d, "norm"), ParamTensor("ln_2", 2 * d, "norm"))
+    mixer = Attention(spec.num_attention_heads, spec.num_key_value_heads, spec.head_dim)
+    tensors = (
         ParamTensor("wte", spec.vocab_size * d, "embedding"),
         ParamTensor("wpe", spec.max_position_embeddings * d, "embedding"),
-        ParamTensor("ln_1", 2 * d, "norm", n),
-        ParamTensor("ln_2", 2 * d, "norm", n),
         ParamTensor("ln_f", 2 * d, "norm"),
-    ]
+        *output_head(spec.vocab_size, d, spec.tie_word_embeddings),
+    )
+    return Layout((LayerGroup(spec.num_hidden_layers, mixer, maps, norms),), tensors)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:
@@ -64,4 +63,4 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("gpt2",), read, linear_maps, other_tensors, to_config)]
+FAMILIES = [Family(("gpt2",), read, build, to_config)]

@@ -7,31 +7,26 @@
   ``mlp_only_layers``, and only every ``decoder_sparse_step``-th layer.
 - qwen3_moe: as qwen2_moe without the shared expert, no biases by default, q and k RMSNorm.
 
-Experts are laid out as :class:`~estimator.layout.ExpertLayout` says: per expert (the checkpoints,
-transformers < 5: ``experts.{i}.gate_proj`` ..., Mixtral's ``w1``/``w3``/``w2``, routers as
-``nn.Linear``) or as transformers >= 5's fused 3-D tensors (``mlp.experts.gate_up_proj``,
-``mlp.experts.down_proj``; routers as bare weights).
+Experts are :class:`~estimator.layout.MoE` values, laid out per expert (the checkpoints, transformers
+< 5: ``experts.{i}.gate_proj`` ..., Mixtral's ``w1``/``w3``/``w2``, routers as ``nn.Linear``) or as
+transformers >= 5's fused 3-D tensors (``mlp.experts.gate_up_proj``, ``mlp.experts.down_proj``;
+routers as bare weights).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived
-from estimator.layout import (
-    PEFT_CONVERTS,
-    ExpertLayout,
-    LinearMap,
-    ParamTensor,
-    attention_maps,
-    decoder_tensors,
-    gated_mlp,
-    qk_norms,
-    roles,
-)
+from estimator.layout import Attention, LayerGroup, Layout, LinearMap, MoE
+from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
+
     from estimator.specs import ModelSpec
+
+GATED_NAMES = ("gate_proj", "up_proj", "down_proj")
 
 _EXPERTS = {
     "mixtral": ("num_local_experts", 8, 2),
@@ -89,69 +84,49 @@ def read(r: Reader) -> dict[str, Any]:
     return fields
 
 
-def expert_maps(
-    spec: ModelSpec, layout: ExpertLayout, per_expert_prefix: str, names: tuple[str, str, str]
-) -> list[LinearMap]:
-    """Routed experts: per expert (gate, up, down with ``names``) or fused (gate_up, down tensors)."""
-    d, f, e, sparse = (
-        spec.hidden_size,
-        spec.moe_intermediate_size or 0,
-        spec.n_routed_experts or 0,
-        spec.sparse_layers(),
+def routed_experts(spec: ModelSpec, prefix: str, names: tuple[str, str, str], router: str, linear: bool) -> MoE:
+    """The routed experts of a sparse layer and its router (an ``nn.Linear`` in the checkpoint's code if ``linear``)."""
+    return MoE(
+        experts=spec.n_routed_experts or 0,
+        top_k=spec.num_experts_per_tok or 0,
+        d_model=spec.hidden_size,
+        width=spec.moe_intermediate_size or 0,
+        prefix=prefix,
+        names=names,
+        router=router,
+        router_linear=linear,
     )
-    if layout is ExpertLayout.per_expert:
-        gate, up, down = names
-        return [
-            LinearMap(f"{per_expert_prefix}.{gate}", d, f, False, roles("gate"), "mlp", e, sparse, expert=True),
-            LinearMap(f"{per_expert_prefix}.{up}", d, f, False, roles("up"), "mlp", e, sparse, expert=True),
-            LinearMap(f"{per_expert_prefix}.{down}", f, d, False, roles("down"), "mlp", e, sparse, expert=True),
-        ]
-    adapted = layout is ExpertLayout.fused and spec.model_type in PEFT_CONVERTS
-    return [
-        LinearMap(
-            "mlp.experts.gate_up_proj", d, 2 * f, False, roles("gate", "up"), "mlp", e, sparse, False, True, adapted, 2
-        ),
-        LinearMap("mlp.experts.down_proj", f, d, False, roles("down"), "mlp", e, sparse, False, True, adapted),
-    ]
 
 
-def router(spec: ModelSpec, name: str, layout: ExpertLayout, linear_in_v4: bool = True) -> LinearMap:
-    """The router d -> E of each sparse layer, without bias: an ``nn.Linear`` per expert layout where
-    the checkpoint's code has one, a bare weight in transformers >= 5 (adapted there by peft's conversion)."""
-    per_expert = layout is ExpertLayout.per_expert
-    return LinearMap(
-        name, spec.hidden_size, spec.n_routed_experts or 0, False, roles("router"), "mlp",
-        layers=spec.sparse_layers(), module=per_expert and linear_in_v4,
-        param_adapted=layout is ExpertLayout.fused and spec.model_type in PEFT_CONVERTS,
-    )  # fmt: skip
-
-
-def linear_maps(spec: ModelSpec, layout: ExpertLayout) -> list[LinearMap]:
-    d, n = spec.hidden_size, spec.num_hidden_layers
-    q_out, kv_out = spec.num_attention_heads * spec.head_dim, spec.num_key_value_heads * spec.head_dim
-    qkv_bias = spec.attention_bias
-    o_bias = spec.attention_bias and spec.model_type == "qwen3_moe"
-    maps = attention_maps(d, q_out, kv_out, n, qkv_bias, o_bias)
-    per_expert = layout is ExpertLayout.per_expert
+def _sparse_maps(spec: ModelSpec) -> tuple[LinearMap | MoE, ...]:
     if spec.model_type == "mixtral":
-        prefix = "block_sparse_moe" if per_expert else "mlp"
-        maps.append(router(spec, f"{prefix}.gate", layout))
-        return maps + expert_maps(spec, layout, f"{prefix}.experts", ("w1", "w3", "w2"))
-    dense = spec.num_hidden_layers - spec.sparse_layers()
-    if dense:
-        maps += gated_mlp("mlp", d, spec.intermediate_size, dense)
-    maps.append(router(spec, "mlp.gate", layout))
-    maps += expert_maps(spec, layout, "mlp.experts", ("gate_proj", "up_proj", "down_proj"))
-    if spec.shared_expert_intermediate_size:
-        sparse = spec.sparse_layers()
-        maps += gated_mlp("mlp.shared_expert", d, spec.shared_expert_intermediate_size, sparse)
-        maps.append(LinearMap("mlp.shared_expert_gate", d, 1, False, roles("router"), "mlp", layers=sparse))
+        return (routed_experts(spec, "block_sparse_moe.experts", ("w1", "w3", "w2"), "block_sparse_moe.gate", True),)
+    maps: tuple[LinearMap | MoE, ...] = (routed_experts(spec, "mlp.experts", GATED_NAMES, "mlp.gate", True),)
+    if spec.shared_expert_intermediate_size:  # qwen2_moe: one gated shared expert and its scalar gate
+        d = spec.hidden_size
+        maps += gated_mlp("mlp.shared_expert", d, spec.shared_expert_intermediate_size)
+        maps += (LinearMap("mlp.shared_expert_gate", d, 1, False, roles("router"), "mlp"),)
     return maps
 
 
-def other_tensors(spec: ModelSpec) -> list[ParamTensor]:
-    norms = ("input_layernorm", "post_attention_layernorm")
-    return decoder_tensors(spec, norms, qk_norms(spec) if spec.model_type == "qwen3_moe" else None)
+def build(spec: ModelSpec) -> Layout:
+    """One group per (window, dense or sparse MLP) kind of layer."""
+    d = spec.hidden_size
+    q_out, kv_out = spec.num_attention_heads * spec.head_dim, spec.num_key_value_heads * spec.head_dim
+    o_bias = spec.attention_bias and spec.model_type == "qwen3_moe"
+    attention = attention_maps(d, q_out, kv_out, spec.attention_bias, o_bias)
+    mlps = {"dense": gated_mlp("mlp", d, spec.intermediate_size), "sparse": _sparse_maps(spec)}
+    norms = rms_norms(d, ("input_layernorm", "post_attention_layernorm"))
+    if spec.model_type == "qwen3_moe":
+        norms += rms_norms(spec.head_dim, ("self_attn.q_norm", "self_attn.k_norm"))
+
+    def group(kind: Hashable, layers: int) -> LayerGroup:
+        window, mlp = cast(tuple[int | None, str], kind)
+        mixer = Attention(spec.num_attention_heads, spec.num_key_value_heads, spec.head_dim, window)
+        return LayerGroup(layers, mixer, (*attention, *mlps[mlp]), norms)
+
+    kinds = list(zip(spec.layer_windows(), spec.mlp_layer_types or (), strict=True))
+    return Layout(grouped(kinds, group), embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings))
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:
@@ -179,4 +154,4 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
-FAMILIES = [Family(("mixtral", "qwen2_moe", "qwen3_moe"), read, linear_maps, other_tensors, to_config)]
+FAMILIES = [Family(("mixtral", "qwen2_moe", "qwen3_moe"), read, build, to_config)]

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from estimator.adapters import lora_params
 from estimator.capacity import DEFAULT_TEXT_BITS_PER_TOKEN, fill_tokens, knowledge_capacity_bits
 from estimator.compare import Estimate
 from estimator.constants import KNOWLEDGE_BITS_PER_PARAM
 from estimator.cost import Breakeven, breakeven
 from estimator.plots.style import KV_COLOUR, OKABE_ITO, RANK_STYLES, add_caption, caption, new_figure, styled
 from estimator.plots.tokens import DEFAULT_RANKS, token_grid
+from estimator.stores.targets import lora_params
 from estimator.sweep import kv_cache_bytes_array
 from estimator.units import format_flops, format_tokens_approx, format_tokens_short, log_grid
 

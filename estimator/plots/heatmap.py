@@ -14,7 +14,7 @@ from matplotlib.ticker import FuncFormatter
 from estimator.compare import Estimate
 from estimator.plots.style import add_caption, caption, new_figure, styled
 from estimator.plots.tokens import token_grid
-from estimator.report import format_ratio
+from estimator.present.tables import format_ratio
 from estimator.sweep import Sweep, sweep
 
 HEATMAP_TOKENS = (10**3, 10**9)

@@ -14,7 +14,7 @@ from matplotlib.patches import Patch
 
 from estimator.compare import Estimate
 from estimator.plots.style import OKABE_ITO, add_caption, caption, new_figure, styled
-from estimator.report import format_ratio
+from estimator.present.tables import format_ratio
 from estimator.specs import ModelSpec, load_all_specs
 from estimator.sweep import across_models
 from estimator.units import format_tokens_short

@@ -12,7 +12,7 @@ from matplotlib.ticker import FuncFormatter
 
 from estimator.compare import Estimate
 from estimator.plots.style import KV_COLOUR, OKABE_ITO, add_caption, caption, new_figure, styled
-from estimator.report import format_ratio
+from estimator.present.tables import format_ratio
 from estimator.sweep import Sweep, sweep
 from estimator.units import format_tokens_short
 

@@ -115,7 +115,7 @@ def caption(est: Estimate, *, pretraining: bool = False, model: bool = True) -> 
     elif pretraining:
         words.append("Pretraining: no published token count (give --pretraining-tokens).")
     if est.spec.is_moe:
-        words.append(f"Experts: {est.settings.experts.value}.")
+        words.append(f"Experts: {est.query.experts.value}.")
     words.append("Bytes in SI units (1 kB = 1,000 B); estimator, exact formulas.")
     return " ".join(words)
 

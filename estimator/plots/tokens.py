@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from estimator.compare import Estimate
 from estimator.plots.style import KV_COLOUR, PRETRAINING_COLOUR, RANK_STYLES, add_caption, caption, new_figure, styled
-from estimator.report import format_ratio
+from estimator.present.tables import format_ratio
 from estimator.sweep import Sweep, sweep
 from estimator.units import log_grid
 

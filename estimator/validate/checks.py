@@ -1,64 +1,46 @@
-"""Estimate next to measurement, for one model: the rows behind ``estimate validate``."""
+"""Estimate next to measurement, for one query: the rows behind ``estimate validate``."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING
 
-from estimator.adapters import Targets, dora_params, ia3_params, lora_bytes, lora_params, resolve_targets
 from estimator.architecture import total_params
 from estimator.errors import EstimatorError
-from estimator.kv import KVFormat, MlaCache, WindowCache, kv_bytes_per_token, kv_cache_bytes, transformers_kv_heads
+from estimator.kv import KVFormat, MlaCache, WindowCache, kv_bytes_per_token, kv_cache_bytes, mla_forms
 from estimator.layout import ExpertLayout
-from estimator.methods import Settings, ia3_targets, loreft_params, prefix_params, prompt_params
 from estimator.pretraining import pretraining_bytes_per_token
-from estimator.specs import ModelSpec
-from estimator.units import BITS_PER_BYTE, DType, format_number, format_tokens_short
-from estimator.validate import VersionReport, measure, version_report
-from estimator.validate.hf import fp32_weights, twin_layer_windows, twin_spec
+from estimator.stores.targets import lora_params, resolve_targets
+from estimator.transformers_rules import transformers_kv_heads
+from estimator.units import format_tokens_short
+from estimator.validate import measure, version_report
+from estimator.validate.adapter_checks import (
+    loreft_check,
+    peft_store_checks,
+    per_expert_block_check,
+    saved_adapter_checks,
+)
+from estimator.validate.hf import twin_layer_windows, twin_spec
+from estimator.validate.report import Check, Validation, compare, explained
 
-Status = Literal["ok", "differs", "explained"]
+if TYPE_CHECKING:
+    from estimator.query import Query
+    from estimator.specs import ModelSpec
+    from estimator.units import DType
+
 FULL_LENGTHS = (1, 7, 64)
 WINDOW_LIMIT = 8192  # windows up to this are measured beyond their end on the CPU
-PEFT_DTYPES = {"float32": DType.fp32, "bfloat16": DType.bf16, "float16": DType.fp16}
+
+__all__ = ["Check", "Validation", "kv_checks", "validate"]
 
 
-@dataclass(frozen=True)
-class Check:
-    """One quantity: our estimate, what torch measured, and whether they agree exactly."""
-
-    quantity: str
-    estimate: int | float | str
-    measured: int | float | str
-    status: Status
-    note: str = ""
-
-    @property
-    def difference(self) -> str:
-        if isinstance(self.estimate, str) or isinstance(self.measured, str):
-            return "" if self.estimate == self.measured else "differs"
-        return format_number(self.measured - self.estimate)
+def measured_query(q: Query) -> Query:
+    """The query as transformers 5 builds the model: mixtures of experts in the fused layout."""
+    return q.with_(experts=ExpertLayout.fused) if q.spec.n_routed_experts is not None else q
 
 
-@dataclass(frozen=True)
-class Validation:
-    spec: ModelSpec
-    checks: tuple[Check, ...]
-    method: tuple[str, ...]
-    seconds: float
-    versions: VersionReport
-
-    @property
-    def ok(self) -> bool:
-        return all(check.status != "differs" for check in self.checks)
-
-
-def _compare(quantity: str, estimate: int | float, measured: int | float, note: str = "") -> Check:
-    return Check(quantity, estimate, measured, "ok" if estimate == measured else "differs", note)
-
-
-def _kv_checks(spec: ModelSpec, kv_dtype: DType) -> tuple[list[Check], list[str]]:
+def kv_checks(spec: ModelSpec, kv_dtype: DType) -> tuple[list[Check], list[str]]:
+    """The cache of a twin's real forward pass at several lengths, inside and beyond every window."""
     if kv_dtype.value not in measure.TORCH_DTYPES:
         raise EstimatorError(
             f"transformers' cache cannot hold {kv_dtype.value}, so it cannot be measured; "
@@ -74,7 +56,7 @@ def _kv_checks(spec: ModelSpec, kv_dtype: DType) -> tuple[list[Check], list[str]
     kind_index = {window: twin_windows.index(window) for window in twin_windows}
     measured = measure.kv_cache_layer_bytes(twin, lengths, kv_dtype)
     held = KVFormat(kv_dtype, mla=MlaCache.latent, window=WindowCache.window_minus_one)  # what transformers keeps
-    default = KVFormat(kv_dtype)
+    latent = mla_forms(spec)
     factor = transformers_kv_heads(spec) // spec.num_key_value_heads
     checks = []
     for length in lengths:
@@ -82,7 +64,7 @@ def _kv_checks(spec: ModelSpec, kv_dtype: DType) -> tuple[list[Check], list[str]
         expected = kv_cache_bytes(spec, length, held)
         label = f"KV cache bytes at T = {length:,} ({kv_dtype.value}"
         notes = []
-        if spec.is_mla:
+        if latent:
             label += ", MLA latent"
             expanded = kv_cache_bytes(spec, length, KVFormat(kv_dtype, mla=MlaCache.expanded))
             notes.append(
@@ -93,195 +75,59 @@ def _kv_checks(spec: ModelSpec, kv_dtype: DType) -> tuple[list[Check], list[str]
             label += ", windows kept as w-1"
             notes.append(
                 f"transformers keeps w - 1 tokens in a full window between steps; the default estimate keeps w "
-                f"(a ring buffer of the window): {kv_cache_bytes(spec, length, default):,} bytes"
+                f"(a ring buffer of the window): {kv_cache_bytes(spec, length, KVFormat(kv_dtype)):,} bytes"
             )
         label += ")"
         if factor != 1:
-            status: Status = "explained" if real == factor * expected else "differs"
             notes.insert(
                 0,
                 f"the architecture needs {spec.num_key_value_heads} KV heads (the estimate); transformers' Falcon "
                 f"broadcasts K and V to all {spec.num_attention_heads} query heads before caching: exactly {factor}x",
             )
-            checks.append(Check(label, expected, real, status, "; ".join(notes)))
+            checks.append(explained(label, expected, real, factor * expected, "; ".join(notes)))
         else:
-            checks.append(_compare(label, expected, real, "; ".join(notes)))
+            checks.append(compare(label, expected, real, "; ".join(notes)))
     last_full = FULL_LENGTHS[-1]
     real_per_token = sum(measured[last_full][kind_index[w]] for w in windows) // last_full
     if factor == 1:
-        label = f"KV cache bytes per token ({kv_dtype.value}{', MLA latent' if spec.is_mla else ''})"
-        checks.insert(0, _compare(label, kv_bytes_per_token(spec, held), real_per_token))
+        label = f"KV cache bytes per token ({kv_dtype.value}{', MLA latent' if latent else ''})"
+        checks.insert(0, compare(label, kv_bytes_per_token(spec, held), real_per_token))
     return checks, method
 
 
-def _adapter_checks(spec: ModelSpec, targets: Targets, rank: int, adapter_dtype: DType) -> tuple[list[Check], str]:
-    twin, _ = twin_spec(spec, FULL_LENGTHS[-1])
-    twin_targets = resolve_targets(twin, targets.label, targets.experts)
-    created = measure.peft_adapter_dtype(twin)
-    created_dtype = PEFT_DTYPES.get(created)
-    dtype_note = (
-        "peft's default (autocast_adapter_dtype=True) upcasts adapter weights of a bf16 model to float32; "
-        f"--adapter-dtype {created_dtype.value if created_dtype else created} counts what it creates"
-    )
-    checks = [
-        Check(
-            "LoRA weights dtype peft creates on a bf16 model",
-            adapter_dtype.value,
-            created_dtype.value if created_dtype else created,
-            "ok" if created_dtype is adapter_dtype else "explained",
-            "" if created_dtype is adapter_dtype else dtype_note,
-        )
-    ]
-    torch_dtype = measure.TORCH_DTYPES.get(adapter_dtype.value)
-    file_note = ""
-    if torch_dtype is not None:
-        file_bytes, tensor_bytes, params = measure.saved_adapter(twin, twin_targets, rank, torch_dtype)
-        header = file_bytes - tensor_bytes
-        file_note = (
-            f"adapter_model.safetensors of the twin: {file_bytes:,} bytes = tensors + {header:,} bytes of header"
-        )
-        checks.append(_saved_check(spec, twin_targets, rank, adapter_dtype, tensor_bytes, params, file_note))
-    return checks, file_note
-
-
-def _saved_check(
-    spec: ModelSpec, targets: Targets, rank: int, adapter_dtype: DType, tensor_bytes: int, params: int, file_note: str
-) -> Check:
-    """The saved adapter's tensor bytes against the estimate, all in ``adapter_dtype``.
-
-    Where the installed transformers keeps a weight in float32 whatever the model's dtype (DeepSeek's
-    router from 5.24), peft creates and saves that weight's LoRA in float32: the file then holds exactly
-    P_fp32 · (32 − b) / 8 bytes more, P_fp32 the LoRA parameters on those weights; stated, never loosened.
-    """
-    label = f"saved LoRA tensors of the twin ({adapter_dtype.value}, bytes)"
-    expected = lora_bytes(targets, rank, adapter_dtype)
-    note = f"{file_note} (8-byte length + JSON index; {params:,} parameters)"
-    version = measure.transformers_version()
-    names = fp32_weights(spec, version)
-    fp32 = Targets("fp32", tuple(m for m in targets.linears if m.name in names))
-    if not fp32.linears or adapter_dtype is DType.fp32:
-        return _compare(label, expected, tensor_bytes, note)
-    fp32_params = lora_params(fp32, rank)
-    extra = fp32_params * (DType.fp32.bits - adapter_dtype.bits) // BITS_PER_BYTE
-    why = (
-        f"transformers {version} keeps {spec.model_type}'s {', '.join(names)} weight in float32 "
-        f"(_keep_in_fp32_modules_strict) and peft creates its LoRA in that dtype: {fp32_params:,} parameters at "
-        f"4 bytes instead of {adapter_dtype.bits // BITS_PER_BYTE} make {extra:,} bytes more; the estimate stores "
-        f"every adapter weight in --adapter-dtype"
-    )
-    status: Status = "explained" if tensor_bytes == expected + extra else "differs"
-    return Check(label, expected, tensor_bytes, status, f"{why}; {note}")
-
-
-def _method_checks(spec: ModelSpec, settings: Settings, kv: KVFormat) -> tuple[list[Check], list[str]]:
-    """DoRA, IA3, prefix and prompt tuning from peft on the meta-device model; LoReFT from a module
-    built to pyreft's shapes; per-expert LoRA from a per-expert MoE block."""
-    checks: list[Check] = []
-    notes: list[str] = []
-    targets = resolve_targets(spec, settings.targets, settings.experts)
-    rank = settings.rank
-    if all(linear.module for linear in targets.linears):
-        measured = measure.peft_trainable_params(spec, measure.dora_config(targets, rank))
-        checks.append(
-            _compare(f"DoRA r={rank} {targets.label} parameters (peft)", dora_params(targets, rank), measured)
-        )
-    else:
-        notes.append("DoRA: peft cannot put DoRA on fused expert tensors, so it is not measured in this layout.")
-    ia3, feedforward, peft_default = ia3_targets(spec, settings)
-    config = measure.ia3_config(None if peft_default else ia3, sorted(feedforward))
-    ia3_label = "IA3 parameters (peft" + (", its default targets)" if peft_default else ", targets as the estimate)")
-    checks.append(_compare(ia3_label, ia3_params(ia3, feedforward), measure.peft_trainable_params(spec, config)))
-    n = settings.virtual_tokens
-    prefix = prefix_params(spec, n, kv)
-    peft_prefix = measure.peft_trainable_params(spec, measure.prefix_config(n))
-    why = ""
-    if spec.is_mla:
-        why = (
-            "peft sizes MLA prefixes from config head_dim (the RoPE width) × KV heads, a shape DeepSeek's attention "
-            "does not cache; the estimate is the cache of n tokens in the chosen MLA form"
-        )
-    elif spec.model_type == "falcon" and spec.num_key_value_heads != spec.num_attention_heads:
-        why = (
-            "Falcon's config has no num_key_value_heads, so peft sizes the prefix for all heads; the estimate is the "
-            f"cache of n tokens with the model's {spec.num_key_value_heads} KV head(s)"
-        )
-    status: Status = "ok" if prefix == peft_prefix else ("explained" if why else "differs")
-    checks.append(Check(f"prefix tuning, {n} virtual tokens (peft)", prefix, peft_prefix, status, why))
-    checks.append(
-        _compare(
-            f"prompt tuning, {n} virtual tokens (peft)",
-            prompt_params(spec, n),
-            measure.peft_trainable_params(spec, measure.prompt_config(n)),
-        )
-    )
-    reft = settings.loreft
-    per_intervention = measure.loreft_intervention_params(spec.hidden_size, reft.rank)
-    checks.append(
-        _compare(
-            f"LoReFT r={reft.rank}, {reft.interventions(spec)} interventions (pyreft's module shapes)",
-            loreft_params(spec, reft),
-            per_intervention * reft.interventions(spec),
-        )
-    )
-    if spec.is_moe:
-        names = ("w1", "w3", "w2") if spec.model_type == "mixtral" else ("gate_proj", "up_proj", "down_proj")
-        per_expert = resolve_targets(spec, "all-linear", ExpertLayout.per_expert)
-        block = [m for m in per_expert.linears if m.expert or ("router" in m.roles and m.name.endswith(".gate"))]
-        one_layer = Targets("block", tuple(replace(m, layers=1) for m in block))
-        router_linear = any(m.module for m in block if "router" in m.roles)
-        checks.append(
-            _compare(
-                f"LoRA r={rank} on one per-expert MoE block (peft on nn.Linear experts)",
-                lora_params(one_layer, rank),
-                measure.per_expert_block_lora_params(spec, rank, names, router_linear),
-                "the per-expert estimate multiplies this block by the model's sparse layers",
-            )
-        )
-    return checks, notes
-
-
-def validate(
-    spec: ModelSpec,
-    rank: int = 32,
-    targets: str = "all-linear",
-    kv_dtype: DType = DType.bf16,
-    adapter_dtype: DType = DType.bf16,
-    weights_dtype: DType = DType.bf16,
-    pretraining_tokens: int | None = None,
-    extra_ranks: tuple[int, ...] = (),
-    settings: Settings | None = None,
-) -> Validation:
+def validate(query: Query, extra_ranks: tuple[int, ...] = ()) -> Validation:
     """Build the real model on the meta device and a shrunken twin on the CPU; compare every quantity.
 
     Mixtures of experts are measured as peft adapts transformers >= 5 models (the fused layout),
     and a per-expert block checks the per-expert layout.
     """
     start = time.perf_counter()
-    base = settings or Settings()
-    experts = ExpertLayout.fused if spec.is_moe else ExpertLayout.per_expert
-    settings = replace(base, rank=rank, targets=targets, experts=experts)
-    chosen = resolve_targets(spec, targets, experts)
+    q = measured_query(query)
+    spec = q.spec
+    chosen = resolve_targets(spec, q.targets, q.experts)
     model = measure.build_model(spec)
     params = measure.count_params(model)
-    checks = [_compare("parameters (meta device)", total_params(spec), params)]
-    for r in (rank, *extra_ranks):
+    checks = [compare("parameters (meta device)", total_params(spec), params)]
+    for r in (q.rank, *extra_ranks):
         measured, model = measure.lora_trainable_params(model, chosen, r)
-        layout = f", experts {experts.value}" if spec.is_moe else ""
-        label = f"LoRA r={r} {chosen.label} parameters (peft{layout})"
-        checks.append(_compare(label, lora_params(chosen, r), measured))
+        layout = f", experts {q.experts.value}" if spec.n_routed_experts is not None else ""
+        checks.append(compare(f"LoRA r={r} {chosen.label} parameters (peft{layout})", lora_params(chosen, r), measured))
     del model
-    tokens = pretraining_tokens if pretraining_tokens is not None else spec.pretraining_tokens
+    tokens = q.pretraining_tokens_or_published
     if tokens is not None:
+        weights = q.weights_dtype
         checks.append(
-            _compare(
-                f"pretraining bytes per token ({weights_dtype.value}, {format_tokens_short(tokens)} tokens)",
-                pretraining_bytes_per_token(spec, weights_dtype, tokens),
-                params * weights_dtype.bits / 8 / tokens,
+            compare(
+                f"pretraining bytes per token ({weights.value}, {format_tokens_short(tokens)} tokens)",
+                pretraining_bytes_per_token(spec, weights, tokens),
+                params * weights.bits / 8 / tokens,
             )
         )
-    kv_checks, method = _kv_checks(spec, kv_dtype)
-    adapter_checks, _ = _adapter_checks(spec, chosen, rank, adapter_dtype)
-    method_checks, method_notes = _method_checks(spec, settings, KVFormat(kv_dtype))
+    cache_checks, method = kv_checks(spec, q.kv.dtype)
+    store_checks, store_notes = peft_store_checks(q)
+    store_checks.append(loreft_check(q))
+    if (block := per_expert_block_check(q)) is not None:
+        store_checks.append(block)
     method = [
         "Parameters and LoRA: the full model built by transformers on the meta device (shapes, no memory); "
         "LoRA added by peft.get_peft_model, its trainable parameters counted.",
@@ -290,7 +136,7 @@ def validate(
         "of every key and value tensor in the returned cache.",
         "DoRA, IA3, prefix and prompt tuning: peft on the meta-device model; LoReFT: interventions built to "
         "pyreft's LoreftIntervention shapes (pyreft itself pins transformers 4.45 and is not installed).",
-        *method_notes,
+        *store_notes,
     ]
-    all_checks = checks + kv_checks + method_checks + adapter_checks
+    all_checks = checks + cache_checks + store_checks + saved_adapter_checks(q)
     return Validation(spec, tuple(all_checks), tuple(method), time.perf_counter() - start, version_report())

@@ -5,22 +5,13 @@ No torch here: these are plain data transformations, tested without the extra.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from estimator.families import family
-from estimator.specs import ModelSpec
+from estimator.specs import ModelSpec, validate_spec
 
 TWIN_VOCAB = 128
 TWIN_WIDTH = 32  # hidden and MLP width of a twin where they do not fix head_dim
-
-# Weights that transformers keeps in float32 whatever the model's dtype (its ``_keep_in_fp32_modules_strict``),
-# by model_type: the linear maps (as the layout names them) and the first release that does so. peft creates
-# a LoRA on such a weight in its dtype, float32, even with ``autocast_adapter_dtype=False``.
-FP32_WEIGHTS: dict[str, tuple[tuple[str, ...], tuple[int, int]]] = {
-    "deepseek_v2": (("mlp.gate",), (5, 24)),  # DeepseekV2Moe's router: MoEGate.weight, dtype=torch.float32
-    "deepseek_v3": (("mlp.gate",), (5, 24)),  # DeepseekV3TopkRouter.weight, dtype=torch.float32
-}
 
 
 def transformers_config(spec: ModelSpec) -> dict[str, Any]:
@@ -39,21 +30,6 @@ def transformers_config(spec: ModelSpec) -> dict[str, Any]:
         "pad_token_id": None,
         **family(spec.model_type).to_config(spec),
     }
-
-
-def release(version: str) -> tuple[int, int]:
-    """(major, minor) of a version string such as ``5.24.0`` or ``2.13.0+cpu``; (0, 0) if unreadable."""
-    match = re.match(r"(\d+)\.(\d+)", version)
-    return (int(match[1]), int(match[2])) if match else (0, 0)
-
-
-def fp32_weights(spec: ModelSpec, transformers_version: str) -> tuple[str, ...]:
-    """Linear maps whose weights this transformers release keeps in float32 for ``spec``'s family.
-
-    DeepSeek-V3 on transformers 5.24.0: ("mlp.gate",), its router; on 5.23.0: () (all in the model's dtype).
-    """
-    names, since = FP32_WEIGHTS.get(spec.model_type, ((), (0, 0)))
-    return names if names and release(transformers_version) >= since else ()
 
 
 def twin_layer_windows(spec: ModelSpec) -> tuple[int | None, ...]:
@@ -114,5 +90,5 @@ def twin_spec(spec: ModelSpec, max_tokens: int) -> tuple[ModelSpec, list[str]]:
         update["max_position_embeddings"] = max(max_tokens, spec.max_position_embeddings)
     if spec.layer_types is not None:
         update["layer_types"] = tuple("full_attention" if w is None else "sliding_attention" for w in windows)
-    twin = ModelSpec.model_validate({**spec.model_dump(exclude_unset=True), **update})
+    twin = validate_spec({**spec.to_dict(), **update}, spec.name, "report this as a bug")
     return twin, reasons

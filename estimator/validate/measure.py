@@ -17,13 +17,15 @@ import torch
 import transformers
 from safetensors import safe_open
 
+from estimator.stores.kinds import peft_target_modules
+from estimator.stores.peft_rules import PeftConfig, lora_config
 from estimator.validate.hf import transformers_config
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
-    from estimator.adapters import Targets
     from estimator.specs import ModelSpec
+    from estimator.stores.targets import Targets
     from estimator.units import DType
 
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -64,16 +66,11 @@ def count_params(model: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def peft_target_modules(targets: Targets) -> Any:
-    """peft's ``target_modules`` for our targets: its own "all-linear", or module-path suffixes."""
-    return "all-linear" if targets.label == "all-linear" else list(targets.module_names)
-
-
 def lora_trainable_params(model: Any, targets: Targets, rank: int) -> tuple[int, Any]:
     """Trainable parameters peft adds for LoRA to a meta-device model; returns the count and the model
     with LoRA removed. Created under the meta device, the adapter weights take no memory either.
     """
-    config = peft.LoraConfig(r=rank, target_modules=peft_target_modules(targets))
+    config = build_config(lora_config(peft_target_modules(targets), rank))
     with _quiet(), torch.device("meta"):
         lora = peft.get_peft_model(model, config)
     trainable = sum(p.numel() for p in lora.parameters() if p.requires_grad)
@@ -117,7 +114,7 @@ def saved_adapter(twin: ModelSpec, targets: Targets, rank: int, dtype: torch.dty
     model = build_model(twin, device="cpu", dtype=dtype)
     with _quiet():
         lora = peft.get_peft_model(
-            model, peft.LoraConfig(r=rank, target_modules=peft_target_modules(targets)), autocast_adapter_dtype=False
+            model, build_config(lora_config(peft_target_modules(targets), rank)), autocast_adapter_dtype=False
         )
     params = sum(p.numel() for p in lora.parameters() if p.requires_grad)
     with tempfile.TemporaryDirectory() as folder:
@@ -131,32 +128,17 @@ def saved_adapter(twin: ModelSpec, targets: Targets, rank: int, dtype: torch.dty
         return path.stat().st_size, tensor_bytes, params
 
 
-def peft_trainable_params(spec: ModelSpec, config: Any) -> int:
+def build_config(config: PeftConfig) -> Any:
+    """The peft configuration object a :class:`~estimator.stores.peft_rules.PeftConfig` describes."""
+    return getattr(peft, config.kind)(**config.kwargs)
+
+
+def peft_trainable_params(spec: ModelSpec, config: PeftConfig) -> int:
     """Trainable parameters peft adds with ``config`` to the meta-device model of ``spec``."""
     model = build_model(spec)
     with _quiet(), torch.device("meta"):
-        adapted = peft.get_peft_model(model, config)
+        adapted = peft.get_peft_model(model, build_config(config))
     return sum(p.numel() for p in adapted.parameters() if p.requires_grad)
-
-
-def dora_config(targets: Targets, rank: int) -> Any:
-    return peft.LoraConfig(r=rank, target_modules=peft_target_modules(targets), use_dora=True)
-
-
-def ia3_config(targets: Targets | None, feedforward: Sequence[str]) -> Any:
-    """peft's own default targets (``targets`` None) or the given ones."""
-    if targets is None:
-        return peft.IA3Config(task_type="CAUSAL_LM")
-    names = list(dict.fromkeys(m.short_name for m in targets.linears))
-    return peft.IA3Config(task_type="CAUSAL_LM", target_modules=names, feedforward_modules=list(feedforward))
-
-
-def prefix_config(virtual_tokens: int) -> Any:
-    return peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=virtual_tokens)
-
-
-def prompt_config(virtual_tokens: int) -> Any:
-    return peft.PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=virtual_tokens)
 
 
 class _LowRankRotateLayer(torch.nn.Module):

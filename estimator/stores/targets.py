@@ -1,4 +1,4 @@
-"""Adapter sizes on linear maps: which maps an adapter targets, and LoRA, DoRA and IA3 parameters.
+"""Which linear maps an adapter targets, and LoRA, DoRA and IA3 parameters on them.
 
 LoRA on a map d_in -> d_out adds A (r × d_in) and B (d_out × r): r · (d_in + d_out) parameters,
 whether the map is an ``nn.Linear``, GPT-2's ``Conv1D`` or a fused expert tensor adapted through
@@ -7,12 +7,14 @@ peft's ``target_parameters`` (there A is d_in × r·E and B r·E × d_out: the s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from estimator.architecture import linear_maps
 from estimator.errors import EstimatorError, MethodNotApplicableError
-from estimator.layout import PEFT_CONVERTED_NAMES, PEFT_CONVERTS, ExpertLayout
+from estimator.layout import ExpertLayout
+from estimator.stores.peft_rules import adaptable, rank_factor
 from estimator.units import bits_to_bytes
 
 if TYPE_CHECKING:
@@ -38,6 +40,16 @@ class Targets:
     label: str
     linears: tuple[LinearMap, ...]
     experts: ExpertLayout = ExpertLayout.per_expert
+    rank_factors: tuple[int, ...] = field(default=())  # peft's rank multiplier per map (1 unless given)
+
+    def factor(self, index: int) -> int:
+        return self.rank_factors[index] if self.rank_factors else 1
+
+    def only(self, linears: tuple[LinearMap, ...], label: str | None = None) -> Targets:
+        """The same targets narrowed to ``linears`` (each keeping its rank factor)."""
+        kept = [i for i, linear in enumerate(self.linears) if linear in linears]
+        factors = tuple(self.factor(i) for i in kept)
+        return Targets(label or self.label, tuple(self.linears[i] for i in kept), self.experts, factors)
 
     @property
     def module_names(self) -> tuple[str, ...]:
@@ -76,27 +88,16 @@ class Targets:
         )
 
 
-def adaptable(spec: ModelSpec, linear: LinearMap, experts: ExpertLayout) -> bool:
-    """Whether peft can put an adapter on this map under the expert layout.
-
-    An ``nn.Linear`` can, except, in the fused layout of a family peft converts, an MLP module named
-    like the experts' projections (peft moves those names to the expert tensors). A bare tensor can
-    only where peft's conversion adapts it.
-    """
-    converted = experts is ExpertLayout.fused and spec.model_type in PEFT_CONVERTS
-    if converted and linear.module and linear.block == "mlp" and linear.short_name in PEFT_CONVERTED_NAMES:
-        return False
-    return linear.module or (experts is ExpertLayout.fused and linear.param_adapted)
-
-
 def valid_target_words(spec: ModelSpec) -> list[str]:
     """Everything ``--targets`` accepts for this model: presets, roles, module names."""
-    roles = sorted({role for linear in spec.linear_maps for role in linear.roles}, key=ROLES.index)
+    maps = linear_maps(spec)
+    roles = sorted({role for linear in maps for role in linear.roles}, key=ROLES.index)
     fused = [name for name, parts in FUSED_ROLES.items() if set(parts) <= set(roles)]
-    modules = sorted({linear.short_name for linear in spec.linear_maps})
+    modules = sorted({linear.short_name for linear in maps})
     return [*PRESETS, *roles, *fused, *modules]
 
 
+@lru_cache(maxsize=1024)
 def resolve_targets(spec: ModelSpec, text: str, experts: ExpertLayout = ExpertLayout.per_expert) -> Targets:
     """Read ``--targets``: a preset, or a comma list of roles (q, k, ..., qkv) and module names.
 
@@ -112,7 +113,7 @@ def resolve_targets(spec: ModelSpec, text: str, experts: ExpertLayout = ExpertLa
     maps = tuple(m for m in layout if adaptable(spec, m, experts))
     preset = _ALIASES.get(words[0], words[0])
     if len(words) == 1 and preset in PRESETS:
-        return Targets(preset, _preset(spec, maps, preset), experts)
+        return _targets(spec, preset, _preset(spec, maps, preset), experts)
     roles: set[str] = set()
     names: set[str] = set()
     module_names = {m.short_name for m in layout} | {m.name for m in layout}
@@ -143,7 +144,11 @@ def resolve_targets(spec: ModelSpec, text: str, experts: ExpertLayout = ExpertLa
             f"{spec.display_name} has no adaptable {what} (non-gated MLP, or a bare weight under --experts "
             f"{experts.value}?); use one of: {', '.join(valid_target_words(spec))}"
         )
-    return Targets(",".join(words), tuple(chosen), experts)
+    return _targets(spec, ",".join(words), tuple(chosen), experts)
+
+
+def _targets(spec: ModelSpec, label: str, chosen: tuple[LinearMap, ...], experts: ExpertLayout) -> Targets:
+    return Targets(label, chosen, experts, tuple(rank_factor(spec, linear, experts) for linear in chosen))
 
 
 def _preset(spec: ModelSpec, maps: tuple[LinearMap, ...], preset: str) -> tuple[LinearMap, ...]:
@@ -169,7 +174,9 @@ def lora_params(targets: Targets, rank: int) -> int:
     where: r = rank (times 2 for peft's fused gate_up of experts), d_in / d_out = the map's widths.
     Llama 3 70B, r = 32, all-linear: 32 · 12,943,360 = 414,187,520 per model (5,177,344 per layer).
     """
-    return rank * sum(linear.rank_factor * (linear.d_in + linear.d_out) * linear.copies for linear in targets.linears)
+    return rank * sum(
+        targets.factor(i) * (linear.d_in + linear.d_out) * linear.copies for i, linear in enumerate(targets.linears)
+    )
 
 
 def lora_bytes(targets: Targets, rank: int, adapter_dtype: DType) -> int:

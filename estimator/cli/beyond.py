@@ -10,21 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from estimator.cli import (
-    AdapterDtypeOpt,
-    ConfigOpt,
-    ExpertsOpt,
-    JsonOpt,
-    KvDtypeOpt,
-    PretrainingOpt,
-    RankOpt,
-    TargetsOpt,
-    TokensOpt,
-    WeightsDtypeOpt,
-    app,
-    say,
-)
-from estimator.cli_figures import FigModelOpt, base_estimate
+from estimator.cli.app import app, say
+from estimator.cli.options import JsonOpt, query_command
 from estimator.errors import EstimatorError
 
 
@@ -51,47 +38,27 @@ def _positive(value: float | None, option: str) -> None:
 
 
 @app.command("capacity")
+@query_command()
 def capacity_command(
-    model: FigModelOpt = None,
-    config: ConfigOpt = None,
-    tokens: TokensOpt = "100k",
-    rank: RankOpt = 32,
-    targets: TargetsOpt = "all-linear",
-    adapter_dtype: AdapterDtypeOpt = "bf16",
-    kv_dtype: KvDtypeOpt = "bf16",
-    weights_dtype: WeightsDtypeOpt = "bf16",
-    pretraining_tokens: PretrainingOpt = None,
-    experts: ExpertsOpt = "per-expert",
     exposures: ExposuresOpt = Exposures.many,
     bits_per_param: BitsPerParamOpt = None,
     text_bits_per_token: TextBitsOpt = None,
     text_nats_per_token: TextNatsOpt = None,
     as_json: JsonOpt = False,
+    *,
+    query: Any,
 ) -> None:
     """Knowledge capacity of each trained store (bits) against the information in the text."""
     from estimator.capacity import DEFAULT_TEXT_BITS_PER_TOKEN, capacity
+    from estimator.compare import evaluate
     from estimator.constants import knowledge_bits_per_param, nats_to_bits
-    from estimator.methods import Method
 
     for value, option in ((bits_per_param, "--bits-per-param"), (text_bits_per_token, "--text-bits-per-token")):
         _positive(value, option)
     _positive(text_nats_per_token, "--text-nats-per-token")
     if text_bits_per_token is not None and text_nats_per_token is not None:
         raise EstimatorError("--text-bits-per-token and --text-nats-per-token exclude each other; give one")
-    methods = tuple(Method)  # every trained store, besides the cache and pretraining
-    est = base_estimate(
-        model,
-        config,
-        tokens,
-        rank,
-        targets,
-        adapter_dtype,
-        kv_dtype,
-        weights_dtype,
-        pretraining_tokens,
-        experts,
-        methods,
-    )
+    est = evaluate(query)
     per_param = bits_per_param if bits_per_param is not None else knowledge_bits_per_param(int(exposures.value))
     per_token = (
         text_bits_per_token
@@ -134,7 +101,7 @@ def capacity_assumptions(result: Any, exposures: Exposures, given: bool) -> list
 
 
 def _print_capacity(result: Any, words: list[str]) -> None:
-    from estimator.report import format_ratio, format_table, method_label
+    from estimator.present.tables import format_ratio, format_table, method_label
     from estimator.units import format_bytes, format_number, format_tokens_short
 
     est = result.est
@@ -184,12 +151,8 @@ class FineTuneChoice(StrEnum):
 
 
 @app.command("breakeven")
+@query_command(defaults={"methods": "kv,lora"})
 def breakeven_command(
-    model: FigModelOpt = None,
-    config: ConfigOpt = None,
-    tokens: TokensOpt = "100k",
-    rank: RankOpt = 32,
-    targets: TargetsOpt = "all-linear",
     finetune: Annotated[FineTuneChoice, typer.Option(help="lora (4N + 6P per token) or full (6N).")] = (
         FineTuneChoice.lora
     ),
@@ -201,8 +164,11 @@ def breakeven_command(
     query_tokens: Annotated[int, typer.Option(help="Tokens of each question.")] = 100,
     generated_tokens: Annotated[int, typer.Option(help="Tokens generated per answer.")] = 100,
     as_json: JsonOpt = False,
+    *,
+    query: Any,
 ) -> None:
     """When fine-tuning pays for itself: FLOPs of the text in every prompt against training it in once."""
+    from estimator.compare import evaluate
     from estimator.cost import FineTune, breakeven
 
     for value, option in (
@@ -215,7 +181,7 @@ def breakeven_command(
     for value, option in ((query_tokens, "--query-tokens"), (generated_tokens, "--generated-tokens")):
         if value < 0:
             raise EstimatorError(f"{option} {value} must be 0 or more")
-    est = base_estimate(model, config, tokens, rank, targets, "bf16", "bf16", "bf16", None, "per-expert")
+    est = evaluate(query)
     result = breakeven(
         est, epochs, augmentation, query_tokens, generated_tokens, FineTune(finetune.value), train_sequence_tokens
     )
@@ -282,7 +248,7 @@ def breakeven_assumptions(result: Any) -> list[str]:
 
 
 def _print_breakeven(result: Any, words: list[str]) -> None:
-    from estimator.report import format_table
+    from estimator.present.tables import format_table
     from estimator.units import format_bytes, format_flops
 
     est = result.est
@@ -305,7 +271,8 @@ def _print_breakeven(result: Any, words: list[str]) -> None:
         f"{after(result.queries_prefix_cached)} against a prefix-cached context."
     )
     adapter = f"the adapter {format_bytes(est.lora_bytes)}" if result.finetune.value == "lora" else "no adapter"
-    say(f"Memory held while serving: the KV cache of the context {format_bytes(est.kv_cache_bytes)} (bf16); {adapter}.")
+    cache = f"the KV cache of the context {format_bytes(est.kv_cache_bytes)} ({est.kv.describe()})"
+    say(f"Memory held while serving: {cache}; {adapter}.")
     typer.echo("")
     typer.echo("Assumptions:")
     for line in words:
@@ -318,7 +285,7 @@ def constants_command(as_json: JsonOpt = False) -> None:
     from dataclasses import asdict
 
     from estimator.constants import CONSTANTS
-    from estimator.report import format_table
+    from estimator.present.tables import format_table
 
     if as_json:
         typer.echo(json.dumps([asdict(c) for c in CONSTANTS], indent=2))

@@ -1,80 +1,22 @@
-"""Words and rows for an :class:`~estimator.compare.Estimate`: the assumptions, the table, the CSV.
-
-Pure text building, shared by the CLI's table, JSON and CSV outputs; nothing here prints.
+"""Words for an :class:`~estimator.compare.Estimate`: the model line, the crossover and parity lines,
+and every assumption behind the numbers. Pure text building; nothing here prints.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from estimator.compare import Estimate
-from estimator.kv import KV_TENSORS, MlaCache, WindowCache, kv_bytes_per_token, kv_vectors, transformers_kv_heads
-from estimator.layout import PEFT_CONVERTS, ExpertLayout
-from estimator.methods import Method, ia3_targets
-from estimator.units import format_bytes, format_number, format_tokens_short
+from estimator.architecture import layout_of
+from estimator.kv import KV_TENSORS, MlaCache, WindowCache, kv_bytes_per_token, mla_forms
+from estimator.layout import ExpertLayout
+from estimator.stores import STORES, Method
+from estimator.stores.peft_rules import PEFT_CONVERTS
+from estimator.transformers_rules import transformers_kv_heads
+from estimator.units import format_bytes, format_number
 
-
-def method_label(est: Estimate, method: Method) -> str:
-    """The table's name for a row."""
-    s = est.settings
-    match method:
-        case Method.kv:
-            return f"in context (KV cache, {est.kv.dtype.value})"
-        case Method.lora:
-            return f"LoRA r={s.rank}, {est.targets.label} ({est.adapter_dtype.value})"
-        case Method.dora:
-            return f"DoRA r={s.rank}, {est.targets.label}"
-        case Method.ia3:
-            return "IA3"
-        case Method.loreft:
-            return f"LoReFT r={s.loreft.rank}"
-        case Method.prefix:
-            return f"prefix tuning ({s.virtual_tokens} virtual tokens)"
-        case Method.prompt:
-            return f"prompt tuning ({s.virtual_tokens} virtual tokens)"
-        case Method.full:
-            return "full fine-tuning"
-        case Method.pretraining:
-            tokens = format_tokens_short(est.pretraining_tokens or 0)
-            return f"pretraining ({tokens} tok, {est.weights_dtype.value})"
-
-
-def format_table(headers: list[str], body: list[list[str]], right: set[int]) -> str:
-    """Plain aligned columns (two spaces apart); columns in ``right`` are right-aligned.
-
-    Hand-rolled on purpose: a table library costs the plain query ~50 ms of start-up.
-    """
-    widths = [max(len(line[i]) for line in [headers, *body]) for i in range(len(headers))]
-
-    def line(cells: list[str]) -> str:
-        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-        return "  ".join(padded).rstrip()
-
-    return "\n".join(line(cells) for cells in [headers, *body])
-
-
-def format_ratio(ratio: float) -> str:
-    """``39.6x`` below 100, whole numbers with separators above, two significant figures below 0.1."""
-    if ratio < 0.1:
-        return f"{ratio:.2g}x"
-    return f"{ratio:.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
-
-
-def estimate_table(est: Estimate) -> str:
-    """The headline table: one row per way of storing the text."""
-    headers = ["stored as", "parameters", "bytes", "size (SI)", "bytes / token", "KV ÷ this"]
-    body = [
-        [
-            method_label(est, row.method),
-            "—" if row.params is None else f"{row.params:,}",
-            f"{row.bytes:,}",
-            format_bytes(row.bytes),
-            format_number(row.bytes_per_token),
-            format_ratio(row.kv_ratio),
-        ]
-        for row in est.rows
-    ]
-    return format_table(headers, body, right={1, 2, 3, 4, 5})
+if TYPE_CHECKING:
+    from estimator.compare import Estimate
 
 
 def model_line(est: Estimate) -> str:
@@ -88,7 +30,7 @@ def model_line(est: Estimate) -> str:
         else f"KV {est.kv.dtype.value}, adapter {est.adapter_dtype.value}, weights {est.weights_dtype.value}"
     )
     moe = ""
-    if spec.is_moe:
+    if spec.n_routed_experts is not None:
         moe = (
             f" ({est.active_params:,} active per token: {spec.num_experts_per_tok} of {spec.n_routed_experts} experts)"
         )
@@ -103,8 +45,9 @@ def _kv_words(est: Estimate) -> list[str]:
     per_token = est.kv_bytes_per_token_unbounded
     storage = kv.describe()
     bits = kv.vector_bits(spec.head_dim) / spec.head_dim
-    if spec.is_mla:
-        vectors = " + ".join(f"{count} × {length}" for count, length in kv_vectors(spec, kv.mla))
+    if mla_forms(spec):
+        mixer = layout_of(spec).groups[0].mixer
+        vectors = " + ".join(f"{count} × {length}" for count, length in mixer.vectors(kv))
         form = (
             "the latent vector (kv_lora_rank + qk_rope_head_dim)"
             if kv.mla is MlaCache.latent
@@ -136,7 +79,7 @@ def _kv_words(est: Estimate) -> list[str]:
             f"{held // spec.num_key_value_heads}x this; the architecture (and serving engines) need only "
             f"{spec.num_key_value_heads} KV heads, which is what is counted here."
         )
-    windows = spec.layer_windows()
+    windows = [g.mixer.window for g in layout_of(spec).groups for _ in range(g.layers)]
     windowed = [w for w in windows if w is not None]
     if windowed:
         widths = ", ".join(f"{w:,}" for w in sorted(set(windowed)))
@@ -155,9 +98,9 @@ def _kv_words(est: Estimate) -> list[str]:
 
 def _experts_words(est: Estimate) -> list[str]:
     spec = est.spec
-    if not spec.is_moe:
+    if spec.n_routed_experts is None:
         return []
-    layout = est.settings.experts
+    layout = est.query.experts
     how = {
         ExpertLayout.per_expert: "per expert (each expert's gate, up and down a linear map, as in the checkpoints, "
         "vLLM and transformers < 5); routers adapted where they are nn.Linear",
@@ -176,65 +119,6 @@ def _experts_words(est: Estimate) -> list[str]:
         f"{spec.sparse_layers()} of {spec.num_hidden_layers} layers, {spec.num_experts_per_tok} per token; "
         f"{est.active_params:,} of {est.params:,} parameters active per token (embeddings included). "
         f"Adapters see the experts {how} (--experts {layout.value})."
-    ]
-
-
-def _method_words(est: Estimate, method: Method) -> str | None:
-    spec, s = est.spec, est.settings
-    match method:
-        case Method.lora:
-            names = ", ".join(dict.fromkeys(linear.short_name for linear in est.targets.linears))
-            layers = sorted({linear.layers for linear in est.targets.linears})
-            where = f"each of {layers[0]} layers" if len(layers) == 1 else "their layers"
-            return (
-                f"LoRA: r × (d_in + d_out) parameters per targeted map (A is r × d_in, B is d_out × r) on {names} in "
-                f"{where} (targets: {est.targets.label}; lm_head and embeddings are never targeted, as in peft)."
-            )
-        case Method.dora:
-            return "DoRA: the LoRA plus a magnitude vector of d_out per targeted map (peft's use_dora)."
-        case Method.ia3:
-            targets, feedforward, peft_default = ia3_targets(spec, s)
-            names = ", ".join(dict.fromkeys(linear.short_name for linear in targets.linears))
-            source = (
-                f"peft's default for {spec.model_type}"
-                if peft_default
-                else "given by --ia3-targets"
-                if s.ia3_targets
-                else f"peft has no default for {spec.model_type}: keys, values and down projection, as the IA3 paper"
-            )
-            ff = ", ".join(sorted(feedforward & {linear.short_name for linear in targets.linears})) or "none"
-            return (
-                f"IA3: one learned vector per targeted map, of d_out, or of d_in for feed-forward maps ({ff}); "
-                f"targets {names} ({source})."
-            )
-        case Method.loreft:
-            return (
-                f"LoReFT: 2 · r · d + r parameters per intervention (R and W are r × d, b has r), "
-                f"{s.loreft.describe(spec)} (defaults: the paper's commonsense recipe)."
-            )
-        case Method.prefix:
-            return (
-                f"Prefix tuning: the KV cache of {s.virtual_tokens} virtual tokens held as parameters, in the form of "
-                "the cache row (no reparametrisation MLP)."
-            )
-        case Method.prompt:
-            return f"Prompt tuning: {s.virtual_tokens} virtual token embeddings of hidden_size ({spec.hidden_size:,})."
-        case Method.full:
-            return f"Full fine-tuning: all {est.params:,} parameters stored again."
-    return None
-
-
-def _pretraining_words(est: Estimate) -> list[str]:
-    spec = est.spec
-    if Method.pretraining not in est.methods:
-        return []
-    if est.pretraining_tokens is None:
-        return [f"Pretraining: no published token count for {spec.display_name}; pass --pretraining-tokens."]
-    source = spec.pretraining_tokens_source if est.pretraining_tokens == spec.pretraining_tokens else None
-    return [
-        f"Pretraining: all {est.params:,} parameters in {est.weights_dtype.value} ({format_bytes(est.weights_bytes)})"
-        f" over {format_tokens_short(est.pretraining_tokens)} tokens"
-        + (f" (source: {source})." if source else " (given by --pretraining-tokens).")
     ]
 
 
@@ -269,7 +153,8 @@ def assumptions(est: Estimate) -> list[str]:
     """Every assumption behind the numbers, in words, in the order of the table."""
     spec = est.spec
     words = [*_kv_words(est), *_experts_words(est)]
-    words += [w for row in est.rows if (w := _method_words(est, row.method))]
+    stated_later = (Method.pretraining,)  # after the notes on trained parameters, as the table's last row
+    words += [w for r in est.rows if r.method not in stated_later and (w := STORES[r.method].assumption(est.query))]
     trained = [row for row in est.rows if row.params is not None and row.method is not Method.pretraining]
     if trained:
         words.append(
@@ -277,7 +162,8 @@ def assumptions(est: Estimate) -> list[str]:
             "no optimizer state, no base weights."
         )
     words += [f"{method.value}: {why}" for method, why in est.skipped]
-    words += _pretraining_words(est)
+    if Method.pretraining in est.methods and (w := STORES[Method.pretraining].assumption(est.query)):
+        words.append(w)
     if est.tokens > spec.max_position_embeddings:
         words.append(
             f"{est.tokens:,} tokens exceed {spec.display_name}'s context window of "
@@ -300,14 +186,3 @@ def assumptions(est: Estimate) -> list[str]:
     )
     words.extend(f"Spec note: {note}" for note in spec.notes)
     return words
-
-
-def csv_rows(est: Estimate) -> list[list[object]]:
-    """Header and one row per method, raw numbers."""
-    header: list[object] = ["mechanism", "method", "params", "bytes", "bytes_per_token", "kv_to_this_ratio", "tokens"]
-    body: list[list[object]] = [
-        [method_label(est, r.method), r.method.value, "" if r.params is None else r.params, r.bytes,
-         r.bytes_per_token, r.kv_ratio, est.tokens]
-        for r in est.rows
-    ]  # fmt: skip
-    return [header, *body]

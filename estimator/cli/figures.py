@@ -14,26 +14,11 @@ from typing import Annotated, Any
 
 import typer
 
-from estimator.cli import (
-    AdapterDtypeOpt,
-    ConfigOpt,
-    CsvOpt,
-    ExpertsOpt,
-    JsonOpt,
-    KvDtypeOpt,
-    PretrainingOpt,
-    RankOpt,
-    TargetsOpt,
-    TokensOpt,
-    WeightsDtypeOpt,
-    adapter_dtype_of,
-    app,
-    parse_choice,
-    spec_of,
-)
+from estimator.cli.app import app, say
+from estimator.cli.options import CsvOpt, JsonOpt, query_command
 from estimator.errors import EstimatorError
 
-DEFAULT_MODEL = "llama3-70b"
+FIGURE_METHODS = {"methods": "kv,lora,pretraining"}  # the rows the figures draw
 
 
 class Kind(StrEnum):
@@ -45,44 +30,6 @@ class Kind(StrEnum):
     breakeven = "breakeven"
 
 
-def base_estimate(
-    model: str | None,
-    config: Path | None,
-    tokens: str,
-    rank: int,
-    targets: str,
-    adapter_dtype: str,
-    kv_dtype: str,
-    weights_dtype: str,
-    pretraining_tokens: str | None,
-    experts: str,
-    methods: tuple[Any, ...] | None = None,
-) -> Any:
-    """The query every figure and sweep starts from (the default model when none is given);
-    ``methods`` defaults to the rows the figures draw (KV cache, LoRA, pretraining)."""
-    from estimator.compare import check_rank, estimate
-    from estimator.layout import ExpertLayout
-    from estimator.methods import Method, Settings
-    from estimator.units import KV_DTYPES, parse_dtype, parse_tokens
-
-    spec = spec_of(model or (None if config else DEFAULT_MODEL), config)
-    check_rank(rank)
-    settings = Settings(rank, targets, parse_choice(experts, ExpertLayout, "--experts"))
-    return estimate(
-        spec,
-        parse_tokens(tokens),
-        rank,
-        targets,
-        kv_dtype=parse_dtype(kv_dtype, "KV dtype", KV_DTYPES),
-        adapter_dtype=adapter_dtype_of(adapter_dtype),
-        weights_dtype=parse_dtype(weights_dtype, "weights dtype"),
-        pretraining_tokens=parse_tokens(pretraining_tokens) if pretraining_tokens is not None else None,
-        methods=methods or (Method.kv, Method.lora, Method.pretraining),
-        settings=settings,
-    )
-
-
-FigModelOpt = Annotated[str | None, typer.Option("--model", "-m", help=f"Zoo model name (default: {DEFAULT_MODEL}).")]
 FormatOpt = Annotated[str, typer.Option("--format", help="Comma list of file formats: png, svg, pdf.")]
 
 
@@ -98,25 +45,18 @@ def _formats(text: str) -> list[str]:
 
 
 @app.command("figures")
+@query_command(defaults=FIGURE_METHODS)
 def figures(
-    model: FigModelOpt = None,
-    config: ConfigOpt = None,
     out: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("figures"),
     formats: FormatOpt = "png,svg",
-    tokens: TokensOpt = "100k",
-    rank: RankOpt = 32,
-    targets: TargetsOpt = "all-linear",
-    adapter_dtype: AdapterDtypeOpt = "bf16",
-    kv_dtype: KvDtypeOpt = "bf16",
-    weights_dtype: WeightsDtypeOpt = "bf16",
-    pretraining_tokens: PretrainingOpt = None,
-    experts: ExpertsOpt = "per-expert",
+    *,
+    query: Any,
 ) -> None:
     """Regenerate every figure (fixed file names, no timestamps) and figures/manifest.json."""
-    est = base_estimate(
-        model, config, tokens, rank, targets, adapter_dtype, kv_dtype, weights_dtype, pretraining_tokens, experts
-    )
+    from estimator.compare import evaluate
+
     chosen = _formats(formats)
+    est = evaluate(query)
     from estimator.plots import write_figures
 
     for path in write_figures(est, out, chosen):
@@ -133,27 +73,13 @@ RanksOpt = Annotated[
 
 
 @app.command("plot")
-def plot(
-    kind: KindArg,
-    model: FigModelOpt = None,
-    config: ConfigOpt = None,
-    out: OutOpt = None,
-    tokens: TokensOpt = "100k",
-    rank: RankOpt = 32,
-    ranks: RanksOpt = "8,32,128",
-    targets: TargetsOpt = "all-linear",
-    adapter_dtype: AdapterDtypeOpt = "bf16",
-    kv_dtype: KvDtypeOpt = "bf16",
-    weights_dtype: WeightsDtypeOpt = "bf16",
-    pretraining_tokens: PretrainingOpt = None,
-    experts: ExpertsOpt = "per-expert",
-) -> None:
+@query_command(defaults=FIGURE_METHODS)
+def plot(kind: KindArg, out: OutOpt = None, ranks: RanksOpt = "8,32,128", *, query: Any) -> None:
     """Draw one figure for your own query and write it (default: <figure name>.png here)."""
+    from estimator.compare import evaluate
     from estimator.units import parse_grid
 
-    est = base_estimate(
-        model, config, tokens, rank, targets, adapter_dtype, kv_dtype, weights_dtype, pretraining_tokens, experts
-    )
+    est = evaluate(query)
     drawn_ranks = parse_grid(ranks, "ranks")
     from estimator.plots import FIGURES, KINDS, save
     from estimator.plots.tokens import bytes_per_token_vs_tokens
@@ -173,48 +99,37 @@ def plot(
     typer.echo(str(written))
 
 
-GridOpt = Annotated[str, typer.Option(help="Token counts: 1k:1B:log20 (log spaced), 1k:10k:lin10, 1k,10k,100k.")]
-RankGridOpt = Annotated[str, typer.Option(help="LoRA ranks: 1,8,32,128, 1:8192:x2 (doubling) or 1:1024:log11.")]
+GridOpt = Annotated[
+    str, typer.Option("--tokens", "-t", help="Token counts: 1k:1B:log20 (log spaced), 1k:10k:lin10, 1k,10k,100k.")
+]
+RankGridOpt = Annotated[
+    str, typer.Option("--ranks", "--rank", "-r", help="LoRA ranks: 1,8,32,128, 1:8192:x2 (doubling) or 1:1024:log11.")
+]
 SweepOutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Write to a .csv or .json file.")]
 TABLE_ROWS = 200  # the printed table's limit; larger sweeps go to --csv, --json or --out
 
 
 @app.command("sweep")
+@query_command(defaults=FIGURE_METHODS)
 def sweep_command(
-    model: FigModelOpt = None,
-    config: ConfigOpt = None,
     tokens: GridOpt = "1k:1B:log7",
-    ranks: RankGridOpt = "8,32,128",
-    targets: TargetsOpt = "all-linear",
-    adapter_dtype: AdapterDtypeOpt = "bf16",
-    kv_dtype: KvDtypeOpt = "bf16",
-    weights_dtype: WeightsDtypeOpt = "bf16",
-    pretraining_tokens: PretrainingOpt = None,
-    experts: ExpertsOpt = "per-expert",
+    rank: RankGridOpt = "8,32,128",
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
     out: SweepOutOpt = None,
+    *,
+    query: Any,
 ) -> None:
     """KV cache against LoRA over a grid of token counts × ranks: one row per point."""
+    from estimator.compare import evaluate
     from estimator.units import parse_grid
 
     if sum((as_json, as_csv, out is not None)) > 1:
         raise EstimatorError("--json, --csv and --out exclude each other; pick one")
     if out is not None and out.suffix.lower() not in (".csv", ".json"):
         raise EstimatorError(f"cannot tell the format of {out}; name it .csv or .json")
-    token_grid, rank_grid = parse_grid(tokens, "tokens"), parse_grid(ranks, "ranks")
-    est = base_estimate(
-        model,
-        config,
-        "1",
-        min(rank_grid),
-        targets,
-        adapter_dtype,
-        kv_dtype,
-        weights_dtype,
-        pretraining_tokens,
-        experts,
-    )
+    token_grid, rank_grid = parse_grid(tokens, "tokens"), parse_grid(rank, "ranks")
+    est = evaluate(query.with_(tokens=1, rank=min(rank_grid)))
     from estimator.sweep import sweep
 
     columns = sweep(est, token_grid, rank_grid).columns()
@@ -233,7 +148,7 @@ def sweep_command(
 
 
 def _write(columns: dict[str, Any], stream: Any, as_json: bool, est: Any) -> None:
-    from estimator.report import assumptions
+    from estimator.present.words import assumptions
 
     names = list(columns)
     values = [columns[name].tolist() for name in names]
@@ -252,9 +167,20 @@ def _write(columns: dict[str, Any], stream: Any, as_json: bool, est: Any) -> Non
         writer.writerows(zip(*values, strict=True))
 
 
+SWEEP_COLUMNS = (
+    "tokens",
+    "rank",
+    "kv_cache_bytes",
+    "kv_bytes_per_token",
+    "lora_bytes",
+    "lora_bytes_per_token",
+    "kv_to_lora_bytes_ratio",
+    "parity_rank",
+)
+
+
 def _print_sweep(columns: dict[str, Any], est: Any) -> None:
-    from estimator.cli import say
-    from estimator.report import format_ratio, format_table
+    from estimator.present.tables import format_ratio, format_table
     from estimator.units import format_bytes, format_number
 
     say(
@@ -263,31 +189,8 @@ def _print_sweep(columns: dict[str, Any], est: Any) -> None:
     )
     headers = ["tokens", "rank", "KV cache", "KV B/token", "LoRA", "LoRA B/token", "KV ÷ LoRA", "parity rank"]
     body = [
-        [
-            f"{t:,}",
-            f"{r:,}",
-            format_bytes(kv),
-            format_number(kv_t),
-            format_bytes(lo),
-            format_number(lo_t),
-            format_ratio(ratio),
-            f"{parity:,}",
-        ]
-        for t, r, kv, kv_t, lo, lo_t, ratio, parity in zip(
-            *(
-                columns[c].tolist()
-                for c in (
-                    "tokens",
-                    "rank",
-                    "kv_cache_bytes",
-                    "kv_bytes_per_token",
-                    "lora_bytes",
-                    "lora_bytes_per_token",
-                    "kv_to_lora_bytes_ratio",
-                    "parity_rank",
-                )
-            ),
-            strict=True,
-        )
-    ]
+        [f"{t:,}", f"{r:,}", format_bytes(kv), format_number(kv_t), format_bytes(lo), format_number(lo_t),
+         format_ratio(ratio), f"{parity:,}"]
+        for t, r, kv, kv_t, lo, lo_t, ratio, parity in zip(*(columns[c].tolist() for c in SWEEP_COLUMNS), strict=True)
+    ]  # fmt: skip
     typer.echo(format_table(headers, body, right=set(range(len(headers)))))

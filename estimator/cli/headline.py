@@ -1,0 +1,111 @@
+"""``estimate``: the headline query, and what happens to its options when a subcommand follows them.
+
+Bad input of any kind becomes one line on stderr, ``error: <problem>; <fix>``, and exit status 2
+(:func:`estimator.cli.main.main`). The plain query imports neither numpy, pandas, matplotlib nor torch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from estimator.cli.app import app, say
+from estimator.cli.options import CsvOpt, JsonOpt, build_query, query_command
+from estimator.errors import EstimatorError
+
+BeyondOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-beyond-full-rank",
+        help="Compute a rank above the smallest targeted dimension (LoRA beyond full rank).",
+    ),
+]
+
+
+def forward_to_subcommand(ctx: typer.Context, given: dict[str, Any]) -> None:
+    """Options given before a subcommand apply to it (as its defaults); one it does not take is refused."""
+    from typer._click.core import ParameterSource
+
+    name = ctx.invoked_subcommand or ""
+    command = ctx.command.get_command(ctx, name)  # type: ignore[attr-defined]
+    accepted = {p.name for p in command.params} if command is not None else set()
+    flags = {p.name: p.opts[0] for p in ctx.command.params}
+    chosen = {k: v for k, v in given.items() if ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE}
+    for key in chosen:
+        if key not in accepted:
+            raise EstimatorError(
+                f"{flags[key]} does not apply to `estimate {name}`; drop it, or see `estimate {name} --help`"
+            )
+    if chosen:
+        ctx.default_map = {name: chosen}
+
+
+@app.callback()
+@query_command(default_model=None, build=False)
+def headline(
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+    allow_beyond_full_rank: BeyondOpt = False,
+    *,
+    options: dict[str, Any],
+) -> None:
+    """Compare the KV cache, adapters, full fine-tuning and pretraining for one model and token count."""
+    if ctx.invoked_subcommand is not None:
+        extra = {"as_json": as_json, "as_csv": as_csv, "allow_beyond_full_rank": allow_beyond_full_rank}
+        forward_to_subcommand(ctx, {**options, **extra})
+        return
+    if as_json and as_csv:
+        raise EstimatorError("--json and --csv exclude each other; pick one")
+    from estimator.compare import evaluate
+
+    est = evaluate(build_query(options))
+    if est.beyond_full_rank:
+        full = est.targets.smallest_full_rank
+        names = ", ".join(est.targets.narrowest())
+        message = (
+            f"rank {est.rank:,} exceeds the smallest targeted dimension ({names}: {full:,}), LoRA beyond full rank"
+        )
+        if not allow_beyond_full_rank:
+            raise EstimatorError(
+                f"{message}; use --rank {full} or less, narrow --targets, or pass --allow-beyond-full-rank"
+            )
+        typer.echo(f"warning: {message}", err=True)
+    if as_json:
+        print_json(est)
+    elif as_csv:
+        from estimator.present.tables import csv_rows
+
+        csv.writer(sys.stdout, lineterminator="\n").writerows(csv_rows(est))
+    else:
+        print_table(est)
+
+
+def print_json(est: Any) -> None:
+    from estimator.present.words import assumptions
+
+    data = est.to_dict()
+    data["assumptions"] = assumptions(est)
+    typer.echo(json.dumps(data, indent=2))
+
+
+def print_table(est: Any) -> None:
+    from estimator.present.tables import estimate_table
+    from estimator.present.words import assumptions, crossover_line, model_line, parity_line
+    from estimator.units import format_tokens_short
+
+    say(model_line(est))
+    say(f"Learning {est.tokens:,} tokens ({format_tokens_short(est.tokens)}) of new text: bytes each way of storing it")
+    typer.echo("")
+    typer.echo(estimate_table(est))
+    typer.echo("")
+    say(crossover_line(est))
+    say(parity_line(est))
+    typer.echo("")
+    typer.echo("Assumptions:")
+    for line in assumptions(est):
+        say(line, bullet="- ")

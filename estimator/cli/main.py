@@ -1,0 +1,110 @@
+"""The entry point: register the commands a command line needs, run it, and turn every input error into
+one line and exit status 2.
+
+Subcommands live in their own modules, imported (and so registered on the app) only when the command
+line names them or asks for help: a plain query does not pay for their options.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import typer
+
+from estimator.cli import headline  # noqa: F401  (registers the headline query on the app)
+from estimator.cli.app import EXIT_BAD_INPUT, app
+from estimator.errors import EstimatorError
+
+try:  # typer >= 0.24 carries its own copy of click
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover - older typer on real click
+    from click.exceptions import ClickException, UsageError  # type: ignore[assignment]
+
+LAZY_COMMANDS = {
+    "models": "estimator.cli.models",
+    "validate": "estimator.cli.validate",
+    "figures": "estimator.cli.figures",
+    "plot": "estimator.cli.figures",
+    "sweep": "estimator.cli.figures",
+    "capacity": "estimator.cli.beyond",
+    "breakeven": "estimator.cli.beyond",
+    "constants": "estimator.cli.beyond",
+}
+
+
+def register_commands(args: list[str]) -> None:
+    """Import the modules of the subcommands ``args`` may run (all of them for help or no arguments)."""
+    everything = not args or any(a in ("--help", "-h") for a in args)
+    for name, module in LAZY_COMMANDS.items():
+        if everything or name in args:
+            importlib.import_module(module)
+
+
+def repeated_option(command: Any, args: list[str]) -> str | None:
+    """The first single-valued option given twice on the command line, before or after a subcommand
+    (click would silently keep the last); None when there is none."""
+    seen: dict[str, str] = {}
+    current, i = command, 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            break
+        if arg.startswith("-") and len(arg) > 1:
+            spelled, _, inline = arg.partition("=")
+            param = next((p for p in current.params if spelled in (*p.opts, *p.secondary_opts)), None)
+            if param is not None:
+                if param.name in seen:
+                    return f"{spelled} is given twice ({seen[param.name]} before); give it once"
+                seen[param.name] = spelled
+                takes_value = not getattr(param, "is_flag", False) and not inline
+                i += 2 if takes_value else 1
+                continue
+        elif hasattr(current, "commands") and arg in current.commands:
+            current = current.commands[arg]
+        i += 1
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the app; turn every input error into one line on stderr and exit status 2."""
+    args = sys.argv[1:] if argv is None else argv
+    register_commands(args)
+    command = typer.main.get_command(app)
+    try:
+        if (repeated := repeated_option(command, args)) is not None:
+            raise EstimatorError(repeated)
+        command.main(args=args, prog_name="estimate", standalone_mode=False)
+    except EstimatorError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return EXIT_BAD_INPUT
+    except UsageError as exc:
+        typer.echo(f"error: {_one_line(exc.format_message())} (see `estimate --help`)", err=True)
+        return EXIT_BAD_INPUT
+    except ClickException as exc:
+        typer.echo(f"error: {_one_line(exc.format_message())}", err=True)
+        return int(exc.exit_code) or 1
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except BrokenPipeError:  # e.g. `estimate ... | head`: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:  # an output file or folder that cannot be written
+        where = exc.filename or "the output"
+        typer.echo(f"error: cannot write {where}: {exc.strerror or exc}; check the path and its permissions", err=True)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":  # `python -m estimator.cli.main`
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Presentation: words (assumptions), tables and records (JSON) for results. Pure text; nothing prints."""

@@ -1,0 +1,88 @@
+"""Machine-readable records (the ``--json`` payloads): every key names its unit; plain numbers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from estimator.kv import mla_forms, windowed
+
+if TYPE_CHECKING:
+    from estimator.compare import Estimate
+
+
+def estimate_record(est: Estimate) -> dict[str, Any]:
+    """The ``--json`` payload of the main query (without the assumptions, which the CLI adds)."""
+    spec, q = est.spec, est.query
+    pretraining = est.pretraining_bytes_per_token
+    return {
+        "model": {
+            "name": spec.name,
+            "display_name": spec.display_name,
+            "source": spec.source,
+            "params": est.params,
+            "active_params": est.active_params,
+            "params_breakdown": dict(est.params_breakdown),
+            "num_hidden_layers": spec.num_hidden_layers,
+            "num_attention_heads": spec.num_attention_heads,
+            "num_key_value_heads": spec.num_key_value_heads,
+            "head_dim": spec.head_dim,
+            "hidden_size": spec.hidden_size,
+            "max_position_embeddings_tokens": spec.max_position_embeddings,
+        },
+        "query": {
+            "tokens": est.tokens,
+            "rank": est.rank,
+            "targets": est.targets.label,
+            "target_modules": list(est.targets.module_names),
+            "target_parameters": list(est.targets.parameter_names),
+            "experts": q.experts.value,
+            "kv_dtype": q.kv.dtype.value,
+            "kv_bits_per_element": q.kv.dtype.bits,
+            "kv_group_size_elements": q.kv.group_size if q.kv.quantised else None,
+            "kv_zero_point": q.kv.zero_point if q.kv.quantised else None,
+            "mla_cache": q.kv.mla.value if mla_forms(spec) else None,
+            "window_cache": q.kv.window.value if windowed(spec) else None,
+            "adapter_dtype": q.adapter_dtype.value,
+            "adapter_bits_per_param": q.adapter_dtype.bits,
+            "weights_dtype": q.weights_dtype.value,
+            "weights_bits_per_param": q.weights_dtype.bits,
+            "pretraining_tokens": est.pretraining_tokens,
+            "virtual_tokens": q.virtual_tokens,
+        },
+        "kv_cache": {
+            "bytes_per_token": est.kv_bytes_per_token,
+            "bytes_per_token_unbounded": est.kv_bytes_per_token_unbounded,
+            "bytes": est.kv_cache_bytes,
+        },
+        "lora": {
+            "params": est.lora_params,
+            "bytes": est.lora_bytes,
+            "bytes_per_token": est.lora_bytes_per_token,
+            "fraction_of_model_params": est.lora_fraction_of_params,
+            "smallest_full_rank": est.targets.smallest_full_rank,
+        },
+        "pretraining": {
+            "weights_bytes": est.weights_bytes,
+            "tokens": est.pretraining_tokens,
+            "bytes_per_token": pretraining,
+        },
+        "methods": [
+            {
+                "method": r.method.value,
+                "params": r.params,
+                "bytes": r.bytes,
+                "bytes_per_token": r.bytes_per_token,
+                "kv_to_this_bytes_ratio": r.kv_ratio,
+                "crossover_tokens": r.crossover_tokens,
+            }
+            for r in est.rows
+        ],
+        "kv_to_lora_bytes_ratio": est.ratio,
+        "kv_to_pretraining_bytes_per_token_ratio": None
+        if pretraining is None
+        else est.kv_bytes_per_token / pretraining,
+        "crossover_tokens": est.crossover_tokens,
+        "parity_rank": est.parity_rank,
+        "parity_lora_params": est.parity_params,
+        "parity_fraction_of_model_params": est.parity_fraction_of_params,
+    }

@@ -1,0 +1,66 @@
+"""Tables and CSV rows of an :class:`~estimator.compare.Estimate`, and the formatting they share.
+
+Hand-rolled columns on purpose: a table library costs the plain query ~50 ms of start-up.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from estimator.stores import STORES
+from estimator.units import format_bytes, format_number
+
+if TYPE_CHECKING:
+    from estimator.compare import Estimate
+    from estimator.stores import Method
+
+
+def method_label(est: Estimate, method: Method) -> str:
+    """The table's name for a row: its store's label for the query."""
+    return STORES[method].label(est.query)
+
+
+def format_table(headers: list[str], body: list[list[str]], right: set[int]) -> str:
+    """Plain aligned columns (two spaces apart); columns in ``right`` are right-aligned."""
+    widths = [max(len(line[i]) for line in [headers, *body]) for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(padded).rstrip()
+
+    return "\n".join(line(cells) for cells in [headers, *body])
+
+
+def format_ratio(ratio: float) -> str:
+    """``39.6x`` below 100, whole numbers with separators above, two significant figures below 0.1."""
+    if ratio < 0.1:
+        return f"{ratio:.2g}x"
+    return f"{ratio:.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
+
+
+def estimate_table(est: Estimate) -> str:
+    """The headline table: one row per way of storing the text."""
+    headers = ["stored as", "parameters", "bytes", "size (SI)", "bytes / token", "KV ÷ this"]
+    body = [
+        [
+            method_label(est, row.method),
+            "—" if row.params is None else f"{row.params:,}",
+            f"{row.bytes:,}",
+            format_bytes(row.bytes),
+            format_number(row.bytes_per_token),
+            format_ratio(row.kv_ratio),
+        ]
+        for row in est.rows
+    ]
+    return format_table(headers, body, right={1, 2, 3, 4, 5})
+
+
+def csv_rows(est: Estimate) -> list[list[object]]:
+    """Header and one row per method, raw numbers."""
+    header: list[object] = ["mechanism", "method", "params", "bytes", "bytes_per_token", "kv_to_this_ratio", "tokens"]
+    body: list[list[object]] = [
+        [method_label(est, r.method), r.method.value, "" if r.params is None else r.params, r.bytes,
+         r.bytes_per_token, r.kv_ratio, est.tokens]
+        for r in est.rows
+    ]  # fmt: skip
+    return [header, *body]

@@ -1,0 +1,152 @@
+"""The query: one frozen value holding everything a question to the estimator fixes, validated on
+construction (bad input raises :class:`~estimator.errors.EstimatorError` with the problem and the fix).
+
+Every command builds one (:mod:`estimator.cli.options`), and so does the Python API: ``Query(spec,
+tokens=100_000, rank=32)``; names of dtypes, methods and layouts may be given as strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any
+
+from estimator.errors import EstimatorError
+from estimator.layout import ExpertLayout, KVFormat, MlaCache, WindowCache
+from estimator.specs import ModelSpec
+from estimator.stores.base import LoReFT, Method, parse_methods
+from estimator.units import KV_DTYPES, STORAGE_DTYPES, DType, parse_dtype
+
+ADAPTER_DTYPES = (DType.bf16, DType.fp16, DType.fp32)
+MAX_TOKENS = 10**18  # a quintillion tokens: far beyond any corpus; larger counts are refused
+MAX_RANK = 10**9
+
+
+def whole(value: object, what: str, fix: str, low: int = 1, high: int | None = None) -> int:
+    """``value`` as a whole number in [low, high], or one line naming the problem and ``fix``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EstimatorError(f"{what} must be a whole number, not {value!r}; {fix}")
+    if value < low:
+        raise EstimatorError(f"{what} {value:,} must be at least {low:,}; {fix}")
+    if high is not None and value > high:
+        raise EstimatorError(f"{what} {value:,} must be at most {high:,}; {fix}")
+    return value
+
+
+def choice(value: object, kind: type[StrEnum], what: str) -> Any:
+    """An enum member from itself or its value (case-insensitive); one line listing the values otherwise."""
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str):
+        for member in kind:
+            if member.value == value.strip().lower():
+                return member
+    raise EstimatorError(f"unknown {what} {value!r}; use one of: {', '.join(m.value for m in kind)}")
+
+
+def as_kv_format(value: object) -> KVFormat:
+    """A :class:`KVFormat` from itself, a dtype, or a dtype name (``"int4"``)."""
+    if isinstance(value, KVFormat):
+        fmt = value
+    elif isinstance(value, DType | str):
+        fmt = KVFormat(parse_dtype(str(value), "KV dtype", KV_DTYPES))
+    else:
+        raise EstimatorError(f"KV cache format {value!r} is not a KVFormat or dtype; give e.g. 'bf16' or 'int4'")
+    if fmt.group_size is not None:
+        whole(fmt.group_size, "KV group size", "give a positive number of elements per scale, or None")
+    return replace(
+        fmt, mla=choice(fmt.mla, MlaCache, "MLA cache form"), window=choice(fmt.window, WindowCache, "window cache")
+    )
+
+
+def dtype_of(value: object, what: str, allowed: tuple[DType, ...]) -> DType:
+    if not isinstance(value, DType | str):
+        raise EstimatorError(f"{what} {value!r} is not a dtype name; use one of: {', '.join(d.value for d in allowed)}")
+    dtype = parse_dtype(str(value), what, allowed)
+    return dtype
+
+
+@dataclass(frozen=True)
+class Query:
+    """Everything one question fixes: the model, the text's length, and how each store is shaped."""
+
+    spec: ModelSpec
+    tokens: int = 100_000
+    rank: int = 32
+    targets: str = "all-linear"
+    methods: tuple[Method, ...] = tuple(Method)
+    adapter_dtype: DType = DType.bf16
+    kv: KVFormat = field(default_factory=KVFormat)
+    weights_dtype: DType = DType.bf16
+    pretraining_tokens: int | None = None  # None: the spec's published count
+    experts: ExpertLayout = ExpertLayout.per_expert
+    virtual_tokens: int = 20
+    loreft: LoReFT = field(default_factory=LoReFT)
+    ia3_targets: str | None = None  # None: peft's default for the family
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise once, here
+        if not isinstance(self.spec, ModelSpec):
+            raise EstimatorError(f"the model must be a ModelSpec, not {type(self.spec).__name__}; use load_spec(name)")
+        whole(self.tokens, "token count", "give at least 1 token", high=MAX_TOKENS)
+        whole(self.rank, "rank", "LoRA ranks are positive integers such as 8 or 32", high=MAX_RANK)
+        whole(self.virtual_tokens, "virtual tokens", "give a positive number such as 20", high=MAX_RANK)
+        if self.pretraining_tokens is not None:
+            whole(self.pretraining_tokens, "pretraining token count", "give e.g. 15T", high=MAX_TOKENS)
+        if not isinstance(self.targets, str) or (
+            self.ia3_targets is not None and not isinstance(self.ia3_targets, str)
+        ):
+            raise EstimatorError("targets must be text such as 'all-linear' or 'q,v'; give a string")
+        set_(self, "methods", _methods(self.methods))
+        set_(self, "adapter_dtype", dtype_of(self.adapter_dtype, "adapter dtype", ADAPTER_DTYPES))
+        set_(self, "weights_dtype", dtype_of(self.weights_dtype, "weights dtype", STORAGE_DTYPES))
+        set_(self, "kv", as_kv_format(self.kv))
+        set_(self, "experts", choice(self.experts, ExpertLayout, "--experts"))
+        _check_loreft(self.loreft, self.spec)
+        from estimator.stores.targets import resolve_targets  # resolving validates the words
+
+        resolve_targets(self.spec, self.targets, self.experts)
+
+    @property
+    def pretraining_tokens_or_published(self) -> int | None:
+        return self.pretraining_tokens if self.pretraining_tokens is not None else self.spec.pretraining_tokens
+
+    def with_(self, **changes: Any) -> Query:
+        """A copy with ``changes`` (validated again)."""
+        return replace(self, **changes)
+
+
+QUERY_FIELDS = tuple(f.name for f in fields(Query))
+
+
+def _methods(value: object) -> tuple[Method, ...]:
+    """Methods from Method members or names, the KV cache first (the yardstick), without repeats."""
+    if isinstance(value, str):
+        return parse_methods(value)
+    if not isinstance(value, tuple | list) or not value:
+        raise EstimatorError(f"methods {value!r} must be a non-empty tuple of methods; give e.g. ('kv', 'lora')")
+    return parse_methods(",".join(m.value if isinstance(m, Method) else str(m) for m in value))
+
+
+def _check_loreft(loreft: object, spec: ModelSpec) -> None:
+    if not isinstance(loreft, LoReFT):
+        raise EstimatorError(f"loreft must be a LoReFT, not {type(loreft).__name__}; give LoReFT(rank=8)")
+    whole(loreft.rank, "LoReFT rank", "give a positive rank such as 8", high=MAX_RANK)
+    for value, what in (
+        (loreft.prefix_positions, "LoReFT first positions"),
+        (loreft.suffix_positions, "LoReFT last positions"),
+    ):
+        whole(value, what, "give 0 or more positions", low=0, high=MAX_RANK)
+    if loreft.prefix_positions + loreft.suffix_positions == 0:
+        raise EstimatorError("LoReFT positions select none; give e.g. f7+l7")
+    if loreft.layers is not None:
+        bad = [
+            i
+            for i in loreft.layers
+            if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < spec.num_hidden_layers
+        ]
+        if bad or not loreft.layers:
+            raise EstimatorError(
+                f"LoReFT layers {list(loreft.layers)}: {spec.display_name} has layers 0 to "
+                f"{spec.num_hidden_layers - 1}; give indices in that range or all"
+            )

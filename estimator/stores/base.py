@@ -1,0 +1,152 @@
+"""What every way of storing new text shares: its name (:class:`Method`), the :class:`Store` type,
+the size it reports, and the parsers of the options that choose and shape the stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar
+
+from estimator.errors import EstimatorError
+from estimator.units import bits_to_bytes
+
+if TYPE_CHECKING:
+    from estimator.query import Query
+    from estimator.specs import ModelSpec
+    from estimator.stores.peft_rules import PeftConfig
+
+
+class Method(StrEnum):
+    kv = "kv"
+    lora = "lora"
+    dora = "dora"
+    ia3 = "ia3"
+    loreft = "loreft"
+    prefix = "prefix"
+    prompt = "prompt"
+    full = "full"
+    pretraining = "pretraining"
+
+
+@dataclass(frozen=True)
+class Size:
+    """What a store holds for one query: its trained parameters (None: not trained), its bytes, and
+    the tokens those bytes are spread over (the text's T, or the pretraining tokens)."""
+
+    params: int | None
+    bytes: int
+    tokens: int
+
+
+class Store:
+    """One way of storing the text. Subclasses set ``method`` and ``trained`` and answer, for a query:
+    ``params`` (trained parameters), ``size``, ``label`` (the table's name for the row), ``assumption``
+    (one sentence for the assumptions), and ``peft_config`` (what peft builds, for validation)."""
+
+    method: ClassVar[Method]
+    trained: ClassVar[bool] = True  # trained once: a crossover with the cache and a knowledge capacity
+
+    def params(self, q: Query) -> int | None:
+        raise NotImplementedError
+
+    def size(self, q: Query, kv_bytes: int) -> Size | None:
+        """Trained stores: params · b / 8 bytes in the adapter dtype, over the T tokens of the text."""
+        params = self.params(q)
+        assert params is not None
+        return Size(params, bits_to_bytes(params * q.adapter_dtype.bits), q.tokens)
+
+    def label(self, q: Query) -> str:
+        raise NotImplementedError
+
+    def assumption(self, q: Query) -> str | None:
+        return None
+
+    def peft_config(self, q: Query) -> PeftConfig | None:
+        return None
+
+
+@dataclass(frozen=True)
+class LoReFT:
+    """LoReFT interventions (Wu et al. 2024): the paper's commonsense recipe by default.
+
+    Each intervention edits the hidden state h of one layer at chosen positions as
+    h + Rᵀ(W h + b − R h), with R (r × d, orthonormal rows), W (r × d) and b (r): 2 r d + r parameters.
+    """
+
+    rank: int = 8
+    layers: tuple[int, ...] | None = None  # None: every layer
+    prefix_positions: int = 7
+    suffix_positions: int = 7
+    tied: bool = True  # prefix and suffix positions share one intervention per layer
+
+    def interventions(self, spec: ModelSpec) -> int:
+        """Chosen layers × (1 if tied, else one per position group: prefix and suffix)."""
+        layers = spec.num_hidden_layers if self.layers is None else len(self.layers)
+        groups = (self.prefix_positions > 0) + (self.suffix_positions > 0)
+        return layers * (1 if self.tied else groups)
+
+    def describe(self, spec: ModelSpec) -> str:
+        where = "every layer" if self.layers is None else f"layers {', '.join(map(str, self.layers))}"
+        sharing = "tied (one intervention per layer)" if self.tied else "untied (prefix and suffix apart)"
+        return (
+            f"rank {self.rank} on {where}, first {self.prefix_positions} and last {self.suffix_positions} "
+            f"positions, {sharing}: {self.interventions(spec):,} interventions"
+        )
+
+
+def loreft_params(spec: ModelSpec, loreft: LoReFT) -> int:
+    """LoReFT parameters: interventions × (2 · r · d + r), where d = hidden_size.
+
+    Llama 2 7B, commonsense recipe (r = 8, 32 layers, tied): 32 × (2 · 8 · 4,096 + 8) = 2,097,408.
+    """
+    return loreft.interventions(spec) * (2 * loreft.rank * spec.hidden_size + loreft.rank)
+
+
+def parse_methods(text: str) -> tuple[Method, ...]:
+    """``all``, or a comma list of kv, lora, dora, ia3, loreft, prefix, prompt, full, pretraining."""
+    words = [w.strip().lower() for w in text.split(",") if w.strip()]
+    if words == ["all"]:
+        return tuple(Method)
+    valid = ", ".join(m.value for m in Method)
+    chosen = []
+    for word in words:
+        if word not in Method.__members__:
+            raise EstimatorError(f"unknown method {word!r}; use all or a comma list of: {valid}")
+        chosen.append(Method(word))
+    if not chosen:
+        raise EstimatorError(f"--methods is empty; use all or a comma list of: {valid}")
+    return tuple(dict.fromkeys([Method.kv, *chosen]))  # the KV cache is the yardstick, always first
+
+
+def parse_layers(text: str, spec: ModelSpec) -> tuple[int, ...] | None:
+    """``all`` or a comma list of layer indices such as ``0,4,8``; indices must exist in the model."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        layers = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise EstimatorError(f"cannot read --loreft-layers {text!r}; write all or indices such as 0,4,8") from None
+    bad = [i for i in layers if not 0 <= i < spec.num_hidden_layers]
+    if bad or not layers:
+        raise EstimatorError(
+            f"--loreft-layers {text!r}: {spec.display_name} has layers 0 to {spec.num_hidden_layers - 1}; "
+            "give indices in that range or all"
+        )
+    return layers
+
+
+def parse_positions(text: str) -> tuple[int, int]:
+    """LoReFT positions as pyreft writes them: ``f7+l7`` (first 7 and last 7), ``f5``, ``l3``."""
+    first = last = 0
+    for part in text.lower().replace(" ", "").split("+"):
+        if len(part) > 1 and part[0] in "fl" and part[1:].isdigit():
+            if part[0] == "f":
+                first = int(part[1:])
+            else:
+                last = int(part[1:])
+        else:
+            raise EstimatorError(f"cannot read --loreft-positions {text!r}; write e.g. f7+l7, f5 or l3")
+    if first + last == 0:
+        raise EstimatorError(f"--loreft-positions {text!r} selects no positions; write e.g. f7+l7")
+    return first, last

@@ -1,0 +1,251 @@
+"""Every way of storing the text, one small type each: the KV cache, LoRA, DoRA, IA3, LoReFT, prefix
+and prompt tuning, full fine-tuning, pretraining. Each sizes itself from the query's layout, names
+its row, states its assumption and gives the peft configuration that builds it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from estimator.architecture import layout_of, linear_maps, total_params
+from estimator.layout import ExpertLayout
+from estimator.pretraining import weights_bytes
+from estimator.stores import peft_rules
+from estimator.stores.base import Method, Size, Store, loreft_params
+from estimator.stores.targets import Targets, dora_params, ia3_params, lora_params, resolve_targets
+from estimator.units import format_bytes, format_tokens_short
+
+if TYPE_CHECKING:
+    from estimator.layout import KVFormat
+    from estimator.query import Query
+    from estimator.specs import ModelSpec
+    from estimator.stores.peft_rules import PeftConfig
+
+
+def targets_of(q: Query) -> Targets:
+    """The maps LoRA and DoRA adapt for this query (``--targets`` under ``--experts``)."""
+    return resolve_targets(q.spec, q.targets, q.experts)
+
+
+class KVCache(Store):
+    method = Method.kv
+    trained: ClassVar[bool] = False
+
+    def params(self, q: Query) -> int | None:
+        return None
+
+    def size(self, q: Query, kv_bytes: int) -> Size:
+        return Size(None, kv_bytes, q.tokens)
+
+    def label(self, q: Query) -> str:
+        return f"in context (KV cache, {q.kv.dtype.value})"
+
+
+class LoRA(Store):
+    method = Method.lora
+
+    def params(self, q: Query) -> int:
+        return lora_params(targets_of(q), q.rank)
+
+    def label(self, q: Query) -> str:
+        return f"LoRA r={q.rank}, {targets_of(q).label} ({q.adapter_dtype.value})"
+
+    def assumption(self, q: Query) -> str:
+        targets = targets_of(q)
+        names = ", ".join(dict.fromkeys(linear.short_name for linear in targets.linears))
+        layers = sorted({linear.layers for linear in targets.linears})
+        where = f"each of {layers[0]} layers" if len(layers) == 1 else "their layers"
+        return (
+            f"LoRA: r × (d_in + d_out) parameters per targeted map (A is r × d_in, B is d_out × r) on {names} in "
+            f"{where} (targets: {targets.label}; lm_head and embeddings are never targeted, as in peft)."
+        )
+
+    def peft_config(self, q: Query) -> PeftConfig:
+        return peft_rules.lora_config(peft_target_modules(targets_of(q)), q.rank)
+
+
+class DoRA(Store):
+    method = Method.dora
+
+    def params(self, q: Query) -> int:
+        return dora_params(targets_of(q), q.rank)
+
+    def label(self, q: Query) -> str:
+        return f"DoRA r={q.rank}, {targets_of(q).label}"
+
+    def assumption(self, q: Query) -> str:
+        return "DoRA: the LoRA plus a magnitude vector of d_out per targeted map (peft's use_dora)."
+
+    def peft_config(self, q: Query) -> PeftConfig | None:
+        targets = targets_of(q)
+        if not all(linear.module for linear in targets.linears):
+            return None  # peft has no DoRA for fused expert tensors
+        return peft_rules.lora_config(peft_target_modules(targets), q.rank, dora=True)
+
+
+def peft_target_modules(targets: Targets) -> str | list[str]:
+    """peft's ``target_modules`` for our targets: its own "all-linear", or module-path suffixes."""
+    return "all-linear" if targets.label == "all-linear" else list(dict.fromkeys(targets.module_names))
+
+
+def ia3_targets(q: Query) -> tuple[Targets, frozenset[str], bool]:
+    """IA3's targets, the feed-forward ones among them, and whether they are peft's own default.
+
+    IA3 scales ``nn.Linear`` modules only (peft's conversion of fused experts is LoRA's alone).
+    """
+    spec = q.spec
+    if q.ia3_targets is not None:
+        given = resolve_targets(spec, q.ia3_targets, ExpertLayout.per_expert)
+        modules = given.only(tuple(m for m in given.linears if m.module))
+        return modules, peft_rules.IA3_FEEDFORWARD_NAMES, False
+    maps = tuple(m for m in linear_maps(spec, q.experts) if m.module)
+    default = peft_rules.ia3_default(spec)
+    if default is not None:
+        names, feedforward = default
+        chosen = tuple(m for m in maps if m.short_name in names or m.name in names)
+        return Targets(",".join(names), chosen, q.experts), frozenset(feedforward), True
+    chosen = tuple(m for m in maps if m.roles & peft_rules.IA3_FALLBACK_ROLES and "router" not in m.roles)
+    down = frozenset(m.short_name for m in chosen if m.roles == {"down"})
+    return Targets("k,v,down", chosen, q.experts), down, False
+
+
+class IA3(Store):
+    method = Method.ia3
+
+    def params(self, q: Query) -> int:
+        targets, feedforward, _ = ia3_targets(q)
+        return ia3_params(targets, feedforward)
+
+    def label(self, q: Query) -> str:
+        return "IA3"
+
+    def assumption(self, q: Query) -> str:
+        spec = q.spec
+        targets, feedforward, peft_default = ia3_targets(q)
+        names = ", ".join(dict.fromkeys(linear.short_name for linear in targets.linears))
+        source = (
+            f"peft's default for {spec.model_type}"
+            if peft_default
+            else "given by --ia3-targets"
+            if q.ia3_targets
+            else f"peft has no default for {spec.model_type}: keys, values and down projection, as the IA3 paper"
+        )
+        ff = ", ".join(sorted(feedforward & {linear.short_name for linear in targets.linears})) or "none"
+        return (
+            f"IA3: one learned vector per targeted map, of d_out, or of d_in for feed-forward maps ({ff}); "
+            f"targets {names} ({source})."
+        )
+
+    def peft_config(self, q: Query) -> PeftConfig:
+        targets, feedforward, peft_default = ia3_targets(q)
+        names = None if peft_default else list(dict.fromkeys(m.short_name for m in targets.linears))
+        return peft_rules.ia3_config(names, sorted(feedforward))
+
+
+class LoReFTStore(Store):
+    method = Method.loreft
+
+    def params(self, q: Query) -> int:
+        return loreft_params(q.spec, q.loreft)
+
+    def label(self, q: Query) -> str:
+        return f"LoReFT r={q.loreft.rank}"
+
+    def assumption(self, q: Query) -> str:
+        return (
+            f"LoReFT: 2 · r · d + r parameters per intervention (R and W are r × d, b has r), "
+            f"{q.loreft.describe(q.spec)} (defaults: the paper's commonsense recipe)."
+        )
+
+
+def prefix_params(spec: ModelSpec, virtual_tokens: int, kv: KVFormat) -> int:
+    """Prefix tuning: the KV cache of n virtual tokens, stored as parameters: n · Σ_g |g| · (values per row).
+
+    Standard attention: n · 2 · L · K · d_h (Llama 3 70B, n = 20: 20 · 2 · 80 · 8 · 128 = 3,276,800).
+    Multi-head latent attention: per token the same vectors as the cache (latent or expanded).
+    """
+    return virtual_tokens * sum(group.layers * group.mixer.prefix_values(kv) for group in layout_of(spec).groups)
+
+
+def prompt_params(spec: ModelSpec, virtual_tokens: int) -> int:
+    """Prompt tuning: n virtual token embeddings of d = hidden_size (Llama 3 70B, n = 20: 163,840)."""
+    return virtual_tokens * spec.hidden_size
+
+
+class Prefix(Store):
+    method = Method.prefix
+
+    def params(self, q: Query) -> int:
+        return prefix_params(q.spec, q.virtual_tokens, q.kv)
+
+    def label(self, q: Query) -> str:
+        return f"prefix tuning ({q.virtual_tokens} virtual tokens)"
+
+    def assumption(self, q: Query) -> str:
+        return (
+            f"Prefix tuning: the KV cache of {q.virtual_tokens} virtual tokens held as parameters, in the form of "
+            "the cache row (no reparametrisation MLP)."
+        )
+
+    def peft_config(self, q: Query) -> PeftConfig:
+        return peft_rules.virtual_tokens_config("PrefixTuningConfig", q.virtual_tokens)
+
+
+class Prompt(Store):
+    method = Method.prompt
+
+    def params(self, q: Query) -> int:
+        return prompt_params(q.spec, q.virtual_tokens)
+
+    def label(self, q: Query) -> str:
+        return f"prompt tuning ({q.virtual_tokens} virtual tokens)"
+
+    def assumption(self, q: Query) -> str:
+        return f"Prompt tuning: {q.virtual_tokens} virtual token embeddings of hidden_size ({q.spec.hidden_size:,})."
+
+    def peft_config(self, q: Query) -> PeftConfig:
+        return peft_rules.virtual_tokens_config("PromptTuningConfig", q.virtual_tokens)
+
+
+class Full(Store):
+    method = Method.full
+
+    def params(self, q: Query) -> int:
+        return total_params(q.spec)
+
+    def label(self, q: Query) -> str:
+        return "full fine-tuning"
+
+    def assumption(self, q: Query) -> str:
+        return f"Full fine-tuning: all {total_params(q.spec):,} parameters stored again."
+
+
+class Pretraining(Store):
+    method = Method.pretraining
+    trained: ClassVar[bool] = False
+
+    def params(self, q: Query) -> int:
+        return total_params(q.spec)
+
+    def size(self, q: Query, kv_bytes: int) -> Size | None:
+        """All weights over all pretraining tokens; no row without a token count."""
+        tokens = q.pretraining_tokens_or_published
+        if tokens is None:
+            return None
+        return Size(total_params(q.spec), weights_bytes(q.spec, q.weights_dtype), tokens)
+
+    def label(self, q: Query) -> str:
+        tokens = format_tokens_short(q.pretraining_tokens_or_published or 0)
+        return f"pretraining ({tokens} tok, {q.weights_dtype.value})"
+
+    def assumption(self, q: Query) -> str:
+        spec, tokens = q.spec, q.pretraining_tokens_or_published
+        if tokens is None:
+            return f"Pretraining: no published token count for {spec.display_name}; pass --pretraining-tokens."
+        source = spec.pretraining_tokens_source if tokens == spec.pretraining_tokens else None
+        total = weights_bytes(spec, q.weights_dtype)
+        return (
+            f"Pretraining: all {total_params(spec):,} parameters in {q.weights_dtype.value} ({format_bytes(total)})"
+            f" over {format_tokens_short(tokens)} tokens"
+            + (f" (source: {source})." if source else " (given by --pretraining-tokens).")
+        )

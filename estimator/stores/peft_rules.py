@@ -1,0 +1,129 @@
+"""peft's conventions, in one module: what its adapters target and how it sizes them, where the
+architecture alone does not decide (peft 0.21 on transformers 5).
+
+- ``all-linear``: every ``nn.Linear`` (and GPT-2 ``Conv1D``) of the decoder layers; never lm_head.
+- Fused experts (transformers >= 5's 3-D tensors): for the families whose v4 expert and router names
+  peft converts (Mixtral, Qwen3-MoE, DeepSeek V2/V3), an all-linear LoRA becomes LoRAs on the tensors:
+  gate_up at rank 2r (gate's and up's r each, as one block), down at r, the router weight at r. peft
+  moves the names gate_proj, up_proj and down_proj to those tensors, so the dense and shared MLPs of
+  the same names (DeepSeek's first layers and shared experts) lose their adapters. Qwen2-MoE's names
+  are not converted: its experts and router keep no adapter.
+- DoRA cannot adapt bare (fused) tensors; IA3 scales ``nn.Linear`` modules only.
+- IA3's default targets per family (``TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING``).
+- Prefix tuning: peft sizes the prefix from config.json's heads, which differs from the cache for
+  Falcon without ``num_key_value_heads`` and for MLA (:func:`peft_prefix_params`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from estimator.layout import ExpertLayout
+
+if TYPE_CHECKING:
+    from estimator.layout import LinearMap
+    from estimator.specs import ModelSpec
+
+PEFT_CONVERTS = ("mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v3")
+PEFT_CONVERTED_NAMES = ("gate_proj", "up_proj", "down_proj")
+
+# peft's default IA3 targets and the feed-forward ones among them (scaled at their input). Families
+# peft has no default for use the IA3 paper's choice: keys, values and the MLP's down projection.
+IA3_DEFAULTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "llama": (("k_proj", "v_proj", "down_proj"), ("down_proj",)),
+    "mistral": (("k_proj", "v_proj", "down_proj"), ("down_proj",)),
+    "mixtral": (("k_proj", "v_proj", "w2"), ("w2",)),
+    "qwen2": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
+    "qwen3": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
+    "gemma2": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
+    "gemma3_text": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
+    "falcon": (("query_key_value", "dense_4h_to_h"), ("dense_4h_to_h",)),
+    "gpt2": (("c_attn", "mlp.c_proj"), ("c_proj",)),
+}
+IA3_FALLBACK_ROLES = frozenset({"k", "v", "down"})
+IA3_FEEDFORWARD_NAMES = frozenset({"down_proj", "w2", "dense_4h_to_h", "c_proj"})  # for --ia3-targets
+
+
+def converts(spec: ModelSpec, experts: ExpertLayout) -> bool:
+    """Whether peft converts this family's expert and router names to transformers 5's fused tensors."""
+    return experts is ExpertLayout.fused and spec.model_type in PEFT_CONVERTS
+
+
+def adaptable(spec: ModelSpec, linear: LinearMap, experts: ExpertLayout) -> bool:
+    """Whether peft can put a LoRA on this map under the expert layout.
+
+    An ``nn.Linear`` can, except, in the fused layout of a family peft converts, an MLP module named
+    like the experts' projections (peft moves those names to the expert tensors). A bare tensor can
+    only where peft's conversion adapts it (the fused experts and the router).
+    """
+    if converts(spec, experts):
+        if linear.module:
+            return not (linear.block == "mlp" and linear.short_name in PEFT_CONVERTED_NAMES)
+        return linear.expert or "router" in linear.roles
+    return linear.module
+
+
+def rank_factor(spec: ModelSpec, linear: LinearMap, experts: ExpertLayout) -> int:
+    """Rank multiplier peft gives a map: 2 for the fused gate_up of converted experts (gate's r and up's r)."""
+    return 2 if converts(spec, experts) and linear.expert and linear.roles == {"gate", "up"} else 1
+
+
+def ia3_default(spec: ModelSpec) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """peft's default IA3 target names and the feed-forward ones among them, or None where it has none."""
+    return IA3_DEFAULTS.get(spec.model_type)
+
+
+def peft_prefix_params(spec: ModelSpec, virtual_tokens: int) -> tuple[int, str] | None:
+    """What peft's prefix tuning trains where it differs from the cache of n tokens, and why; else None.
+
+    peft sizes a prefix as n · 2 · L · (KV heads) · (head_dim) from config.json's fields:
+    - Falcon without ``num_key_value_heads`` in its config: all H heads of hidden / H
+      (Falcon-7B, n = 20: 20 · 2 · 32 · 71 · 64, where the cache holds 1 KV head);
+    - MLA: config.json's ``head_dim`` is the RoPE width, so n · 2 · L · K · qk_rope_head_dim, a shape
+      DeepSeek's attention does not cache.
+    """
+    n, layers = virtual_tokens, spec.num_hidden_layers
+    if spec.kv_lora_rank is not None and spec.qk_rope_head_dim is not None:
+        why = (
+            "peft sizes MLA prefixes from config head_dim (the RoPE width) × KV heads, a shape DeepSeek's attention "
+            "does not cache; the estimate is the cache of n tokens in the chosen MLA form"
+        )
+        return n * 2 * layers * spec.num_key_value_heads * spec.qk_rope_head_dim, why
+    if spec.model_type == "falcon" and spec.num_key_value_heads != spec.num_attention_heads:
+        why = (
+            "Falcon's config has no num_key_value_heads, so peft sizes the prefix for all heads; the estimate is the "
+            f"cache of n tokens with the model's {spec.num_key_value_heads} KV head(s)"
+        )
+        return n * 2 * layers * spec.num_attention_heads * spec.head_dim, why
+    return None
+
+
+@dataclass(frozen=True)
+class PeftConfig:
+    """A peft configuration as data: the class name in ``peft`` and its keyword arguments (built by
+    :mod:`estimator.validate.measure`, which alone imports peft)."""
+
+    kind: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def lora_config(target_modules: str | list[str], rank: int, dora: bool = False) -> PeftConfig:
+    kwargs: dict[str, Any] = {"r": rank, "target_modules": target_modules}
+    if dora:
+        kwargs["use_dora"] = True
+    return PeftConfig("LoraConfig", kwargs)
+
+
+def ia3_config(targets: list[str] | None, feedforward: list[str]) -> PeftConfig:
+    """peft's own default targets (``targets`` None) or the given ones."""
+    if targets is None:
+        return PeftConfig("IA3Config", {"task_type": "CAUSAL_LM"})
+    return PeftConfig(
+        "IA3Config", {"task_type": "CAUSAL_LM", "target_modules": targets, "feedforward_modules": feedforward}
+    )
+
+
+def virtual_tokens_config(kind: str, virtual_tokens: int) -> PeftConfig:
+    """Prefix (``PrefixTuningConfig``) or prompt (``PromptTuningConfig``) tuning of n virtual tokens."""
+    return PeftConfig(kind, {"task_type": "CAUSAL_LM", "num_virtual_tokens": virtual_tokens})

@@ -1,0 +1,49 @@
+"""What transformers does that the architecture does not require: its conventions, in one place.
+
+- Falcon's new decoder architecture (40B, 180B) broadcasts K and V to all H query heads before
+  caching (``FalconAttention._split_heads``): transformers holds H heads where the model needs K.
+- Weights kept in float32 whatever the model's dtype (``_keep_in_fp32_modules_strict``), from the
+  release that began to: DeepSeek V2/V3's router from 5.24. peft creates a LoRA on such a weight in
+  float32 too (even with ``autocast_adapter_dtype=False``).
+- A full sliding window holds w − 1 tokens between steps (``DynamicSlidingWindowLayer``): the
+  ``--window-cache w-1`` convention of :class:`~estimator.layout.WindowCache`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from estimator.specs import ModelSpec
+
+# model_type: (linear maps as the layout names them, first (major, minor) release that keeps them in float32)
+FP32_WEIGHTS: dict[str, tuple[tuple[str, ...], tuple[int, int]]] = {
+    "deepseek_v2": (("mlp.gate",), (5, 24)),  # DeepseekV2Moe's router: MoEGate.weight, dtype=torch.float32
+    "deepseek_v3": (("mlp.gate",), (5, 24)),  # DeepseekV3TopkRouter.weight, dtype=torch.float32
+}
+
+
+def transformers_kv_heads(spec: ModelSpec) -> int:
+    """KV heads per token that transformers' own cache holds (the architecture needs K).
+
+    Falcon-40B: 128, where the model has 8 KV heads; every other supported family: K.
+    """
+    if spec.model_type == "falcon" and spec.new_decoder_architecture:
+        return spec.num_attention_heads
+    return spec.num_key_value_heads
+
+
+def release(version: str) -> tuple[int, int]:
+    """(major, minor) of a version string such as ``5.24.0`` or ``2.13.0+cpu``; (0, 0) if unreadable."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    return (int(match[1]), int(match[2])) if match else (0, 0)
+
+
+def fp32_weights(spec: ModelSpec, transformers_version: str) -> tuple[str, ...]:
+    """Linear maps whose weights this transformers release keeps in float32 for ``spec``'s family.
+
+    DeepSeek-V3 on transformers 5.24.0: ("mlp.gate",), its router; on 5.23.0: () (all in the model's dtype).
+    """
+    names, since = FP32_WEIGHTS.get(spec.model_type, ((), (0, 0)))
+    return names if names and release(transformers_version) >= since else ()

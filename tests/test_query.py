@@ -1,0 +1,69 @@
+"""The query validates itself: names are read, bad values raise the project's error in one line."""
+
+from __future__ import annotations
+
+from dataclasses import FrozenInstanceError
+
+import pytest
+
+from estimator import EstimatorError, Query, estimate, evaluate, load_spec
+from estimator.layout import ExpertLayout, KVFormat
+from estimator.stores import LoReFT, Method
+from estimator.units import DType
+
+
+@pytest.fixture(scope="module")
+def llama():  # type: ignore[no-untyped-def]
+    return load_spec("llama3-70b")
+
+
+def test_names_are_read_into_their_types(llama) -> None:  # type: ignore[no-untyped-def]
+    q = Query(llama, kv="int4", adapter_dtype="fp32", methods=("lora", "kv"), experts="fused")  # type: ignore[arg-type]
+    assert q.kv == KVFormat(DType.int4) and q.adapter_dtype is DType.fp32 and q.experts is ExpertLayout.fused
+    assert q.methods == (Method.kv, Method.lora)  # the cache first, always
+    est = evaluate(q)
+    assert [row.method for row in est.rows] == [Method.kv, Method.lora]
+    assert est.kv_bytes_per_token == 92_160  # int4 with groups of 64: 2 · 80 · 8 · (128 · 4 + 64) / 8
+
+
+def test_estimate_and_evaluate_agree(llama) -> None:  # type: ignore[no-untyped-def]
+    assert estimate(llama, 100_000, 32).to_dict() == evaluate(Query(llama, 100_000, 32)).to_dict()
+
+
+def test_the_query_is_frozen(llama) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(FrozenInstanceError):
+        Query(llama).rank = 8  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"tokens": 0}, "token count 0 must be at least 1"),
+        ({"tokens": 1.5}, "token count must be a whole number"),
+        ({"tokens": True}, "token count must be a whole number"),
+        ({"rank": 0}, "rank 0 must be at least 1"),
+        ({"rank": 1.5}, "rank must be a whole number"),
+        ({"pretraining_tokens": 0}, "pretraining token count 0 must be at least 1"),
+        ({"kv": "int3"}, "unknown KV dtype 'int3'"),
+        ({"kv": 4}, "is not a KVFormat or dtype"),
+        ({"adapter_dtype": "fp8"}, "bf16, fp16, fp32"),
+        ({"weights_dtype": "int4"}, "fp32, bf16, fp16, fp8, int8"),
+        ({"methods": ("lora", "bogus")}, "unknown method 'bogus'"),
+        ({"methods": ()}, "non-empty"),
+        ({"experts": "some"}, "per-expert, fused, none"),
+        ({"targets": "foo"}, "unknown target 'foo'"),
+        ({"virtual_tokens": 0}, "virtual tokens 0 must be at least 1"),
+        ({"loreft": LoReFT(rank=0)}, "LoReFT rank 0 must be at least 1"),
+        ({"loreft": LoReFT(layers=(99,))}, "layers 0 to 79"),
+        ({"loreft": LoReFT(prefix_positions=0, suffix_positions=0)}, "select none"),
+    ],
+)
+def test_bad_arguments_raise_one_line(llama, changes: dict[str, object], needle: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(EstimatorError, match=needle) as info:
+        Query(llama, **changes)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value) and ";" in str(info.value)
+
+
+def test_the_model_must_be_a_spec() -> None:
+    with pytest.raises(EstimatorError, match="ModelSpec"):
+        Query("llama3-70b")  # type: ignore[arg-type]
