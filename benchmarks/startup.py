@@ -4,11 +4,16 @@
 
 Prints the median wall time of each command over the runs (after one warm-up run), and the
 ratio of the query to the floor `python -c "import typer, pydantic"`. Target: at most 2x.
+
+Python may write bytecode in every run (PYTHONDONTWRITEBYTECODE is removed from the commands'
+environment): a user's installed package has its .pyc files, and without them every run compiles
+the modules anew (some sandboxes set the variable, which made the query look ~20% slower).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import shutil
@@ -18,10 +23,12 @@ import sys
 import time
 from pathlib import Path
 
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
 
 def wall_ms(command: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, env=ENV)
     return (time.perf_counter() - start) * 1000
 
 
@@ -60,6 +67,7 @@ def main() -> None:
         capture_output=True,
         text=True,
         check=True,
+        env=ENV,
     ).stderr
     loaded = sorted(set(re.findall(r"\|\s+(numpy|pandas|matplotlib|torch)$", heavy, flags=re.MULTILINE)))
     print(f"heavy modules imported by the plain query: {', '.join(loaded) or 'none'}")

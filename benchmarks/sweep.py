@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from estimator.compare import Estimate, estimate
-from estimator.specs import load_spec
 from estimator.sweep import sweep
 from estimator.units import parse_grid
+from estimator.zoo import load_spec
 
 
 def best_ms(work: Callable[[], object], runs: int) -> float:

@@ -4,15 +4,38 @@
 >>> est = estimate(load_spec("llama3-70b"), tokens=100_000, rank=32)
 >>> est.kv_bytes_per_token, est.lora_params, round(est.ratio, 1)
 (327680.0, 414187520, 39.6)
+
+The names below are imported on first use, so that ``import estimator.cli`` loads only what a
+command needs.
 """
 
-from estimator.compare import Estimate, estimate, evaluate
-from estimator.errors import EstimatorError
-from estimator.hf_config import spec_from_hf_config as read_config
-from estimator.query import Query
-from estimator.specs import ModelSpec, load_spec, model_names
-from estimator.units import DType, parse_tokens
+from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from estimator.compare import Estimate, estimate, evaluate
+    from estimator.errors import EstimatorError
+    from estimator.hf_config import spec_from_hf_config as read_config
+    from estimator.query import Query
+    from estimator.specs import ModelSpec
+    from estimator.units import DType, parse_tokens
+    from estimator.zoo import load_spec, model_names
+
+_EXPORTS = {
+    "DType": ("estimator.units", "DType"),
+    "Estimate": ("estimator.compare", "Estimate"),
+    "EstimatorError": ("estimator.errors", "EstimatorError"),
+    "ModelSpec": ("estimator.specs", "ModelSpec"),
+    "Query": ("estimator.query", "Query"),
+    "estimate": ("estimator.compare", "estimate"),
+    "evaluate": ("estimator.compare", "evaluate"),
+    "load_spec": ("estimator.zoo", "load_spec"),
+    "model_names": ("estimator.zoo", "model_names"),
+    "parse_tokens": ("estimator.units", "parse_tokens"),
+    "read_config": ("estimator.hf_config", "spec_from_hf_config"),
+}
 __all__ = [
     "DType",
     "Estimate",
@@ -27,3 +50,12 @@ __all__ = [
     "read_config",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'estimator' has no attribute {name!r}")
+    module, attribute = _EXPORTS[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value

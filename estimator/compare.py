@@ -73,7 +73,7 @@ class MethodRow:
     crossover_tokens: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: a record, never a key
 class Estimate:
     """One query's numbers, every field in base units (bytes, parameters, tokens)."""
 

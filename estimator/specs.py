@@ -12,12 +12,8 @@ from outside (an edited zoo file, a config.json) is validated by :func:`validate
 
 from __future__ import annotations
 
-import difflib
-import re
-import tomllib
 from dataclasses import asdict, dataclass, fields
 from functools import cache
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from estimator.errors import EstimatorError
@@ -88,12 +84,13 @@ _MOE = ("n_routed_experts", "num_experts_per_tok", "moe_intermediate_size")
 _MLA = ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)  # equality and repr below: written once, not generated per run
 class ModelSpec:
     """The numbers that fix a model's parameter count and KV cache, named as in ``config.json``.
 
     ``head_dim`` is always explicit: where a config.json omits it, the reader applies the rule of
     that family's transformers code (hidden_size / num_attention_heads) and says so in ``notes``.
+    Two specs are equal when every field is; a spec is hashable (caches are keyed by it).
     """
 
     __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
@@ -176,6 +173,15 @@ class ModelSpec:
         if self.is_mla and any(getattr(self, f) is None for f in _MLA):
             raise EstimatorError(f"multi-head latent attention needs all of {', '.join(_MLA)}")
 
+    def __eq__(self, other: object) -> bool:
+        return type(other) is ModelSpec and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:  # a few fields suffice: equal specs agree on them
+        return hash((self.name, self.model_type, self.num_hidden_layers, self.hidden_size, self.num_key_value_heads))
+
+    def __repr__(self) -> str:
+        return f"ModelSpec(name={self.name!r}, model_type={self.model_type!r}, ...)"
+
     @property
     def is_moe(self) -> bool:
         return self.n_routed_experts is not None
@@ -224,101 +230,6 @@ def validate_spec(data: dict[str, Any], where: str, fix: str) -> ModelSpec:
         return _adapter().validate_python(values)  # type: ignore[no-any-return]
     except ValidationError as exc:
         raise EstimatorError(f"{where}: {describe_validation_error(exc)}; {fix}") from None
-
-
-def specs_dir() -> Path:
-    """The folder of zoo files: packaged in the wheel, or ``model_specs/`` beside the source tree."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "_model_specs", here.parent / "model_specs"):
-        if candidate.is_dir():
-            return candidate
-    raise EstimatorError("the model_specs folder is missing from this installation; reinstall estimator")
-
-
-def _natural_key(name: str) -> list[tuple[int, str]]:
-    """Sort key that puts llama2-7b before llama2-13b: digit runs compare as numbers."""
-    return [(int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"(\d+)", name)]
-
-
-def model_names() -> list[str]:
-    """Every zoo name, in natural order (llama2-7b, llama2-13b, llama2-70b, llama3-8b, ...)."""
-    return sorted((p.stem for p in specs_dir().glob("*.toml")), key=_natural_key)
-
-
-def load_spec(name: str) -> ModelSpec:
-    """The zoo spec with exactly this name (case-insensitive); unknown names suggest close ones."""
-    key = name.strip().lower()
-    path = specs_dir() / f"{key}.toml"
-    if not key or not path.is_file():
-        names = model_names()
-        close = difflib.get_close_matches(key, names, n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise EstimatorError(f"unknown model {name!r}; {hint}run `estimate models` to list all, or pass --config")
-    return load_spec_file(path)
-
-
-VALIDATED_MANIFEST = "_validated.json"  # {file name: sha256 of its text}: `python -m estimator.zoo_manifest`
-
-
-def _digest(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-@cache
-def _validated_digests(folder: Path) -> dict[str, str]:
-    path = folder / VALIDATED_MANIFEST
-    if not path.is_file():
-        return {}
-    import json
-
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}
-
-
-def load_spec_file(path: Path) -> ModelSpec:
-    """Parse and validate one TOML spec file; errors name the file and the field.
-
-    A zoo file whose text is byte for byte the one validated when the manifest was written is
-    constructed without re-validation (the test suite checks both paths give equal specs); any
-    edited or new file is validated in full.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise EstimatorError(f"{path}: not valid TOML ({exc}); fix the file") from None
-    if _validated_digests(path.parent).get(path.name) == _digest(text):
-        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return ModelSpec(**values)
-    spec = validate_spec(data, str(path), "fix the file")
-    if spec.name != path.stem:
-        raise EstimatorError(f"{path}: name {spec.name!r} differs from the file name; make them equal")
-    return spec
-
-
-def load_all_specs() -> list[ModelSpec]:
-    """Every zoo spec, sorted by name."""
-    return [load_spec_file(specs_dir() / f"{n}.toml") for n in model_names()]
-
-
-def write_validated_manifest(folder: Path | None = None) -> Path:
-    """Validate every zoo file in full and record the digest of each text that passed."""
-    folder = folder or specs_dir()
-    digests = {}
-    for path in sorted(folder.glob("*.toml")):
-        text = path.read_text(encoding="utf-8")
-        spec = validate_spec(tomllib.loads(text), str(path), "fix the file")
-        if spec.name != path.stem:
-            raise EstimatorError(f"{path}: name {spec.name!r} differs from the file name; make them equal")
-        digests[path.name] = _digest(text)
-    import json
-
-    manifest = folder / VALIDATED_MANIFEST
-    manifest.write_text(json.dumps(digests, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    _validated_digests.cache_clear()
-    return manifest
 
 
 def describe_validation_error(exc: Any) -> str:

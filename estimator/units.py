@@ -8,7 +8,6 @@ to SI (GB = 10^9 bytes) or IEC (GiB = 2^30 bytes) text for printing.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from estimator.errors import EstimatorError
@@ -75,39 +74,52 @@ def bits_to_bytes(bits: int) -> int:
     return whole
 
 
-_SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9, "t": 10**12}
-_TOKENS_RE = re.compile(r"^\s*([0-9][0-9_]*(?:\.[0-9_]*)?(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)
+_SUFFIX_EXPONENTS = {"": 0, "k": 3, "m": 6, "b": 9, "g": 9, "t": 12}
+_TOKENS_PATTERN = r"^\s*([0-9][0-9_]*)(?:\.([0-9_]*))?(?:e([+-]?[0-9]+))?\s*([kmbgt]?)\s*$"  # compiled on first use
+MAX_COUNT = 10**18  # a quintillion: beyond any corpus; larger counts are refused, never wrapped or rounded
 
 
-def parse_tokens(text: str) -> int:
-    """Read a token count: ``100k``, ``1.5M``, ``2B``, ``15T``, ``1e5``, ``100_000`` (suffixes any case).
+def parse_tokens(text: str, what: str = "token count", limit: int = MAX_COUNT) -> int:
+    """Read a whole count: ``100k``, ``1.5M``, ``2B``, ``15T``, ``1e5``, ``100_000`` (suffixes any case).
 
-    k = 10^3, M = 10^6, B (or G) = 10^9, T = 10^12. The result must be a whole, positive number
-    of tokens; arithmetic is decimal, so ``1.5M`` is exactly 1,500,000.
+    k = 10^3, M = 10^6, B (or G) = 10^9, T = 10^12. The result must be a whole number from 1 to
+    ``limit``; arithmetic is on integers, so ``1.5M`` is exactly 1,500,000 and ``1e400`` is refused
+    at once rather than computed.
     """
-    match = _TOKENS_RE.match(text)
+    match = re.match(_TOKENS_PATTERN, text, re.IGNORECASE)
+    fix = "write a positive number such as 100k, 1.5M, 2B, 15T, 1e5 or 100_000"
     if not match:
-        raise EstimatorError(
-            f"cannot read token count {text!r}; write a positive number such as 100k, 1.5M, 2B, 15T, 1e5 or 100_000"
-        )
-    number, suffix = match.groups()
-    try:
-        value = Decimal(number.replace("_", "")) * _SUFFIXES[suffix.lower()]
-    except InvalidOperation:
-        raise EstimatorError(f"cannot read token count {text!r}; write e.g. 100k or 1.5M") from None
-    if value != value.to_integral_value():
-        raise EstimatorError(f"token count {text!r} is {value} tokens, not a whole number; give whole tokens")
-    if value <= 0:
-        raise EstimatorError(f"token count {text!r} must be positive; give at least 1 token")
-    return int(value)
+        raise EstimatorError(f"cannot read {what} {text!r}; {fix}")
+    whole, fraction, exponent, suffix = match.groups()
+    fraction = (fraction or "").replace("_", "")
+    digits = (whole.replace("_", "") + fraction).lstrip("0")
+    if not digits:
+        raise EstimatorError(f"{what} {text!r} must be positive; give at least 1")
+    too_large = f"{what} {text!r} is more than {limit:,}; give at most that"
+    not_whole = f"{what} {text!r} is not a whole number; give a whole number"
+    if exponent is not None and len(exponent.lstrip("+-")) > 12:  # far beyond any bound, either way
+        raise EstimatorError(not_whole if exponent.startswith("-") else too_large)
+    shift = int(exponent or 0) + _SUFFIX_EXPONENTS[suffix.lower()] - len(fraction)
+    if len(digits) + shift > len(str(limit)):  # certainly above the limit: refuse before computing
+        raise EstimatorError(too_large)
+    if shift < 0:
+        if digits[shift:].strip("0"):
+            raise EstimatorError(not_whole)
+        value = int(digits[:shift] or "0")
+    else:
+        value = int(digits) * 10**shift
+    if value > limit:
+        raise EstimatorError(too_large)
+    return value
 
 
 def format_tokens_short(tokens: int) -> str:
-    """``100000`` -> ``100k``, ``15000000000000`` -> ``15T``; exact, else the full integer."""
+    """``100000`` -> ``100k``, ``1500000`` -> ``1.5M``, ``15000000000000`` -> ``15T``; exact, else the
+    full integer with separators."""
     for suffix, scale in (("T", 10**12), ("B", 10**9), ("M", 10**6), ("k", 10**3)):
         if tokens >= scale and tokens % (scale // 10) == 0:
-            value = Decimal(tokens) / scale
-            return f"{value.normalize():f}{suffix}"
+            whole, tenths = divmod(tokens // (scale // 10), 10)
+            return f"{whole}{suffix}" if tenths == 0 else f"{whole}.{tenths}{suffix}"
     return f"{tokens:,}"
 
 
@@ -132,7 +144,7 @@ def format_number(value: float) -> str:
     return f"{value:,.2f}"
 
 
-_GRID_STEP_RE = re.compile(r"^(log|lin|x)([0-9]+)$")
+_GRID_STEP_PATTERN = r"^(log|lin|x)([0-9]+)$"
 
 
 def parse_grid(text: str, what: str = "tokens") -> tuple[int, ...]:
@@ -153,7 +165,7 @@ def parse_grid(text: str, what: str = "tokens") -> tuple[int, ...]:
     if len(parts) != 3:
         raise EstimatorError(f"cannot read the {what} grid {text!r}; {fix}")
     start, stop = parse_tokens(parts[0]), parse_tokens(parts[1])
-    step = _GRID_STEP_RE.match(parts[2].strip().lower())
+    step = re.match(_GRID_STEP_PATTERN, parts[2].strip().lower())
     if step is None or int(step[2]) < 1 or (step[1] == "x" and int(step[2]) < 2):
         raise EstimatorError(f"cannot read the step {parts[2]!r} of the {what} grid; {fix}")
     if stop < start:

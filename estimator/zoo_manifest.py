@@ -4,7 +4,7 @@ Run it after editing a file in ``model_specs/``; until then the edited file is s
 full on every load (correct, ~40 ms slower).
 """
 
-from estimator.specs import write_validated_manifest
+from estimator.zoo import write_validated_manifest
 
 if __name__ == "__main__":
     print(f"wrote {write_validated_manifest()}")

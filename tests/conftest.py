@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from estimator.specs import ModelSpec, load_spec
+from estimator.specs import ModelSpec
+from estimator.zoo import load_spec
 
 CONFIGS = Path(__file__).parent / "data" / "hf_configs"
 ZOO_CONFIGS = sorted(CONFIGS.glob("*.json"))

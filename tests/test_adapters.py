@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from estimator.errors import EstimatorError
-from estimator.specs import ModelSpec, load_all_specs, load_spec
+from estimator.specs import ModelSpec
 from estimator.stores.targets import lora_bytes, lora_params, resolve_targets
 from estimator.units import DType
+from estimator.zoo import load_all_specs, load_spec
 
 
 def test_llama3_70b_rank32_all_linear_by_hand() -> None:

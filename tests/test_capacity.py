@@ -22,8 +22,8 @@ from estimator.cost import (
     training_attention_flops,
     training_flops_per_token,
 )
-from estimator.specs import load_spec
 from estimator.stores import Method
+from estimator.zoo import load_spec
 
 N_LLAMA = 70_553_706_496
 EMBEDDING_LLAMA = 128_256 * 8_192

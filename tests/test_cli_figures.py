@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from estimator.compare import estimate
-from estimator.specs import load_spec
 from estimator.units import DType
+from estimator.zoo import load_spec
 
 from .test_cli import run
 

@@ -14,7 +14,7 @@ from estimator.cli.main import LAZY_COMMANDS, register_commands
 from estimator.cli.options import QUERY_OPTION_NAMES
 from estimator.compare import estimate
 from estimator.errors import EstimatorError
-from estimator.specs import load_spec
+from estimator.zoo import load_spec
 
 from .test_cli import run
 

@@ -7,9 +7,10 @@ import pytest
 from estimator import estimate, load_spec
 from estimator.errors import EstimatorError
 from estimator.kv import kv_cache_bytes
-from estimator.specs import ModelSpec, load_all_specs
+from estimator.specs import ModelSpec
 from estimator.stores.targets import lora_bytes, resolve_targets
 from estimator.units import DType
+from estimator.zoo import load_all_specs
 
 
 def test_llama3_70b_100k_rank32(llama3_70b: ModelSpec) -> None:

@@ -16,8 +16,9 @@ from estimator.kv import (
     kv_cache_bytes,
     kv_max_cache_bytes,
 )
-from estimator.specs import ModelSpec, load_all_specs, load_spec
+from estimator.specs import ModelSpec
 from estimator.units import DType
+from estimator.zoo import load_all_specs, load_spec
 
 from .conftest import CONFIGS
 

@@ -9,9 +9,10 @@ import pytest
 from estimator.architecture import active_params, param_breakdown, total_params
 from estimator.kv import KVFormat, MlaCache, kv_bytes_per_token
 from estimator.layout import ExpertLayout
-from estimator.specs import ModelSpec, load_all_specs, load_spec
+from estimator.specs import ModelSpec
 from estimator.stores.targets import lora_params, resolve_targets
 from estimator.units import DType
+from estimator.zoo import load_all_specs, load_spec
 
 MOE = [s for s in load_all_specs() if s.is_moe]
 

@@ -7,7 +7,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 import pytest
 
 from estimator.architecture import linear_maps, other_tensors, param_breakdown, total_params
-from estimator.specs import load_all_specs, load_spec
+from estimator.zoo import load_all_specs, load_spec
 
 
 def test_llama3_70b_by_hand() -> None:

@@ -27,9 +27,9 @@ from estimator.plots.models import attention_kind, models_kv_vs_lora
 from estimator.plots.rank import bytes_per_token_vs_rank
 from estimator.plots.style import stable_svg_ids
 from estimator.plots.tokens import bytes_per_token_vs_tokens, token_grid
-from estimator.specs import load_all_specs, load_spec
 from estimator.stores.targets import lora_bytes
 from estimator.units import DType
+from estimator.zoo import load_all_specs, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 LLAMA_WEIGHTS_BYTES = 70_553_706_496 * 2

@@ -11,7 +11,8 @@ import pytest
 from estimator.architecture import linear_maps
 from estimator.errors import EstimatorError
 from estimator.hf_config import spec_from_hf_config
-from estimator.specs import ModelSpec, load_spec, load_spec_file, model_names, specs_dir, validate_spec
+from estimator.specs import ModelSpec, validate_spec
+from estimator.zoo import load_spec, load_spec_file, model_names, specs_dir
 
 from .conftest import CONFIGS, EXTRA_CONFIGS, ZOO_CONFIGS
 
@@ -207,15 +208,15 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 def test_validated_manifest_is_current_and_equivalent() -> None:
     """Zoo files load without re-validation only while their text is the one validated; same result."""
-    import hashlib
     import tomllib
 
-    from estimator.specs import VALIDATED_MANIFEST
+    from estimator.zoo import VALIDATED_MANIFEST
 
     manifest = json.loads((specs_dir() / VALIDATED_MANIFEST).read_text())
+    assert set(manifest) == {p.name for p in specs_dir().glob("*.toml")}
     for path in sorted(specs_dir().glob("*.toml")):
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        assert manifest.get(path.name) == digest, f"{path.name} changed: run python -m estimator.zoo_manifest"
+        record = manifest[path.name]
+        assert record["text"] == path.read_text(), f"{path.name} changed: run python -m estimator.zoo_manifest"
         fast = load_spec_file(path)
         full = validate_spec(tomllib.loads(path.read_text()), str(path), "fix")
         assert fast.to_dict() == full.to_dict()
@@ -223,7 +224,7 @@ def test_validated_manifest_is_current_and_equivalent() -> None:
 
 
 def test_edited_zoo_file_is_validated_again(tmp_path: Path) -> None:
-    from estimator.specs import VALIDATED_MANIFEST
+    from estimator.zoo import VALIDATED_MANIFEST
 
     source = specs_dir() / "llama3-8b.toml"
     (tmp_path / VALIDATED_MANIFEST).write_text((specs_dir() / VALIDATED_MANIFEST).read_text())

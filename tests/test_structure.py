@@ -88,3 +88,12 @@ def test_the_spec_imports_nothing_built_from_it() -> None:
 def test_the_cycle_check_sees_imports_inside_functions() -> None:
     graph = imported_modules("estimator.compare", MODULES["estimator.compare"])
     assert "estimator.present.records" in graph  # imported inside Estimate.to_dict
+
+
+def test_the_family_map_names_every_family_module_and_model_type() -> None:
+    from estimator.families import MODULE_OF, all_families
+
+    covered = {model_type: family for family in all_families() for model_type in family.model_types}
+    assert set(covered) == set(MODULE_OF)
+    for model_type, family in covered.items():
+        assert family.build.__module__ == f"estimator.families.{MODULE_OF[model_type]}", model_type

@@ -12,10 +12,11 @@ import estimator.sweep
 from estimator.compare import crossover_tokens, estimate, parity_rank
 from estimator.errors import EstimatorError
 from estimator.kv import KVFormat, MlaCache, WindowCache, kv_cache_bytes
-from estimator.specs import ModelSpec, load_all_specs, load_spec
+from estimator.specs import ModelSpec
 from estimator.stores.targets import lora_bytes, lora_params
 from estimator.sweep import across_models, kv_cache_bytes_array, sweep
 from estimator.units import DType, parse_grid
+from estimator.zoo import load_all_specs, load_spec
 
 TOKENS = [1, 7, 511, 512, 513, 1_023, 1_024, 1_025, 4_095, 4_096, 4_097, 100_000, 131_072, 10**6, 10**9]
 

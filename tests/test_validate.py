@@ -13,11 +13,12 @@ from estimator.errors import EstimatorError
 from estimator.hf_config import spec_from_hf_config
 from estimator.kv import KVFormat, MlaCache, kv_bytes_per_token
 from estimator.query import Query
-from estimator.specs import ModelSpec, load_all_specs, load_spec
+from estimator.specs import ModelSpec
 from estimator.transformers_rules import fp32_weights
 from estimator.units import DType
 from estimator.validate import VersionReport, read_pins, require_extra
 from estimator.validate.hf import transformers_config, twin_layer_windows, twin_spec
+from estimator.zoo import load_all_specs, load_spec
 
 from .conftest import CONFIGS, EXTRA_CONFIGS
 from .test_specs import PROVENANCE

@@ -6,8 +6,6 @@ Bad input of any kind becomes one line on stderr, ``error: <problem>; <fix>``, a
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
 from typing import Annotated, Any
 
@@ -78,6 +76,8 @@ def headline(
     if as_json:
         print_json(est)
     elif as_csv:
+        import csv
+
         from estimator.present.tables import csv_rows
 
         csv.writer(sys.stdout, lineterminator="\n").writerows(csv_rows(est))
@@ -86,6 +86,8 @@ def headline(
 
 
 def print_json(est: Any) -> None:
+    import json
+
     from estimator.present.words import assumptions
 
     data = est.to_dict()

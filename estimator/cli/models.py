@@ -16,8 +16,8 @@ def models(as_json: JsonOpt = False) -> None:
     from estimator.architecture import active_params, total_params
     from estimator.kv import kv_bytes_per_token
     from estimator.present.tables import format_table
-    from estimator.specs import load_all_specs
     from estimator.units import DType, format_tokens_short
+    from estimator.zoo import load_all_specs
 
     specs = load_all_specs()
     if as_json:

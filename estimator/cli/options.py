@@ -94,15 +94,16 @@ QUERY_OPTION_NAMES = tuple(name for name, _, _ in QUERY_OPTIONS)
 def spec_of(model: str | None, config: Path | None, default_model: str | None = None) -> Any:
     """The spec of ``--model`` (a zoo name only) or ``--config`` (a config.json); the default model, or
     one line asking for a model."""
-    from estimator.hf_config import spec_from_hf_config
-    from estimator.specs import load_spec
-
     if model is not None and config is not None:
         raise EstimatorError("give either --model or --config, not both")
+    if config is not None:
+        from estimator.hf_config import spec_from_hf_config
+
+        return spec_from_hf_config(config)
+    from estimator.zoo import load_spec
+
     if model is not None:
         return load_spec(model)
-    if config is not None:
-        return spec_from_hf_config(config)
     if default_model is not None:
         return load_spec(default_model)
     raise EstimatorError("no model given; pass --model NAME (see `estimate models`) or --config path/to/config.json")

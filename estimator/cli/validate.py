@@ -22,8 +22,8 @@ def validate_command(all_models: AllOpt = False, as_json: JsonOpt = False, *, op
 
     Mixtures of experts are measured as transformers 5 builds them (--experts fused), with one
     per-expert block for the per-expert layout."""
-    from estimator.specs import load_all_specs
     from estimator.validate import require_extra
+    from estimator.zoo import load_all_specs
 
     if all_models and (options["model"] is not None or options["config"] is not None):
         raise EstimatorError("give --all or a model (--model/--config), not both")

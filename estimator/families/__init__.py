@@ -85,7 +85,7 @@ def attention_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: a record, never a key
 class Family:
     """The three faces of one architecture family (see the module docstring)."""
 
@@ -95,23 +95,33 @@ class Family:
     to_config: Callable[[ModelSpec], dict[str, Any]]
 
 
-_MODULES = ("dense", "falcon", "gpt2", "moe", "deepseek")
+# model_type -> the module of its family: a lookup imports only the module it needs.
+MODULE_OF = {
+    **dict.fromkeys(("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3"), "dense"),
+    "falcon": "falcon",
+    "gpt2": "gpt2",
+    **dict.fromkeys(("mixtral", "qwen2_moe", "qwen3_moe"), "moe"),
+    **dict.fromkeys(("deepseek_v2", "deepseek_v3"), "deepseek"),
+}
 
 
 def all_families() -> list[Family]:
+    """Every family (imports every family module)."""
     families: list[Family] = []
-    for name in _MODULES:
+    for name in dict.fromkeys(MODULE_OF.values()):
         families.extend(importlib.import_module(f"estimator.families.{name}").FAMILIES)
     return families
 
 
 def family(model_type: str) -> Family:
-    """The family that builds ``model_type`` (imports only what it needs)."""
-    for candidate in all_families():
-        if model_type in candidate.model_types:
-            return candidate
+    """The family that builds ``model_type`` (imports only its module)."""
+    if model_type in MODULE_OF:
+        module = importlib.import_module(f"estimator.families.{MODULE_OF[model_type]}")
+        for candidate in module.FAMILIES:
+            if model_type in candidate.model_types:
+                return candidate  # type: ignore[no-any-return]
     raise EstimatorError(f"model_type {model_type!r} is not supported yet; supported: {', '.join(supported())}")
 
 
 def supported() -> list[str]:
-    return [t for f in all_families() for t in f.model_types]
+    return list(MODULE_OF)

@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from estimator.families import Family, Reader
 from estimator.families.moe import GATED_NAMES, routed_experts
-from estimator.layout import LatentAttention, LayerGroup, Layout, LinearMap, MoE, ParamTensor
+from estimator.layout import LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
+from estimator.layout.latent import LatentAttention
+from estimator.layout.moe import MoE
 
 if TYPE_CHECKING:
     from collections.abc import Hashable

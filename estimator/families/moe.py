@@ -18,8 +18,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived
-from estimator.layout import Attention, LayerGroup, Layout, LinearMap, MoE
+from estimator.layout import Attention, LayerGroup, Layout, LinearMap
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
+from estimator.layout.moe import MoE
 
 if TYPE_CHECKING:
     from collections.abc import Hashable

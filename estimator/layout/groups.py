@@ -7,12 +7,16 @@ cache, FLOPs, prefix tuning and every adapter size are folds over it (:mod:`esti
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from estimator.layout.mixers import Mixer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Hashable, Iterable, Sequence
+
+    from estimator.layout.moe import MoE
 
 Block = Literal["attention", "mlp"]
 Group = Literal["embedding", "norm", "lm_head"]
@@ -103,55 +107,7 @@ class ParamTensor:
         return self.numel * self.copies
 
 
-@dataclass(frozen=True)
-class MoE:
-    """Routed experts of one sparse layer: E experts of width F, k per token, and the router d -> E.
-
-    The same weights in two layouts: per expert (``{prefix}.{i}.gate/up/down``, as the released
-    checkpoints, vLLM and transformers < 5) or fused (transformers >= 5: ``mlp.experts.gate_up_proj``
-    E × 2F × d and ``mlp.experts.down_proj`` E × d × F, bare parameters). The router is an
-    ``nn.Linear`` in the per-expert code where ``router_linear``, a bare weight otherwise.
-    """
-
-    experts: int
-    top_k: int
-    d_model: int
-    width: int
-    prefix: str  # per-expert module path of the experts: "mlp.experts", "block_sparse_moe.experts"
-    names: tuple[str, str, str]  # per-expert gate, up and down names: ("gate_proj", "up_proj", "down_proj")
-    router: str  # per-expert path of the router: "mlp.gate", "block_sparse_moe.gate"
-    router_linear: bool = True
-
-    @property
-    def expert_params(self) -> int:
-        """Parameters of one expert: gate and up (d -> F) and down (F -> d), 3 · d · F."""
-        return 3 * self.d_model * self.width
-
-    def linears(self, fused: bool) -> tuple[LinearMap, ...]:
-        """The router, then the experts' maps, in the per-expert or the fused layout."""
-        d, f, e = self.d_model, self.width, self.experts
-        router_name = "mlp.gate" if fused else self.router
-        router = LinearMap(
-            router_name, d, e, False, frozenset({"router"}), "mlp", module=self.router_linear and not fused
-        )
-        if fused:
-            return (
-                router,
-                LinearMap("mlp.experts.gate_up_proj", d, 2 * f, False, frozenset({"gate", "up"}), "mlp", e,
-                          module=False, expert=True),
-                LinearMap("mlp.experts.down_proj", f, d, False, frozenset({"down"}), "mlp", e, module=False,
-                          expert=True),
-            )  # fmt: skip
-        gate, up, down = (f"{self.prefix}.{name}" for name in self.names)
-        return (
-            router,
-            LinearMap(gate, d, f, False, frozenset({"gate"}), "mlp", e, expert=True),
-            LinearMap(up, d, f, False, frozenset({"up"}), "mlp", e, expert=True),
-            LinearMap(down, f, d, False, frozenset({"down"}), "mlp", e, expert=True),
-        )
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: a record, never a key
 class LayerGroup:
     """``layers`` decoder layers built alike: one mixer, the same maps (in order) and per-layer tensors."""
 
@@ -162,17 +118,17 @@ class LayerGroup:
 
     @property
     def moe(self) -> MoE | None:
-        return next((m for m in self.maps if isinstance(m, MoE)), None)
+        return next((m for m in self.maps if not isinstance(m, LinearMap)), None)
 
     def linears(self, fused: bool = False) -> tuple[LinearMap, ...]:
         """The maps of one layer, routed experts expanded in the per-expert or fused layout."""
         out: list[LinearMap] = []
         for item in self.maps:
-            out.extend(item.linears(fused) if isinstance(item, MoE) else (item,))
+            out.extend((item,) if isinstance(item, LinearMap) else item.linears(fused))
         return tuple(out)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: a record, never a key
 class Layout:
     """Every parameter of a model: groups of decoder layers and the tensors outside them."""
 

@@ -15,9 +15,10 @@ from matplotlib.patches import Patch
 from estimator.compare import Estimate
 from estimator.plots.style import OKABE_ITO, add_caption, caption, new_figure, styled
 from estimator.present.tables import format_ratio
-from estimator.specs import ModelSpec, load_all_specs
+from estimator.specs import ModelSpec
 from estimator.sweep import across_models
 from estimator.units import format_tokens_short
+from estimator.zoo import load_all_specs
 
 ATTENTION_COLOURS = {
     "MHA (KV heads = query heads)": OKABE_ITO["vermillion"],

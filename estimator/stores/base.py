@@ -14,7 +14,7 @@ from estimator.units import bits_to_bytes
 if TYPE_CHECKING:
     from estimator.query import Query
     from estimator.specs import ModelSpec
-    from estimator.stores.peft_rules import PeftConfig
+    from estimator.stores.peft_configs import PeftConfig
 
 
 class Method(StrEnum):
@@ -29,7 +29,7 @@ class Method(StrEnum):
     pretraining = "pretraining"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: a record, never a key
 class Size:
     """What a store holds for one query: its trained parameters (None: not trained), its bytes, and
     the tokens those bytes are spread over (the text's T, or the pretraining tokens)."""

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from estimator.layout import KVFormat
     from estimator.query import Query
     from estimator.specs import ModelSpec
-    from estimator.stores.peft_rules import PeftConfig
+    from estimator.stores.peft_configs import PeftConfig
 
 
 def targets_of(q: Query) -> Targets:
@@ -61,7 +61,9 @@ class LoRA(Store):
         )
 
     def peft_config(self, q: Query) -> PeftConfig:
-        return peft_rules.lora_config(peft_target_modules(targets_of(q)), q.rank)
+        from estimator.stores.peft_configs import lora_config
+
+        return lora_config(peft_target_modules(targets_of(q)), q.rank)
 
 
 class DoRA(Store):
@@ -80,7 +82,9 @@ class DoRA(Store):
         targets = targets_of(q)
         if not all(linear.module for linear in targets.linears):
             return None  # peft has no DoRA for fused expert tensors
-        return peft_rules.lora_config(peft_target_modules(targets), q.rank, dora=True)
+        from estimator.stores.peft_configs import lora_config
+
+        return lora_config(peft_target_modules(targets), q.rank, dora=True)
 
 
 def peft_target_modules(targets: Targets) -> str | list[str]:
@@ -139,7 +143,9 @@ class IA3(Store):
     def peft_config(self, q: Query) -> PeftConfig:
         targets, feedforward, peft_default = ia3_targets(q)
         names = None if peft_default else list(dict.fromkeys(m.short_name for m in targets.linears))
-        return peft_rules.ia3_config(names, sorted(feedforward))
+        from estimator.stores.peft_configs import ia3_config
+
+        return ia3_config(names, sorted(feedforward))
 
 
 class LoReFTStore(Store):
@@ -188,7 +194,9 @@ class Prefix(Store):
         )
 
     def peft_config(self, q: Query) -> PeftConfig:
-        return peft_rules.virtual_tokens_config("PrefixTuningConfig", q.virtual_tokens)
+        from estimator.stores.peft_configs import virtual_tokens_config
+
+        return virtual_tokens_config("PrefixTuningConfig", q.virtual_tokens)
 
 
 class Prompt(Store):
@@ -204,7 +212,9 @@ class Prompt(Store):
         return f"Prompt tuning: {q.virtual_tokens} virtual token embeddings of hidden_size ({q.spec.hidden_size:,})."
 
     def peft_config(self, q: Query) -> PeftConfig:
-        return peft_rules.virtual_tokens_config("PromptTuningConfig", q.virtual_tokens)
+        from estimator.stores.peft_configs import virtual_tokens_config
+
+        return virtual_tokens_config("PromptTuningConfig", q.virtual_tokens)
 
 
 class Full(Store):

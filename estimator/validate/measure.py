@@ -18,7 +18,7 @@ import transformers
 from safetensors import safe_open
 
 from estimator.stores.kinds import peft_target_modules
-from estimator.stores.peft_rules import PeftConfig, lora_config
+from estimator.stores.peft_configs import PeftConfig, lora_config
 from estimator.validate.hf import transformers_config
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def saved_adapter(twin: ModelSpec, targets: Targets, rank: int, dtype: torch.dty
 
 
 def build_config(config: PeftConfig) -> Any:
-    """The peft configuration object a :class:`~estimator.stores.peft_rules.PeftConfig` describes."""
+    """The peft configuration object a :class:`~estimator.stores.peft_configs.PeftConfig` describes."""
     return getattr(peft, config.kind)(**config.kwargs)
 
 
