@@ -16,7 +16,9 @@ scratch. All pure functions; no I/O.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from estimator.compare import Estimate
@@ -26,6 +28,20 @@ from estimator.stores import Method
 from estimator.units import BITS_PER_BYTE
 
 DEFAULT_TEXT_BITS_PER_TOKEN = nats_to_bits(TEXT_NATS_PER_TOKEN.value)
+BITS_PER_PARAM_RANGE = (0.001, 64.0)  # knowledge bits a parameter may hold: at most what a float64 stores
+BITS_PER_TOKEN_RANGE = (0.001, 1000.0)  # a token carries at most log2(vocabulary) ≈ 17 bits: 1,000 is ample
+
+
+def check_rate(value: float, what: str, bounds: tuple[float, float], example: str) -> float:
+    """A finite rate within ``bounds``; one line naming ``what`` and an example otherwise."""
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EstimatorError(f"{what} {value!r} is not a number; give e.g. {example}")
+    if value <= 0:
+        raise EstimatorError(f"{what} {value:g} must be positive; give e.g. {example}")
+    if not low <= value <= high:  # also nan and inf
+        raise EstimatorError(f"{what} {value:g} must be a number from {low:g} to {high:,g}; give e.g. {example}")
+    return float(value)
 
 
 def knowledge_capacity_bits(params: int, bits_per_param: float = KNOWLEDGE_BITS_PER_PARAM.value) -> float:
@@ -39,8 +55,9 @@ def text_information_bits(tokens: int, bits_per_token: float = DEFAULT_TEXT_BITS
 
 
 def fill_tokens(params: int, bits_per_param: float, bits_per_token: float) -> int:
-    """⌊c · P / h⌋: tokens of text a store of P parameters could hold (r = 32 LoRA: 339,749,890)."""
-    return int(knowledge_capacity_bits(params, bits_per_param) // bits_per_token)
+    """⌊c · P / h⌋, exactly (the floats' exact values, no rounding before the floor): tokens of text a
+    store of P parameters could hold (r = 32 LoRA, 2 bits, 1.69 nats: 339,754,925)."""
+    return math.floor(Fraction(bits_per_param) * params / Fraction(bits_per_token))
 
 
 def stored_bits_per_information_bit(stored_bytes_per_token: float, bits_per_token: float) -> float:
@@ -138,8 +155,8 @@ def capacity(
     text_bits_per_token: float = DEFAULT_TEXT_BITS_PER_TOKEN,
 ) -> Capacity:
     """Capacity and headroom of every trained method in ``est`` (LoRA, DoRA, ..., full fine-tuning)."""
-    if bits_per_param <= 0 or text_bits_per_token <= 0:
-        raise EstimatorError("bits per parameter and bits per token must be positive; give e.g. 2 and 2.44")
+    check_rate(bits_per_param, "bits per parameter", BITS_PER_PARAM_RANGE, "2")
+    check_rate(text_bits_per_token, "bits per token", BITS_PER_TOKEN_RANGE, "2.44")
     information = text_information_bits(est.tokens, text_bits_per_token)
     rows = tuple(
         CapacityRow(

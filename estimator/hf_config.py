@@ -20,17 +20,64 @@ from estimator.specs import ModelSpec, validate_spec
 TEXT_MODEL_TYPES = {"gemma3": "gemma3_text"}  # multimodal wrapper -> its language model
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a config.json is a few kB; the largest multimodal ones ~50 kB
+MAX_DEPTH = 32  # nesting of objects and arrays; real configs nest 3 or 4 deep
+
+
 def read_config_json(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``; one-line errors for a missing file or bad JSON."""
+    """The JSON object in ``path``; one-line errors for a missing file, a folder, an oversized or
+    too deeply nested file, or bad JSON. Nothing beyond ``MAX_CONFIG_BYTES`` is read."""
+    if path.is_dir():
+        raise EstimatorError(f"{path} is a folder; pass the config.json inside it (--config {path / 'config.json'})")
     if not path.is_file():
         raise EstimatorError(f"config file {str(path)!r} not found; pass the path of a Hugging Face config.json")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EstimatorError(f"{path} is not valid JSON ({exc}); pass a Hugging Face config.json") from None
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise EstimatorError(
+            f"cannot read {path} ({exc.strerror or exc}); check the path and its permissions"
+        ) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise EstimatorError(f"{path} is over {MAX_CONFIG_BYTES:,} bytes; pass a Hugging Face config.json (a few kB)")
+    return parse_config_json(raw, str(path))
+
+
+def parse_config_json(raw: bytes, where: str) -> dict[str, Any]:
+    """A config.json's bytes as a JSON object, nested at most ``MAX_DEPTH`` deep; one line otherwise."""
+    fix = "pass a Hugging Face config.json"
+    if _depth(raw) > MAX_DEPTH:
+        raise EstimatorError(f"{where} nests objects or arrays more than {MAX_DEPTH} deep; {fix}")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        detail = " ".join(str(exc).split())[:120]
+        raise EstimatorError(f"{where} is not valid JSON ({detail}); {fix}") from None
     if not isinstance(data, dict):
-        raise EstimatorError(f"{path} holds JSON but not an object; pass a Hugging Face config.json")
+        raise EstimatorError(f"{where} holds JSON but not an object; {fix}")
     return data
+
+
+def _depth(raw: bytes) -> int:
+    """The deepest nesting of [ and { outside strings (an upper bound where the JSON is broken)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
 
 
 def _default_name(config: dict[str, Any], path: Path) -> str:
@@ -44,9 +91,18 @@ def _language_model(config: dict[str, Any], path: Path) -> tuple[dict[str, Any],
     model_type = config.get("model_type")
     if model_type is None:
         raise EstimatorError(f"{path}: config.json lacks 'model_type'; use the model's complete config.json")
+    if not isinstance(model_type, str):
+        raise EstimatorError(f"{path}: model_type is {model_type!r}, not a string; fix the config.json")
     text = config.get("text_config")
+    if model_type in TEXT_MODEL_TYPES and not isinstance(text, dict):
+        raise EstimatorError(
+            f"{path}: a {model_type} config keeps its language model in text_config, which is "
+            f"{'missing' if text is None else repr(text)[:40]}; use the model's complete config.json"
+        )
     if isinstance(text, dict) and (model_type in TEXT_MODEL_TYPES or text.get("model_type") in supported()):
         text_type = text.get("model_type") or TEXT_MODEL_TYPES[model_type]
+        if not isinstance(text_type, str):
+            raise EstimatorError(f"{path}: text_config.model_type is {text_type!r}, not a string; fix the config.json")
         note = f"language model only (text_config of {model_type}): the vision tower and projector are not counted"
         return text, text_type, [note]
     if model_type not in supported():

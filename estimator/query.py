@@ -15,11 +15,10 @@ from estimator.errors import EstimatorError
 from estimator.layout import ExpertLayout, KVFormat, MlaCache, WindowCache
 from estimator.specs import ModelSpec
 from estimator.stores.base import LoReFT, Method, parse_methods
-from estimator.units import KV_DTYPES, STORAGE_DTYPES, DType, parse_dtype
+from estimator.units import KV_DTYPES, MAX_COUNT, MAX_RANK, STORAGE_DTYPES, DType, parse_dtype
 
 ADAPTER_DTYPES = (DType.bf16, DType.fp16, DType.fp32)
-MAX_TOKENS = 10**18  # a quintillion tokens: far beyond any corpus; larger counts are refused
-MAX_RANK = 10**9
+MAX_TOKENS = MAX_COUNT  # 10^18 tokens: far beyond any corpus; larger counts are refused, never wrapped
 
 
 def whole(value: object, what: str, fix: str, low: int = 1, high: int | None = None) -> int:

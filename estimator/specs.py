@@ -166,6 +166,11 @@ class ModelSpec:
             self.is_moe and any(getattr(self, f) is None for f in _MOE)
         ):
             raise EstimatorError(f"a mixture of experts needs all of {', '.join(_MOE)} and mlp_layer_types")
+        if self.n_routed_experts is not None and (self.num_experts_per_tok or 0) > self.n_routed_experts:
+            raise EstimatorError(
+                f"num_experts_per_tok ({self.num_experts_per_tok}) is more than the {self.n_routed_experts} routed "
+                "experts; a token is sent to at most every expert"
+            )
         if self.mlp_layer_types is not None and len(self.mlp_layer_types) != self.num_hidden_layers:
             raise EstimatorError(
                 f"mlp_layer_types has {len(self.mlp_layer_types)} entries for {self.num_hidden_layers} layers"

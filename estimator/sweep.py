@@ -9,7 +9,9 @@ this module evaluates the same formulas on numpy arrays, and the tests hold each
     parity(T)  = ⌈8 · KV(T) / (b_a · P₁)⌉                     (smallest rank holding KV(T) bytes)
 
 where b_layer = bits one layer caches per token, b_a = adapter bits per parameter. Grids are
-indexed [rank, token]. KV bytes are float64: exact integers below 2^53 bytes (9 PB).
+indexed [rank, token]. Byte, parameter and rank counts are exact integers: int64 where every value
+of the grid is below 2^62, Python integers (numpy object arrays) beyond, never a wrapped or rounded
+count; ratios and per-token rates are float64. A sweep holds at most ``MAX_POINTS`` points.
 numpy is imported here, never on the path of a plain query; pandas only by :meth:`Sweep.to_frame`.
 """
 
@@ -25,7 +27,8 @@ from numpy.typing import NDArray
 from estimator.architecture import layout_of
 from estimator.compare import Estimate, crossover_tokens, evaluate
 from estimator.errors import EstimatorError
-from estimator.kv import windowed
+from estimator.kv import kv_bits_per_token, kv_cache_bytes, windowed
+from estimator.kv import kv_cache_bits as kv_cache_bits_at
 from estimator.stores import LoReFT, Method
 from estimator.stores.targets import lora_params
 from estimator.units import BITS_PER_BYTE
@@ -36,26 +39,46 @@ if TYPE_CHECKING:
     from estimator.kv import KVFormat
     from estimator.specs import ModelSpec
 
-Ints = NDArray[np.int64]
+Ints = NDArray[Any]  # int64, or Python ints (object) where a value passes 2^62
 Floats = NDArray[np.float64]
+SAFE = 2**62  # below this, int64 arithmetic (a product, then a sum of a few) cannot overflow
+MAX_POINTS = 10**6  # tokens × ranks; larger sweeps are refused before any work
+MAX_COUNT = 10**18  # tokens or rank at one point
 
 
 def _as_ints(values: Any, what: str) -> Ints:
-    array = np.asarray(values, dtype=np.int64).ravel()
-    if array.size == 0 or (array < 1).any():
-        raise EstimatorError(f"{what} must be a non-empty list of positive whole numbers; give e.g. [1000, 100000]")
-    return array
+    """Whole numbers from 1 to 10^18 as an int64 array (never a float read as a count)."""
+    items = list(values) if not isinstance(values, int | np.integer) else [values]
+    fine = all(isinstance(v, int | np.integer) and not isinstance(v, bool) and 1 <= v <= MAX_COUNT for v in items)
+    if not items or not fine:
+        raise EstimatorError(
+            f"{what} must be a non-empty list of positive whole numbers, at most 10^18; give e.g. [1000, 100000]"
+        )
+    return np.asarray(items, dtype=np.int64)
 
 
-def kv_cache_bytes_array(spec: ModelSpec, tokens: Any, kv: KVFormat) -> Floats:
-    """:func:`estimator.kv.kv_cache_bytes` at every T of ``tokens``: ⌈Σ_g |g| · (b_g · h_g(T) + s_g) / 8⌉."""
+def exact_product(values: Ints, factor: int) -> Ints:
+    """values · factor, exact: int64 while the largest product stays below 2^62, Python ints beyond."""
+    if int(values.max()) * factor < SAFE:
+        return values * factor
+    return np.array([int(v) * factor for v in values.tolist()], dtype=object)
+
+
+def kv_cache_bytes_array(spec: ModelSpec, tokens: Any, kv: KVFormat) -> Ints:
+    """:func:`estimator.kv.kv_cache_bytes` at every T of ``tokens``: ⌈Σ_g |g| · (b_g · h_g(T) + s_g) / 8⌉.
+
+    Exact: int64 where the largest cache (at the largest T) is below 2^62 bits, Python ints beyond.
+    """
     t = _as_ints(tokens, "tokens")
-    bits = np.zeros(t.shape, dtype=np.float64)
-    for group in layout_of(spec).groups:
+    groups = layout_of(spec).groups
+    if kv_cache_bits_at(spec, int(t.max()), kv) >= SAFE:
+        return np.array([kv_cache_bytes(spec, int(x), kv) for x in t.tolist()], dtype=object)
+    bits = np.zeros(t.shape, dtype=np.int64)
+    for group in groups:
         cap = group.mixer.cap_tokens(kv)
         held = t if cap is None else np.minimum(t, cap)
-        bits += group.layers * (held.astype(np.float64) * group.mixer.bits_per_token(kv) + group.mixer.fixed_bits(kv))
-    return np.ceil(bits / BITS_PER_BYTE)
+        bits += group.layers * (held * group.mixer.bits_per_token(kv) + group.mixer.fixed_bits(kv))
+    return -(-bits // BITS_PER_BYTE)
 
 
 @dataclass(frozen=True)
@@ -80,42 +103,43 @@ class Sweep:
         return lora_params(self.base.targets, 1)
 
     @cached_property
-    def kv_cache_bytes(self) -> Floats:
+    def kv_cache_bytes(self) -> Ints:
         return kv_cache_bytes_array(self.spec, self.tokens, self.base.kv)
 
     @property
     def kv_bytes_per_token(self) -> Floats:
-        return self.kv_cache_bytes / self.tokens
+        return np.asarray(self.kv_cache_bytes / self.tokens, dtype=np.float64)
 
     @property
     def lora_params(self) -> Ints:
-        return self.ranks * self.lora_params_rank1
+        return exact_product(self.ranks, self.lora_params_rank1)
 
     @property
     def lora_bytes(self) -> Ints:
         """r · P₁ · b_a / 8 (whole bytes: adapters are stored in whole-byte dtypes)."""
-        return self.lora_params * self.base.adapter_dtype.bits // BITS_PER_BYTE
+        return exact_product(self.ranks, self.lora_params_rank1 * self.base.adapter_dtype.bits) // BITS_PER_BYTE
 
     @property
     def lora_fraction_of_params(self) -> Floats:
-        return self.lora_params / self.base.params
+        return np.asarray(self.lora_params / self.base.params, dtype=np.float64)
 
     @property
     def lora_bytes_per_token(self) -> Floats:
         """[rank, token]: LoRA(r) / T."""
-        return self.lora_bytes[:, None] / self.tokens[None, :]
+        return np.asarray(self.lora_bytes[:, None] / self.tokens[None, :], dtype=np.float64)
 
     @property
     def ratio(self) -> Floats:
         """[rank, token]: KV(T) / LoRA(r), the compression ratio of the adapter over the cache."""
-        return self.kv_cache_bytes[None, :] / self.lora_bytes[:, None]
+        return np.asarray(self.kv_cache_bytes[None, :] / self.lora_bytes[:, None], dtype=np.float64)
 
     @property
     def parity_rank(self) -> Ints:
-        """Per token: ⌈8 · KV(T) / (b_a · P₁)⌉, as :func:`estimator.compare.parity_rank`."""
+        """Per token: ⌈8 · KV(T) / (b_a · P₁)⌉, exactly, as :func:`estimator.compare.parity_rank`."""
         per_rank_bits = self.lora_params_rank1 * self.base.adapter_dtype.bits
-        ranks = np.ceil(self.kv_cache_bytes * BITS_PER_BYTE / per_rank_bits).astype(np.int64)
-        return np.maximum(ranks, 1)
+        bits = exact_product(self.kv_cache_bytes, BITS_PER_BYTE)
+        ranks: Ints = np.maximum(-(-bits // per_rank_bits), 1)
+        return ranks
 
     @property
     def pretraining_bytes_per_token(self) -> float | None:
@@ -123,10 +147,10 @@ class Sweep:
 
     def crossover_tokens(self) -> list[int | None]:
         """Per rank: the token count at which the KV cache reaches the LoRA's bytes (None: never)."""
-        if not windowed(self.spec):
-            per_token = self.base.kv_bytes_per_token_unbounded
-            return [int(v) for v in np.ceil(self.lora_bytes / per_token).astype(np.int64)]
-        return [crossover_tokens(self.spec, int(size), self.base.kv) for size in self.lora_bytes]
+        if not windowed(self.spec):  # KV(T) = ⌈T · b / 8⌉ ≥ A  ⟺  T ≥ ⌊8 (A − 1) / b⌋ + 1
+            b = kv_bits_per_token(self.spec, self.base.kv)
+            return [(BITS_PER_BYTE * (int(size) - 1)) // b + 1 for size in self.lora_bytes.tolist()]
+        return [crossover_tokens(self.spec, int(size), self.base.kv) for size in self.lora_bytes.tolist()]
 
     def columns(self) -> dict[str, NDArray[Any]]:
         """Long format, one entry per (rank, token) point, every column named with its unit."""
@@ -135,7 +159,7 @@ class Sweep:
         columns = {
             "tokens": np.tile(self.tokens, n_ranks),
             "rank": np.repeat(self.ranks, n_tokens),
-            "kv_cache_bytes": np.tile(self.kv_cache_bytes.astype(np.int64), n_ranks),
+            "kv_cache_bytes": np.tile(self.kv_cache_bytes, n_ranks),
             "kv_bytes_per_token": np.tile(self.kv_bytes_per_token, n_ranks),
             "lora_params": np.repeat(self.lora_params, n_tokens),
             "lora_bytes": np.repeat(self.lora_bytes, n_tokens),
@@ -164,7 +188,13 @@ def sweep(base: Estimate, tokens: Any, ranks: Any) -> Sweep:
     >>> s.ratio.round(1).tolist()
     [[1.6, 158.2], [0.4, 39.6]]
     """
-    return Sweep(base, _as_ints(tokens, "tokens"), _as_ints(ranks, "ranks"))
+    t, r = _as_ints(tokens, "tokens"), _as_ints(ranks, "ranks")
+    if t.size * r.size > MAX_POINTS:
+        raise EstimatorError(
+            f"{t.size:,} token counts × {r.size:,} ranks are {t.size * r.size:,} points, more than {MAX_POINTS:,}; "
+            "sweep fewer points (e.g. 1k:1B:log100)"
+        )
+    return Sweep(base, t, r)
 
 
 def across_models(base: Estimate, specs: list[ModelSpec]) -> tuple[list[Estimate], list[tuple[ModelSpec, str]]]:

@@ -87,7 +87,8 @@ def parse_tokens(text: str, what: str = "token count", limit: int = MAX_COUNT) -
     at once rather than computed.
     """
     match = re.match(_TOKENS_PATTERN, text, re.IGNORECASE)
-    fix = "write a positive number such as 100k, 1.5M, 2B, 15T, 1e5 or 100_000"
+    examples = "100k, 1.5M, 2B, 15T, 1e5 or 100_000" if what.startswith("token") else "8, 32 or 1k"
+    fix = f"write a positive number such as {examples}"
     if not match:
         raise EstimatorError(f"cannot read {what} {text!r}; {fix}")
     whole, fraction, exponent, suffix = match.groups()
@@ -147,24 +148,37 @@ def format_number(value: float) -> str:
 _GRID_STEP_PATTERN = r"^(log|lin|x)([0-9]+)$"
 
 
-def parse_grid(text: str, what: str = "tokens") -> tuple[int, ...]:
-    """Read a grid of whole numbers (token counts or ranks), sorted and without repeats.
+MAX_GRID_POINTS = 10**6  # per axis; a sweep's product is capped too (estimator.sweep.MAX_POINTS)
+MAX_RANK = 10**9  # far beyond any full rank (the widest maps have tens of thousands of dimensions)
+
+
+def parse_grid(text: str, what: str = "tokens", limit: int = MAX_COUNT) -> tuple[int, ...]:
+    """Read a grid of whole numbers (token counts or ranks, each from 1 to ``limit``), sorted, no repeats.
 
     ``1k,10k,100k``: the values listed (each read by :func:`parse_tokens`).
     ``1k:1B:log20``: 20 points spaced evenly on a log scale from 1k to 1B, both ends included.
     ``1k:10k:lin10``: 10 evenly spaced points. ``1:8192:x2``: 1, 2, 4, ... (times 2) up to 8,192.
     Points are rounded to whole numbers, so a fine log grid over small values has fewer points.
+    At most ``MAX_GRID_POINTS`` points, refused before any is computed.
     """
     fix = f"write e.g. 1k:1B:log20, 1:8192:x2 or 1,8,32,128 for {what}"
+    one = "token count" if what == "tokens" else what.removesuffix("s")
+
+    def parse(part: str) -> int:
+        return parse_tokens(part, one, limit)
+
     parts = text.split(":")
     if len(parts) == 1:
-        values = [parse_tokens(p) for p in text.split(",") if p.strip()]
+        items = [p for p in text.split(",") if p.strip()]
+        if len(items) > MAX_GRID_POINTS:
+            raise EstimatorError(f"{len(items):,} {what} are too many; give at most {MAX_GRID_POINTS:,}")
+        values = [parse(p) for p in items]
         if not values:
             raise EstimatorError(f"no {what} given in {text!r}; {fix}")
         return tuple(sorted(set(values)))
     if len(parts) != 3:
         raise EstimatorError(f"cannot read the {what} grid {text!r}; {fix}")
-    start, stop = parse_tokens(parts[0]), parse_tokens(parts[1])
+    start, stop = parse(parts[0]), parse(parts[1])
     step = re.match(_GRID_STEP_PATTERN, parts[2].strip().lower())
     if step is None or int(step[2]) < 1 or (step[1] == "x" and int(step[2]) < 2):
         raise EstimatorError(f"cannot read the step {parts[2]!r} of the {what} grid; {fix}")
@@ -176,13 +190,13 @@ def parse_grid(text: str, what: str = "tokens") -> tuple[int, ...]:
         while powers[-1] * n <= stop:
             powers.append(powers[-1] * n)
         return tuple(powers)
-    if n > 10**7:
-        raise EstimatorError(f"{n:,} points in the {what} grid {text!r} are too many; use at most 10,000,000")
+    if n > MAX_GRID_POINTS:
+        raise EstimatorError(f"{n:,} points in the {what} grid {text!r} are too many; use at most {MAX_GRID_POINTS:,}")
     if kind == "lin":
         if n == 1 or start == stop:
             return (start,)
-        raw = [start + (stop - start) * i / (n - 1) for i in range(n)]
-        return tuple(sorted({round(v) for v in raw[1:-1]} | {start, stop}))
+        span, steps = stop - start, n - 1  # start + span · i / steps, rounded half up, in integers
+        return tuple(sorted({start + (2 * span * i + steps) // (2 * steps) for i in range(n)}))
     return log_grid(start, stop, n)
 
 
@@ -192,7 +206,8 @@ def log_grid(start: int, stop: int, points: int) -> tuple[int, ...]:
     if points == 1 or start == stop:
         return (start,)
     raw = [start * (stop / start) ** (i / (points - 1)) for i in range(1, points - 1)]
-    return tuple(sorted({round(v) for v in raw} | {start, stop}))  # the ends exactly, never a float's rounding
+    inner = {min(max(round(v), start), stop) for v in raw}  # a float's rounding never leaves [start, stop]
+    return tuple(sorted(inner | {start, stop}))  # the ends exactly
 
 
 _FLOP_PREFIXES = (("Z", 10**21), ("E", 10**18), ("P", 10**15), ("T", 10**12), ("G", 10**9), ("M", 10**6), ("k", 10**3))

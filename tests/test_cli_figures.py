@@ -148,7 +148,7 @@ def test_constants_command(capsys: pytest.CaptureFixture[str]) -> None:
         (["breakeven", "--epochs", "0"], "--epochs 0 must be at least 1"),
         (["breakeven", "--query-tokens", "-1"], "--query-tokens -1 must be 0 or more"),
         (["breakeven", "--finetune", "dora"], "'dora' is not one of"),
-        (["plot", "capacity", "--ranks", "x"], "cannot read token count"),
+        (["plot", "capacity", "--ranks", "x"], "cannot read rank 'x'"),
     ],
 )
 def test_beyond_bad_input_is_one_line(capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:

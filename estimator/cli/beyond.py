@@ -32,9 +32,13 @@ TextBitsOpt = Annotated[
 TextNatsOpt = Annotated[float | None, typer.Option(help="The same in nats per token (Chinchilla's E = 1.69).")]
 
 
-def _positive(value: float | None, option: str) -> None:
-    if value is not None and value <= 0:
-        raise EstimatorError(f"{option} {value:g} must be positive; give e.g. 2 or 1.5")
+def _rate(value: float | None, option: str, per_param: bool = False) -> None:
+    """A finite rate within the documented range (:mod:`estimator.capacity`), named by its option."""
+    from estimator.capacity import BITS_PER_PARAM_RANGE, BITS_PER_TOKEN_RANGE, check_rate
+
+    if value is not None:
+        bounds = BITS_PER_PARAM_RANGE if per_param else BITS_PER_TOKEN_RANGE
+        check_rate(value, option, bounds, "2" if per_param else "1.69")
 
 
 @app.command("capacity")
@@ -53,9 +57,9 @@ def capacity_command(
     from estimator.compare import evaluate
     from estimator.constants import knowledge_bits_per_param, nats_to_bits
 
-    for value, option in ((bits_per_param, "--bits-per-param"), (text_bits_per_token, "--text-bits-per-token")):
-        _positive(value, option)
-    _positive(text_nats_per_token, "--text-nats-per-token")
+    _rate(bits_per_param, "--bits-per-param", per_param=True)
+    _rate(text_bits_per_token, "--text-bits-per-token")
+    _rate(text_nats_per_token, "--text-nats-per-token")
     if text_bits_per_token is not None and text_nats_per_token is not None:
         raise EstimatorError("--text-bits-per-token and --text-nats-per-token exclude each other; give one")
     est = evaluate(query)

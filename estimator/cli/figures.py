@@ -67,6 +67,7 @@ KindArg = Annotated[
     Kind, typer.Argument(help="tokens (bytes/token vs tokens), rank, models, heatmap, capacity or breakeven.")
 ]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="File to write; its suffix sets the format.")]
+MAX_CURVES = 8  # ranks drawn in one figure: each needs its own colour and dash
 RanksOpt = Annotated[
     str, typer.Option(help="LoRA ranks drawn by `plot tokens` and `plot capacity` (comma list), besides --rank.")
 ]
@@ -77,10 +78,14 @@ RanksOpt = Annotated[
 def plot(kind: KindArg, out: OutOpt = None, ranks: RanksOpt = "8,32,128", *, query: Any) -> None:
     """Draw one figure for your own query and write it (default: <figure name>.png here)."""
     from estimator.compare import evaluate
-    from estimator.units import parse_grid
+    from estimator.units import MAX_RANK, parse_grid
 
+    drawn_ranks = parse_grid(ranks, "ranks", MAX_RANK)
+    if len(drawn_ranks) > MAX_CURVES:
+        raise EstimatorError(
+            f"{len(drawn_ranks):,} ranks are too many curves for one figure; give at most {MAX_CURVES}"
+        )
     est = evaluate(query)
-    drawn_ranks = parse_grid(ranks, "ranks")
     from estimator.plots import FIGURES, KINDS, save
     from estimator.plots.tokens import bytes_per_token_vs_tokens
 
@@ -122,13 +127,13 @@ def sweep_command(
 ) -> None:
     """KV cache against LoRA over a grid of token counts × ranks: one row per point."""
     from estimator.compare import evaluate
-    from estimator.units import parse_grid
+    from estimator.units import MAX_RANK, parse_grid
 
     if sum((as_json, as_csv, out is not None)) > 1:
         raise EstimatorError("--json, --csv and --out exclude each other; pick one")
     if out is not None and out.suffix.lower() not in (".csv", ".json"):
         raise EstimatorError(f"cannot tell the format of {out}; name it .csv or .json")
-    token_grid, rank_grid = parse_grid(tokens, "tokens"), parse_grid(rank, "ranks")
+    token_grid, rank_grid = parse_grid(tokens, "tokens"), parse_grid(rank, "ranks", MAX_RANK)
     est = evaluate(query.with_(tokens=1, rank=min(rank_grid)))
     from estimator.sweep import sweep
 

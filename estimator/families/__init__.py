@@ -24,9 +24,17 @@ _MISSING = object()
 
 
 class Reader:
-    """Field access on one config.json: names what is missing, records every default applied."""
+    """Field access on one config.json: names what is missing, records every default applied.
+
+    Every field the readers use is checked first (:mod:`estimator.families.schema`): a reader never
+    computes with a value of the wrong type or out of range.
+    """
 
     def __init__(self, config: dict[str, Any], path: Path, model_type: str) -> None:
+        from estimator.families.schema import problem
+
+        if (wrong := problem(config)) is not None:
+            raise EstimatorError(f"{path}: {wrong}; fix the config.json")
         self.config = config
         self.path = path
         self.model_type = model_type

@@ -113,7 +113,14 @@ def resolve_targets(spec: ModelSpec, text: str, experts: ExpertLayout = ExpertLa
     maps = tuple(m for m in layout if adaptable(spec, m, experts))
     preset = _ALIASES.get(words[0], words[0])
     if len(words) == 1 and preset in PRESETS:
-        return _targets(spec, preset, _preset(spec, maps, preset), experts)
+        chosen_maps = _preset(spec, maps, preset)
+        if not chosen_maps:
+            raise EstimatorError(
+                f"{spec.display_name} has nothing {preset} can adapt under --experts {experts.value} (its MLP maps "
+                "are routed experts or routers without adapters there); use --experts per-expert or fused, or other "
+                "--targets"
+            )
+        return _targets(spec, preset, chosen_maps, experts)
     roles: set[str] = set()
     names: set[str] = set()
     module_names = {m.short_name for m in layout} | {m.name for m in layout}
