@@ -150,22 +150,25 @@ class ModelSpec:
         if self.num_attention_heads % self.num_key_value_heads:
             raise EstimatorError(
                 f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
-                f"num_key_value_heads ({self.num_key_value_heads})"
+                f"num_key_value_heads ({self.num_key_value_heads}); check both heads counts"
             )
         if self.layer_types is not None:
             if len(self.layer_types) != self.num_hidden_layers:
                 raise EstimatorError(
-                    f"layer_types has {len(self.layer_types)} entries for {self.num_hidden_layers} layers"
+                    f"layer_types has {len(self.layer_types)} entries for {self.num_hidden_layers} layers; "
+                    "give one per layer"
                 )
             if "sliding_attention" in self.layer_types and self.sliding_window is None:
-                raise EstimatorError("layer_types has sliding_attention layers but sliding_window is not set")
+                raise EstimatorError("layer_types has sliding_attention layers but sliding_window is not set; set it")
         wrong = [f for f, default in _FALCON_ONLY.items() if getattr(self, f) != default]
         if self.model_type != "falcon" and wrong:
-            raise EstimatorError(f"{', '.join(wrong)} only apply to model_type 'falcon'")
+            raise EstimatorError(f"{', '.join(wrong)} only apply to model_type 'falcon'; remove them")
         if self.is_moe != (self.mlp_layer_types is not None) or (
             self.is_moe and any(getattr(self, f) is None for f in _MOE)
         ):
-            raise EstimatorError(f"a mixture of experts needs all of {', '.join(_MOE)} and mlp_layer_types")
+            raise EstimatorError(
+                f"a mixture of experts needs all of {', '.join(_MOE)} and mlp_layer_types; give them all"
+            )
         if self.n_routed_experts is not None and (self.num_experts_per_tok or 0) > self.n_routed_experts:
             raise EstimatorError(
                 f"num_experts_per_tok ({self.num_experts_per_tok}) is more than the {self.n_routed_experts} routed "
@@ -173,10 +176,11 @@ class ModelSpec:
             )
         if self.mlp_layer_types is not None and len(self.mlp_layer_types) != self.num_hidden_layers:
             raise EstimatorError(
-                f"mlp_layer_types has {len(self.mlp_layer_types)} entries for {self.num_hidden_layers} layers"
+                f"mlp_layer_types has {len(self.mlp_layer_types)} entries for {self.num_hidden_layers} layers; "
+                "give one per layer"
             )
         if self.is_mla and any(getattr(self, f) is None for f in _MLA):
-            raise EstimatorError(f"multi-head latent attention needs all of {', '.join(_MLA)}")
+            raise EstimatorError(f"multi-head latent attention needs all of {', '.join(_MLA)}; give them all")
 
     def __eq__(self, other: object) -> bool:
         return type(other) is ModelSpec and self.__dict__ == other.__dict__

@@ -181,10 +181,10 @@ def breakeven_command(
         (train_sequence_tokens, "--train-sequence-tokens"),
     ):
         if value < 1:
-            raise EstimatorError(f"{option} {value} must be at least 1")
+            raise EstimatorError(f"{option} {value} must be at least 1; give e.g. 1")
     for value, option in ((query_tokens, "--query-tokens"), (generated_tokens, "--generated-tokens")):
         if value < 0:
-            raise EstimatorError(f"{option} {value} must be 0 or more")
+            raise EstimatorError(f"{option} {value} must be 0 or more; give e.g. 100")
     est = evaluate(query)
     result = breakeven(
         est, epochs, augmentation, query_tokens, generated_tokens, FineTune(finetune.value), train_sequence_tokens

@@ -12,15 +12,12 @@ import sys
 from typing import Any
 
 import typer
+from typer._click.exceptions import ClickException, UsageError  # typer >= 0.24 carries its own click
+from typer._click.utils import PacifyFlushWrapper
 
-from estimator.cli import headline  # noqa: F401  (registers the headline query on the app)
+from estimator.cli import headline, streams  # noqa: F401  (headline registers the main query on the app)
 from estimator.cli.app import EXIT_BAD_INPUT, app
 from estimator.errors import EstimatorError
-
-try:  # typer >= 0.24 carries its own copy of click
-    from typer._click.exceptions import ClickException, UsageError
-except ImportError:  # pragma: no cover - older typer on real click
-    from click.exceptions import ClickException, UsageError  # type: ignore[assignment]
 
 LAZY_COMMANDS = {
     "models": "estimator.cli.models",
@@ -74,17 +71,24 @@ def _one_line(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the app; turn every input error into one line on stderr and exit status 2."""
     args = sys.argv[1:] if argv is None else argv
+    streams.prepare()
     register_commands(args)
     command = typer.main.get_command(app)
     try:
         if (repeated := repeated_option(command, args)) is not None:
             raise EstimatorError(repeated)
         command.main(args=args, prog_name="estimate", standalone_mode=False)
+    except SystemExit:  # click's answer to a broken pipe is exit(1); ours is to stop quietly
+        if isinstance(sys.stdout, PacifyFlushWrapper):
+            streams.silence_stdout()
+            return 0
+        raise
     except EstimatorError as exc:
         typer.echo(f"error: {exc}", err=True)
         return EXIT_BAD_INPUT
     except UsageError as exc:
-        typer.echo(f"error: {_one_line(exc.format_message())} (see `estimate --help`)", err=True)
+        where = exc.ctx.command_path if exc.ctx is not None else "estimate"
+        typer.echo(f"error: {_one_line(exc.format_message()).rstrip('.')}; see `{where} --help`", err=True)
         return EXIT_BAD_INPUT
     except ClickException as exc:
         typer.echo(f"error: {_one_line(exc.format_message())}", err=True)
@@ -95,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("aborted", err=True)
         return 1
     except BrokenPipeError:  # e.g. `estimate ... | head`: stop quietly
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        streams.silence_stdout()
         return 0
     except OSError as exc:  # an output file or folder that cannot be written
         where = exc.filename or "the output"

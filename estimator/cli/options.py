@@ -95,7 +95,7 @@ def spec_of(model: str | None, config: Path | None, default_model: str | None = 
     """The spec of ``--model`` (a zoo name only) or ``--config`` (a config.json); the default model, or
     one line asking for a model."""
     if model is not None and config is not None:
-        raise EstimatorError("give either --model or --config, not both")
+        raise EstimatorError("--model and --config exclude each other; give one, not both")
     if config is not None:
         from estimator.hf_config import spec_from_hf_config
 
@@ -127,7 +127,8 @@ def build_query(values: dict[str, Any], default_model: str | None = None, spec: 
     _at_least(values["loreft_rank"], "--loreft-rank")
     if values["kv_group_size"] < 0:
         raise EstimatorError(
-            f"--kv-group-size {values['kv_group_size']} must be positive, or 0 for one scale per tensor"
+            f"--kv-group-size {values['kv_group_size']} must not be negative; give e.g. 64, or 0 for one scale "
+            "per tensor"
         )
     kv = KVFormat(
         parse_dtype(values["kv_dtype"], "KV dtype", KV_DTYPES),

@@ -26,12 +26,16 @@ def validate_command(all_models: AllOpt = False, as_json: JsonOpt = False, *, op
     from estimator.zoo import load_all_specs
 
     if all_models and (options["model"] is not None or options["config"] is not None):
-        raise EstimatorError("give --all or a model (--model/--config), not both")
+        raise EstimatorError("--all and a model exclude each other; give --all, or --model/--config, not both")
     queries = [build_query(options, spec=s) for s in load_all_specs()] if all_models else [build_query(options)]
     if any(q.spec.n_routed_experts is not None for q in queries) and options["experts"] != "fused":
         raise EstimatorError(
             "validate measures mixtures of experts as transformers 5 builds them (--experts fused); drop --experts"
         )
+    from estimator.validate.hf import check_twin_memory
+
+    for q in queries:
+        check_twin_memory(q.with_(experts="fused") if q.spec.n_routed_experts is not None else q)
     require_extra()
     import resource
 

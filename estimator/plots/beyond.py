@@ -71,7 +71,7 @@ def breakeven_data(est: Estimate) -> tuple[Breakeven, np.ndarray[tuple[int], np.
     """The break-even of ``est`` at the defaults, and the query counts drawn (1 to past both crossovers)."""
     result = breakeven(est)
     crossings = [q for q in (result.queries, result.queries_prefix_cached) if q is not None]
-    top = max(10, *(10 * q for q in crossings))
+    top = max([10, *(10 * q for q in crossings)])
     queries = np.asarray(log_grid(1, top, 200), dtype=np.int64)
     return result, queries
 

@@ -22,10 +22,19 @@ HEATMAP_RANKS = (1, 8192)
 POINTS_PER_DECADE = 24
 
 
+def ratio_tick(log10_ratio: float) -> str:
+    """A colour-bar label: ``100x`` up to a million, ``1e9x`` beyond, ``0.1x`` below one."""
+    if log10_ratio >= 6.5:
+        return f"1e{log10_ratio:.0f}x"
+    return f"{10**log10_ratio:,.0f}x" if log10_ratio >= 0 else f"{10**log10_ratio:g}x"
+
+
 def heatmap_sweep(est: Estimate) -> Sweep:
-    """The data of the figure: ``est``'s query over 1k to 1B tokens × ranks 1 to 8192 (log grids)."""
-    tokens = token_grid(*HEATMAP_TOKENS, per_decade=POINTS_PER_DECADE)
-    ranks = token_grid(*HEATMAP_RANKS, per_decade=POINTS_PER_DECADE)
+    """The data of the figure: ``est``'s query over 1k to 1B tokens × ranks 1 to 8192 (log grids),
+    widened to a decade past the query's own point where it lies outside."""
+    low, high = HEATMAP_TOKENS
+    tokens = token_grid(min(low, est.tokens), max(high, 10 * est.tokens), per_decade=POINTS_PER_DECADE)
+    ranks = token_grid(HEATMAP_RANKS[0], max(HEATMAP_RANKS[1], 10 * est.rank), per_decade=POINTS_PER_DECADE)
     return sweep(est, tokens, sorted({*ranks, est.rank}))
 
 
@@ -58,20 +67,17 @@ def ratio_heatmap(est: Estimate) -> Figure:
         full = est.targets.smallest_full_rank
         if full < data.ranks[-1]:
             ax.axhline(full, color="#222222", linewidth=0.6, linestyle=(0, (2, 2)), label="full rank")
-            ax.text(
-                data.tokens[-1] / 1.3,
-                full / 1.12,
-                f"full rank of {', '.join(est.targets.narrowest())}",
-                fontsize=5,
-                va="top",
-                ha="right",
-            )
+            names = est.targets.narrowest()
+            label = f"full rank of {', '.join(names)}" if len(names) <= 2 else f"full rank ({full:,})"
+            ax.text(data.tokens[-1] / 1.3, full / 1.12, label, fontsize=5, va="top", ha="right")
         ax.plot([est.tokens], [est.rank], "o", color="black", markersize=3, label=f"this query (r={est.rank})")
+        right_half = est.tokens**2 > data.tokens[0] * data.tokens[-1]  # past the middle of the log axis
         ax.annotate(
             f"{format_ratio(est.ratio)}",
             (est.tokens, est.rank),
-            xytext=(4, 3),
+            xytext=(-4 if right_half else 4, 3),
             textcoords="offset points",
+            ha="right" if right_half else "left",
             fontsize=6,
             fontweight="bold",
         )
@@ -85,6 +91,6 @@ def ratio_heatmap(est: Estimate) -> Figure:
         ax.legend(handles=[parity, others, *handles], loc="lower right", fontsize=5)
         bar = fig.colorbar(mesh, ax=ax, pad=0.02)
         bar.set_label("KV ÷ LoRA bytes (purple: the cache is smaller)")
-        bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{10**v:,.0f}x" if v >= 0 else f"{10**v:g}x"))
+        bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: ratio_tick(v)))
         add_caption(fig, caption(est))
     return fig

@@ -109,6 +109,8 @@ def parse_methods(text: str) -> tuple[Method, ...]:
     if words == ["all"]:
         return tuple(Method)
     valid = ", ".join(m.value for m in Method)
+    if "all" in words:
+        raise EstimatorError(f"--methods {text!r} mixes all with single methods; give all alone, or a list of: {valid}")
     chosen = []
     for word in words:
         if word not in Method.__members__:

@@ -20,7 +20,7 @@ from estimator.validate.adapter_checks import (
     per_expert_block_check,
     saved_adapter_checks,
 )
-from estimator.validate.hf import twin_layer_windows, twin_spec
+from estimator.validate.hf import check_twin_memory, twin_layer_windows, twin_spec
 from estimator.validate.report import Check, Validation, compare, explained
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ def validate(query: Query, extra_ranks: tuple[int, ...] = ()) -> Validation:
     start = time.perf_counter()
     q = measured_query(query)
     spec = q.spec
+    check_twin_memory(q)
     chosen = resolve_targets(spec, q.targets, q.experts)
     model = measure.build_model(spec)
     params = measure.count_params(model)

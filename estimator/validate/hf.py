@@ -5,13 +5,19 @@ No torch here: these are plain data transformations, tested without the extra.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from estimator.errors import EstimatorError
 from estimator.families import family
 from estimator.specs import ModelSpec, validate_spec
+from estimator.stores.targets import lora_params, resolve_targets
+
+if TYPE_CHECKING:
+    from estimator.query import Query
 
 TWIN_VOCAB = 128
 TWIN_WIDTH = 32  # hidden and MLP width of a twin where they do not fix head_dim
+MAX_TWIN_ADAPTER_BYTES = 2**30  # the real LoRA a twin is saved with, created in float32: checked before any work
 
 
 def transformers_config(spec: ModelSpec) -> dict[str, Any]:
@@ -92,3 +98,16 @@ def twin_spec(spec: ModelSpec, max_tokens: int) -> tuple[ModelSpec, list[str]]:
         update["layer_types"] = tuple("full_attention" if w is None else "sliding_attention" for w in windows)
     twin = validate_spec({**spec.to_dict(), **update}, spec.name, "report this as a bug")
     return twin, reasons
+
+
+def check_twin_memory(q: Query) -> None:
+    """Refuse, before any work, a rank whose real LoRA on the twin would not fit comfortably in memory:
+    P₁ · r parameters of 4 bytes (peft creates them in float32)."""
+    twin, _ = twin_spec(q.spec, 64)
+    per_rank = lora_params(resolve_targets(twin, q.targets, q.experts), 1) * 4
+    if per_rank * q.rank > MAX_TWIN_ADAPTER_BYTES:
+        largest = MAX_TWIN_ADAPTER_BYTES // per_rank
+        raise EstimatorError(
+            f"validating rank {q.rank:,} would create a {per_rank * q.rank / 2**30:,.1f} GiB LoRA on the shrunken "
+            f"twin; give --rank {largest:,} or less (at most {MAX_TWIN_ADAPTER_BYTES // 2**30} GiB)"
+        )
