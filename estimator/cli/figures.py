@@ -153,23 +153,29 @@ def sweep_command(
 
 
 def _write(columns: dict[str, Any], stream: Any, as_json: bool, est: Any) -> None:
+    """Every row as CSV, or as JSON (the query, its assumptions, then one compact object per row,
+    written in large chunks: a million rows take seconds, not minutes)."""
     from estimator.present.words import assumptions
 
     names = list(columns)
     values = [columns[name].tolist() for name in names]
-    if as_json:
-        records = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
-        query = {"model": est.spec.name, "targets": est.targets.label, "kv_dtype": est.kv.dtype.value}
-        query |= {"adapter_dtype": est.adapter_dtype.value, "weights_dtype": est.weights_dtype.value}
-        words = [w for w in assumptions(est) if not w.startswith("Rank")]  # rank notes of the base query only
-        json.dump(
-            {"query": query, "assumptions": words, "rows": records}, stream, indent=1, allow_nan=False, default=str
-        )
-        stream.write("\n")
-    else:
+    if not as_json:
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(names)
         writer.writerows(zip(*values, strict=True))
+        return
+    query = {"model": est.spec.name, "targets": est.targets.label, "kv_dtype": est.kv.dtype.value}
+    query |= {"adapter_dtype": est.adapter_dtype.value, "weights_dtype": est.weights_dtype.value}
+    words = [w for w in assumptions(est) if not w.startswith("Rank")]  # rank notes of the base query only
+    head = json.dumps({"query": query, "assumptions": words}, indent=1, allow_nan=False)
+    stream.write(head[:-2] + ',\n "rows": [\n')
+    encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=str).encode
+    rows = list(zip(*values, strict=True))
+    for start in range(0, len(rows), 20_000):
+        chunk = rows[start : start + 20_000]
+        text = ",\n".join(encode(dict(zip(names, row, strict=True))) for row in chunk)
+        stream.write(("" if start == 0 else ",\n") + text)
+    stream.write("\n ]\n}\n")
 
 
 SWEEP_COLUMNS = (
