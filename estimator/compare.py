@@ -17,6 +17,7 @@ from estimator.kv import (
     kv_bytes_per_token,
     kv_cache_bytes,
     kv_max_cache_bytes,
+    kv_state_bytes,
     mla_forms,
     windowed,
 )
@@ -39,7 +40,10 @@ def crossover_tokens(spec: ModelSpec, adapter_bytes: int, kv: KVFormat | DType) 
     ceiling = kv_max_cache_bytes(spec, kv)
     if ceiling is not None and ceiling < adapter_bytes:
         return None
-    low, high = 1, max(1, int(adapter_bytes // kv_bytes_per_token(spec, kv)) + 1)
+    per_token = kv_bytes_per_token(spec, kv)
+    if per_token == 0:  # a fixed state only (a pure SSM): it holds at least A from the first token, or never
+        return 1
+    low, high = 1, max(1, int(adapter_bytes // per_token) + 1)
     while kv_cache_bytes(spec, high, kv) < adapter_bytes:  # windows: the cache grows slower
         low, high = high, high * 2
     while low < high:  # KV(T) is non-decreasing in T
@@ -84,6 +88,7 @@ class Estimate:
     params_breakdown: dict[str, int]
     kv_bytes_per_token_unbounded: float
     kv_cache_bytes: int
+    kv_state_bytes: int  # the part of the cache that does not grow (recurrent and convolution states)
     lora_params: int
     lora_bytes: int
     weights_bytes: int
@@ -133,6 +138,11 @@ class Estimate:
     def kv_bytes_per_token(self) -> float:
         """KV bytes per token of text at this T (= the unbounded figure without sliding windows)."""
         return self.kv_cache_bytes / self.tokens
+
+    @property
+    def kv_growing_bytes(self) -> int:
+        """The part of the cache that grows with the text (keys and values): total − fixed state."""
+        return self.kv_cache_bytes - self.kv_state_bytes
 
     @property
     def lora_bytes_per_token(self) -> float:
@@ -206,6 +216,7 @@ def evaluate(q: Query) -> Estimate:
         params_breakdown=param_breakdown(spec),
         kv_bytes_per_token_unbounded=kv_bytes_per_token(spec, q.kv),
         kv_cache_bytes=kv_bytes,
+        kv_state_bytes=kv_state_bytes(spec, q.kv),
         lora_params=lora_params(targets, q.rank),
         lora_bytes=adapter,
         weights_bytes=weights_bytes(spec, q.weights_dtype),

@@ -46,6 +46,8 @@ __all__ = [
     "kv_cache_bits",
     "kv_cache_bytes",
     "kv_max_cache_bytes",
+    "kv_state_bits",
+    "kv_state_bytes",
     "kv_window_tokens",
 ]
 
@@ -93,6 +95,21 @@ def kv_cache_bytes(spec: ModelSpec, tokens: int, kv: KVFormat | DType) -> int:
     return -(-kv_cache_bits(spec, tokens, kv) // BITS_PER_BYTE)
 
 
+def kv_state_bits(spec: ModelSpec, kv: KVFormat | DType) -> int:
+    """Bits held per sequence whatever its length: Σ_g |g| · s_g (recurrent and convolution states)."""
+    fmt = as_format(kv)
+    return sum(group.layers * group.mixer.fixed_bits(fmt) for group in layout_of(spec).groups)
+
+
+def kv_state_bytes(spec: ModelSpec, kv: KVFormat | DType) -> int:
+    """Bytes of the fixed state, ⌈Σ_g |g| · s_g / 8⌉: zero for attention-only models.
+
+    Qwen3-Next-80B-A3B (36 gated DeltaNet layers, bf16, K − 1 = 3 columns):
+    36 · (8,192 · 3 + 32 · 128 · 128) · 2 = 39,518,208 bytes.
+    """
+    return -(-kv_state_bits(spec, kv) // BITS_PER_BYTE)
+
+
 def kv_bytes_per_token_at(spec: ModelSpec, tokens: int, kv: KVFormat | DType) -> float:
     """Bytes per token of text at T tokens: cache bits / 8 / T (constant without windows)."""
     return kv_cache_bits(spec, tokens, kv) / BITS_PER_BYTE / tokens
@@ -114,6 +131,12 @@ def mla_forms(spec: ModelSpec) -> bool:
 
 
 def windowed(spec: ModelSpec) -> bool:
-    """Whether some layer holds at most a window of tokens."""
+    """Whether some layer's cache holds at most a window (or a chunk) of tokens."""
     fmt = KVFormat(window=WindowCache.window)
-    return any(g.mixer.cap_tokens(fmt) is not None for g in layout_of(spec).groups)
+    return any(g.mixer.vectors(fmt) and g.mixer.cap_tokens(fmt) is not None for g in layout_of(spec).groups)
+
+
+def grows(spec: ModelSpec) -> bool:
+    """Whether the cache grows with every token on some layer (full attention somewhere)."""
+    fmt = KVFormat()
+    return any(g.mixer.vectors(fmt) and g.mixer.cap_tokens(fmt) is None for g in layout_of(spec).groups)

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from estimator.errors import EstimatorError
-from estimator.layout import ExpertLayout, KVFormat, MlaCache, WindowCache
+from estimator.layout import ConvCache, ExpertLayout, KVFormat, MlaCache, WindowCache
 from estimator.specs import ModelSpec
 from estimator.stores.base import LoReFT, Method, parse_methods
 from estimator.units import KV_DTYPES, MAX_COUNT, MAX_RANK, STORAGE_DTYPES, DType, parse_dtype
@@ -38,7 +38,7 @@ def choice(value: object, kind: type[StrEnum], what: str) -> Any:
         return value
     if isinstance(value, str):
         for member in kind:
-            if member.value == value.strip().lower():
+            if member.value.lower() == value.strip().lower():
                 return member
     raise EstimatorError(f"unknown {what} {value!r}; use one of: {', '.join(m.value for m in kind)}")
 
@@ -53,8 +53,14 @@ def as_kv_format(value: object) -> KVFormat:
         raise EstimatorError(f"KV cache format {value!r} is not a KVFormat or dtype; give e.g. 'bf16' or 'int4'")
     if fmt.group_size is not None:
         whole(fmt.group_size, "KV group size", "give a positive number of elements per scale, or None")
+    floats = (DType.fp32, DType.bf16, DType.fp16)
+    state = None if fmt.state_dtype is None else dtype_of(fmt.state_dtype, "recurrent state dtype", floats)
     return replace(
-        fmt, mla=choice(fmt.mla, MlaCache, "MLA cache form"), window=choice(fmt.window, WindowCache, "window cache")
+        fmt,
+        mla=choice(fmt.mla, MlaCache, "MLA cache form"),
+        window=choice(fmt.window, WindowCache, "window cache"),
+        conv=choice(fmt.conv, ConvCache, "convolution cache"),
+        state_dtype=state,
     )
 
 

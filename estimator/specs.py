@@ -19,23 +19,23 @@ from typing import Annotated, Any, ClassVar, Literal
 from estimator.errors import EstimatorError
 
 ModelType = Literal[
-    "llama",
-    "mistral",
-    "qwen2",
-    "qwen3",
-    "gemma2",
-    "gemma3_text",
-    "phi3",
-    "falcon",
-    "gpt2",
-    "mixtral",
-    "qwen2_moe",
-    "qwen3_moe",
-    "deepseek_v2",
-    "deepseek_v3",
+    # dense
+    "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "falcon", "gpt2",
+    "olmo2", "olmo3", "phi", "starcoder2", "smollm3", "exaone4", "cohere", "cohere2", "stablelm", "gptj",
+    "gpt_neox", "gpt_bigcode", "granite", "glm4", "gemma3n_text",
+    # mixtures of experts
+    "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "deepseek_v32", "gpt_oss", "llama4_text",
+    "phimoe", "olmoe", "glm4_moe", "granitemoe",
+    # hybrid and recurrent
+    "qwen3_next", "jamba", "falcon_h1", "granitemoehybrid", "bamba", "nemotron_h", "zamba2", "lfm2", "mamba",
+    "mamba2",
+]  # fmt: skip
+# What each layer mixes tokens with: attention over every token, a sliding window or a chunk; a recurrent
+# state (gated DeltaNet "linear_attention", "mamba", a short "conv"); both at once ("hybrid"); or nothing ("mlp").
+LayerType = Literal[
+    "full_attention", "sliding_attention", "chunked_attention", "linear_attention", "mamba", "hybrid", "conv", "mlp"
 ]
-LayerType = Literal["full_attention", "sliding_attention"]
-MlpType = Literal["dense", "sparse"]
+MlpType = Literal["dense", "sparse", "none"]
 
 
 class _Positive:
@@ -45,6 +45,15 @@ class _Positive:
         from pydantic_core import core_schema
 
         return core_schema.int_schema(gt=0, strict=True)
+
+
+class _NonNegative:
+    """A whole number from zero."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        from pydantic_core import core_schema
+
+        return core_schema.int_schema(ge=0, strict=True)
 
 
 class _Strict:
@@ -69,6 +78,7 @@ class _Pattern:
 
 
 PositiveInt = Annotated[int, _Positive()]
+NonNegativeInt = Annotated[int, _NonNegative()]
 Flag = Annotated[bool, _Strict()]
 Text = Annotated[str, _Strict()]
 Name = Annotated[str, _Pattern(r"^[a-z0-9][a-z0-9._-]*$")]
@@ -135,6 +145,35 @@ class ModelSpec:
     qk_rope_head_dim: PositiveInt | None = None
     qk_nope_head_dim: PositiveInt | None = None
     v_head_dim: PositiveInt | None = None
+
+    # Attention kinds beyond full and sliding.
+    attention_chunk_size: PositiveInt | None = None  # chunked_attention layers attend within chunks of C (Llama 4)
+    num_kv_shared_layers: NonNegativeInt | None = None  # the last S layers reuse earlier layers' KV (Gemma 3n)
+    index_n_heads: PositiveInt | None = None  # DeepSeek V3.2's sparse-attention indexer
+    index_head_dim: PositiveInt | None = None
+
+    # Recurrent state: Mamba (Jamba's names; readers map each family's own), gated DeltaNet, short convolutions.
+    mamba_version: PositiveInt | None = None  # 1 (Mamba) or 2 (Mamba-2, SSD)
+    mamba_d_state: PositiveInt | None = None  # N
+    mamba_d_conv: PositiveInt | None = None  # K, the convolution kernel
+    mamba_d_inner: PositiveInt | None = None  # channels of the SSM (expand · hidden, or heads · head_dim)
+    mamba_n_heads: PositiveInt | None = None  # Mamba-2 heads
+    mamba_head_dim: PositiveInt | None = None  # Mamba-2 head dim P
+    mamba_n_groups: PositiveInt | None = None  # Mamba-2 groups G of B and C
+    mamba_dt_rank: PositiveInt | None = None  # Mamba-1 rank of the time-step projection
+    mamba_conv_bias: Flag = True
+    mamba_proj_bias: Flag = False
+    linear_num_key_heads: PositiveInt | None = None  # gated DeltaNet (Qwen3-Next)
+    linear_key_head_dim: PositiveInt | None = None
+    linear_num_value_heads: PositiveInt | None = None
+    linear_value_head_dim: PositiveInt | None = None
+    linear_conv_kernel_dim: PositiveInt | None = None
+    conv_L_cache: PositiveInt | None = None  # LFM2's short convolutions: kernel L  # noqa: N815
+    conv_bias: Flag = False
+
+    # What one family's code does that no other needs a field for (names as in its config.json); its
+    # reader and build are the only ones to read it.
+    family_fields: tuple[tuple[Text, Flag | int | float | Text | None], ...] = ()
 
     # Our own provenance fields.
     pretraining_tokens: PositiveInt | None = None
@@ -214,12 +253,21 @@ class ModelSpec:
             return tuple(self.sliding_window if t == "sliding_attention" else None for t in self.layer_types)
         return (self.sliding_window,) * self.num_hidden_layers
 
+    def option(self, key: str, default: Any = None) -> Any:
+        """A value of ``family_fields`` (what one family's code reads), or ``default``."""
+        return dict(self.family_fields).get(key, default)
+
     def to_dict(self, exclude: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
         """The fields as a dict (tuples kept), without those in ``exclude``."""
         return {k: v for k, v in asdict(self).items() if k not in exclude}
 
 
 FIELD_NAMES = tuple(f.name for f in fields(ModelSpec))
+
+
+def _tuples(value: Any) -> Any:
+    """Lists (TOML, JSON) as tuples, at any depth."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 @cache
@@ -234,7 +282,7 @@ def validate_spec(data: dict[str, Any], where: str, fix: str) -> ModelSpec:
     and ``fix`` otherwise. Lists (TOML, JSON) become tuples first."""
     from pydantic import ValidationError
 
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    values = {k: _tuples(v) for k, v in data.items()}
     try:
         return _adapter().validate_python(values)  # type: ignore[no-any-return]
     except ValidationError as exc:

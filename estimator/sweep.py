@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from estimator.architecture import layout_of
 from estimator.compare import Estimate, crossover_tokens, evaluate
 from estimator.errors import EstimatorError
-from estimator.kv import kv_bits_per_token, kv_cache_bytes, windowed
+from estimator.kv import kv_bits_per_token, kv_cache_bytes, kv_state_bits, windowed
 from estimator.kv import kv_cache_bits as kv_cache_bits_at
 from estimator.stores import LoReFT, Method
 from estimator.stores.targets import lora_params
@@ -147,9 +147,10 @@ class Sweep:
 
     def crossover_tokens(self) -> list[int | None]:
         """Per rank: the token count at which the KV cache reaches the LoRA's bytes (None: never)."""
-        if not windowed(self.spec):  # KV(T) = ⌈T · b / 8⌉ ≥ A  ⟺  T ≥ ⌊8 (A − 1) / b⌋ + 1
-            b = kv_bits_per_token(self.spec, self.base.kv)
-            return [(BITS_PER_BYTE * (int(size) - 1)) // b + 1 for size in self.lora_bytes.tolist()]
+        b = kv_bits_per_token(self.spec, self.base.kv)
+        if b and not windowed(self.spec):  # KV(T) = ⌈(T · b + S) / 8⌉ ≥ A  ⟺  T ≥ ⌊(8 (A − 1) − S) / b⌋ + 1
+            state = kv_state_bits(self.spec, self.base.kv)
+            return [max(1, (BITS_PER_BYTE * (int(a) - 1) - state) // b + 1) for a in self.lora_bytes.tolist()]
         return [crossover_tokens(self.spec, int(size), self.base.kv) for size in self.lora_bytes.tolist()]
 
     def columns(self) -> dict[str, NDArray[Any]]:

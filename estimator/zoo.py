@@ -73,6 +73,11 @@ def _parse(path: Path, text: str) -> dict[str, Any]:
         raise EstimatorError(f"{path}: not valid TOML ({exc}); fix the file") from None
 
 
+def _tuples(value: Any) -> Any:
+    """JSON's lists back as the spec's tuples, at any depth."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
 def load_spec_file(path: Path) -> ModelSpec:
     """Parse and validate one TOML spec file; errors name the file and the field.
 
@@ -86,7 +91,7 @@ def load_spec_file(path: Path) -> ModelSpec:
         raise EstimatorError(f"cannot read {path} ({exc}); reinstall estimator or fix the file") from None
     record = _validated(path.parent).get(path.name)
     if isinstance(record, dict) and record.get("text") == text:
-        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in record["fields"].items()}
+        fields: dict[str, Any] = {k: _tuples(v) for k, v in record["fields"].items()}
         return ModelSpec(**fields)
     spec = validate_spec(_parse(path, text), str(path), "fix the file")
     if spec.name != path.stem:

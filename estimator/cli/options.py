@@ -53,6 +53,14 @@ MlaOpt = Annotated[
 WindowOpt = Annotated[
     str, typer.Option(help="Tokens a full sliding window keeps: w (ring buffer) or w-1 (transformers).")
 ]
+ConvOpt = Annotated[
+    str, typer.Option(help="Inputs a convolution state keeps: K-1 (vLLM, SGLang, llama.cpp) or K (transformers).")
+]
+StateOpt = Annotated[
+    str,
+    typer.Option(help="Recurrent state dtype (Mamba, DeltaNet): auto (the cache's float dtype, as engines), fp32, "
+                 "bf16, fp16; transformers keeps fp32 for some families."),
+]  # fmt: skip
 VirtualOpt = Annotated[int, typer.Option(help="Virtual tokens of prefix and prompt tuning.")]
 ReftRankOpt = Annotated[int, typer.Option(help="LoReFT rank.")]
 ReftLayersOpt = Annotated[str, typer.Option(help="LoReFT layers: all, or indices such as 0,4,8.")]
@@ -81,6 +89,8 @@ QUERY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("experts", ExpertsOpt, "per-expert"),
     ("mla_cache", MlaOpt, "latent"),
     ("window_cache", WindowOpt, "w"),
+    ("conv_cache", ConvOpt, "K-1"),
+    ("state_dtype", StateOpt, "auto"),
     ("virtual_tokens", VirtualOpt, 20),
     ("loreft_rank", ReftRankOpt, 8),
     ("loreft_layers", ReftLayersOpt, "all"),
@@ -114,9 +124,18 @@ def _at_least(value: int, option: str, low: int = 1, fix: str = "give a positive
         raise EstimatorError(f"{option} {value} must be at least {low}; {fix}")
 
 
+def state_dtype_of(text: str) -> Any:
+    """``--state-dtype``: auto (None: the cache's float dtype) or fp32, bf16, fp16."""
+    from estimator.units import DType, parse_dtype
+
+    if text.strip().lower() == "auto":
+        return None
+    return parse_dtype(text, "state dtype", (DType.fp32, DType.bf16, DType.fp16))
+
+
 def build_query(values: dict[str, Any], default_model: str | None = None, spec: Any = None) -> Any:
     """The query the option ``values`` describe, each read with its option's name in any error."""
-    from estimator.layout import ExpertLayout, KVFormat, MlaCache, WindowCache
+    from estimator.layout import ConvCache, ExpertLayout, KVFormat, MlaCache, WindowCache
     from estimator.query import ADAPTER_DTYPES, Query, choice
     from estimator.stores import LoReFT, parse_layers, parse_methods, parse_positions
     from estimator.units import KV_DTYPES, parse_dtype, parse_tokens
@@ -136,6 +155,8 @@ def build_query(values: dict[str, Any], default_model: str | None = None, spec: 
         values["kv_zero_point"],
         choice(values["mla_cache"], MlaCache, "--mla-cache"),
         choice(values["window_cache"], WindowCache, "--window-cache"),
+        choice(values["conv_cache"], ConvCache, "--conv-cache"),
+        state_dtype_of(values["state_dtype"]),
     )
     first, last = parse_positions(values["loreft_positions"])
     pretraining = values["pretraining_tokens"]

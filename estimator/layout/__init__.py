@@ -5,13 +5,14 @@ Kinds that only some families use live in their own modules, imported by those f
 :mod:`estimator.layout.latent` (multi-head latent attention), :mod:`estimator.layout.moe` (routed experts).
 """
 
-from estimator.layout.formats import KVFormat, MlaCache, WindowCache, as_format, window_tokens
+from estimator.layout.formats import ConvCache, KVFormat, MlaCache, WindowCache, as_format, window_tokens
 from estimator.layout.groups import ExpertLayout, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.mixers import KV_TENSORS, Attention, Mixer
 
 __all__ = [
     "KV_TENSORS",
     "Attention",
+    "ConvCache",
     "ExpertLayout",
     "KVFormat",
     "LayerGroup",

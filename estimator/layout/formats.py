@@ -39,15 +39,33 @@ class MlaCache(StrEnum):
     expanded = "expanded"
 
 
+class ConvCache(StrEnum):
+    """How many inputs a causal convolution's state keeps between steps (Mamba, gated DeltaNet, LFM2).
+
+    ``K-1``: the last K − 1 inputs, all the next step needs (vLLM, SGLang, llama.cpp). The default.
+    ``K``: K columns, as transformers' cache holds them.
+    """
+
+    kernel_minus_one = "K-1"
+    kernel = "K"
+
+
 @dataclass(frozen=True)
 class KVFormat:
-    """How the cache stores its elements: dtype, quantisation groups, MLA form, window convention."""
+    """How the cache stores what it holds: dtype, quantisation groups, MLA form, window convention, and
+    for recurrent layers the convolution columns and the recurrent state's dtype."""
 
     dtype: DType = DType.bf16
     group_size: int | None = 64  # elements per scale for int8/int4/int2; None = one scale per tensor
     zero_point: bool = True
     mla: MlaCache = MlaCache.latent
     window: WindowCache = WindowCache.window
+    conv: ConvCache = ConvCache.kernel_minus_one
+    state_dtype: DType | None = None  # the recurrent state's dtype; None: the model's (engines' default)
+
+    def conv_columns(self, kernel: int) -> int:
+        """Inputs a convolution state of kernel K keeps: K − 1, or K (see :class:`ConvCache`)."""
+        return kernel - 1 if self.conv is ConvCache.kernel_minus_one else kernel
 
     @property
     def quantised(self) -> bool:

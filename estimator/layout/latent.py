@@ -21,12 +21,14 @@ class LatentAttention(Mixer):
     rope_dim: int
     nope_dim: int
     v_head_dim: int
+    index_head_dim: int = 0  # DeepSeek V3.2's sparse-attention indexer caches one key of this width too
     kind = "latent attention"
 
     def vectors(self, fmt: KVFormat) -> tuple[tuple[int, int], ...]:
+        index = ((1, self.index_head_dim),) if self.index_head_dim else ()
         if fmt.mla is MlaCache.latent:
-            return ((1, self.kv_lora_rank + self.rope_dim),)
-        return ((self.heads, self.nope_dim + self.rope_dim), (self.heads, self.v_head_dim))
+            return ((1, self.kv_lora_rank + self.rope_dim), *index)
+        return ((self.heads, self.nope_dim + self.rope_dim), (self.heads, self.v_head_dim), *index)
 
     @property
     def attention_width(self) -> int:

@@ -71,28 +71,47 @@ class Mixer:
 @dataclass(frozen=True)
 class Attention(Mixer):
     """Softmax attention with H query heads and K KV heads of d_h (MHA K = H, GQA K < H, MQA K = 1),
-    over every earlier token or a sliding window of w.
+    over every earlier token, a sliding window of w, or the tokens of its own chunk of C (Llama 4).
 
-    Caches 2 · K vectors of d_h per token (Llama 3 70B: 2 · 8 · 128 = 2,048 values per layer).
+    Caches 2 · K vectors of d_h per token (Llama 3 70B: 2 · 8 · 128 = 2,048 values per layer); a window
+    or a chunk layer holds at most w (or C) of them, w − 1 (C − 1) as transformers keeps them. A layer
+    that reads another layer's cache (``stores_kv`` False: Gemma 3n's last layers) caches nothing.
+    ``v_head_dim`` is the value width where it differs from the keys'.
     """
 
     heads: int
     kv_heads: int
     head_dim: int
     sliding_window: int | None = None
+    chunk: int | None = None
+    stores_kv: bool = True
+    v_head_dim: int | None = None
     kind = "attention"
 
     def vectors(self, fmt: KVFormat) -> tuple[tuple[int, int], ...]:
+        if not self.stores_kv:
+            return ()
+        if self.v_head_dim is not None and self.v_head_dim != self.head_dim:
+            return ((self.kv_heads, self.head_dim), (self.kv_heads, self.v_head_dim))
         return ((KV_TENSORS * self.kv_heads, self.head_dim),)
 
     def cap_tokens(self, fmt: KVFormat) -> int | None:
-        return None if self.sliding_window is None else window_tokens(self.sliding_window, fmt.window)
+        span = self.sliding_window if self.sliding_window is not None else self.chunk
+        return None if span is None else window_tokens(span, fmt.window)
 
     @property
     def window(self) -> int | None:
         return self.sliding_window
 
+    def attended_positions(self, n: int) -> int:
+        """Σ_{t=1..n} positions query t attends: min(t, w) for a window; within a chunk of C,
+        ((t − 1) mod C) + 1, so ⌊n / C⌋ · C (C + 1) / 2 + r (r + 1) / 2 with r = n mod C."""
+        if self.chunk is None:
+            return super().attended_positions(n)
+        chunks, rest = divmod(n, self.chunk)
+        return chunks * self.chunk * (self.chunk + 1) // 2 + rest * (rest + 1) // 2
+
     @property
     def attention_width(self) -> int:
-        """H · 2 · d_h (QKᵀ and A·V; Llama 3 70B: 64 · 256 = 16,384)."""
-        return self.heads * KV_TENSORS * self.head_dim
+        """H · (d_qk + d_v) (QKᵀ and A·V; Llama 3 70B: 64 · 256 = 16,384)."""
+        return self.heads * (self.head_dim + (self.v_head_dim or self.head_dim))

@@ -53,6 +53,9 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
             "bytes_per_token": est.kv_bytes_per_token,
             "bytes_per_token_unbounded": est.kv_bytes_per_token_unbounded,
             "bytes": est.kv_cache_bytes,
+            "growing_bytes": est.kv_growing_bytes,
+            "state_bytes": est.kv_state_bytes,
+            "state_bytes_per_token": est.kv_state_bytes / est.tokens,
         },
         "lora": {
             "params": est.lora_params,

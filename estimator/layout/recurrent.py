@@ -1,0 +1,111 @@
+"""Mixers that keep a fixed-size state instead of (or beside) a cache that grows: recurrent layers
+(Mamba, Mamba-2, gated DeltaNet, LFM2's short convolutions), layers that run attention and a recurrent
+mixer side by side (Falcon-H1), and layers with no token mixer at all (Nemotron-H's MLP layers).
+
+A recurrent layer keeps, per sequence, the last inputs of its causal convolution (C channels, K − 1
+columns in serving engines, K in transformers) and its recurrent state (S elements): its bytes do not
+grow with the text, so per token of text they fall as 1/T, like an adapter's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from estimator.layout.formats import KVFormat
+from estimator.layout.mixers import Mixer
+from estimator.units import DType
+
+FLOAT_DTYPES = (DType.fp32, DType.bf16, DType.fp16)
+
+
+def activation_dtype(fmt: KVFormat) -> DType:
+    """The dtype a layer's activations (and so a convolution state) are held in: the cache's own float
+    dtype, or bf16 where the cache is quantised (fp8, int8, int4, int2)."""
+    return fmt.dtype if fmt.dtype in FLOAT_DTYPES else DType.bf16
+
+
+@dataclass(frozen=True)
+class RecurrentState(Mixer):
+    """A recurrent layer: C convolution channels of kernel K, and a recurrent state of S elements.
+
+    Mamba-1: C = d_inner, S = d_inner · N. Mamba-2: C = d_inner + 2 · G · N, S = H · P · N.
+    Gated DeltaNet: C = 2 · H_k · d_k + H_v · d_v, S = H_v · d_k · d_v. Short convolution: C = d, S = 0.
+    Fixed bits = C · (K − 1 or K) · b_act + S · b_state.
+    """
+
+    label: str
+    conv_channels: int
+    conv_kernel: int
+    state_elements: int
+    kind = "recurrent"
+
+    def vectors(self, fmt: KVFormat) -> tuple[tuple[int, int], ...]:
+        return ()
+
+    def cap_tokens(self, fmt: KVFormat) -> int | None:
+        return 0
+
+    def fixed_bits(self, fmt: KVFormat) -> int:
+        conv = self.conv_channels * fmt.conv_columns(self.conv_kernel) * activation_dtype(fmt).bits
+        state = self.state_elements * (fmt.state_dtype or activation_dtype(fmt)).bits
+        return conv + state
+
+    @property
+    def attention_width(self) -> int:
+        return 0
+
+    def attended_positions(self, n: int) -> int:
+        return 0
+
+
+@dataclass(frozen=True)
+class Parallel(Mixer):
+    """Mixers side by side in one layer (Falcon-H1: attention and Mamba-2; Zamba2's hybrid layers): the
+    cache of the one that grows, and the fixed state of every one."""
+
+    parts: tuple[Mixer, ...]
+    kind = "parallel"
+
+    def vectors(self, fmt: KVFormat) -> tuple[tuple[int, int], ...]:
+        return tuple(v for part in self.parts for v in part.vectors(fmt))
+
+    def _growing(self, fmt: KVFormat) -> Mixer | None:
+        return next((part for part in self.parts if part.vectors(fmt)), None)
+
+    def cap_tokens(self, fmt: KVFormat) -> int | None:
+        growing = self._growing(fmt)
+        return 0 if growing is None else growing.cap_tokens(fmt)
+
+    def fixed_bits(self, fmt: KVFormat) -> int:
+        return sum(part.fixed_bits(fmt) for part in self.parts)
+
+    @property
+    def attention_width(self) -> int:
+        return sum(part.attention_width for part in self.parts)
+
+    @property
+    def window(self) -> int | None:
+        return next((part.window for part in self.parts if part.window is not None), None)
+
+    def attended_positions(self, n: int) -> int:
+        return max(part.attended_positions(n) for part in self.parts)
+
+
+@dataclass(frozen=True)
+class NoMixer(Mixer):
+    """A layer that mixes no tokens (an MLP or mixture of experts alone): it holds nothing."""
+
+    kind = "none"
+
+    def vectors(self, fmt: KVFormat) -> tuple[tuple[int, int], ...]:
+        return ()
+
+    def cap_tokens(self, fmt: KVFormat) -> int | None:
+        return 0
+
+    @property
+    def attention_width(self) -> int:
+        return 0
+
+    def attended_positions(self, n: int) -> int:
+        return 0
