@@ -17,7 +17,8 @@ from estimator.errors import EstimatorError
 from estimator.families import Reader, family, supported
 from estimator.specs import ModelSpec, validate_spec
 
-TEXT_MODEL_TYPES = {"gemma3": "gemma3_text"}  # multimodal wrapper -> its language model
+TEXT_MODEL_TYPES = {"gemma3": "gemma3_text", "llama4": "llama4_text", "gemma3n": "gemma3n_text"}  # wrapper -> its LM
+ALIASES = {"kimi_k2": "deepseek_v3"}  # model types transformers builds with another family's code
 
 
 MAX_CONFIG_BYTES = 1_000_000  # a config.json is a few kB; the largest multimodal ones ~50 kB
@@ -93,6 +94,9 @@ def _language_model(config: dict[str, Any], path: Path) -> tuple[dict[str, Any],
         raise EstimatorError(f"{path}: config.json lacks 'model_type'; use the model's complete config.json")
     if not isinstance(model_type, str):
         raise EstimatorError(f"{path}: model_type is {model_type!r}, not a string; fix the config.json")
+    if model_type in ALIASES:
+        note = f"model_type {model_type} is read as {ALIASES[model_type]}, whose code transformers builds it with"
+        return config, ALIASES[model_type], [note]
     text = config.get("text_config")
     if model_type in TEXT_MODEL_TYPES and not isinstance(text, dict):
         raise EstimatorError(
@@ -117,8 +121,9 @@ def spec_from_hf_config(path: str | Path, name: str | None = None) -> ModelSpec:
     path = Path(path)
     outer = read_config_json(path)
     config, model_type, notes = _language_model(outer, path)
-    reader = Reader(config, path, model_type)
-    fields = family(model_type).read(reader)
+    chosen = family(model_type)
+    reader = Reader(config, path, model_type, chosen.fields)
+    fields = chosen.read(reader)
     slug = name or _default_name(outer, path)
     dtype = outer.get("torch_dtype") or outer.get("dtype") or config.get("torch_dtype") or "float32"
     identity = {

@@ -114,13 +114,14 @@ class ModelSpec:
     model_type: ModelType
     num_hidden_layers: PositiveInt
     hidden_size: PositiveInt
-    intermediate_size: PositiveInt
-    num_attention_heads: PositiveInt
-    num_key_value_heads: PositiveInt
-    head_dim: PositiveInt
     vocab_size: PositiveInt
     max_position_embeddings: PositiveInt
     tie_word_embeddings: Flag
+    # None only for a model with no attention layer (Mamba) or no MLP (Mamba-1 blocks).
+    intermediate_size: PositiveInt | None = None
+    num_attention_heads: PositiveInt | None = None
+    num_key_value_heads: PositiveInt | None = None
+    head_dim: PositiveInt | None = None
     attention_bias: bool = False  # biases on the attention maps (which ones: see the family)
     mlp_bias: Flag = False  # biases on gate, up, down (llama, deepseek_v2)
     sliding_window: PositiveInt | None = None
@@ -186,7 +187,11 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         """The fields agree with each other (types and ranges are :func:`validate_spec`'s)."""
-        if self.num_attention_heads % self.num_key_value_heads:
+        if (
+            self.num_attention_heads
+            and self.num_key_value_heads
+            and self.num_attention_heads % self.num_key_value_heads
+        ):
             raise EstimatorError(
                 f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
                 f"num_key_value_heads ({self.num_key_value_heads}); check both heads counts"
@@ -229,6 +234,33 @@ class ModelSpec:
 
     def __repr__(self) -> str:
         return f"ModelSpec(name={self.name!r}, model_type={self.model_type!r}, ...)"
+
+    def need(self, name: str) -> int:
+        """A field the family's code cannot do without; one line naming it where the spec lacks it."""
+        value = getattr(self, name)
+        if value is None:
+            raise EstimatorError(f"{self.name}: {name} is missing, which a {self.model_type} model needs; give it")
+        return int(value)
+
+    @property
+    def attention_heads(self) -> int:
+        """H, query heads (for a model with attention)."""
+        return self.need("num_attention_heads")
+
+    @property
+    def kv_heads(self) -> int:
+        """K, key-value heads (for a model with attention)."""
+        return self.need("num_key_value_heads")
+
+    @property
+    def attention_head_dim(self) -> int:
+        """d_h (for a model with attention)."""
+        return self.need("head_dim")
+
+    @property
+    def mlp_width(self) -> int:
+        """F, the dense MLP's width (for a model with one)."""
+        return self.need("intermediate_size")
 
     @property
     def is_moe(self) -> bool:

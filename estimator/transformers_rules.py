@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from estimator.units import DType
+
 if TYPE_CHECKING:
     from estimator.specs import ModelSpec
 
@@ -24,14 +26,24 @@ FP32_WEIGHTS: dict[str, tuple[tuple[str, ...], tuple[int, int]]] = {
 }
 
 
+# model_type: the dtype transformers keeps a recurrent state in (None: the model's, as the activations).
+STATE_DTYPES: dict[str, DType] = {}
+
+
+def transformers_state_dtype(spec: ModelSpec) -> DType | None:
+    """The dtype transformers 5 keeps ``spec``'s recurrent state in: float32 for families whose code casts
+    it so (gated DeltaNet), None where it follows the model's dtype."""
+    return STATE_DTYPES.get(spec.model_type)
+
+
 def transformers_kv_heads(spec: ModelSpec) -> int:
     """KV heads per token that transformers' own cache holds (the architecture needs K).
 
     Falcon-40B: 128, where the model has 8 KV heads; every other supported family: K.
     """
     if spec.model_type == "falcon" and spec.new_decoder_architecture:
-        return spec.num_attention_heads
-    return spec.num_key_value_heads
+        return spec.attention_heads
+    return spec.num_key_value_heads or 0
 
 
 def release(version: str) -> tuple[int, int]:

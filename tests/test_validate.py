@@ -17,7 +17,7 @@ from estimator.specs import ModelSpec
 from estimator.transformers_rules import fp32_weights
 from estimator.units import DType
 from estimator.validate import VersionReport, read_pins, require_extra
-from estimator.validate.hf import transformers_config, twin_layer_windows, twin_spec
+from estimator.validate.hf import transformers_config, twin_spec
 from estimator.zoo import load_all_specs, load_spec
 
 from .conftest import CONFIGS, EXTRA_CONFIGS
@@ -37,22 +37,21 @@ def test_transformers_config_round_trips(spec: ModelSpec, tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=lambda s: s.name)
-def test_twin_keeps_what_sets_the_cache(spec: ModelSpec) -> None:
-    twin, reasons = twin_spec(spec, 64)
+def test_twin_keeps_every_kind_of_layer(spec: ModelSpec) -> None:
+    """The twin the real adapter is saved on: the same heads, one layer of each kind, a tiny vocabulary."""
+    twin, _ = twin_spec(spec, 64)
     assert (twin.num_key_value_heads, twin.head_dim, twin.num_attention_heads) == (
         spec.num_key_value_heads,
         spec.head_dim,
         spec.num_attention_heads,
     )
     assert set(twin.layer_windows()) == set(spec.layer_windows())
-    assert twin.layer_windows() == twin_layer_windows(spec)
     assert twin.num_hidden_layers <= 2 and twin.vocab_size == 128
     for mla in MlaCache:
         fmt = KVFormat(DType.bf16, mla=mla)
         assert kv_bytes_per_token(twin, fmt) * spec.num_hidden_layers == (
             kv_bytes_per_token(spec, fmt) * twin.num_hidden_layers
         )
-    assert any(("2 × K × head_dim" in r) or (spec.is_mla and "latent" in r) for r in reasons)
 
 
 def test_missing_extra_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +30,12 @@ class Reader:
     computes with a value of the wrong type or out of range.
     """
 
-    def __init__(self, config: dict[str, Any], path: Path, model_type: str) -> None:
+    def __init__(
+        self, config: dict[str, Any], path: Path, model_type: str, fields: dict[str, Any] | None = None
+    ) -> None:
         from estimator.families.schema import problem
 
-        if (wrong := problem(config)) is not None:
+        if (wrong := problem(config, fields or {})) is not None:
             raise EstimatorError(f"{path}: {wrong}; fix the config.json")
         self.config = config
         self.path = path
@@ -95,12 +97,16 @@ def attention_config(spec: ModelSpec) -> dict[str, Any]:
 
 @dataclass(frozen=True, eq=False)  # compared by identity: a record, never a key
 class Family:
-    """The three faces of one architecture family (see the module docstring)."""
+    """The three faces of one architecture family (see the module docstring), and optionally: the checks
+    of the config fields only its reader uses (beside :data:`estimator.families.schema.FIELDS`), and how a
+    validation twin of it is shrunk (``twin(spec, generic update) -> update``)."""
 
     model_types: tuple[str, ...]
     read: Callable[[Reader], dict[str, Any]]
     build: Callable[[ModelSpec], Layout]
     to_config: Callable[[ModelSpec], dict[str, Any]]
+    fields: dict[str, Callable[[Any], str | None]] = field(default_factory=dict)
+    twin: Callable[[ModelSpec, dict[str, Any]], dict[str, Any]] | None = None
 
 
 # model_type -> the module of its family: a lookup imports only the module it needs.

@@ -84,16 +84,18 @@ def read(r: Reader) -> dict[str, Any]:
 
 
 def _attention(spec: ModelSpec) -> tuple[LinearMap, ...]:
-    d, h, bias = spec.hidden_size, spec.num_attention_heads, spec.attention_bias
+    d, h, bias = spec.hidden_size, spec.attention_heads, spec.attention_bias
     kv_rank, rope = spec.kv_lora_rank or 0, spec.qk_rope_head_dim or 0
     nope, v = spec.qk_nope_head_dim or 0, spec.v_head_dim or 0
     q = roles("q")
     if spec.q_lora_rank is None:
-        maps: tuple[LinearMap, ...] = (LinearMap("self_attn.q_proj", d, h * spec.head_dim, False, q, "attention"),)
+        maps: tuple[LinearMap, ...] = (
+            LinearMap("self_attn.q_proj", d, h * spec.attention_head_dim, False, q, "attention"),
+        )
     else:
         maps = (
             LinearMap("self_attn.q_a_proj", d, spec.q_lora_rank, bias, q, "attention"),
-            LinearMap("self_attn.q_b_proj", spec.q_lora_rank, h * spec.head_dim, False, q, "attention"),
+            LinearMap("self_attn.q_b_proj", spec.q_lora_rank, h * spec.attention_head_dim, False, q, "attention"),
         )
     kv = roles("k", "v")
     return (
@@ -107,7 +109,7 @@ def _attention(spec: ModelSpec) -> tuple[LinearMap, ...]:
 def mixer(spec: ModelSpec) -> LatentAttention:
     """The latent attention every DeepSeek layer has."""
     return LatentAttention(
-        spec.num_attention_heads,
+        spec.attention_heads,
         spec.kv_lora_rank or 0,
         spec.qk_rope_head_dim or 0,
         spec.qk_nope_head_dim or 0,
@@ -123,7 +125,7 @@ def build(spec: ModelSpec) -> Layout:
     shared = (spec.n_shared_experts or 0) * (spec.moe_intermediate_size or 0)
     experts = routed_experts(spec, "mlp.experts", GATED_NAMES, "mlp.gate", False)  # MoEGate holds a bare weight
     mlps: dict[str, tuple[LinearMap | MoE, ...]] = {
-        "dense": gated_mlp("mlp", d, spec.intermediate_size, spec.mlp_bias),
+        "dense": gated_mlp("mlp", d, spec.mlp_width, spec.mlp_bias),
         "sparse": (experts, *(gated_mlp("mlp.shared_experts", d, shared, spec.mlp_bias) if shared else ())),
     }
     norms = rms_norms(d, ("input_layernorm", "post_attention_layernorm"))
@@ -142,9 +144,9 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     types = spec.mlp_layer_types or ()
     config: dict[str, Any] = {
         "hidden_size": spec.hidden_size,
-        "intermediate_size": spec.intermediate_size,
-        "num_attention_heads": spec.num_attention_heads,
-        "num_key_value_heads": spec.num_key_value_heads,
+        "intermediate_size": spec.mlp_width,
+        "num_attention_heads": spec.attention_heads,
+        "num_key_value_heads": spec.kv_heads,
         "max_position_embeddings": spec.max_position_embeddings,
         "attention_bias": spec.attention_bias,
         "kv_lora_rank": spec.kv_lora_rank,

@@ -108,9 +108,9 @@ def read(r: Reader) -> dict[str, Any]:
 
 
 def _maps(spec: ModelSpec) -> tuple[LinearMap, ...]:
-    d, f = spec.hidden_size, spec.intermediate_size
-    q_out = spec.num_attention_heads * spec.head_dim
-    kv_out = spec.num_key_value_heads * spec.head_dim
+    d, f = spec.hidden_size, spec.mlp_width
+    q_out = spec.attention_heads * spec.attention_head_dim
+    kv_out = spec.kv_heads * spec.attention_head_dim
     if spec.model_type == "phi3":
         return (
             LinearMap("self_attn.qkv_proj", d, q_out + 2 * kv_out, False, roles("q", "k", "v"), "attention"),
@@ -134,7 +134,7 @@ def _norms(spec: ModelSpec) -> tuple[ParamTensor, ...]:
         names += ("pre_feedforward_layernorm", "post_feedforward_layernorm")
     norms = rms_norms(spec.hidden_size, names)
     if spec.model_type in ("qwen3", "gemma3_text"):  # RMSNorm on each query and key head
-        norms += rms_norms(spec.head_dim, ("self_attn.q_norm", "self_attn.k_norm"))
+        norms += rms_norms(spec.attention_head_dim, ("self_attn.q_norm", "self_attn.k_norm"))
     return norms
 
 
@@ -143,7 +143,7 @@ def build(spec: ModelSpec) -> Layout:
     maps, norms = _maps(spec), _norms(spec)
 
     def group(window: Hashable, layers: int) -> LayerGroup:
-        mixer = Attention(spec.num_attention_heads, spec.num_key_value_heads, spec.head_dim, cast(int | None, window))
+        mixer = Attention(spec.attention_heads, spec.kv_heads, spec.attention_head_dim, cast(int | None, window))
         return LayerGroup(layers, mixer, maps, norms)
 
     tensors = embedding_and_final_norm(spec.vocab_size, spec.hidden_size, spec.tie_word_embeddings)

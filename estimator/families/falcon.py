@@ -63,8 +63,8 @@ def norms_per_layer(spec: ModelSpec) -> int:
 
 def build(spec: ModelSpec) -> Layout:
     """One group: fused query_key_value, dense, the MLP, and LayerNorms (weight and bias, 2d each)."""
-    d, f, b = spec.hidden_size, spec.intermediate_size, spec.bias
-    qkv_out = (spec.num_attention_heads + 2 * spec.num_key_value_heads) * spec.head_dim
+    d, f, b = spec.hidden_size, spec.mlp_width, spec.bias
+    qkv_out = (spec.attention_heads + 2 * spec.kv_heads) * spec.attention_head_dim
     maps = (
         LinearMap("self_attention.query_key_value", d, qkv_out, b, roles("q", "k", "v"), "attention"),
         LinearMap("self_attention.dense", d, d, b, roles("o"), "attention"),
@@ -72,7 +72,7 @@ def build(spec: ModelSpec) -> Layout:
         LinearMap("mlp.dense_4h_to_h", f, d, b, roles("down"), "mlp"),
     )
     norms = (ParamTensor("layer norms", 2 * d, "norm", norms_per_layer(spec)),)
-    mixer = Attention(spec.num_attention_heads, spec.num_key_value_heads, spec.head_dim)
+    mixer = Attention(spec.attention_heads, spec.kv_heads, spec.attention_head_dim)
     tensors = (
         ParamTensor("word_embeddings", spec.vocab_size * d, "embedding"),
         ParamTensor("ln_f", 2 * d, "norm"),
@@ -84,14 +84,14 @@ def build(spec: ModelSpec) -> Layout:
 def to_config(spec: ModelSpec) -> dict[str, Any]:
     return {
         "hidden_size": spec.hidden_size,
-        "num_attention_heads": spec.num_attention_heads,
-        "num_kv_heads": spec.num_key_value_heads,
-        "multi_query": not spec.new_decoder_architecture and spec.num_key_value_heads == 1,
+        "num_attention_heads": spec.attention_heads,
+        "num_kv_heads": spec.kv_heads,
+        "multi_query": not spec.new_decoder_architecture and spec.kv_heads == 1,
         "new_decoder_architecture": spec.new_decoder_architecture,
         "parallel_attn": spec.parallel_attn,
         "num_ln_in_parallel_attn": spec.num_ln_in_parallel_attn,
         "bias": spec.bias,
-        "ffn_hidden_size": spec.intermediate_size,
+        "ffn_hidden_size": spec.mlp_width,
         "max_position_embeddings": spec.max_position_embeddings,
     }
 

@@ -35,7 +35,7 @@ def read(r: Reader) -> dict[str, Any]:
 
 def build(spec: ModelSpec) -> Layout:
     """One group of Conv1D maps with biases and two LayerNorms; learned position embeddings; tied head."""
-    d, f = spec.hidden_size, spec.intermediate_size
+    d, f = spec.hidden_size, spec.mlp_width
     maps = (
         LinearMap("attn.c_attn", d, 3 * d, True, roles("q", "k", "v"), "attention"),
         LinearMap("attn.c_proj", d, d, True, roles("o"), "attention"),
@@ -43,7 +43,7 @@ def build(spec: ModelSpec) -> Layout:
         LinearMap("mlp.c_proj", f, d, True, roles("down"), "mlp"),
     )
     norms = (ParamTensor("ln_1", 2 * d, "norm"), ParamTensor("ln_2", 2 * d, "norm"))
-    mixer = Attention(spec.num_attention_heads, spec.num_key_value_heads, spec.head_dim)
+    mixer = Attention(spec.attention_heads, spec.kv_heads, spec.attention_head_dim)
     tensors = (
         ParamTensor("wte", spec.vocab_size * d, "embedding"),
         ParamTensor("wpe", spec.max_position_embeddings * d, "embedding"),
@@ -56,10 +56,10 @@ def build(spec: ModelSpec) -> Layout:
 def to_config(spec: ModelSpec) -> dict[str, Any]:
     return {
         "n_embd": spec.hidden_size,
-        "n_head": spec.num_attention_heads,
+        "n_head": spec.attention_heads,
         "n_layer": spec.num_hidden_layers,
         "n_positions": spec.max_position_embeddings,
-        "n_inner": spec.intermediate_size,
+        "n_inner": spec.mlp_width,
     }
 
 

@@ -113,17 +113,17 @@ def _sparse_maps(spec: ModelSpec) -> tuple[LinearMap | MoE, ...]:
 def build(spec: ModelSpec) -> Layout:
     """One group per (window, dense or sparse MLP) kind of layer."""
     d = spec.hidden_size
-    q_out, kv_out = spec.num_attention_heads * spec.head_dim, spec.num_key_value_heads * spec.head_dim
+    q_out, kv_out = spec.attention_heads * spec.attention_head_dim, spec.kv_heads * spec.attention_head_dim
     o_bias = spec.attention_bias and spec.model_type == "qwen3_moe"
     attention = attention_maps(d, q_out, kv_out, spec.attention_bias, o_bias)
-    mlps = {"dense": gated_mlp("mlp", d, spec.intermediate_size), "sparse": _sparse_maps(spec)}
+    mlps = {"dense": gated_mlp("mlp", d, spec.mlp_width), "sparse": _sparse_maps(spec)}
     norms = rms_norms(d, ("input_layernorm", "post_attention_layernorm"))
     if spec.model_type == "qwen3_moe":
-        norms += rms_norms(spec.head_dim, ("self_attn.q_norm", "self_attn.k_norm"))
+        norms += rms_norms(spec.attention_head_dim, ("self_attn.q_norm", "self_attn.k_norm"))
 
     def group(kind: Hashable, layers: int) -> LayerGroup:
         window, mlp = cast(tuple[int | None, str], kind)
-        mixer = Attention(spec.num_attention_heads, spec.num_key_value_heads, spec.head_dim, window)
+        mixer = Attention(spec.attention_heads, spec.kv_heads, spec.attention_head_dim, window)
         return LayerGroup(layers, mixer, (*attention, *mlps[mlp]), norms)
 
     kinds = list(zip(spec.layer_windows(), spec.mlp_layer_types or (), strict=True))

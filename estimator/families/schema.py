@@ -112,9 +112,10 @@ FIELDS: dict[str, Check] = {
 }
 
 
-def problem(config: dict[str, Any]) -> str | None:
-    """The first field of ``config`` that does not hold what it should, as one phrase; None when all do."""
-    for key, check in FIELDS.items():
+def problem(config: dict[str, Any], family_fields: dict[str, Check] | None = None) -> str | None:
+    """The first field of ``config`` that does not hold what it should (by :data:`FIELDS` and the family's
+    own checks), as one phrase; None when all do."""
+    for key, check in {**FIELDS, **(family_fields or {})}.items():
         value = config.get(key)
         if value is not None and (expected := check(value)) is not None:
             return f"field {key!r} is {_show(value)}, not {expected}"

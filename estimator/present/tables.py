@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from estimator.stores import STORES
+from estimator.stores import STORES, Method
 from estimator.units import format_bytes, format_number
 
 if TYPE_CHECKING:
     from estimator.compare import Estimate
-    from estimator.stores import Method
 
 
 def method_label(est: Estimate, method: Method) -> str:
@@ -41,17 +40,22 @@ def format_ratio(ratio: float) -> str:
 def estimate_table(est: Estimate) -> str:
     """The headline table: one row per way of storing the text."""
     headers = ["stored as", "parameters", "bytes", "size (SI)", "bytes / token", "KV ÷ this"]
-    body = [
-        [
-            method_label(est, row.method),
-            "—" if row.params is None else f"{row.params:,}",
-            f"{row.bytes:,}",
-            format_bytes(row.bytes),
-            format_number(row.bytes_per_token),
-            format_ratio(row.kv_ratio),
-        ]
-        for row in est.rows
-    ]
+    body = []
+    for row in est.rows:
+        body.append(
+            [
+                method_label(est, row.method),
+                "—" if row.params is None else f"{row.params:,}",
+                f"{row.bytes:,}",
+                format_bytes(row.bytes),
+                format_number(row.bytes_per_token),
+                format_ratio(row.kv_ratio),
+            ]
+        )
+        if row.method is Method.kv and est.kv_state_bytes and est.kv_growing_bytes:  # the two parts apart
+            for name, size in (("  of which the KV cache (grows)", est.kv_growing_bytes),
+                               ("  of which the fixed state", est.kv_state_bytes)):  # fmt: skip
+                body.append([name, "—", f"{size:,}", format_bytes(size), format_number(size / est.tokens), ""])
     return format_table(headers, body, right={1, 2, 3, 4, 5})
 
 

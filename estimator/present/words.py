@@ -4,16 +4,13 @@ and every assumption behind the numbers. Pure text building; nothing here prints
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from estimator.architecture import layout_of
-from estimator.kv import KV_TENSORS, MlaCache, WindowCache, kv_bytes_per_token, mla_forms
 from estimator.layout import ExpertLayout
+from estimator.present.cache_words import cache_words
 from estimator.stores import STORES, Method
 from estimator.stores.peft_rules import PEFT_CONVERTS
-from estimator.transformers_rules import transformers_kv_heads
-from estimator.units import format_bytes, format_number
+from estimator.units import format_bytes
 
 if TYPE_CHECKING:
     from estimator.compare import Estimate
@@ -38,62 +35,6 @@ def model_line(est: Estimate) -> str:
         f"{spec.display_name} ({spec.name}): {est.params:,} parameters{moe}, {spec.num_hidden_layers} layers, "
         f"{heads}, head_dim {spec.head_dim}, hidden {spec.hidden_size:,}; {dtype_words}"
     )
-
-
-def _kv_words(est: Estimate) -> list[str]:
-    spec, kv = est.spec, est.kv
-    per_token = est.kv_bytes_per_token_unbounded
-    storage = kv.describe()
-    bits = kv.vector_bits(spec.head_dim) / spec.head_dim
-    if mla_forms(spec):
-        mixer = layout_of(spec).groups[0].mixer
-        vectors = " + ".join(f"{count} × {length}" for count, length in mixer.vectors(kv))
-        form = (
-            "the latent vector (kv_lora_rank + qk_rope_head_dim)"
-            if kv.mla is MlaCache.latent
-            else ("per-head keys (qk_nope + qk_rope) and values (v_head_dim)")
-        )
-        formula = (
-            f"KV cache (multi-head latent attention, {kv.mla.value}): {spec.num_hidden_layers} layers × ({vectors}) "
-            f"elements of {form} in {storage} = {format_number(per_token)} bytes per cached token."
-        )
-        other = MlaCache.expanded if kv.mla is MlaCache.latent else MlaCache.latent
-        alt = kv_bytes_per_token(spec, replace(kv, mla=other))
-        formula += (
-            f" The {other.value} form (--mla-cache {other.value}) holds {format_number(alt)} bytes per token; "
-            "serving engines (vLLM, SGLang) and transformers >= 5 keep the latent form, a naive implementation "
-            "(and transformers 4.x) the expanded one."
-        )
-    else:
-        element = f"{bits:g} bits" if kv.quantised else f"{kv.dtype.bits / 8:g} bytes"
-        formula = (
-            f"KV cache: {KV_TENSORS} (K and V) × {spec.num_hidden_layers} layers × {spec.num_key_value_heads} KV "
-            f"heads × {spec.head_dim} head_dim × {element} ({storage}) = {format_number(per_token)} bytes per "
-            "cached token; one sequence, no paging or allocator overhead."
-        )
-    words = [formula]
-    held = transformers_kv_heads(spec)
-    if held != spec.num_key_value_heads:
-        words.append(
-            f"transformers' {spec.model_type} code caches K and V broadcast to all {held} query heads, "
-            f"{held // spec.num_key_value_heads}x this; the architecture (and serving engines) need only "
-            f"{spec.num_key_value_heads} KV heads, which is what is counted here."
-        )
-    windows = [g.mixer.window for g in layout_of(spec).groups for _ in range(g.layers)]
-    windowed = [w for w in windows if w is not None]
-    if windowed:
-        widths = ", ".join(f"{w:,}" for w in sorted(set(windowed)))
-        keep = (
-            "w tokens (a ring buffer of the window)"
-            if kv.window is WindowCache.window
-            else ("w − 1 tokens between steps, as transformers does")
-        )
-        words.append(
-            f"Sliding window of {widths} tokens on {len(windowed)} of {len(windows)} layers: such a layer keeps "
-            f"{keep} (--window-cache), so at {est.tokens:,} tokens the cache holds {est.kv_cache_bytes:,} bytes, "
-            f"{format_number(est.kv_bytes_per_token)} bytes per token of text."
-        )
-    return words
 
 
 def _experts_words(est: Estimate) -> list[str]:
@@ -124,10 +65,17 @@ def _experts_words(est: Estimate) -> list[str]:
 
 def crossover_line(est: Estimate) -> str:
     if est.crossover_tokens is None:
-        return (
-            f"Crossover: never; the sliding windows cap the KV cache below the LoRA's "
-            f"{est.lora_bytes:,} bytes, so the cache is the smaller store at any length."
+        from estimator.kv import grows, kv_max_cache_bytes
+
+        ceiling = kv_max_cache_bytes(est.spec, est.kv) or 0
+        why = (
+            "the sliding windows cap the KV cache below the LoRA's"
+            if not est.kv_state_bytes
+            else f"the model keeps any text in a fixed state of {ceiling:,} bytes, less than the LoRA's"
+            if not (grows(est.spec) or ceiling > est.kv_state_bytes)
+            else f"windows and a fixed state cap the cache at {ceiling:,} bytes, below the LoRA's"
         )
+        return f"Crossover: never; {why} {est.lora_bytes:,} bytes, so the cache is the smaller store at any length."
     return (
         f"Crossover: the LoRA ({format_bytes(est.lora_bytes)}) equals the KV cache at "
         f"{est.crossover_tokens:,} tokens; beyond that the adapter stores the text in fewer bytes."
@@ -152,7 +100,7 @@ def parity_line(est: Estimate) -> str:
 def assumptions(est: Estimate) -> list[str]:
     """Every assumption behind the numbers, in words, in the order of the table."""
     spec = est.spec
-    words = [*_kv_words(est), *_experts_words(est)]
+    words = [*cache_words(est), *_experts_words(est)]
     stated_later = (Method.pretraining,)  # after the notes on trained parameters, as the table's last row
     words += [w for r in est.rows if r.method not in stated_later and (w := STORES[r.method].assumption(est.query))]
     trained = [row for row in est.rows if row.params is not None and row.method is not Method.pretraining]

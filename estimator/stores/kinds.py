@@ -38,7 +38,14 @@ class KVCache(Store):
         return Size(None, kv_bytes, q.tokens)
 
     def label(self, q: Query) -> str:
-        return f"in context (KV cache, {q.kv.dtype.value})"
+        """``in context (KV cache, bf16)``; with a fixed recurrent state too, or only one, it says so."""
+        from estimator.kv import grows, kv_state_bits, windowed
+
+        if not kv_state_bits(q.spec, q.kv):
+            return f"in context (KV cache, {q.kv.dtype.value})"
+        if not grows(q.spec) and not windowed(q.spec):
+            return f"in context (recurrent state, {q.kv.dtype.value})"
+        return f"in context (KV cache + state, {q.kv.dtype.value})"
 
 
 class LoRA(Store):

@@ -44,6 +44,10 @@ IA3_FALLBACK_ROLES = frozenset({"k", "v", "down"})
 IA3_FEEDFORWARD_NAMES = frozenset({"down_proj", "w2", "dense_4h_to_h", "c_proj"})  # for --ia3-targets
 
 
+# model_type: short names of nn.Linear modules peft's all-linear leaves alone for the family (beside lm_head).
+ALL_LINEAR_SKIPS: dict[str, tuple[str, ...]] = {}
+
+
 def converts(spec: ModelSpec, experts: ExpertLayout) -> bool:
     """Whether peft converts this family's expert and router names to transformers 5's fused tensors."""
     return experts is ExpertLayout.fused and spec.model_type in PEFT_CONVERTS
@@ -56,6 +60,8 @@ def adaptable(spec: ModelSpec, linear: LinearMap, experts: ExpertLayout) -> bool
     like the experts' projections (peft moves those names to the expert tensors). A bare tensor can
     only where peft's conversion adapts it (the fused experts and the router).
     """
+    if linear.short_name in ALL_LINEAR_SKIPS.get(spec.model_type, ()):
+        return False
     if converts(spec, experts):
         if linear.module:
             return not (linear.block == "mlp" and linear.short_name in PEFT_CONVERTED_NAMES)
@@ -88,11 +94,11 @@ def peft_prefix_params(spec: ModelSpec, virtual_tokens: int) -> tuple[int, str] 
             "peft sizes MLA prefixes from config head_dim (the RoPE width) × KV heads, a shape DeepSeek's attention "
             "does not cache; the estimate is the cache of n tokens in the chosen MLA form"
         )
-        return n * 2 * layers * spec.num_key_value_heads * spec.qk_rope_head_dim, why
+        return n * 2 * layers * spec.kv_heads * spec.qk_rope_head_dim, why
     if spec.model_type == "falcon" and spec.num_key_value_heads != spec.num_attention_heads:
         why = (
             "Falcon's config has no num_key_value_heads, so peft sizes the prefix for all heads; the estimate is the "
             f"cache of n tokens with the model's {spec.num_key_value_heads} KV head(s)"
         )
-        return n * 2 * layers * spec.num_attention_heads * spec.head_dim, why
+        return n * 2 * layers * spec.attention_heads * spec.attention_head_dim, why
     return None

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from estimator.architecture import total_params
+from estimator.architecture import layout_of, total_params
 from estimator.errors import EstimatorError
-from estimator.kv import KVFormat, MlaCache, WindowCache, kv_bytes_per_token, kv_cache_bytes, mla_forms
-from estimator.layout import ExpertLayout
+from estimator.kv import (
+    KVFormat,
+    MlaCache,
+    WindowCache,
+    kv_bytes_per_token,
+    kv_cache_bytes,
+    kv_state_bytes,
+    mla_forms,
+)
+from estimator.layout import ConvCache, ExpertLayout
 from estimator.pretraining import pretraining_bytes_per_token
 from estimator.stores.targets import lora_params, resolve_targets
-from estimator.transformers_rules import transformers_kv_heads
+from estimator.transformers_rules import transformers_kv_heads, transformers_state_dtype
 from estimator.units import format_tokens_short
 from estimator.validate import measure, version_report
 from estimator.validate.adapter_checks import (
@@ -20,7 +29,7 @@ from estimator.validate.adapter_checks import (
     per_expert_block_check,
     saved_adapter_checks,
 )
-from estimator.validate.hf import check_twin_memory, twin_layer_windows, twin_spec
+from estimator.validate.hf import check_twin_memory
 from estimator.validate.report import Check, Validation, compare, explained
 
 if TYPE_CHECKING:
@@ -28,8 +37,8 @@ if TYPE_CHECKING:
     from estimator.specs import ModelSpec
     from estimator.units import DType
 
-FULL_LENGTHS = (1, 7, 64)
-WINDOW_LIMIT = 8192  # windows up to this are measured beyond their end on the CPU
+FULL_LENGTHS = (1, 7, 64, 1_000, 100_000)
+MAX_MEASURED = 1_000_000  # windows and chunks up to this are measured beyond their end (shapes only: no memory)
 
 __all__ = ["Check", "Validation", "kv_checks", "validate"]
 
@@ -39,45 +48,53 @@ def measured_query(q: Query) -> Query:
     return q.with_(experts=ExpertLayout.fused) if q.spec.n_routed_experts is not None else q
 
 
+def measured_lengths(spec: ModelSpec) -> list[int]:
+    """Token counts to measure at: a few, a thousand, a hundred thousand, and on both sides of every
+    window's or chunk's end."""
+    lengths = set(FULL_LENGTHS)
+    for group in layout_of(spec).groups:
+        span = getattr(group.mixer, "sliding_window", None) or getattr(group.mixer, "chunk", None)
+        if span is not None and span + 8 <= MAX_MEASURED:
+            lengths |= {span - 1, span + 8}
+    return sorted(lengths)
+
+
 def kv_checks(spec: ModelSpec, kv_dtype: DType) -> tuple[list[Check], list[str]]:
-    """The cache of a twin's real forward pass at several lengths, inside and beyond every window."""
+    """The cache of the real model after a forward pass over T tokens, T from 1 to 100,000 and around
+    every window, against the estimate in transformers' own conventions (stated where they differ)."""
     if kv_dtype.value not in measure.TORCH_DTYPES:
         raise EstimatorError(
             f"transformers' cache cannot hold {kv_dtype.value}, so it cannot be measured; "
             f"validate with --kv-dtype {', '.join(measure.TORCH_DTYPES)}"
         )
-    windows = spec.layer_windows()
-    lengths = list(FULL_LENGTHS)
-    for window in sorted({w for w in windows if w is not None}):
-        if window <= WINDOW_LIMIT:
-            lengths += [window - 1, window + 8]
-    twin, method = twin_spec(spec, max(lengths))
-    twin_windows = twin_layer_windows(spec)
-    kind_index = {window: twin_windows.index(window) for window in twin_windows}
-    measured = measure.kv_cache_layer_bytes(twin, lengths, kv_dtype)
-    held = KVFormat(kv_dtype, mla=MlaCache.latent, window=WindowCache.window_minus_one)  # what transformers keeps
+    lengths = measured_lengths(spec)
+    measured = measure.cache_bytes(spec, lengths, kv_dtype)
+    held = transformers_format(spec, kv_dtype)
+    default = KVFormat(kv_dtype)
     latent = mla_forms(spec)
-    factor = transformers_kv_heads(spec) // spec.num_key_value_heads
+    factor = transformers_kv_heads(spec) // spec.num_key_value_heads if spec.num_key_value_heads else 1
     checks = []
     for length in lengths:
-        real = sum(measured[length][kind_index[window]] for window in windows)
+        growing, fixed = measured[length]
         expected = kv_cache_bytes(spec, length, held)
         label = f"KV cache bytes at T = {length:,} ({kv_dtype.value}"
         notes = []
         if latent:
             label += ", MLA latent"
-            expanded = kv_cache_bytes(spec, length, KVFormat(kv_dtype, mla=MlaCache.expanded))
+            expanded = kv_cache_bytes(spec, length, replace(held, mla=MlaCache.expanded))
             notes.append(
                 f"transformers >= 5 caches MLA's compressed latent, as the default estimate; the expanded per-head "
                 f"form (--mla-cache expanded, as transformers 4.x) would hold {expanded:,} bytes"
             )
-        if any(w is not None and length >= w for w in windows):
+        if any(w is not None and length >= w for w in _spans(spec)):
             label += ", windows kept as w-1"
+            ring = kv_cache_bytes(spec, length, replace(held, window=default.window))
             notes.append(
                 f"transformers keeps w - 1 tokens in a full window between steps; the default estimate keeps w "
-                f"(a ring buffer of the window): {kv_cache_bytes(spec, length, KVFormat(kv_dtype)):,} bytes"
+                f"(a ring buffer of the window): {ring:,} bytes"
             )
         label += ")"
+        real = growing + fixed
         if factor != 1:
             notes.insert(
                 0,
@@ -87,12 +104,46 @@ def kv_checks(spec: ModelSpec, kv_dtype: DType) -> tuple[list[Check], list[str]]
             checks.append(explained(label, expected, real, factor * expected, "; ".join(notes)))
         else:
             checks.append(compare(label, expected, real, "; ".join(notes)))
-    last_full = FULL_LENGTHS[-1]
-    real_per_token = sum(measured[last_full][kind_index[w]] for w in windows) // last_full
+    last = FULL_LENGTHS[2]
     if factor == 1:
         label = f"KV cache bytes per token ({kv_dtype.value}{', MLA latent' if latent else ''})"
-        checks.insert(0, compare(label, kv_bytes_per_token(spec, held), real_per_token))
+        checks.insert(0, compare(label, kv_bytes_per_token(spec, held), measured[last][0] // last))
+    state = kv_state_bytes(spec, held)
+    if state or measured[last][1]:
+        checks.insert(1, state_check(spec, kv_dtype, held, measured[last][1]))
+    method = [
+        "KV cache and recurrent state: the full model built by transformers under torch's FakeTensorMode (true "
+        "shapes and dtypes, no memory) and run forward with use_cache=True over each token count; bytes = numel × "
+        "element size of every key, value, convolution and recurrent state tensor in the returned cache."
+    ]
     return checks, method
+
+
+def _spans(spec: ModelSpec) -> list[int | None]:
+    return [getattr(g.mixer, "sliding_window", None) or getattr(g.mixer, "chunk", None) for g in layout_of(spec).groups]
+
+
+def transformers_format(spec: ModelSpec, kv_dtype: DType) -> KVFormat:
+    """The cache format transformers keeps: w − 1 in a full window, the MLA latent, K convolution columns,
+    and its recurrent-state dtype for the family."""
+    return KVFormat(
+        kv_dtype,
+        mla=MlaCache.latent,
+        window=WindowCache.window_minus_one,
+        conv=ConvCache.kernel,
+        state_dtype=transformers_state_dtype(spec),
+    )
+
+
+def state_check(spec: ModelSpec, kv_dtype: DType, held: KVFormat, measured: int) -> Check:
+    """The fixed state (convolution and recurrent states) against the estimate in transformers' form."""
+    engines = kv_state_bytes(spec, KVFormat(kv_dtype))
+    note = (
+        f"transformers keeps K convolution columns and its recurrent state in {held.state_dtype or kv_dtype}; "
+        f"the default estimate keeps K - 1 columns and the state in the cache's dtype (vLLM, SGLang, llama.cpp): "
+        f"{engines:,} bytes"
+    )
+    return compare(f"fixed state bytes per sequence ({kv_dtype.value})", kv_state_bytes(spec, held), measured, note)
 
 
 def validate(query: Query, extra_ranks: tuple[int, ...] = ()) -> Validation:

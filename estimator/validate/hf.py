@@ -38,64 +38,63 @@ def transformers_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-def twin_layer_windows(spec: ModelSpec) -> tuple[int | None, ...]:
-    """One twin layer per distinct kind of layer (full, or each window), at least two layers."""
-    kinds: list[int | None] = []
-    for window in spec.layer_windows():
-        if window not in kinds:
-            kinds.append(window)
-    return tuple(kinds * 2) if len(kinds) == 1 else tuple(kinds)
+def twin_layers(spec: ModelSpec) -> list[int]:
+    """Indices of one layer of each kind (mixer and MLP) in order of appearance, at least two layers."""
+    kinds = list(
+        zip(
+            spec.layer_types or spec.layer_windows(),
+            spec.mlp_layer_types or ("dense",) * spec.num_hidden_layers,
+            strict=True,
+        )
+    )
+    first = list(dict.fromkeys(kinds))
+    chosen = [kinds.index(kind) for kind in first]
+    if len(chosen) == 1:
+        chosen.append(chosen[0] + 1 if spec.num_hidden_layers > 1 else chosen[0])
+    return chosen
 
 
 def twin_spec(spec: ModelSpec, max_tokens: int) -> tuple[ModelSpec, list[str]]:
-    """A shrunken model with the same cache per layer, and the reasons why the cache cannot change.
+    """A shrunken model with the same kinds of layer and the same adapter structure, small enough to hold
+    a real adapter in memory (what peft creates and saves is measured on it).
 
-    Kept: KV heads, head_dim, query heads, the kinds of layer (full or sliding, and each window).
-    Shrunk: layers (one or two per kind), vocabulary, and the hidden and MLP widths where they do
-    not set head_dim (Falcon and GPT-2 derive head_dim from hidden_size, so theirs stay).
+    Kept: heads, head_dim, and one layer of each kind (mixer and MLP). Shrunk: layers, vocabulary, the
+    hidden and MLP widths where they do not set head_dim, experts. A family adjusts what its own fields
+    need (``Family.twin``).
     """
-    windows = twin_layer_windows(spec)
+    layers = twin_layers(spec)
     update: dict[str, Any] = {
         "name": f"{spec.name}-twin",
         "display_name": f"{spec.display_name} (shrunken twin)",
-        "num_hidden_layers": len(windows),
+        "num_hidden_layers": len(layers),
         "vocab_size": TWIN_VOCAB,
         "intermediate_size": TWIN_WIDTH,
         "notes": (),
     }
-    cache = (
-        f"the latent (kv_lora_rank {spec.kv_lora_rank}, qk_rope_head_dim {spec.qk_rope_head_dim}) or its per-head "
-        f"expansion ({spec.num_attention_heads} heads of {spec.qk_nope_head_dim} + {spec.qk_rope_head_dim} and "
-        f"{spec.v_head_dim})"
-        if spec.is_mla
-        else f"2 × K × head_dim values ({spec.num_key_value_heads} × {spec.head_dim} here)"
-    )
     reasons = [
-        f"A layer caches {cache} per token; vocabulary, hidden and MLP widths, experts and the other layers never "
-        "enter that product, so the twin keeps the attention's heads and widths and each kind of layer, and "
-        "shrinks the rest.",
-        f"Twin: {len(windows)} layers (one or two of each kind), vocabulary {TWIN_VOCAB}, MLP width {TWIN_WIDTH}"
+        f"Twin: {len(layers)} layers (one of each kind), vocabulary {TWIN_VOCAB}, MLP width {TWIN_WIDTH}"
         + (", 2 experts" if spec.is_moe else "")
-        + "; the measured bytes of each twin layer are summed over the real layers of the same kind.",
+        + "; a real adapter is created and saved on it, and its bytes compared with the formula for the twin."
     ]
     if spec.model_type in ("falcon", "gpt2"):
         reasons.append(f"hidden_size stays {spec.hidden_size:,}: {spec.model_type} derives head_dim from it.")
     else:
-        heads = spec.num_attention_heads  # transformers insists hidden_size be a multiple of the heads
+        heads = spec.num_attention_heads or 1  # transformers insists hidden_size be a multiple of the heads
         update["hidden_size"] = heads * -(-TWIN_WIDTH // heads)
-    if spec.is_moe:
-        update.update(
-            n_routed_experts=2,
-            num_experts_per_tok=1,
-            moe_intermediate_size=TWIN_WIDTH,
-            mlp_layer_types=("sparse",) * len(windows),
-        )
+    if spec.mlp_layer_types is not None:
+        update["mlp_layer_types"] = tuple(spec.mlp_layer_types[i] for i in layers)
+    if spec.is_moe:  # every twin layer routes to experts: the layer the adapter file is about
+        update.update(n_routed_experts=2, num_experts_per_tok=1, moe_intermediate_size=TWIN_WIDTH)
+        update["mlp_layer_types"] = ("sparse",) * len(layers)
         if spec.shared_expert_intermediate_size is not None:
             update["shared_expert_intermediate_size"] = TWIN_WIDTH
     if spec.model_type == "gpt2":
         update["max_position_embeddings"] = max(max_tokens, spec.max_position_embeddings)
     if spec.layer_types is not None:
-        update["layer_types"] = tuple("full_attention" if w is None else "sliding_attention" for w in windows)
+        update["layer_types"] = tuple(spec.layer_types[i] for i in layers)
+    own = family(spec.model_type).twin
+    if own is not None:
+        update = own(spec, update)
     twin = validate_spec({**spec.to_dict(), **update}, spec.name, "report this as a bug")
     return twin, reasons
 

@@ -44,13 +44,17 @@ def _quiet() -> Iterator[None]:
         transformers.logging.set_verbosity(level)
 
 
-def build_model(spec: ModelSpec, device: str = "meta", dtype: torch.dtype = torch.float32) -> Any:
+def build_model(
+    spec: ModelSpec, device: str = "meta", dtype: torch.dtype = torch.float32, attention: str | None = None
+) -> Any:
     """The transformers model of ``spec``; on the meta device it holds shapes and no memory."""
     config_dict = transformers_config(spec)
     model_type = config_dict.pop("model_type")
     with _quiet():
         config = transformers.AutoConfig.for_model(model_type, **config_dict)
         config.use_cache = True
+        if attention is not None:
+            config._attn_implementation = attention
         with torch.device(device):
             model = transformers.AutoModelForCausalLM.from_config(config, dtype=dtype)
     return model.eval()
@@ -77,23 +81,40 @@ def lora_trainable_params(model: Any, targets: Targets, rank: int) -> tuple[int,
     return trainable, lora.unload()
 
 
-def kv_cache_layer_bytes(twin: ModelSpec, tokens: Sequence[int], kv_dtype: DType) -> dict[int, list[int]]:
-    """Bytes each twin layer's cache holds after one forward pass over T tokens, for each T.
+def _tensor_bytes(value: Any) -> int:
+    return value.numel() * value.element_size() if isinstance(value, torch.Tensor) else 0
 
-    A real forward pass with ``use_cache=True`` on CPU; the bytes are those of the key and value
-    tensors in the returned cache (numel × element size).
+
+def layer_cache_bytes(layer: Any) -> tuple[int, int]:
+    """(growing, fixed) bytes one cache layer holds: its keys and values, and its convolution and
+    recurrent states (transformers 5's linear-attention layers keep them in dicts)."""
+    growing = _tensor_bytes(getattr(layer, "keys", None)) + _tensor_bytes(getattr(layer, "values", None))
+    fixed = 0
+    for name in ("conv_states", "recurrent_states"):
+        states = getattr(layer, name, None) or {}
+        fixed += sum(_tensor_bytes(value) for value in states.values())
+    return growing, fixed
+
+
+def cache_bytes(spec: ModelSpec, tokens: Sequence[int], dtype: DType) -> dict[int, tuple[int, int]]:
+    """(growing, fixed) bytes the cache of the real, full-size model holds after one forward pass over T
+    tokens, for each T.
+
+    The model is built and run under torch's ``FakeTensorMode``: every tensor has its true shape and
+    dtype and no storage, so Llama 3 70B runs a forward pass over 100,000 tokens in about a second and
+    no memory; the bytes are those of the tensors in the returned cache (numel × element size).
     """
-    model = build_model(twin, device="cpu", dtype=TORCH_DTYPES[kv_dtype.value])
-    generator = torch.Generator().manual_seed(0)
-    out: dict[int, list[int]] = {}
-    for length in tokens:
-        ids = torch.randint(0, twin.vocab_size, (1, length), generator=generator)
-        with torch.no_grad(), _quiet():
-            cache = model(input_ids=ids, use_cache=True).past_key_values
-        out[length] = [
-            layer.keys.numel() * layer.keys.element_size() + layer.values.numel() * layer.values.element_size()
-            for layer in cache.layers
-        ]
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    out: dict[int, tuple[int, int]] = {}
+    with _quiet(), FakeTensorMode(allow_non_fake_inputs=True):
+        model = build_model(spec, device="cpu", dtype=TORCH_DTYPES[dtype.value])
+        for length in tokens:
+            ids = torch.zeros((1, length), dtype=torch.long)
+            with torch.no_grad():
+                cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+            parts = [layer_cache_bytes(layer) for layer in cache.layers]
+            out[length] = (sum(g for g, _ in parts), sum(f for _, f in parts))
     return out
 
 
