@@ -18,6 +18,7 @@ from estimator.kv import (
     kv_cache_bytes,
     kv_max_cache_bytes,
     kv_state_bytes,
+    kv_tokens_held,
     mla_forms,
     windowed,
 )
@@ -89,6 +90,7 @@ class Estimate:
     kv_bytes_per_token_unbounded: float
     kv_cache_bytes: int
     kv_state_bytes: int  # the part of the cache that does not grow (recurrent and convolution states)
+    tokens_held: int  # the most tokens any layer's cache holds (T, or a window's w; 0 for a pure SSM)
     lora_params: int
     lora_bytes: int
     weights_bytes: int
@@ -138,6 +140,18 @@ class Estimate:
     def kv_bytes_per_token(self) -> float:
         """KV bytes per token of text at this T (= the unbounded figure without sliding windows)."""
         return self.kv_cache_bytes / self.tokens
+
+    @property
+    def holds_all_tokens(self) -> bool:
+        """Whether the cache keeps the whole text: every token in some layer, or a recurrent state that
+        summarises all of it. False where every layer is windowed and T is past the window: the cache then
+        holds only the last w tokens, so its bytes are no storage rate of the text."""
+        return self.tokens_held >= self.tokens or self.kv_state_bytes > 0
+
+    @property
+    def beyond_context_window(self) -> bool:
+        """Whether T exceeds the model's context window (max_position_embeddings)."""
+        return self.tokens > self.spec.max_position_embeddings
 
     @property
     def kv_growing_bytes(self) -> int:
@@ -217,6 +231,7 @@ def evaluate(q: Query) -> Estimate:
         kv_bytes_per_token_unbounded=kv_bytes_per_token(spec, q.kv),
         kv_cache_bytes=kv_bytes,
         kv_state_bytes=kv_state_bytes(spec, q.kv),
+        tokens_held=kv_tokens_held(spec, q.tokens, q.kv),
         lora_params=lora_params(targets, q.rank),
         lora_bytes=adapter,
         weights_bytes=weights_bytes(spec, q.weights_dtype),

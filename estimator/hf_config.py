@@ -81,10 +81,21 @@ def _depth(raw: bytes) -> int:
     return deepest
 
 
-def _default_name(config: dict[str, Any], path: Path) -> str:
-    raw = str(config.get("_name_or_path") or path.resolve().parent.name or path.stem)
-    slug = re.sub(r"[^a-z0-9._-]+", "-", raw.rsplit("/", 1)[-1].lower()).strip("-.")
-    return slug or "config"
+def model_name(config: dict[str, Any], path: Path, given: str | None = None) -> tuple[str, str]:
+    """(name, display name) of a config.json's model: ``given`` (``--name``); else the config's own
+    ``_name_or_path``; else the file's name unless it is just ``config``; else its architecture
+    (``LlamaForCausalLM``). Never the folder's: a Hub snapshot's folder is a commit hash."""
+    architectures = config.get("architectures")
+    first = (
+        architectures[0]
+        if isinstance(architectures, list) and architectures and isinstance(architectures[0], str)
+        else None
+    )
+    own = config.get("_name_or_path") if isinstance(config.get("_name_or_path"), str) else None
+    named_file = path.stem if path.stem.lower() != "config" else None
+    display = given or own or named_file or first or path.stem
+    slug = re.sub(r"[^a-z0-9._-]+", "-", display.rstrip("/").rsplit("/", 1)[-1].lower()).strip("-._")
+    return slug or "model", display
 
 
 def _language_model(config: dict[str, Any], path: Path) -> tuple[dict[str, Any], str, list[str]]:
@@ -124,11 +135,11 @@ def spec_from_hf_config(path: str | Path, name: str | None = None) -> ModelSpec:
     chosen = family(model_type)
     reader = Reader(config, path, model_type, chosen.fields)
     fields = chosen.read(reader)
-    slug = name or _default_name(outer, path)
+    slug, display = model_name(outer, path, name.strip() if name else None)
     dtype = outer.get("torch_dtype") or outer.get("dtype") or config.get("torch_dtype") or "float32"
     identity = {
         "name": slug,
-        "display_name": str(outer.get("_name_or_path") or slug),
+        "display_name": display,
         "source": path.resolve().as_uri(),
         "model_type": model_type,
         "torch_dtype": str(dtype),

@@ -48,6 +48,7 @@ __all__ = [
     "kv_max_cache_bytes",
     "kv_state_bits",
     "kv_state_bytes",
+    "kv_tokens_held",
     "kv_window_tokens",
 ]
 
@@ -134,6 +135,14 @@ def windowed(spec: ModelSpec) -> bool:
     """Whether some layer's cache holds at most a window (or a chunk) of tokens."""
     fmt = KVFormat(window=WindowCache.window)
     return any(g.mixer.vectors(fmt) and g.mixer.cap_tokens(fmt) is not None for g in layout_of(spec).groups)
+
+
+def kv_tokens_held(spec: ModelSpec, tokens: int, kv: KVFormat | DType) -> int:
+    """The most tokens any layer's cache holds after T tokens: T where some layer attends to all of them,
+    min(T, w) where every layer is windowed (Mistral 7B v0.1 at 1M tokens: 4,096), 0 for a pure SSM."""
+    fmt = as_format(kv)
+    held = [g.mixer.held_tokens(tokens, fmt) for g in layout_of(spec).groups if g.mixer.vectors(fmt)]
+    return max(held, default=0)
 
 
 def grows(spec: ModelSpec) -> bool:

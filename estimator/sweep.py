@@ -81,6 +81,15 @@ def kv_cache_bytes_array(spec: ModelSpec, tokens: Any, kv: KVFormat) -> Ints:
     return -(-bits // BITS_PER_BYTE)
 
 
+def only_where(values: NDArray[Any], keep: NDArray[np.bool_]) -> NDArray[Any]:
+    """``values`` where ``keep``, None elsewhere (a blank in CSV, null in JSON); unchanged when all kept."""
+    if keep.all():
+        return values
+    out = values.astype(object)
+    out[~keep] = None
+    return out
+
+
 @dataclass(frozen=True)
 class Sweep:
     """The query ``base`` (model, targets, dtypes) swept over ``tokens`` × ``ranks``.
@@ -145,6 +154,30 @@ class Sweep:
     def pretraining_bytes_per_token(self) -> float | None:
         return self.base.pretraining_bytes_per_token
 
+    @cached_property
+    def tokens_held(self) -> Ints:
+        """Per token: the most tokens any layer's cache holds, as :func:`estimator.kv.kv_tokens_held`."""
+        fmt = self.base.kv
+        held = np.zeros(self.tokens.shape, dtype=self.tokens.dtype)
+        for group in layout_of(self.spec).groups:
+            if group.mixer.vectors(fmt):
+                cap = group.mixer.cap_tokens(fmt)
+                held = np.maximum(held, self.tokens if cap is None else np.minimum(self.tokens, cap))
+        return held
+
+    @property
+    def holds_all_tokens(self) -> NDArray[np.bool_]:
+        """Per token: whether the cache keeps the whole text (some layer holds every token, or a state
+        summarises it); False past the window of a model whose every layer is windowed."""
+        if self.base.kv_state_bytes > 0:
+            return np.ones(self.tokens.shape, dtype=bool)
+        return np.asarray(self.tokens_held >= self.tokens)
+
+    @property
+    def beyond_context_window(self) -> NDArray[np.bool_]:
+        """Per token: T > max_position_embeddings."""
+        return np.asarray(self.tokens > self.spec.max_position_embeddings)
+
     def crossover_tokens(self) -> list[int | None]:
         """Per rank: the token count at which the KV cache reaches the LoRA's bytes (None: never)."""
         b = kv_bits_per_token(self.spec, self.base.kv)
@@ -157,17 +190,24 @@ class Sweep:
         """Long format, one entry per (rank, token) point, every column named with its unit."""
         n_ranks, n_tokens = self.ranks.size, self.tokens.size
         pretraining = self.pretraining_bytes_per_token
+        holds = np.tile(self.holds_all_tokens, n_ranks)
+        state = self.base.kv_state_bytes
         columns = {
             "tokens": np.tile(self.tokens, n_ranks),
             "rank": np.repeat(self.ranks, n_tokens),
+            "tokens_held": np.tile(self.tokens_held, n_ranks),
+            "holds_all_tokens": holds,
+            "beyond_context_window": np.tile(self.beyond_context_window, n_ranks),
             "kv_cache_bytes": np.tile(self.kv_cache_bytes, n_ranks),
-            "kv_bytes_per_token": np.tile(self.kv_bytes_per_token, n_ranks),
+            "kv_state_bytes": np.full(n_ranks * n_tokens, state, dtype=np.int64),
+            "kv_growing_bytes": np.tile(self.kv_cache_bytes - state, n_ranks),
+            "kv_bytes_per_token": only_where(np.tile(self.kv_bytes_per_token, n_ranks), holds),
             "lora_params": np.repeat(self.lora_params, n_tokens),
             "lora_bytes": np.repeat(self.lora_bytes, n_tokens),
             "lora_bytes_per_token": self.lora_bytes_per_token.ravel(),
             "lora_fraction_of_model_params": np.repeat(self.lora_fraction_of_params, n_tokens),
-            "kv_to_lora_bytes_ratio": self.ratio.ravel(),
-            "parity_rank": np.tile(self.parity_rank, n_ranks),
+            "kv_to_lora_bytes_ratio": only_where(self.ratio.ravel(), holds),
+            "parity_rank": only_where(np.tile(self.parity_rank, n_ranks), holds),
             "beyond_full_rank": np.repeat(self.ranks > self.base.targets.smallest_full_rank, n_tokens),
         }
         if pretraining is not None:  # no column without a pretraining token count

@@ -114,6 +114,73 @@ def test_models_lists_the_zoo(capsys: pytest.CaptureFixture[str]) -> None:
     assert "gpt2" in names and "falcon-7b" in names
 
 
+def test_models_give_the_rate_at_a_stated_token_count(capsys: pytest.CaptureFixture[str]) -> None:
+    """The rate at one token misleads for windowed models: Gemma 3 27B is 507,904 B per cached token but, at
+    1M tokens, 52 local layers hold 1,024 tokens and 10 global ones all of them (62 layers, 16 KV heads, 128)."""
+    per_layer = 2 * 16 * 128 * 2  # K and V, 16 KV heads, head_dim 128, bf16
+    at_1m = (10 * 1_000_000 + 52 * 1_024) * per_layer / 1_000_000  # 82,356.2...
+    code, out, _ = run(capsys, "models", "--tokens", "1M", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and rows["gemma3-27b"]["kv_bytes_per_token"] == pytest.approx(at_1m, rel=1e-12)
+    assert rows["gemma3-27b"]["kv_bytes_per_cached_token_bf16"] == 62 * per_layer == 507_904
+    mistral = rows["mistral-7b-v0.1"]  # every layer windowed: it holds 4,096 tokens, no rate of the text
+    assert mistral["tokens_held"] == 4_096 and not mistral["holds_all_tokens"] and mistral["kv_bytes_per_token"] is None
+    assert all(r["beyond_context_window"] for r in rows.values())  # no zoo model reads 1M tokens at once
+    code, out, _ = run(capsys, "models", "--tokens", "1M", "--sort", "kv")
+    lines = [line.split()[0] for line in out.splitlines()[1:] if line and not line.startswith("KV")]
+    assert lines.index("gemma3-27b") < lines.index("llama3-8b") and lines[-2:] == ["mistral-7b-v0.1", "phi3-mini"]
+    assert "82,356.21" in out and "4,096 (window)" in out and "KV B/token at 1M" in out
+    code, _, err = run(capsys, "models", "--sort", "speed")
+    assert code != 0 and "--sort 'speed'" in err and "name, params, kv" in err
+
+
+def test_a_windowed_cache_past_its_window_has_no_rate_per_token(capsys: pytest.CaptureFixture[str]) -> None:
+    """Mistral 7B v0.1 at 1M keeps the last 4,096 tokens: no 537 B/token, no 3.2x, no parity rank 103."""
+    code, out, _ = run(capsys, "--model", "mistral-7b-v0.1", "--tokens", "1M", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["tokens_held"] == 4_096 and data["holds_all_tokens"] is False
+    assert data["kv_cache"]["bytes"] == 4_096 * 131_072 and data["kv_cache"]["bytes_per_token"] is None
+    assert all(r["kv_to_this_bytes_ratio"] is None for r in data["methods"])
+    assert data["kv_to_lora_bytes_ratio"] is None and data["parity_rank"] is None
+    lora = next(r for r in data["methods"] if r["method"] == "lora")
+    assert lora["bytes_per_token"] == lora["bytes"] / 1_000_000  # the adapter's own rate stands
+    code, out, _ = run(capsys, "--model", "mistral-7b-v0.1", "--tokens", "1M")
+    assert "holds only the last 4,096 of the 1,000,000 tokens" in out and "Parity rank" not in out
+    kv_row = next(line for line in out.splitlines() if line.startswith("in context"))
+    assert kv_row.split()[-2:] == ["—", "—"]
+    code, out, _ = run(capsys, "--model", "mistral-7b-v0.1", "--tokens", "4096", "--json")
+    assert json.loads(out)["holds_all_tokens"] and json.loads(out)["kv_cache"]["bytes_per_token"] == 131_072
+
+
+def test_context_window_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    """Llama 3 70B's window is 8,192 tokens: the default 100k exceeds it; Llama 3.1's 131,072 does not."""
+    for model, beyond in (("llama3-70b", True), ("llama3.1-70b", False)):
+        code, out, _ = run(capsys, "--model", model, "--json")
+        assert code == 0 and json.loads(out)["beyond_context_window"] is beyond
+        assert json.loads(out)["tokens_held"] == 100_000
+
+
+def test_a_config_is_named_from_its_contents(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Not after its folder ("extra", a snapshot's hash): `_name_or_path`, the file, architectures, --name."""
+    config = json.loads((CONFIGS / "extra" / "llama3.2-1b.json").read_text())
+    code, out, _ = run(capsys, "--config", str(CONFIGS / "extra" / "llama3.2-1b.json"), "--json")
+    assert json.loads(out)["model"]["name"] == "llama3.2-1b"  # the file's stem
+    snapshot = tmp_path / "0123abcd" / "config.json"
+    snapshot.parent.mkdir()
+    snapshot.write_text(json.dumps({**config, "_name_or_path": "meta-llama/Llama-3.2-1B"}))
+    code, out, _ = run(capsys, "--config", str(snapshot), "--json")
+    assert json.loads(out)["model"]["name"] == "llama-3.2-1b"
+    assert json.loads(out)["model"]["display_name"] == "meta-llama/Llama-3.2-1B"
+    config.pop("_name_or_path", None)
+    snapshot.write_text(json.dumps(config))
+    code, out, _ = run(capsys, "--config", str(snapshot), "--json")
+    assert json.loads(out)["model"]["display_name"] == config["architectures"][0] == "LlamaForCausalLM"
+    code, out, _ = run(capsys, "--config", str(snapshot), "--name", "mine", "--json")
+    assert json.loads(out)["model"]["name"] == "mine"
+    code, _, err = run(capsys, "--model", "gpt2", "--name", "mine")
+    assert code != 0 and "--name names a --config model" in err
+
+
 def test_beyond_full_rank_is_refused_then_allowed(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "--model", "llama3-70b", "--rank", "2048")
     assert code == 2 and "full rank" in err and "1,024" in err and "--allow-beyond-full-rank" in err

@@ -74,8 +74,14 @@ def test_the_sweep_equals_the_single_query_at_every_point(spec, token_list, rank
         single = evaluate(Query(spec, t, r, kv=fmt, methods=("kv", "lora")))
         assert columns["kv_cache_bytes"][i] == single.kv_cache_bytes
         assert columns["lora_bytes"][i] == single.lora_bytes
-        assert columns["parity_rank"][i] == single.parity_rank
-        assert columns["kv_to_lora_bytes_ratio"][i] == single.kv_cache_bytes / single.lora_bytes
+        assert columns["tokens_held"][i] == single.tokens_held
+        assert columns["holds_all_tokens"][i] == single.holds_all_tokens
+        assert columns["beyond_context_window"][i] == single.beyond_context_window
+        if single.holds_all_tokens:
+            assert columns["parity_rank"][i] == single.parity_rank
+            assert columns["kv_to_lora_bytes_ratio"][i] == single.kv_cache_bytes / single.lora_bytes
+        else:  # a cache that keeps only the last w tokens: no rate, ratio or parity rank of the text
+            assert columns["parity_rank"][i] is columns["kv_to_lora_bytes_ratio"][i] is None
     singles = {
         r: evaluate(Query(spec, 1, r, kv=fmt, methods=("kv", "lora"))).crossover_tokens for r in grid.ranks.tolist()
     }

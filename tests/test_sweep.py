@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import doctest
+import io
 from dataclasses import replace
 
 import numpy as np
@@ -162,3 +164,20 @@ def test_fp32_adapter_and_int4_cache_are_carried() -> None:
 
 def test_doctest() -> None:
     assert doctest.testmod(estimator.sweep).failed == 0
+
+
+def test_sweep_says_where_the_cache_holds_the_text(capsys: pytest.CaptureFixture[str]) -> None:
+    """Mistral 7B v0.1 windows every layer at 4,096: past it the rate, ratio and parity rank are blank;
+    its context window is 32,768 tokens. Held and state columns computed by hand."""
+    from estimator.cli import main
+
+    code = main(["sweep", "--model", "mistral-7b-v0.1", "--tokens", "1k,4096,8k,1M", "--rank", "32", "--csv"])
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert code == 0
+    assert [r["tokens_held"] for r in rows] == ["1000", "4096", "4096", "4096"]
+    assert [r["holds_all_tokens"] for r in rows] == ["True", "True", "False", "False"]
+    assert [r["beyond_context_window"] for r in rows] == ["False", "False", "False", "True"]
+    assert [r["kv_bytes_per_token"] for r in rows] == ["131072.0", "131072.0", "", ""]
+    assert rows[2]["kv_to_lora_bytes_ratio"] == rows[2]["parity_rank"] == ""
+    assert rows[3]["kv_cache_bytes"] == str(4_096 * 131_072) and rows[3]["kv_state_bytes"] == "0"
+    assert rows[3]["lora_bytes_per_token"] == str(83_886_080 * 2 / 1_000_000)  # the adapter's rate stands

@@ -200,8 +200,20 @@ def _print_sweep(columns: dict[str, Any], est: Any) -> None:
     )
     headers = ["tokens", "rank", "KV cache", "KV B/token", "LoRA", "LoRA B/token", "KV ÷ LoRA", "parity rank"]
     body = [
-        [f"{t:,}", f"{r:,}", format_bytes(kv), format_number(kv_t), format_bytes(lo), format_number(lo_t),
-         format_ratio(ratio), f"{parity:,}"]
+        [f"{t:,}", f"{r:,}", format_bytes(kv), "—" if kv_t is None else format_number(kv_t), format_bytes(lo),
+         format_number(lo_t), "—" if ratio is None else format_ratio(ratio), "—" if parity is None else f"{parity:,}"]
         for t, r, kv, kv_t, lo, lo_t, ratio, parity in zip(*(columns[c].tolist() for c in SWEEP_COLUMNS), strict=True)
     ]  # fmt: skip
     typer.echo(format_table(headers, body, right=set(range(len(headers)))))
+    held = [
+        h
+        for h, whole in zip(columns["tokens_held"].tolist(), columns["holds_all_tokens"].tolist(), strict=True)
+        if not whole
+    ]
+    if held:
+        typer.echo(
+            f"— : every layer keeps a window, so past it the cache holds only the last {max(held):,} tokens and is no "
+            "storage rate of the text."
+        )
+    if any(columns["beyond_context_window"].tolist()):
+        typer.echo(f"Token counts above {est.spec.max_position_embeddings:,} exceed the model's context window.")

@@ -97,7 +97,7 @@ def print_json(est: Any) -> None:
 
 def print_table(est: Any) -> None:
     from estimator.present.tables import estimate_table
-    from estimator.present.words import assumptions, crossover_line, model_line, parity_line
+    from estimator.present.words import assumptions, crossover_line, holding_line, model_line, parity_line
     from estimator.units import format_tokens_short
 
     say(model_line(est))
@@ -106,7 +106,10 @@ def print_table(est: Any) -> None:
     typer.echo(estimate_table(est))
     typer.echo("")
     say(crossover_line(est))
-    say(parity_line(est))
+    if (holding := holding_line(est)) is not None:
+        say(holding)
+    else:
+        say(parity_line(est))
     typer.echo("")
     typer.echo("Assumptions:")
     for line in assumptions(est):

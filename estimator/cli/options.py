@@ -24,6 +24,9 @@ ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Zoo model n
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="A Hugging Face config.json instead of a zoo name.")
 ]
+NameOpt = Annotated[
+    str | None, typer.Option("--name", help="Name a --config model (default: its config's name, or the file's).")
+]
 TokensOpt = Annotated[str, typer.Option("--tokens", "-t", help="Tokens of new text: 100k, 1.5M, 2B, 1e5, 100_000.")]
 RankOpt = Annotated[int, typer.Option("--rank", "-r", help="LoRA rank.")]
 TargetsOpt = Annotated[
@@ -76,6 +79,7 @@ CsvOpt = Annotated[bool, typer.Option("--csv", help="One CSV row per mechanism."
 QUERY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("model", ModelOpt, None),
     ("config", ConfigOpt, None),
+    ("name", NameOpt, None),
     ("tokens", TokensOpt, "100k"),
     ("rank", RankOpt, 32),
     ("targets", TargetsOpt, "all-linear"),
@@ -101,15 +105,19 @@ QUERY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
 QUERY_OPTION_NAMES = tuple(name for name, _, _ in QUERY_OPTIONS)
 
 
-def spec_of(model: str | None, config: Path | None, default_model: str | None = None) -> Any:
-    """The spec of ``--model`` (a zoo name only) or ``--config`` (a config.json); the default model, or
-    one line asking for a model."""
+def spec_of(model: str | None, config: Path | None, default_model: str | None = None, name: str | None = None) -> Any:
+    """The spec of ``--model`` (a zoo name only) or ``--config`` (a config.json, named ``--name``); the
+    default model, or one line asking for a model."""
     if model is not None and config is not None:
         raise EstimatorError("--model and --config exclude each other; give one, not both")
+    if name is not None and config is None:
+        raise EstimatorError("--name names a --config model; drop it, or give --config")
+    if name is not None and not name.strip():
+        raise EstimatorError("--name is empty; give a name such as my-model")
     if config is not None:
         from estimator.hf_config import spec_from_hf_config
 
-        return spec_from_hf_config(config)
+        return spec_from_hf_config(config, name)
     from estimator.zoo import load_spec
 
     if model is not None:
@@ -140,7 +148,7 @@ def build_query(values: dict[str, Any], default_model: str | None = None, spec: 
     from estimator.stores import LoReFT, parse_layers, parse_methods, parse_positions
     from estimator.units import KV_DTYPES, parse_dtype, parse_tokens
 
-    spec = spec if spec is not None else spec_of(values["model"], values["config"], default_model)
+    spec = spec if spec is not None else spec_of(values["model"], values["config"], default_model, values["name"])
     _at_least(values["rank"], "rank", fix="LoRA ranks are positive integers such as 8 or 32")
     _at_least(values["virtual_tokens"], "--virtual-tokens")
     _at_least(values["loreft_rank"], "--loreft-rank")

@@ -14,6 +14,7 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
     """The ``--json`` payload of the main query (without the assumptions, which the CLI adds)."""
     spec, q = est.spec, est.query
     pretraining = est.pretraining_bytes_per_token
+    holds = est.holds_all_tokens  # else the cache keeps only the last w tokens: no rate per token of the text
     return {
         "model": {
             "name": spec.name,
@@ -49,8 +50,11 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
             "pretraining_tokens": est.pretraining_tokens,
             "virtual_tokens": q.virtual_tokens,
         },
+        "tokens_held": est.tokens_held,
+        "holds_all_tokens": holds,
+        "beyond_context_window": est.beyond_context_window,
         "kv_cache": {
-            "bytes_per_token": est.kv_bytes_per_token,
+            "bytes_per_token": est.kv_bytes_per_token if holds else None,
             "bytes_per_token_unbounded": est.kv_bytes_per_token_unbounded,
             "bytes": est.kv_cache_bytes,
             "growing_bytes": est.kv_growing_bytes,
@@ -74,18 +78,18 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
                 "method": r.method.value,
                 "params": r.params,
                 "bytes": r.bytes,
-                "bytes_per_token": r.bytes_per_token,
-                "kv_to_this_bytes_ratio": r.kv_ratio,
+                "bytes_per_token": r.bytes_per_token if holds or r.params is not None else None,
+                "kv_to_this_bytes_ratio": r.kv_ratio if holds else None,
                 "crossover_tokens": r.crossover_tokens,
             }
             for r in est.rows
         ],
-        "kv_to_lora_bytes_ratio": est.ratio,
+        "kv_to_lora_bytes_ratio": est.ratio if holds else None,
         "kv_to_pretraining_bytes_per_token_ratio": None
-        if pretraining is None
+        if pretraining is None or not holds
         else est.kv_bytes_per_token / pretraining,
         "crossover_tokens": est.crossover_tokens,
-        "parity_rank": est.parity_rank,
-        "parity_lora_params": est.parity_params,
-        "parity_fraction_of_model_params": est.parity_fraction_of_params,
+        "parity_rank": est.parity_rank if holds else None,
+        "parity_lora_params": est.parity_params if holds else None,
+        "parity_fraction_of_model_params": est.parity_fraction_of_params if holds else None,
     }

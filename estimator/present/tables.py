@@ -41,15 +41,17 @@ def estimate_table(est: Estimate) -> str:
     """The headline table: one row per way of storing the text."""
     headers = ["stored as", "parameters", "bytes", "size (SI)", "bytes / token", "KV ÷ this"]
     body = []
+    holds = est.holds_all_tokens  # a cache that keeps only the last w tokens has no rate per token of the text
     for row in est.rows:
+        is_kv = row.method is Method.kv
         body.append(
             [
                 method_label(est, row.method),
                 "—" if row.params is None else f"{row.params:,}",
                 f"{row.bytes:,}",
                 format_bytes(row.bytes),
-                format_number(row.bytes_per_token),
-                format_ratio(row.kv_ratio),
+                format_number(row.bytes_per_token) if holds or not is_kv else "—",
+                format_ratio(row.kv_ratio) if holds else "—",
             ]
         )
         if row.method is Method.kv and est.kv_state_bytes and est.kv_growing_bytes:  # the two parts apart
@@ -62,9 +64,10 @@ def estimate_table(est: Estimate) -> str:
 def csv_rows(est: Estimate) -> list[list[object]]:
     """Header and one row per method, raw numbers."""
     header: list[object] = ["mechanism", "method", "params", "bytes", "bytes_per_token", "kv_to_this_ratio", "tokens"]
+    holds = est.holds_all_tokens
     body: list[list[object]] = [
         [method_label(est, r.method), r.method.value, "" if r.params is None else r.params, r.bytes,
-         r.bytes_per_token, r.kv_ratio, est.tokens]
+         r.bytes_per_token if holds or r.method is not Method.kv else "", r.kv_ratio if holds else "", est.tokens]
         for r in est.rows
     ]  # fmt: skip
     return [header, *body]

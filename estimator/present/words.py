@@ -82,6 +82,17 @@ def crossover_line(est: Estimate) -> str:
     )
 
 
+def holding_line(est: Estimate) -> str | None:
+    """Where the cache cannot hold the text: what it holds instead, in place of a storage rate."""
+    if est.holds_all_tokens:
+        return None
+    return (
+        f"The cache holds only the last {est.tokens_held:,} of the {est.tokens:,} tokens (every layer keeps at most "
+        f"a window): it does not store the text, so no bytes per token of text, ratio or parity rank is given "
+        f"for it; the adapters' own rows stand."
+    )
+
+
 def parity_line(est: Estimate) -> str:
     line = (
         f"Parity rank at {est.tokens:,} tokens: r = {est.parity_rank:,} holds as many bytes as the KV cache "
