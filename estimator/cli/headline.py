@@ -62,17 +62,7 @@ def headline(
     from estimator.compare import evaluate
 
     est = evaluate(build_query(options))
-    if est.beyond_full_rank:
-        full = est.targets.smallest_full_rank
-        names = ", ".join(est.targets.narrowest())
-        message = (
-            f"rank {est.rank:,} exceeds the smallest targeted dimension ({names}: {full:,}), LoRA beyond full rank"
-        )
-        if not allow_beyond_full_rank:
-            raise EstimatorError(
-                f"{message}; use --rank {full} or less, narrow --targets, or pass --allow-beyond-full-rank"
-            )
-        typer.echo(f"warning: {message}", err=True)
+    check_rank(est, allow_beyond_full_rank)
     if as_json:
         print_json(est)
     elif as_csv:
@@ -83,6 +73,20 @@ def headline(
         csv.writer(sys.stdout, lineterminator="\n").writerows(csv_rows(est))
     else:
         print_table(est)
+
+
+def check_rank(est: Any, allow_beyond_full_rank: bool) -> None:
+    """Refuse a rank above the smallest targeted dimension unless allowed; then warn on stderr."""
+    if not est.beyond_full_rank:
+        return
+    full = est.targets.smallest_full_rank
+    names = ", ".join(est.targets.narrowest())
+    message = f"rank {est.rank:,} exceeds the smallest targeted dimension ({names}: {full:,}), LoRA beyond full rank"
+    if not allow_beyond_full_rank:
+        raise EstimatorError(
+            f"{message}; use --rank {full} or less, narrow --targets, or pass --allow-beyond-full-rank"
+        )
+    typer.echo(f"warning: {message}", err=True)
 
 
 def print_json(est: Any) -> None:

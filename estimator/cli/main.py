@@ -28,6 +28,7 @@ LAZY_COMMANDS = {
     "capacity": "estimator.cli.beyond",
     "breakeven": "estimator.cli.beyond",
     "constants": "estimator.cli.beyond",
+    "compare": "estimator.cli.compare",
 }
 
 
@@ -51,7 +52,7 @@ def repeated_option(command: Any, args: list[str]) -> str | None:
         if arg.startswith("-") and len(arg) > 1:
             spelled, _, inline = arg.partition("=")
             param = next((p for p in current.params if spelled in (*p.opts, *p.secondary_opts)), None)
-            if param is not None:
+            if param is not None and not getattr(param, "multiple", False):
                 if param.name in seen:
                     return f"{spelled} is given twice ({seen[param.name]} before); give it once"
                 seen[param.name] = spelled

@@ -1,0 +1,90 @@
+"""``estimate compare``: several models (zoo names and config.json files) side by side at several token
+counts, as text, JSON, CSV or Markdown."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from estimator.cli.app import app
+from estimator.cli.headline import BeyondOpt, check_rank
+from estimator.cli.options import CsvOpt, JsonOpt, build_query, query_command
+from estimator.errors import EstimatorError
+
+MAX_COMPARED = 1_000  # models × token counts in one comparison
+ModelsOpt = Annotated[
+    str | None, typer.Option("--model", "-m", help="Zoo models to compare, comma-separated: llama3-8b,qwen3-8b.")
+]
+ConfigsOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--config", "-c", help="A config.json to compare (repeat for several); named as in `estimate`."),
+]
+TokenCountsOpt = Annotated[str, typer.Option("--tokens", "-t", help="Token counts, comma-separated: 32k,1M.")]
+MarkdownOpt = Annotated[bool, typer.Option("--markdown", help="GitHub Markdown tables, one per token count.")]
+
+
+def _split(text: str, what: str) -> list[str]:
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise EstimatorError(f"{what} {text!r} has an empty entry; give a comma list such as llama3-8b,qwen3-8b")
+    return items
+
+
+@app.command("compare")
+@query_command(build=False)
+def compare_command(
+    model: ModelsOpt = None,
+    config: ConfigsOpt = None,
+    tokens: TokenCountsOpt = "32k,1M",
+    as_json: JsonOpt = False,
+    as_csv: CsvOpt = False,
+    markdown: MarkdownOpt = False,
+    allow_beyond_full_rank: BeyondOpt = False,
+    *,
+    options: dict[str, Any],
+) -> None:
+    """Models side by side at each token count: KV and state bytes per token, tokens held, LoRA bytes,
+    KV ÷ LoRA, crossover, parity rank and context window; every other option as in `estimate`."""
+    from estimator.compare import evaluate
+
+    if sum((as_json, as_csv, markdown)) > 1:
+        raise EstimatorError("--json, --csv and --markdown exclude each other; pick one")
+    configs = list(config or [])
+    names = _split(model, "--model") if model is not None else []
+    if not names and not configs:
+        raise EstimatorError("name the models to compare; give --model llama3-8b,qwen3-8b and/or --config FILE")
+    if options["name"] is not None and len(configs) != 1:
+        raise EstimatorError("--name names one --config model; drop it, or compare one config")
+    from estimator.units import parse_tokens
+
+    counts = list(dict.fromkeys(str(parse_tokens(count)) for count in _split(tokens, "--tokens")))
+    if (len(names) + len(configs)) * len(counts) > MAX_COMPARED:
+        raise EstimatorError(f"more than {MAX_COMPARED:,} models × token counts; compare fewer")
+    models: list[dict[str, Any]] = [{"model": n, "config": None} for n in names]
+    models += [{"model": None, "config": c} for c in configs]
+    estimates = []
+    for chosen in models:
+        for count in counts:
+            est = evaluate(build_query({**options, **chosen, "tokens": count, "methods": "kv,lora"}))
+            check_rank(est, allow_beyond_full_rank)
+            estimates.append(est)
+    emit(estimates, as_json, as_csv, markdown)
+
+
+def emit(estimates: list[Any], as_json: bool, as_csv: bool, markdown: bool) -> None:
+    from estimator.present import comparison
+
+    if as_json:
+        typer.echo(json.dumps([comparison.comparison_record(e) for e in estimates], indent=2, allow_nan=False))
+    elif as_csv:
+        import csv
+
+        csv.writer(sys.stdout, lineterminator="\n").writerows(comparison.csv_rows(estimates))
+    elif markdown:
+        typer.echo(comparison.markdown_tables(estimates))
+    else:
+        typer.echo(comparison.text_tables(estimates))
