@@ -79,3 +79,13 @@ def test_the_experts_convention_decides_the_moe_answer(capsys: pytest.CaptureFix
 def test_bad_comparisons_are_one_line(capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:
     code, out, err = run(capsys, "compare", *args)
     assert code == 2 and out == "" and needle in err and err.count("\n") == 1
+
+
+def test_every_table_names_the_experts_convention(capsys: pytest.CaptureFixture[str]) -> None:
+    """The LoRA row of a mixture of experts says how its experts are adapted; a dense model's row does not."""
+    _, out, _ = run(capsys, "--model", "deepseek-v3", "--experts", "none")
+    assert "LoRA r=32, all-linear, experts none (bf16)" in out and "DoRA r=32, all-linear, experts none" in out
+    _, out, _ = run(capsys, "sweep", "--model", "qwen3-30b-a3b", "--tokens", "1k", "--rank", "8")
+    assert "against LoRA on all-linear, experts per-expert" in out
+    _, out, _ = run(capsys, "--model", "llama3-70b")
+    assert "LoRA r=32, all-linear (bf16)" in out and "experts" not in out.split("Assumptions")[0]

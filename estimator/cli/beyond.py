@@ -201,7 +201,7 @@ def finetune_label(result: Any) -> str:
     augmented = f", {result.augmentation}x augmented" if result.augmentation > 1 else ""
     if result.finetune.value == "full":
         return f"full fine-tuning, {epochs}{augmented}"
-    return f"LoRA r={result.est.rank}, {result.est.targets.label}, {epochs}{augmented}"
+    return f"LoRA r={result.est.rank}, {result.est.targets.described}, {epochs}{augmented}"
 
 
 def breakeven_assumptions(result: Any) -> list[str]:

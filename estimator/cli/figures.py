@@ -195,7 +195,7 @@ def _print_sweep(columns: dict[str, Any], est: Any) -> None:
     from estimator.units import format_bytes, format_number
 
     say(
-        f"{est.spec.display_name}: KV cache ({est.kv.describe()}) against LoRA on {est.targets.label} "
+        f"{est.spec.display_name}: KV cache ({est.kv.describe()}) against LoRA on {est.targets.described} "
         f"({est.adapter_dtype.value})"
     )
     headers = ["tokens", "rank", "KV cache", "KV B/token", "LoRA", "LoRA B/token", "KV ÷ LoRA", "parity rank"]

@@ -37,7 +37,7 @@ def bytes_per_token_vs_rank(est: Estimate) -> Figure:
     kv = float(data.kv_bytes_per_token[0])
     with styled():
         fig, ax = new_figure(3.3)
-        ax.plot(r, lora, color=OKABE_ITO["blue"], label=f"LoRA on {est.targets.label} ({est.adapter_dtype.value})")
+        ax.plot(r, lora, color=OKABE_ITO["blue"], label=f"LoRA on {est.targets.described} ({est.adapter_dtype.value})")
         ax.axhline(kv, color=KV_COLOUR, label=f"KV cache of {format_tokens_short(est.tokens)} tokens")
         full = est.targets.smallest_full_rank
         if full < r[-1]:

@@ -55,7 +55,7 @@ class LoRA(Store):
         return lora_params(targets_of(q), q.rank)
 
     def label(self, q: Query) -> str:
-        return f"LoRA r={q.rank}, {targets_of(q).label} ({q.adapter_dtype.value})"
+        return f"LoRA r={q.rank}, {targets_of(q).described} ({q.adapter_dtype.value})"
 
     def assumption(self, q: Query) -> str:
         targets = targets_of(q)
@@ -80,7 +80,7 @@ class DoRA(Store):
         return dora_params(targets_of(q), q.rank)
 
     def label(self, q: Query) -> str:
-        return f"DoRA r={q.rank}, {targets_of(q).label}"
+        return f"DoRA r={q.rank}, {targets_of(q).described}"
 
     def assumption(self, q: Query) -> str:
         return "DoRA: the LoRA plus a magnitude vector of d_out per targeted map (peft's use_dora)."
