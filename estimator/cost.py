@@ -16,6 +16,8 @@ tokens and g generated tokens per query, P adapter parameters, E epochs, A augme
                                                                           gradients; full fine-tuning 6 · N_f)
                                + 3 · attention of the T · A tokens cut into sequences of S tokens, per epoch
                                (backward through attention costs twice its forward)
+    MLA                      : from the latent cache (the default) attention runs absorbed, width
+                               H · (2 · kv_lora_rank + qk_rope); training, with no cache, per head
     augmentation (A > 1)     = sequence(T) + (A − 1) · (sequence(2T) − sequence(T))
                                (A − 1 rewrites of T tokens, each generated with the document in context)
     break-even queries       = ⌈(fine-tuning once − ICL once) / (ICL per query − fine-tuned per query)⌉
@@ -32,6 +34,7 @@ from typing import Any
 from estimator.architecture import active_params, layout_of, param_breakdown
 from estimator.compare import Estimate
 from estimator.errors import EstimatorError
+from estimator.layout.formats import KVFormat, MlaCache
 from estimator.specs import ModelSpec
 from estimator.stores.targets import lora_params
 
@@ -39,6 +42,8 @@ MULTIPLY_ADD = 2  # FLOPs per weight per token: one multiply, one add
 FORWARD_BACKWARD_FULL = 6  # forward 2, input gradients 2, weight gradients 2
 FORWARD_BACKWARD_FROZEN = 4  # frozen weights: forward 2 and input gradients 2, no weight gradients
 ATTENTION_FORWARD_BACKWARD = 3  # attention has no weights: forward 1x, gradients for Q, K and V 2x
+SERVING = KVFormat()  # the default cache: MLA latent, so its attention runs absorbed
+TRAINING = KVFormat(mla=MlaCache.expanded)  # no cache while training: MLA per head
 
 
 class FineTune(StrEnum):
@@ -79,20 +84,19 @@ def attention_width(spec: ModelSpec) -> int:
     return max(group.mixer.attention_width for group in layout_of(spec).groups)
 
 
-def attention_flops(spec: ModelSpec, n: int) -> int:
+def attention_flops(spec: ModelSpec, n: int, fmt: KVFormat = SERVING) -> int:
     """Σ_g |g| · 2 · width_g · Σ_{t=1..n} min(t, w_g) (no windows: L · H · (d_qk + d_v) · n (n + 1)).
 
     Llama 3 70B, 100,000 tokens: 80 · 16,384 · 100,000 · 100,001 = 13,107,331,072,000,000.
+    MLA from its latent cache runs absorbed, H · (2 · kv_lora_rank + qk_rope) per position (DeepSeek-V3:
+    139,264, 3.4x the expanded 40,960); see :meth:`estimator.layout.latent.LatentAttention.flops_width`.
     """
-    return sum(
-        group.layers * MULTIPLY_ADD * group.mixer.attention_width * group.mixer.attended_positions(n)
-        for group in layout_of(spec).groups
-    )
+    return sum(group.layers * group.mixer.attention_flops(n, fmt) for group in layout_of(spec).groups)
 
 
-def sequence_flops(spec: ModelSpec, n: int) -> int:
+def sequence_flops(spec: ModelSpec, n: int, fmt: KVFormat = SERVING) -> int:
     """Forward FLOPs of a sequence of n tokens: 2 · N_f · n + :func:`attention_flops`."""
-    return MULTIPLY_ADD * forward_params(spec) * n + attention_flops(spec, n)
+    return MULTIPLY_ADD * forward_params(spec) * n + attention_flops(spec, n, fmt)
 
 
 def training_flops_per_token(spec: ModelSpec, finetune: FineTune, adapter_params: int) -> int:
@@ -104,9 +108,10 @@ def training_flops_per_token(spec: ModelSpec, finetune: FineTune, adapter_params
 
 
 def training_attention_flops(spec: ModelSpec, tokens: int, sequence_tokens: int) -> int:
-    """3 · attention FLOPs of ``tokens`` training tokens cut into sequences of S: ⌊n/S⌋ full, one shorter."""
+    """3 · attention FLOPs of ``tokens`` training tokens cut into sequences of S: ⌊n/S⌋ full, one shorter.
+    Training keeps no cache: MLA runs expanded, per head."""
     full, rest = divmod(tokens, sequence_tokens)
-    forward = full * attention_flops(spec, sequence_tokens) + attention_flops(spec, rest)
+    forward = full * attention_flops(spec, sequence_tokens, TRAINING) + attention_flops(spec, rest, TRAINING)
     return ATTENTION_FORWARD_BACKWARD * forward
 
 
@@ -218,8 +223,8 @@ def breakeven(
     adapter = est.lora_params if finetune is FineTune.lora else 0
     active = active_adapter_params(est) if finetune is FineTune.lora else 0
     per_query = query_tokens + generated_tokens
-    with_context = sequence_flops(spec, tokens + per_query)
-    context = sequence_flops(spec, tokens)
+    with_context = sequence_flops(spec, tokens + per_query, est.kv)
+    context = sequence_flops(spec, tokens, est.kv)
     trained = tokens * augmentation
     per_epoch = training_flops_per_token(spec, finetune, active) * trained
     per_epoch += training_attention_flops(spec, trained, train_sequence_tokens)
@@ -238,5 +243,5 @@ def breakeven(
         icl_query_flops=with_context,
         icl_cached_once_flops=context,
         icl_cached_query_flops=with_context - context,
-        finetuned_query_flops=sequence_flops(spec, per_query) + MULTIPLY_ADD * active * per_query,
+        finetuned_query_flops=sequence_flops(spec, per_query, est.kv) + MULTIPLY_ADD * active * per_query,
     )

@@ -152,6 +152,7 @@ class ModelSpec:
     num_kv_shared_layers: NonNegativeInt | None = None  # the last S layers reuse earlier layers' KV (Gemma 3n)
     index_n_heads: PositiveInt | None = None  # DeepSeek V3.2's sparse-attention indexer
     index_head_dim: PositiveInt | None = None
+    index_topk: PositiveInt | None = None  # the keys each query's main attention then attends (2,048)
 
     # Recurrent state: Mamba (Jamba's names; readers map each family's own), gated DeltaNet, short convolutions.
     mamba_version: PositiveInt | None = None  # 1 (Mamba) or 2 (Mamba-2, SSD)

@@ -22,6 +22,7 @@ from estimator.cost import (
     training_attention_flops,
     training_flops_per_token,
 )
+from estimator.layout.formats import KVFormat, MlaCache
 from estimator.stores import Method
 from estimator.zoo import load_spec
 
@@ -102,7 +103,10 @@ def test_attention_flops_by_hand() -> None:
     brute = sum(min(t, w) for t in range(1, n + 1))
     assert attention_flops(mistral, n) == 32 * 2 * 32 * 256 * brute
     deepseek = load_spec("deepseek-v3")  # MLA: per head (128 + 64) for QKᵀ and 128 for A·V
-    assert attention_flops(deepseek, 3) == 61 * 2 * 128 * (192 + 128) * 6
+    expanded = KVFormat(mla=MlaCache.expanded)  # per head: H · (qk_nope + qk_rope + v_head_dim) per position
+    assert attention_flops(deepseek, 3, expanded) == 61 * 2 * 128 * (192 + 128) * 6
+    # from the latent cache, absorbed: H · (2 · kv_lora_rank + qk_rope) = 128 · 1,088, 3.4x more
+    assert attention_flops(deepseek, 3) == 61 * 2 * 128 * (2 * 512 + 64) * 6
 
 
 def test_training_flops() -> None:

@@ -26,7 +26,7 @@ LAZY_COMMANDS = {
     "plot": "estimator.cli.figures",
     "sweep": "estimator.cli.figures",
     "capacity": "estimator.cli.beyond",
-    "breakeven": "estimator.cli.beyond",
+    "breakeven": "estimator.cli.breakeven",
     "constants": "estimator.cli.beyond",
     "compare": "estimator.cli.compare",
 }

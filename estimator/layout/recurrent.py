@@ -90,6 +90,9 @@ class Parallel(Mixer):
     def attended_positions(self, n: int) -> int:
         return max(part.attended_positions(n) for part in self.parts)
 
+    def attention_flops(self, n: int, fmt: KVFormat) -> int:
+        return sum(part.attention_flops(n, fmt) for part in self.parts)
+
 
 @dataclass(frozen=True)
 class NoMixer(Mixer):

@@ -1,0 +1,265 @@
+"""``estimate breakeven``: when fine-tuning pays for itself, in FLOPs and in time on an accelerator; a
+thin wrapper over :mod:`estimator.cost`."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+from estimator.cli.app import app, say
+from estimator.cli.options import JsonOpt, query_command
+from estimator.errors import EstimatorError
+
+
+class FineTuneChoice(StrEnum):
+    lora = "lora"
+    full = "full"
+
+
+EXPOSURES_FOR_CAPACITY = 1_000  # Physics of LMs 3.3: 2 bits per parameter once each fact is seen ~1,000 times
+AcceleratorOpt = Annotated[
+    str, typer.Option("--accelerator", help="Device for time per query (roofline): h100-sxm, a100-80gb, mi300x, ...")
+]
+
+
+@app.command("breakeven")
+@query_command(defaults={"methods": "kv,lora"})
+def breakeven_command(
+    finetune: Annotated[FineTuneChoice, typer.Option(help="lora (4N + 6P per token) or full (6N).")] = (
+        FineTuneChoice.lora
+    ),
+    epochs: Annotated[int, typer.Option(help="Passes over the text in fine-tuning.")] = 1,
+    augmentation: Annotated[
+        int, typer.Option(help="Training tokens per token of text: 1, or A − 1 generated rewrites (augmented FT).")
+    ] = 1,
+    train_sequence_tokens: Annotated[int, typer.Option(help="Tokens per training sequence.")] = 4_096,
+    query_tokens: Annotated[int, typer.Option(help="Tokens of each question.")] = 100,
+    generated_tokens: Annotated[int, typer.Option(help="Tokens generated per answer.")] = 100,
+    accelerator: AcceleratorOpt = "h100-sxm",
+    as_json: JsonOpt = False,
+    *,
+    query: Any,
+) -> None:
+    """When fine-tuning pays for itself, in FLOPs and in time on an accelerator: the text in every prompt
+    against training it in once, at your epochs and at the ~1,000 exposures behind 2 bits per parameter."""
+    from estimator.accelerators import accelerator as device_named
+    from estimator.compare import evaluate
+    from estimator.cost import FineTune, breakeven
+    from estimator.timing import breakeven_time
+
+    for value, option in (
+        (epochs, "--epochs"),
+        (augmentation, "--augmentation"),
+        (train_sequence_tokens, "--train-sequence-tokens"),
+    ):
+        if value < 1:
+            raise EstimatorError(f"{option} {value} must be at least 1; give e.g. 1")
+    for value, option in ((query_tokens, "--query-tokens"), (generated_tokens, "--generated-tokens")):
+        if value < 0:
+            raise EstimatorError(f"{option} {value} must be 0 or more; give e.g. 100")
+    device = device_named(accelerator)
+    est = evaluate(query)
+    kind = FineTune(finetune.value)
+    runs = [breakeven(est, epochs, augmentation, query_tokens, generated_tokens, kind, train_sequence_tokens)]
+    if epochs * augmentation < EXPOSURES_FOR_CAPACITY:  # the regime the capacity constants assume
+        capacity_epochs = -(-EXPOSURES_FOR_CAPACITY // augmentation)
+        runs.append(
+            breakeven(est, capacity_epochs, augmentation, query_tokens, generated_tokens, kind, train_sequence_tokens)
+        )
+    times = [breakeven_time(run, device) for run in runs]
+    words = breakeven_assumptions(runs[0], device)
+    if as_json:
+        record = {**runs[0].to_dict(), **time_record(times[0])}
+        if len(runs) > 1:
+            record["at_capacity_exposures"] = {**exposure_record(runs[1]), **time_record(times[1])}
+        typer.echo(json.dumps({**record, "assumptions": words}, indent=2))
+        return
+    _print_breakeven(runs, times, words)
+
+
+def exposure_record(result: Any) -> dict[str, Any]:
+    """The fine-tuning run at the capacity regime: its exposures, epochs, FLOPs and break-even."""
+    return {
+        "exposures": result.epochs * result.augmentation,
+        "epochs": result.epochs,
+        "finetune_once_flops": result.finetune_once_flops,
+        "breakeven_queries": result.queries,
+        "breakeven_queries_prefix_cached": result.queries_prefix_cached,
+    }
+
+
+def time_record(times: Any) -> dict[str, Any]:
+    """Seconds on the accelerator, every key with its unit."""
+    return {
+        "accelerator": getattr(times.device, "name", None),
+        "in_context_query_seconds": times.icl_query_s,
+        "in_context_prefix_cached_once_seconds": times.icl_cached_once_s,
+        "in_context_prefix_cached_query_seconds": times.icl_cached_query_s,
+        "finetune_once_seconds": times.finetune_once_s,
+        "fine_tuned_query_seconds": times.finetuned_query_s,
+        "in_context_decode_seconds_per_token": times.icl_decode_s_per_token,
+        "fine_tuned_decode_seconds_per_token": times.finetuned_decode_s_per_token,
+        "in_context_decode_bound": times.icl_decode_bound,
+        "breakeven_queries_by_time": times.queries,
+        "breakeven_queries_prefix_cached_by_time": times.queries_prefix_cached,
+    }
+
+
+def finetune_label(result: Any) -> str:
+    exposures = result.epochs * result.augmentation
+    epochs = f"{result.epochs:,} epoch{'s' if result.epochs != 1 else ''}"
+    augmented = f", {result.augmentation}x augmented" if result.augmentation > 1 else ""
+    regime = f" ({exposures:,} exposures)" if exposures >= EXPOSURES_FOR_CAPACITY else ""
+    if result.finetune.value == "full":
+        return f"full fine-tuning, {epochs}{augmented}{regime}"
+    return f"LoRA r={result.est.rank}, {result.est.targets.described}, {epochs}{augmented}{regime}"
+
+
+def _attention_words(spec: Any, kv: Any) -> str:
+    """The attention FLOPs per attended position, in the form the cache format implies."""
+    from estimator.architecture import layout_of
+    from estimator.layout.latent import LatentAttention
+
+    latent = next((g.mixer for g in layout_of(spec).groups if isinstance(g.mixer, LatentAttention)), None)
+    if latent is None:
+        from estimator.cost import attention_width
+
+        return (
+            f"attention 2 · H · (d_qk + d_v) = {2 * attention_width(spec):,} FLOPs per layer per attended position "
+            "(causal; sliding windows and chunks cap the positions; recurrent layers' state updates not counted)"
+        )
+    width = latent.flops_width(kv)
+    form = (
+        "absorbed, as from the latent cache: 2 · H · (2 · kv_lora_rank + qk_rope)"
+        if kv.mla.value == "latent"
+        else "per head, as from the expanded cache: 2 · H · (qk_nope + qk_rope + v_head_dim)"
+    )
+    sparse = (
+        f"; the indexer's 2 · {latent.index_heads} · {latent.index_head_dim} per earlier position, then the main "
+        f"attention over the top {latent.index_topk:,}"
+        if latent.index_topk
+        else ""
+    )
+    return (
+        f"MLA attention {form} = {2 * width:,} FLOPs per layer per attended position{sparse} (training, with no "
+        "cache, runs per head)"
+    )
+
+
+def breakeven_assumptions(result: Any, device: Any) -> list[str]:
+    from estimator.cost import forward_params
+
+    est = result.est
+    spec = est.spec
+    n_f = forward_params(spec)
+    train = (
+        "6 · N_f FLOPs per training token (full fine-tuning)"
+        if result.finetune.value == "full"
+        else f"4 · N_f + 6 · P = 4 · {n_f:,} + 6 · {result.active_adapter_params:,} FLOPs per training token (LoRA: "
+        "frozen weights pass gradients on but keep none"
+        + ("; P counts the routed experts' adapters at their k/E share" if spec.is_moe else "")
+        + ")"
+    )
+    exposures = result.epochs * result.augmentation
+    return [
+        f"Forward: 2 · N_f FLOPs per token with N_f = {n_f:,} (active parameters without the input embedding"
+        + (", the tied output head counted)" if spec.tie_word_embeddings else ")")
+        + f", plus {_attention_words(spec, est.kv)}.",
+        f"Each query: {result.query_tokens} question tokens and {result.generated_tokens} generated tokens, after the "
+        f"{est.tokens:,}-token context (in context) or alone (fine-tuned, whose unmerged LoRA adds 2 · P "
+        "FLOPs per token).",
+        "Prefix caching: the context's KV cache is computed once and kept, so each query pays only its own tokens "
+        "and their attention over the context.",
+        f"Fine-tuning once: {train}, over {est.tokens:,} tokens × {result.augmentation} (augmentation) × "
+        f"{result.epochs} epoch{'s' if result.epochs != 1 else ''}, plus training attention in sequences of "
+        f"{result.train_sequence_tokens:,} tokens (backward costs twice the forward).",
+        f"Exposures: each fact is seen epochs × augmentation = {exposures:,} time{'s' if exposures != 1 else ''}; the "
+        f"2 bits per parameter of the capacity figures needs about {EXPOSURES_FOR_CAPACITY:,} (Allen-Zhu & Li 2024, "
+        "Physics of Language Models 3.3), so a second row trains that long"
+        + (" (yours already does)." if exposures >= EXPOSURES_FOR_CAPACITY else "."),
+        *(
+            [
+                f"Augmentation: {result.augmentation - 1} rewrite(s) of the text generated with it in context "
+                "(augmented fine-tuning, Lampinen et al. 2025), counted as forward FLOPs."
+            ]
+            if result.augmentation > 1
+            else []
+        ),
+        f"Time on one {device.display_name}: a roofline per phase, max(FLOPs / "
+        f"{device.bf16_dense_flops_per_s / 1e12:,.1f} TFLOP/s bf16 dense, bytes / "
+        f"{device.memory_bandwidth_bytes_per_s / 1e12:,.2f} TB/s), batch 1, at peak "
+        "(real kernels reach perhaps half); prefill reads every weight once, each decoded token the routed weights "
+        f"({est.weights_dtype.value}), the adapter and the cache so far; fine-tuning compute-bound. Source: "
+        f"{device.source}.",
+        *(
+            [
+                f"{est.tokens:,} tokens exceed {spec.display_name}'s context window of "
+                f"{spec.max_position_embeddings:,} tokens: the in-context figures are those of a context that long."
+            ]
+            if est.tokens > spec.max_position_embeddings
+            else []
+        ),
+    ]
+
+
+def _after(queries: int | None) -> str:
+    if queries is None:
+        return "never"
+    if queries == 0:
+        return "from the start (it costs less than the context alone)"
+    return f"after {queries:,} quer{'y' if queries == 1 else 'ies'}"
+
+
+def _seconds(value: float) -> str:
+    """3.2 ms, 51.3 s, 2.1 h: three significant figures in the largest fitting unit."""
+    for limit, unit, scale in ((1e-3, "µs", 1e6), (1.0, "ms", 1e3), (120.0, "s", 1.0), (7200.0, "min", 1 / 60)):
+        if value < limit:
+            return f"{value * scale:.3g} {unit}"
+    return f"{value / 3600:,.3g} h" if value < 86_400 * 3 else f"{value / 86_400:,.3g} days"
+
+
+def _print_breakeven(runs: list[Any], times: list[Any], words: list[str]) -> None:
+    from estimator.present.tables import format_table
+    from estimator.units import format_bytes, format_flops
+
+    result, device = runs[0], times[0].device
+    est = result.est
+    say(f"{est.spec.display_name} ({est.spec.name}): {est.tokens:,} tokens of text in every prompt, or trained in once")
+    typer.echo("")
+    rows = [
+        ("in context", 0, result.icl_query_flops, 0.0, times[0].icl_query_s),
+        ("in context, prefix cached", result.icl_cached_once_flops, result.icl_cached_query_flops,
+         times[0].icl_cached_once_s, times[0].icl_cached_query_s),
+        *[(finetune_label(run), run.finetune_once_flops, run.finetuned_query_flops, t.finetune_once_s,
+           t.finetuned_query_s) for run, t in zip(runs, times, strict=True)],
+    ]  # fmt: skip
+    body = [
+        [name, format_flops(once), format_flops(each), _seconds(once_s) if once_s else "0 s", _seconds(each_s)]
+        for name, once, each, once_s, each_s in rows
+    ]
+    headers = ["", "FLOPs once", "FLOPs per query", "time once", "time per query"]
+    typer.echo(format_table(headers, body, right={1, 2, 3, 4}))
+    typer.echo(f"(times on one {device.display_name}; exact FLOPs in --json)")
+    typer.echo("")
+    for run, t in zip(runs, times, strict=True):
+        lead = "Fine-tuning" if run is result else f"Trained to {run.epochs * run.augmentation:,} exposures, it"
+        say(
+            f"{lead} is cheaper in FLOPs {_after(run.queries)} against the text in every prompt and "
+            f"{_after(run.queries_prefix_cached)} against a prefix-cached context; in time, "
+            f"{_after(t.queries)} and {_after(t.queries_prefix_cached)}."
+        )
+    say(
+        f"Decoding one token after the context takes {_seconds(times[0].icl_decode_s_per_token)} "
+        f"({times[0].icl_decode_bound}-bound: it reads the weights and the {format_bytes(est.kv_cache_bytes)} cache), "
+        f"fine-tuned {_seconds(times[0].finetuned_decode_s_per_token)}."
+    )
+    adapter = f"the adapter {format_bytes(est.lora_bytes)}" if result.finetune.value == "lora" else "no adapter"
+    cache = f"the KV cache of the context {format_bytes(est.kv_cache_bytes)} ({est.kv.describe()})"
+    say(f"Memory held while serving: {cache}; {adapter}.")
+    typer.echo("")
+    typer.echo("Assumptions:")
+    for line in words:
+        say(line, bullet="- ")
