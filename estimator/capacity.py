@@ -24,6 +24,7 @@ from typing import Any
 from estimator.compare import Estimate
 from estimator.constants import KNOWLEDGE_BITS_PER_PARAM, TEXT_NATS_PER_TOKEN, nats_to_bits
 from estimator.errors import EstimatorError
+from estimator.information import Information, Sample
 from estimator.stores import Method
 from estimator.units import BITS_PER_BYTE
 
@@ -72,13 +73,19 @@ def pretraining_capacity_bits_per_token(params: int, pretraining_tokens: int, bi
 
 @dataclass(frozen=True)
 class CapacityRow:
-    """One trained store: its parameters, capacity, headroom at T and the tokens that would fill it."""
+    """One trained store: its parameters, capacity, headroom at T and the tokens that would fill it.
+
+    ``shared``: the parameters are the pretrained weights themselves (full fine-tuning). By the same
+    constant they are already full (c · N bits against the far larger information of D pretraining tokens),
+    so their capacity is a bound shared with all the model knows, not room for the text: no headroom."""
 
     method: Method
     params: int
     capacity_bits: float
-    headroom: float
-    fill_tokens: int
+    headroom: float | None
+    fill_tokens: int | None
+    headroom_at_ceiling: float | None = None  # capacity ÷ the information at the range's ceiling
+    shared: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,8 @@ class Capacity:
     bits_per_param: float
     text_bits_per_token: float
     rows: tuple[CapacityRow, ...]
+    information_range: Information | None = None
+    sample: Sample | None = None
 
     @property
     def information_bits(self) -> float:
@@ -115,6 +124,12 @@ class Capacity:
             return None
         return pretraining_capacity_bits_per_token(self.est.params, tokens, self.bits_per_param)
 
+    @property
+    def pretraining_information_bits(self) -> float | None:
+        """h · D: the information of the pretraining tokens at the text's rate (Llama 3 70B: 36.6 Tbit)."""
+        tokens = self.est.pretraining_tokens
+        return None if tokens is None else tokens * self.text_bits_per_token
+
     def row(self, method: Method) -> CapacityRow | None:
         return next((r for r in self.rows if r.method is method), None)
 
@@ -126,12 +141,32 @@ class Capacity:
             "knowledge_bits_per_param": self.bits_per_param,
             "text_bits_per_token": self.text_bits_per_token,
             "text_information_bits": self.information_bits,
+            "text_bits_per_token_range": None
+            if self.information_range is None
+            else {
+                "floor": self.information_range.floor_bits_per_token,
+                "ceiling": self.information_range.ceiling_bits_per_token,
+                "point_source": self.information_range.point_source,
+                "ceiling_source": self.information_range.ceiling_source,
+            },
+            "text_sample": None
+            if self.sample is None
+            else {
+                "path": self.sample.path,
+                "bytes": self.sample.size_bytes,
+                "tokens": self.sample.tokens,
+                "tokens_counted": self.sample.tokens_counted,
+                "compressed_bytes": self.sample.compressed_bytes,
+                "compressed_bits_per_token": self.sample.compressed_bits_per_token,
+            },
             "methods": [
                 {
                     "method": r.method.value,
                     "params": r.params,
                     "capacity_bits": r.capacity_bits,
+                    "capacity_shared_with_pretraining": r.shared,
                     "headroom_capacity_to_information": r.headroom,
+                    "headroom_at_information_ceiling": r.headroom_at_ceiling,
                     "fill_tokens": r.fill_tokens,
                 }
                 for r in self.rows
@@ -143,6 +178,7 @@ class Capacity:
             },
             "pretraining": {
                 "tokens": self.est.pretraining_tokens,
+                "information_bits": self.pretraining_information_bits,
                 "weight_bits_per_token": self.pretraining_weight_bits_per_token,
                 "capacity_bits_per_token": self.pretraining_capacity_bits_per_token,
             },
@@ -153,20 +189,27 @@ def capacity(
     est: Estimate,
     bits_per_param: float = KNOWLEDGE_BITS_PER_PARAM.value,
     text_bits_per_token: float = DEFAULT_TEXT_BITS_PER_TOKEN,
+    information_range: Information | None = None,
+    sample: Sample | None = None,
 ) -> Capacity:
-    """Capacity and headroom of every trained method in ``est`` (LoRA, DoRA, ..., full fine-tuning)."""
+    """Capacity and headroom of every trained method in ``est`` (LoRA, DoRA, ..., full fine-tuning); the
+    headroom also at the ceiling of ``information_range`` where one is given."""
     check_rate(bits_per_param, "bits per parameter", BITS_PER_PARAM_RANGE, "2")
     check_rate(text_bits_per_token, "bits per token", BITS_PER_TOKEN_RANGE, "2.44")
     information = text_information_bits(est.tokens, text_bits_per_token)
-    rows = tuple(
-        CapacityRow(
-            row.method,
-            row.params,
-            knowledge_capacity_bits(row.params, bits_per_param),
-            knowledge_capacity_bits(row.params, bits_per_param) / information,
-            fill_tokens(row.params, bits_per_param, text_bits_per_token),
+    ceiling = None if information_range is None else est.tokens * information_range.ceiling_bits_per_token
+    rows = []
+    for row in est.rows:
+        if row.params is None or row.method is Method.pretraining:
+            continue
+        bits = knowledge_capacity_bits(row.params, bits_per_param)
+        if row.method is Method.full:
+            rows.append(CapacityRow(row.method, row.params, bits, None, None, None, shared=True))
+            continue
+        fill = fill_tokens(row.params, bits_per_param, text_bits_per_token)
+        rows.append(
+            CapacityRow(
+                row.method, row.params, bits, bits / information, fill, None if ceiling is None else bits / ceiling
+            )
         )
-        for row in est.rows
-        if row.params is not None and row.method is not Method.pretraining
-    )
-    return Capacity(est, bits_per_param, text_bits_per_token, rows)
+    return Capacity(est, bits_per_param, text_bits_per_token, tuple(rows), information_range, sample)

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 Ints = NDArray[Any]  # int64, or Python ints (object) where a value passes 2^62
 Floats = NDArray[np.float64]
 SAFE = 2**62  # below this, int64 arithmetic (a product, then a sum of a few) cannot overflow
+EXACT_FLOAT = 2**53  # integers below this are exact in float64
 MAX_POINTS = 10**6  # tokens × ranks; larger sweeps are refused before any work
 MAX_COUNT = 10**18  # tokens or rank at one point
 
@@ -62,6 +63,16 @@ def exact_product(values: Ints, factor: int) -> Ints:
     if int(values.max()) * factor < SAFE:
         return values * factor
     return np.array([int(v) * factor for v in values.tolist()], dtype=object)
+
+
+def exact_ratio(numerator: NDArray[Any], denominator: NDArray[Any]) -> Floats:
+    """numerator / denominator (broadcast), correctly rounded as Python's int / int: numpy's float division
+    is, while both are below 2^53 (exact in float64); beyond, each quotient is taken from the exact ints."""
+    if int(np.max(numerator)) < EXACT_FLOAT and int(np.max(denominator)) < EXACT_FLOAT:
+        return np.asarray(numerator.astype(np.float64) / denominator.astype(np.float64), dtype=np.float64)
+    num, den = np.broadcast_arrays(numerator, denominator)
+    quotients = [int(a) / int(b) for a, b in zip(num.ravel().tolist(), den.ravel().tolist(), strict=True)]
+    return np.asarray(quotients, dtype=np.float64).reshape(num.shape)
 
 
 def kv_cache_bytes_array(spec: ModelSpec, tokens: Any, kv: KVFormat) -> Ints:
@@ -117,7 +128,7 @@ class Sweep:
 
     @property
     def kv_bytes_per_token(self) -> Floats:
-        return np.asarray(self.kv_cache_bytes / self.tokens, dtype=np.float64)
+        return exact_ratio(self.kv_cache_bytes, self.tokens)
 
     @property
     def lora_params(self) -> Ints:
@@ -135,12 +146,12 @@ class Sweep:
     @property
     def lora_bytes_per_token(self) -> Floats:
         """[rank, token]: LoRA(r) / T."""
-        return np.asarray(self.lora_bytes[:, None] / self.tokens[None, :], dtype=np.float64)
+        return exact_ratio(self.lora_bytes[:, None], self.tokens[None, :])
 
     @property
     def ratio(self) -> Floats:
         """[rank, token]: KV(T) / LoRA(r), the compression ratio of the adapter over the cache."""
-        return np.asarray(self.kv_cache_bytes[None, :] / self.lora_bytes[:, None], dtype=np.float64)
+        return exact_ratio(self.kv_cache_bytes[None, :], self.lora_bytes[:, None])
 
     @property
     def parity_rank(self) -> Ints:

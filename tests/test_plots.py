@@ -215,8 +215,11 @@ def test_capacity_figure(llama: Estimate) -> None:
     fig = capacity_vs_tokens(llama)
     ax = fig.axes[0]
     h = 1.69 / np.log(2)
-    t, info = line(ax, f"information in the text ({h:.2f} bits/token)")
+    t, info = line(ax, f"information in the text: {h:.2f} to 17.0 bits/token (shaded)")
     assert np.allclose(info, t * h, rtol=1e-15, atol=0)
+    (band,) = ax.collections  # from the Chinchilla floor to log2 of Llama 3's 128,256-token vocabulary
+    top = band.get_paths()[0].vertices[:, 1].max()
+    assert np.isclose(top, t.max() * np.log2(128_256), rtol=1e-12)
     _, kv = line(ax, "bits the KV cache stores")
     assert np.all(kv == t * 327_680 * 8)
     for rank in (8, 32, 128):

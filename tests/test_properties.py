@@ -17,7 +17,9 @@ from estimator.units import MAX_COUNT, MAX_RANK, DType, format_tokens_short, par
 from estimator.zoo import load_all_specs
 
 SPECS = load_all_specs()
-PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(  # the same 300 examples on every run (a red CI is never luck), and no example database
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True, database=None
+)
 
 specs = st.sampled_from(SPECS)
 tokens = st.one_of(st.integers(1, 10**6), st.integers(1, MAX_COUNT))

@@ -181,3 +181,19 @@ def test_sweep_says_where_the_cache_holds_the_text(capsys: pytest.CaptureFixture
     assert rows[2]["kv_to_lora_bytes_ratio"] == rows[2]["parity_rank"] == ""
     assert rows[3]["kv_cache_bytes"] == str(4_096 * 131_072) and rows[3]["kv_state_bytes"] == "0"
     assert rows[3]["lora_bytes_per_token"] == str(83_886_080 * 2 / 1_000_000)  # the adapter's rate stands
+
+
+def test_ratios_beyond_two_to_the_53_are_rounded_once() -> None:
+    """DeepSeek-V2-Lite at 3.49e12 tokens, int8 expanded cache (groups of 64, no zero point), r = 1: a
+    497,876,648,737,834,080-byte cache over a 36,229,632-byte LoRA. Converting the cache to float64 before
+    dividing rounded twice and missed the last bit (hypothesis found it)."""
+    from estimator.sweep import exact_ratio
+
+    kv, lora = 497_876_648_737_834_080, 36_229_632
+    assert float(np.float64(kv) / np.float64(lora)) != kv / lora  # the double rounding the fix avoids
+    assert exact_ratio(np.array([kv], dtype=np.int64), np.array([lora], dtype=np.int64))[0] == kv / lora
+    fmt = KVFormat(DType.int8, 64, False, MlaCache.expanded)
+    base = estimate(load_spec("deepseek-v2-lite"), 1, 1, methods=("kv", "lora"), kv_dtype=fmt)
+    grid = sweep(base, [3_492_400_734_693], [1])
+    assert (int(grid.kv_cache_bytes[0]), int(grid.lora_bytes[0])) == (kv, lora)
+    assert grid.ratio[0, 0] == kv / lora and grid.kv_bytes_per_token[0] == kv / 3_492_400_734_693

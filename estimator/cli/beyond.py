@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -14,6 +15,7 @@ import typer
 from estimator.cli.app import app, say
 from estimator.cli.options import JsonOpt, query_command
 from estimator.errors import EstimatorError
+from estimator.stores import Method
 
 
 class Exposures(StrEnum):
@@ -31,6 +33,13 @@ TextBitsOpt = Annotated[
     float | None, typer.Option(help="Information per token of text in bits (default 1.69 nats = 2.44 bits).")
 ]
 TextNatsOpt = Annotated[float | None, typer.Option(help="The same in nats per token (Chinchilla's E = 1.69).")]
+TextFileOpt = Annotated[
+    Path | None,
+    typer.Option("--text", help="The text itself (UTF-8, ≤ 16 MiB): its tokens, and compressors' bound on its bits."),
+]
+TextTokensOpt = Annotated[
+    int | None, typer.Option(help="Tokens of --text by your tokenizer (default: estimated as bytes / 4).")
+]
 
 
 def _rate(value: float | None, option: str, per_param: bool = False) -> None:
@@ -45,34 +54,49 @@ def _rate(value: float | None, option: str, per_param: bool = False) -> None:
 @app.command("capacity")
 @query_command()
 def capacity_command(
+    ctx: typer.Context,
     exposures: ExposuresOpt = Exposures.many,
     bits_per_param: BitsPerParamOpt = None,
     text_bits_per_token: TextBitsOpt = None,
     text_nats_per_token: TextNatsOpt = None,
+    text: TextFileOpt = None,
+    text_tokens: TextTokensOpt = None,
     as_json: JsonOpt = False,
     *,
     query: Any,
 ) -> None:
-    """Knowledge capacity of each trained store (bits) against the information in the text."""
-    from estimator.capacity import DEFAULT_TEXT_BITS_PER_TOKEN, capacity
+    """Knowledge capacity of each trained store (bits) against the information in the text, as a range."""
+    from typer._click.core import ParameterSource
+
+    from estimator.capacity import capacity
     from estimator.compare import evaluate
     from estimator.constants import knowledge_bits_per_param, nats_to_bits
+    from estimator.information import information, read_sample
 
     _rate(bits_per_param, "--bits-per-param", per_param=True)
     _rate(text_bits_per_token, "--text-bits-per-token")
     _rate(text_nats_per_token, "--text-nats-per-token")
     if text_bits_per_token is not None and text_nats_per_token is not None:
         raise EstimatorError("--text-bits-per-token and --text-nats-per-token exclude each other; give one")
+    sample = None
+    if text is not None:
+        if ctx.get_parameter_source("tokens") in (ParameterSource.COMMANDLINE, ParameterSource.DEFAULT_MAP):
+            raise EstimatorError("--text sets the token count; drop --tokens, or give --text-tokens for your count")
+        sample = read_sample(text, text_tokens)
+        query = query.with_(tokens=sample.tokens)
+    elif text_tokens is not None:
+        raise EstimatorError("--text-tokens counts the tokens of --text; give --text FILE, or use --tokens")
     est = evaluate(query)
     per_param = bits_per_param if bits_per_param is not None else knowledge_bits_per_param(int(exposures.value))
-    per_token = (
+    given = (
         text_bits_per_token
         if text_bits_per_token is not None
         else nats_to_bits(text_nats_per_token)
         if text_nats_per_token is not None
-        else DEFAULT_TEXT_BITS_PER_TOKEN
+        else None
     )
-    result = capacity(est, per_param, per_token)
+    rate = information(est.spec.vocab_size, given, sample)
+    result = capacity(est, per_param, rate.point_bits_per_token, rate, sample)
     words = capacity_assumptions(result, exposures, bits_per_param is not None)
     if as_json:
         typer.echo(json.dumps({**result.to_dict(), "assumptions": words}, indent=2))
@@ -81,7 +105,6 @@ def capacity_command(
 
 
 def capacity_assumptions(result: Any, exposures: Exposures, given: bool) -> list[str]:
-    from estimator.capacity import DEFAULT_TEXT_BITS_PER_TOKEN
     from estimator.constants import KNOWLEDGE_BITS_PER_PARAM, PHYSICS_3_3, TEXT_NATS_PER_TOKEN
 
     source = (
@@ -93,50 +116,94 @@ def capacity_assumptions(result: Any, exposures: Exposures, given: bool) -> list
         f"assumption, an upper bound on what they can hold ({KNOWLEDGE_BITS_PER_PARAM.value:g} bits needs ~1,000 "
         "exposures, 1 bit at 100, 0.7 for int4 weights).",
     ]
-    if result.text_bits_per_token == DEFAULT_TEXT_BITS_PER_TOKEN:
+    rate = result.information_range
+    words.append(
+        f"Information in the text: {result.text_bits_per_token:.3f} bits per token ({rate.point_source}); the "
+        f"range runs from {rate.floor_bits_per_token:.3f} (Chinchilla's irreducible loss E = "
+        f"{TEXT_NATS_PER_TOKEN.value} nats, {TEXT_NATS_PER_TOKEN.source}: the entropy a perfect model of its "
+        "training text still faces, in its own tokenizer; typical text, not what this text costs this model) to "
+        f"{rate.ceiling_bits_per_token:.3f} ({rate.ceiling_source}). Give the model's loss on your text with "
+        "--text-bits-per-token, and the text with --text."
+    )
+    if result.sample is not None:
+        sample = result.sample
+        counted = "by your tokenizer (--text-tokens)" if sample.tokens_counted else "estimated as bytes / 4"
+        sizes = ", ".join(f"{name} {size:,}" for name, size in sample.compressed_bytes.items())
         words.append(
-            f"Information in the text: {result.text_bits_per_token:.3f} bits per token = {TEXT_NATS_PER_TOKEN.value} "
-            f"nats / ln 2, the irreducible loss E of {TEXT_NATS_PER_TOKEN.source}: the entropy a perfect model "
-            "would still face. New, surprising text carries more; set --text-bits-per-token."
+            f"Text: {sample.path}, {sample.size_bytes:,} bytes, {sample.tokens:,} tokens {counted}; compressed "
+            f"bytes {sizes}: the smallest bounds its information from above."
         )
-    else:
-        words.append(f"Information in the text: {result.text_bits_per_token:g} bits per token (given).")
+    full = result.row(Method.full)
+    if full is not None:
+        words.append(full_finetuning_words(result))
     words.append("Capacity is information the store could hold; what training actually puts there is not modelled.")
     return words
+
+
+def full_finetuning_words(result: Any) -> str:
+    """Why full fine-tuning gets no headroom: its weights are the pretrained ones, already full."""
+    est = result.est
+    held = result.bits_per_param * est.params
+    if result.pretraining_information_bits is None:
+        return (
+            f"Full fine-tuning writes into the pretrained weights: their {held:,.0f} bits of capacity already hold "
+            "what pretraining taught, so new facts displace old ones; no headroom is given for it."
+        )
+    seen = (
+        f"the {result.pretraining_information_bits:,.0f} bits of their {est.pretraining_tokens:,} pretraining tokens "
+        f"at {result.text_bits_per_token:.3f} bits each"
+    )
+    if held < result.pretraining_information_bits:
+        return (
+            f"Full fine-tuning writes into the pretrained weights, whose {held:,.0f} bits of capacity are below "
+            f"{seen}: by these constants they are already full, so new facts displace old ones and no headroom is "
+            "given for it (its capacity is a bound shared with all the model knows)."
+        )
+    return (
+        f"Full fine-tuning writes into the pretrained weights, whose {held:,.0f} bits of capacity exceed {seen}; "
+        "some may be free, but how much of it pretraining used is unknown, so no headroom is given for it."
+    )
 
 
 def _print_capacity(result: Any, words: list[str]) -> None:
     from estimator.present.tables import format_ratio, format_table, method_label
     from estimator.units import format_bytes, format_number, format_tokens_short
 
-    est = result.est
+    est, rate = result.est, result.information_range
     say(
         f"{est.spec.display_name} ({est.spec.name}): knowledge capacity against the information in "
         f"{est.tokens:,} tokens of text"
     )
+    low, point, high = rate.bits(est.tokens)
     say(
-        f"Information: {est.tokens:,} tokens × {result.text_bits_per_token:.3f} bits = "
-        f"{result.information_bits:,.0f} bits ({format_bytes(result.information_bits / 8)})"
+        f"Information: {est.tokens:,} tokens × {result.text_bits_per_token:.3f} bits = {point:,.0f} bits "
+        f"({format_bytes(point / 8)}); range {low:,.0f} to {high:,.0f} bits ({rate.floor_bits_per_token:.3f} to "
+        f"{rate.ceiling_bits_per_token:.3f} bits per token)"
     )
     typer.echo("")
-    headers = ["store", "parameters", "capacity (bits)", "capacity (SI)", "÷ information", "full at (tokens)"]
+    headers = ["store", "parameters", "capacity (bits)", "capacity (SI)", "÷ information", "÷ at ceiling"]
+    headers.append("full at (tokens)")
     body = [
         [
             method_label(est, r.method),
             f"{r.params:,}",
             f"{r.capacity_bits:,.0f}",
             format_bytes(r.capacity_bits / 8),
-            format_ratio(r.headroom),
-            f"{r.fill_tokens:,}",
+            "shared" if r.shared else format_ratio(r.headroom),
+            "shared" if r.shared else format_ratio(r.headroom_at_ceiling),
+            "—" if r.fill_tokens is None else f"{r.fill_tokens:,}",
         ]
         for r in result.rows
     ]
-    typer.echo(format_table(headers, body, right={1, 2, 3, 4, 5}))
+    typer.echo(format_table(headers, body, right={1, 2, 3, 4, 5, 6}))
     typer.echo("")
-    say(
-        f"KV cache: {format_number(result.kv_stored_bits_per_token)} stored bits per token for "
-        f"{result.text_bits_per_token:.3f} bits of information, {result.kv_redundancy:,.0f} stored bits per bit."
-    )
+    if result.row(Method.full) is not None:
+        say("shared: full fine-tuning's capacity is the pretrained weights', already in use (see Assumptions).")
+    if est.holds_all_tokens:
+        say(
+            f"KV cache: {format_number(result.kv_stored_bits_per_token)} stored bits per token for "
+            f"{result.text_bits_per_token:.3f} bits of information, {result.kv_redundancy:,.0f} stored bits per bit."
+        )
     if result.pretraining_capacity_bits_per_token is not None:
         say(
             f"Pretraining: {result.pretraining_weight_bits_per_token:.3g} bits of {est.weights_dtype.value} weights "

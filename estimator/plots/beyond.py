@@ -11,6 +11,7 @@ from estimator.capacity import DEFAULT_TEXT_BITS_PER_TOKEN, fill_tokens, knowled
 from estimator.compare import Estimate
 from estimator.constants import KNOWLEDGE_BITS_PER_PARAM
 from estimator.cost import Breakeven, breakeven
+from estimator.information import vocabulary_bits
 from estimator.plots.style import KV_COLOUR, OKABE_ITO, RANK_STYLES, add_caption, caption, new_figure, styled
 from estimator.plots.tokens import DEFAULT_RANKS, token_grid
 from estimator.stores.targets import lora_params
@@ -28,11 +29,13 @@ def capacity_vs_tokens(est: Estimate, ranks: Sequence[int] = DEFAULT_RANKS) -> F
     chosen = sorted({*ranks, est.rank})
     with styled():
         fig, ax = new_figure(3.4)
+        ceiling = vocabulary_bits(est.spec.vocab_size)
+        ax.fill_between(t, t * bits_per_token, t * ceiling, color=OKABE_ITO["black"], alpha=0.08, linewidth=0)
         ax.plot(
             t,
             t * bits_per_token,
             color=OKABE_ITO["black"],
-            label=f"information in the text ({bits_per_token:.2f} bits/token)",
+            label=f"information in the text: {bits_per_token:.2f} to {ceiling:.1f} bits/token (shaded)",
         )
         ax.plot(
             t,
@@ -51,7 +54,11 @@ def capacity_vs_tokens(est: Estimate, ranks: Sequence[int] = DEFAULT_RANKS) -> F
             ax.plot([full], [bits], "o", color=colour, markersize=3)
         model_bits = knowledge_capacity_bits(est.params, bits_per_param)
         ax.axhline(
-            model_bits, color=OKABE_ITO["purple"], linestyle=(0, (6, 2)), linewidth=1.1, label="whole model capacity"
+            model_bits,
+            color=OKABE_ITO["purple"],
+            linestyle=(0, (6, 2)),
+            linewidth=1.1,
+            label="whole model capacity (already used by pretraining)",
         )
         ax.axvline(est.tokens, color="#888888", linewidth=0.6, linestyle=(0, (2, 2)))
         ax.text(est.tokens * 1.2, t[0] * bits_per_token * 3, f"T = {format_tokens_short(est.tokens)}", fontsize=5.5)
@@ -60,8 +67,8 @@ def capacity_vs_tokens(est: Estimate, ranks: Sequence[int] = DEFAULT_RANKS) -> F
         ax.legend(loc="upper left", fontsize=5.2)
         words = (
             f"Knowledge capacity {bits_per_param:g} bits per parameter (Allen-Zhu & Li 2024, ~1,000 exposures per "
-            f"fact, an upper bound for adapters); information {bits_per_token:.3f} bits per token (1.69 nats, "
-            "Chinchilla's irreducible loss)."
+            f"fact, an upper bound for adapters); information from {bits_per_token:.3f} bits per token (1.69 nats, "
+            f"Chinchilla's irreducible loss, a typical-text floor) to {ceiling:.3f} (log2 of the vocabulary)."
         )
         add_caption(fig, f"{caption(est)} {words}")
     return fig
