@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from estimator.compare import Estimate, estimate
 from estimator.kv import kv_cache_bytes
@@ -25,7 +26,7 @@ from estimator.plots import FIGURES, write_figures
 from estimator.plots.heatmap import heatmap_sweep, ratio_heatmap
 from estimator.plots.models import attention_kind, models_kv_vs_lora
 from estimator.plots.rank import bytes_per_token_vs_rank
-from estimator.plots.style import stable_svg_ids
+from estimator.plots.style import CAPTION_GID, stable_svg_ids
 from estimator.plots.tokens import bytes_per_token_vs_tokens, token_grid
 from estimator.stores.targets import lora_bytes
 from estimator.units import DType
@@ -46,11 +47,19 @@ def line(ax: Axes, label: str) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, An
 
 
 def texts(fig: Figure) -> str:
-    found = [t.get_text() for t in fig.texts]
-    for ax in fig.axes:
-        found += [t.get_text() for t in ax.texts] + [ax.get_title(loc) for loc in ("left", "center")]
-        found += [ax.get_xlabel(), ax.get_ylabel()]
-    return "\n".join(found)
+    """Every word on the figure (title, notes, labels, legends, caption), wrapped lines joined."""
+    found = [t.get_text() for t in fig.findobj(Text) if t.get_visible()]
+    return " ".join(" ".join(found).split())
+
+
+def figure_title(fig: Figure) -> str:
+    suptitle = getattr(fig, "_suptitle", None)
+    return "" if suptitle is None else " ".join(suptitle.get_text().split())
+
+
+def figure_caption(fig: Figure) -> str:
+    (caption,) = [t for t in fig.texts if t.get_gid() == CAPTION_GID]
+    return " ".join(caption.get_text().split())
 
 
 def assert_labelled(fig: Figure) -> None:
@@ -58,8 +67,9 @@ def assert_labelled(fig: Figure) -> None:
     data_axes = [ax for ax in fig.axes if ax.get_xscale() == "log"]
     assert data_axes and all(ax.get_xlabel() or ax.get_shared_x_axes().get_siblings(ax) for ax in data_axes)
     assert all(ax.get_ylabel() for ax in data_axes)
-    assert any(ax.get_title(loc) for ax in fig.axes for loc in ("left", "center"))
-    caption = fig.texts[-1].get_text()
+    assert figure_title(fig)
+    assert any(ax.get_legend() is not None for ax in fig.axes)
+    caption = figure_caption(fig)
     assert "SI units" in caption and "bf16" in caption
 
 
@@ -78,10 +88,10 @@ def test_tokens_figure_draws_the_formulas(llama: Estimate) -> None:
     (pretraining,) = [ln for ln in top.get_lines() if str(ln.get_label()).startswith("pretraining")]
     assert pretraining.get_ydata()[0] == LLAMA_WEIGHTS_BYTES / 15_000_000_000_000  # 0.0094 B per token
     words = texts(fig)
-    assert "39.6x at 100,000 tokens" in words
+    assert "39.6x at 100k tokens" in words
     assert "crossover: 2,528 tokens" in words
-    assert "Llama 3 70B" in top.get_title()
-    assert top.get_legend() is not None
+    assert "Llama 3 70B" in figure_title(fig)
+    assert bottom.get_legend() is not None  # the legend sits under the figure, clear of every curve
     assert_labelled(fig)
 
 
@@ -94,7 +104,7 @@ def test_tokens_figure_adds_the_query_rank_and_follows_windows() -> None:
     t, kv = line(top, "in context: KV cache (bf16)")
     spec = est.spec
     assert kv.tolist() == [kv_cache_bytes(spec, int(x), est.kv) / x for x in t]  # falls once the 4,096 window fills
-    assert "no published token count" in fig.texts[-1].get_text()
+    assert "no published token count" in figure_caption(fig)
 
 
 def test_rank_figure(llama: Estimate) -> None:
@@ -118,7 +128,7 @@ def test_rank_figure(llama: Estimate) -> None:
 
 def test_models_figure(llama: Estimate) -> None:
     fig = models_kv_vs_lora(llama)
-    left, right = fig.axes[:2]
+    _key, left, right = fig.axes[:3]  # the legend's row, then the two panels
     specs = load_all_specs()
     names = [label.get_text() for label in left.get_yticklabels()]
     assert sorted(names) == sorted(s.display_name for s in specs)
@@ -137,7 +147,7 @@ def test_models_figure(llama: Estimate) -> None:
     assert attention_kind(load_spec("llama3-70b")).startswith("GQA")
     assert attention_kind(load_spec("falcon-7b")).startswith("MQA")
     assert attention_kind(load_spec("deepseek-v3")).startswith("MLA")
-    assert fig.legends and left.get_xlabel() and right.get_xlabel()
+    assert _key.get_legend() is not None and left.get_xlabel() and right.get_xlabel()
     assert "39.6x" in texts(fig)
 
 
@@ -162,7 +172,7 @@ def test_every_figure_has_a_title_and_caption_for_other_models() -> None:
     est = estimate(load_spec("deepseek-v3"), 1_000_000, 16, kv_dtype=DType.bf16)
     for name, draw in FIGURES.items():
         fig = draw(est)
-        assert any(ax.get_title(loc) for ax in fig.axes for loc in ("left", "center")), name
+        assert figure_title(fig), name
         assert "DeepSeek" in texts(fig) or name == "models_kv_vs_lora", name
 
 
@@ -215,7 +225,7 @@ def test_capacity_figure(llama: Estimate) -> None:
     fig = capacity_vs_tokens(llama)
     ax = fig.axes[0]
     h = 1.69 / np.log(2)
-    t, info = line(ax, f"information in the text: {h:.2f} to 17.0 bits/token (shaded)")
+    t, info = line(ax, f"information in the text, {h:.2f} to 17.0 bits per token")
     assert np.allclose(info, t * h, rtol=1e-15, atol=0)
     (band,) = ax.collections  # from the Chinchilla floor to log2 of Llama 3's 128,256-token vocabulary
     top = band.get_paths()[0].vertices[:, 1].max()
@@ -252,7 +262,7 @@ def test_breakeven_figure(llama: Estimate) -> None:
 def test_models_figure_names_what_it_left_out() -> None:
     est = estimate(load_spec("llama3-8b"), 100_000, 16, "qv")
     fig = models_kv_vs_lora(est)
-    names = [label.get_text() for label in fig.axes[0].get_yticklabels()]
+    names = [label.get_text() for label in fig.axes[1].get_yticklabels()]
     assert "Phi-3 mini (4k)" not in names and "Llama 3 8B" in names
     caption = " ".join(fig.texts[-1].get_text().split())  # unwrapped
     assert "Left out (targets do not apply): " in caption

@@ -31,6 +31,8 @@ class Kind(StrEnum):
 
 
 FormatOpt = Annotated[str, typer.Option("--format", help="Comma list of file formats: png, svg, pdf.")]
+NoTitleOpt = Annotated[bool, typer.Option("--no-title", help="Leave off the title (a paper sets its own).")]
+NoCaptionOpt = Annotated[bool, typer.Option("--no-caption", help="Leave off the caption line of assumptions.")]
 
 
 def _formats(text: str) -> list[str]:
@@ -49,6 +51,8 @@ def _formats(text: str) -> list[str]:
 def figures(
     out: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("figures"),
     formats: FormatOpt = "png,svg",
+    no_title: NoTitleOpt = False,
+    no_caption: NoCaptionOpt = False,
     *,
     query: Any,
 ) -> None:
@@ -59,7 +63,7 @@ def figures(
     est = evaluate(query)
     from estimator.plots import write_figures
 
-    for path in write_figures(est, out, chosen):
+    for path in write_figures(est, out, chosen, title=not no_title, caption=not no_caption):
         typer.echo(str(path))
 
 
@@ -75,7 +79,15 @@ RanksOpt = Annotated[
 
 @app.command("plot")
 @query_command(defaults=FIGURE_METHODS)
-def plot(kind: KindArg, out: OutOpt = None, ranks: RanksOpt = "8,32,128", *, query: Any) -> None:
+def plot(
+    kind: KindArg,
+    out: OutOpt = None,
+    ranks: RanksOpt = "8,32,128",
+    no_title: NoTitleOpt = False,
+    no_caption: NoCaptionOpt = False,
+    *,
+    query: Any,
+) -> None:
     """Draw one figure for your own query and write it (default: <figure name>.png here)."""
     from estimator.compare import evaluate
     from estimator.units import MAX_RANK, parse_grid
@@ -100,7 +112,9 @@ def plot(kind: KindArg, out: OutOpt = None, ranks: RanksOpt = "8,32,128", *, que
         fig = capacity_vs_tokens(est, drawn_ranks)
     else:
         fig = FIGURES[name](est)
-    (written,) = save(fig, path.with_suffix(""), [fmt])
+    from estimator.plots.style import plain
+
+    (written,) = save(plain(fig, title=not no_title, caption=not no_caption), path.with_suffix(""), [fmt])
     typer.echo(str(written))
 
 

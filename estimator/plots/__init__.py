@@ -41,12 +41,17 @@ KINDS = {  # `estimate plot KIND`
 MANIFEST = "manifest.json"
 
 
-def write_figures(est: Estimate, out: Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+def write_figures(
+    est: Estimate, out: Path, formats: Sequence[str] = ("png", "svg"), *, title: bool = True, caption: bool = True
+) -> list[Path]:
     """Every figure of :data:`FIGURES` for ``est`` as ``out/<name>.<format>``, and ``out/manifest.json``
-    (the query, the matplotlib version that drew them, and each file's SHA-256)."""
+    (the query, the matplotlib version that drew them, and each file's SHA-256); ``title`` and ``caption``
+    False leave those off."""
+    from estimator.plots.style import plain
+
     paths: list[Path] = []
     for name, draw in FIGURES.items():
-        paths += save(draw(est), out / name, formats)
+        paths += save(plain(draw(est), title=title, caption=caption), out / name, formats)
     manifest: dict[str, Any] = {
         "model": est.spec.name,
         "tokens": est.tokens,

@@ -12,7 +12,18 @@ from estimator.compare import Estimate
 from estimator.constants import KNOWLEDGE_BITS_PER_PARAM
 from estimator.cost import Breakeven, breakeven
 from estimator.information import vocabulary_bits
-from estimator.plots.style import KV_COLOUR, OKABE_ITO, RANK_STYLES, add_caption, caption, new_figure, styled
+from estimator.plots.style import (
+    KV_COLOUR,
+    OKABE_ITO,
+    RANK_STYLES,
+    SMALL_PT,
+    add_caption,
+    caption,
+    legend_below,
+    new_figure,
+    styled,
+    title,
+)
 from estimator.plots.tokens import DEFAULT_RANKS, token_grid
 from estimator.stores.targets import lora_params
 from estimator.sweep import kv_cache_bytes_array
@@ -35,7 +46,7 @@ def capacity_vs_tokens(est: Estimate, ranks: Sequence[int] = DEFAULT_RANKS) -> F
             t,
             t * bits_per_token,
             color=OKABE_ITO["black"],
-            label=f"information in the text: {bits_per_token:.2f} to {ceiling:.1f} bits/token (shaded)",
+            label=f"information in the text, {bits_per_token:.2f} to {ceiling:.1f} bits per token",
         )
         ax.plot(
             t,
@@ -61,10 +72,12 @@ def capacity_vs_tokens(est: Estimate, ranks: Sequence[int] = DEFAULT_RANKS) -> F
             label="whole model capacity (already used by pretraining)",
         )
         ax.axvline(est.tokens, color="#888888", linewidth=0.6, linestyle=(0, (2, 2)))
-        ax.text(est.tokens * 1.2, t[0] * bits_per_token * 3, f"T = {format_tokens_short(est.tokens)}", fontsize=5.5)
+        ax.text(
+            est.tokens * 1.2, t[0] * bits_per_token * 3, f"T = {format_tokens_short(est.tokens)}", fontsize=SMALL_PT
+        )
         ax.set(xscale="log", yscale="log", xlabel="tokens of new text, T", ylabel="bits")
-        ax.set_title(f"{est.spec.display_name}: how much text could an adapter hold?")
-        ax.legend(loc="upper left", fontsize=5.2)
+        title(fig, f"{est.spec.display_name}: how much text could an adapter hold?")
+        legend_below(ax, ncols=1)
         words = (
             f"Knowledge capacity {bits_per_param:g} bits per parameter (Allen-Zhu & Li 2024, ~1,000 exposures per "
             f"fact, an upper bound for adapters); information from {bits_per_token:.3f} bits per token (1.69 nats, "
@@ -102,11 +115,11 @@ def breakeven_queries(est: Estimate) -> Figure:
                 y = result.finetune_once_flops + n * result.finetuned_query_flops
                 ax.plot([n], [y], "o", color="#333333", markersize=3)
                 ax.annotate(
-                    f"{n:,} queries\n(vs {name})", (n, y), xytext=(5, 6), textcoords="offset points", fontsize=5.5
+                    f"{n:,} queries\n(vs {name})", (n, y), xytext=(5, 6), textcoords="offset points", fontsize=SMALL_PT
                 )
         ax.set(xscale="log", yscale="log", xlabel="queries answered", ylabel="cumulative FLOPs")
-        ax.set_title(f"{est.spec.display_name}, {format_tokens_short(est.tokens)} tokens: in context or fine-tune?")
-        ax.legend(loc="upper left")
+        title(fig, f"{est.spec.display_name}, {format_tokens_short(est.tokens)} tokens: in context or fine-tune?")
+        legend_below(ax, ncols=1)
         words = (
             f"Per query {result.query_tokens} question + {result.generated_tokens} generated tokens; fine-tuning "
             f"(4N + 6P) per token, {result.epochs} epoch, sequences of {result.train_sequence_tokens:,}; once: "

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
 from estimator.compare import Estimate
-from estimator.plots.style import add_caption, caption, new_figure, styled
+from estimator.plots.style import SMALL_PT, add_caption, caption, legend_below, new_figure, styled, title
 from estimator.plots.tokens import token_grid
 from estimator.present.tables import format_ratio
 from estimator.sweep import Sweep, sweep
@@ -54,7 +54,7 @@ def ratio_heatmap(est: Estimate) -> Figure:
             shading="nearest",
             rasterized=True,  # vector files stay small
         )
-        lines = ax.contour(
+        ax.contour(
             data.tokens,
             data.ranks,
             log_ratio,
@@ -63,13 +63,11 @@ def ratio_heatmap(est: Estimate) -> Figure:
             linewidths=[0.5, 1.2, 0.5, 0.5],
             linestyles="solid",
         )
-        ax.clabel(lines, fmt=lambda v: "parity" if v == 0 else f"{10**v:g}x", fontsize=5.5)
         full = est.targets.smallest_full_rank
         if full < data.ranks[-1]:
-            ax.axhline(full, color="#222222", linewidth=0.6, linestyle=(0, (2, 2)), label="full rank")
             names = est.targets.narrowest()
-            label = f"full rank of {', '.join(names)}" if len(names) <= 2 else f"full rank ({full:,})"
-            ax.text(data.tokens[-1] / 1.3, full / 1.12, label, fontsize=5, va="top", ha="right")
+            label = f"full rank of {', '.join(names)} ({full:,})" if len(names) <= 2 else f"full rank ({full:,})"
+            ax.axhline(full, color="#222222", linewidth=0.6, linestyle=(0, (2, 2)), label=label)
         ax.plot([est.tokens], [est.rank], "o", color="black", markersize=3, label=f"this query (r={est.rank})")
         right_half = est.tokens**2 > data.tokens[0] * data.tokens[-1]  # past the middle of the log axis
         ax.annotate(
@@ -78,19 +76,19 @@ def ratio_heatmap(est: Estimate) -> Figure:
             xytext=(-4 if right_half else 4, 3),
             textcoords="offset points",
             ha="right" if right_half else "left",
-            fontsize=6,
+            fontsize=SMALL_PT,
             fontweight="bold",
         )
         ax.set(xscale="log", yscale="log", xlabel="tokens of new text learned, T", ylabel="LoRA rank r")
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.grid(False)
-        ax.set_title(f"{est.spec.display_name}: KV cache ÷ LoRA bytes")
+        title(fig, f"{est.spec.display_name}: KV cache ÷ LoRA bytes")
         parity = Line2D([], [], color="#222222", linewidth=1.2, label="parity: KV = LoRA bytes")
-        others = Line2D([], [], color="#222222", linewidth=0.5, label="KV ÷ LoRA = 0.1x, 10x, 100x")
+        others = Line2D([], [], color="#222222", linewidth=0.5, label="KV ÷ LoRA = 0.1x, 10x, 100x (thin)")
         handles, _ = ax.get_legend_handles_labels()
-        ax.legend(handles=[parity, others, *handles], loc="lower right", fontsize=5)
+        legend_below(ax, [parity, others, *handles], ncols=1)
         bar = fig.colorbar(mesh, ax=ax, pad=0.02)
-        bar.set_label("KV ÷ LoRA bytes (purple: the cache is smaller)")
+        bar.set_label("KV ÷ LoRA bytes")
         bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: ratio_tick(v)))
-        add_caption(fig, caption(est))
+        add_caption(fig, caption(est) + " Purple: the cache is smaller than the LoRA; orange: larger.")
     return fig

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.transforms import blended_transform_factory
 
 from estimator.compare import Estimate
-from estimator.plots.style import OKABE_ITO, add_caption, caption, new_figure, styled
+from estimator.plots.style import OKABE_ITO, SMALL_PT, WIDTH_IN, add_caption, caption, styled, title
 from estimator.present.tables import format_ratio
 from estimator.specs import ModelSpec
 from estimator.sweep import across_models
@@ -21,16 +22,23 @@ from estimator.units import format_tokens_short
 from estimator.zoo import load_all_specs
 
 ATTENTION_COLOURS = {
-    "MHA (KV heads = query heads)": OKABE_ITO["vermillion"],
-    "GQA (KV heads < query heads)": OKABE_ITO["blue"],
+    "MHA (KV = query heads)": OKABE_ITO["vermillion"],
+    "GQA (fewer KV heads)": OKABE_ITO["blue"],
     "MQA (one KV head)": OKABE_ITO["green"],
     "MLA (latent cache)": OKABE_ITO["purple"],
+    "hybrid (KV + state)": OKABE_ITO["orange"],
+    "SSM (state only)": OKABE_ITO["black"],
 }
 
 
 def attention_kind(spec: ModelSpec) -> str:
     """Which of :data:`ATTENTION_COLOURS` describes the model's cache."""
+    from estimator.kv import grows, kv_state_bytes, windowed
+    from estimator.units import DType
+
     kinds = list(ATTENTION_COLOURS)
+    if kv_state_bytes(spec, DType.bf16):
+        return kinds[4] if grows(spec) or windowed(spec) else kinds[5]
     if spec.is_mla:
         return kinds[3]
     if spec.num_key_value_heads == 1:
@@ -44,8 +52,12 @@ def models_data(
     """The data of the figure: ``est``'s query for every spec (default: the zoo), sorted by KV bytes per token.
 
     Models the query does not apply to (e.g. ``--targets qv`` on a fused qkv) are returned apart, with why.
+    The query's own model is drawn too when it is not in the zoo (a ``--config``).
     """
-    done, skipped = across_models(est, list(specs) if specs is not None else load_all_specs())
+    chosen = list(specs) if specs is not None else load_all_specs()
+    if all(s.name != est.spec.name for s in chosen):
+        chosen.append(est.spec)
+    done, skipped = across_models(est, chosen)
     return sorted(done, key=lambda e: (e.kv_bytes_per_token, e.spec.name)), skipped
 
 
@@ -56,41 +68,59 @@ def models_kv_vs_lora(est: Estimate, specs: Sequence[ModelSpec] | None = None) -
     colours = [ATTENTION_COLOURS[attention_kind(e.spec)] for e in rows]
     y = np.arange(len(rows))
     with styled():
-        fig, (left, right) = new_figure(1.6 + 0.15 * len(rows), ncols=2, sharey=True)
+        height = 2.0 + 0.15 * len(rows)
+        fig = Figure(figsize=(WIDTH_IN, height), layout="constrained")
+        grid = fig.add_gridspec(2, 2, height_ratios=(0.45, height - 0.45))
+        key = fig.add_subplot(grid[0, :])  # the legend's own row, over both panels: nothing else can be there
+        key.axis("off")
+        left = fig.add_subplot(grid[1, 0])
+        right = fig.add_subplot(grid[1, 1], sharey=left)
+        right.tick_params(axis="y", labelleft=False)
         kv = [e.kv_bytes_per_token for e in rows]
         ratio = [e.ratio for e in rows]
-        left.scatter(kv, y, c=colours, s=12, zorder=3)
-        right.scatter(ratio, y, c=colours, s=12, zorder=3)
+        held = [e.holds_all_tokens for e in rows]  # hollow: the cache keeps only a window, not the text
+        faces = [c if h else "none" for c, h in zip(colours, held, strict=True)]
+        left.scatter(kv, y, facecolors=faces, edgecolors=colours, s=12, zorder=3, linewidths=0.8)
+        right.scatter(ratio, y, facecolors=faces, edgecolors=colours, s=12, zorder=3, linewidths=0.8)
         right.axvline(1, color="#555555", linewidth=0.7)
-        for i, value in enumerate(ratio):  # labels away from the line at 1
-            side = 1 if value >= 1 else -1
-            right.annotate(
-                format_ratio(value),
+        for i, (value, whole) in enumerate(zip(ratio, held, strict=True)):
+            right.annotate(  # right of the point, clear of the axis; none for a cache that keeps only a window
+                format_ratio(value) if whole else "window",
                 (value, i),
-                xytext=(4 * side, 0),
+                xytext=(4, 0),
                 textcoords="offset points",
-                fontsize=5,
+                fontsize=SMALL_PT,
                 va="center",
-                ha="left" if side > 0 else "right",
+                ha="left",
             )
         left.set_yticks(y, names)
-        for label, e in zip(left.get_yticklabels(), rows, strict=True):
-            if e.spec.name == est.spec.name:  # the query's own model in bold
+        for i, (label, e) in enumerate(zip(left.get_yticklabels(), rows, strict=True)):
+            if e.spec.name == est.spec.name:  # the query's own model in bold, its row shaded
                 label.set_fontweight("bold")
-        left.tick_params(axis="y", labelsize=5.5, length=0)
+                for ax in (left, right):
+                    ax.axhspan(i - 0.45, i + 0.45, color=OKABE_ITO["yellow"], alpha=0.25, linewidth=0, zorder=0)
+        left.tick_params(axis="y", labelsize=SMALL_PT, length=0)
         tokens = format_tokens_short(est.tokens)
-        left.set(xscale="log", xlabel=f"KV bytes per token\nat {tokens} tokens (B)")
+        left.set(xscale="log", xlabel="bytes per token")
         left.set_xlim(min(kv) / 2, max(kv) * 2)
-        right.set(xscale="log", xlabel=f"KV ÷ LoRA r={est.rank}\nat {tokens} tokens")
-        right.set_xlim(min(min(ratio), 1) / 8, max(ratio) * 8)
+        right.set(xscale="log", xlabel="KV ÷ LoRA")
+        right.set_xlim(min(min(ratio), 1) / 4, max(ratio) * 30)  # room right of each point for its label
         for ax in (left, right):
             ax.grid(axis="y", linewidth=0.3, alpha=0.5)
             ax.set_ylim(-0.7, len(rows) - 0.3)
-        left.set_title(f"KV cache against a rank-{est.rank} LoRA at {tokens} tokens", loc="left", x=-0.9)
+        title(fig, f"Cache bytes per token, and KV ÷ LoRA r={est.rank}, at {tokens} tokens of text")
         handles = [Patch(color=c, label=k) for k, c in ATTENTION_COLOURS.items() if c in colours]
-        fig.legend(handles=handles, loc="outside upper center", ncols=2, fontsize=5.5, frameon=False)
+        centred = blended_transform_factory(fig.transFigure, key.transAxes)  # on the page, not the panel
+        key.legend(handles=handles, loc="center", bbox_to_anchor=(0.5, 0.5), bbox_transform=centred, ncols=2,
+                   frameon=False, fontsize=SMALL_PT, columnspacing=1.0)  # fmt: skip
         left_out = (
             f" Left out (targets do not apply): {', '.join(s.display_name for s, _ in skipped)}." if skipped else ""
         )
-        add_caption(fig, caption(est, model=False) + " Sliding windows count at their length." + left_out)
+        hollow = (
+            " Hollow: every layer keeps a window shorter than the text, so the cache holds its last tokens only."
+            if not all(held)
+            else ""
+        )
+        words = " Sliding windows count at their length; recurrent states count whole, whatever T." + hollow
+        add_caption(fig, caption(est, model=False) + words + left_out)
     return fig

@@ -1,8 +1,9 @@
 """The one style every figure shares, the caption line, and :func:`save`.
 
-Sized for a single column of a two-column paper (3.5 in wide) with fonts of 6.5-8 pt, so a figure
-printed at that width stays readable. Colours are the Okabe-Ito palette, safe for the common forms
-of colour blindness; lines also differ by dash pattern, so they survive greyscale printing.
+Sized for a single column of a two-column paper (3.5 in wide) with no text below 7 pt, so a figure
+printed at that width stays readable; SVG keeps its text as text (searchable, editable). Colours are
+the Okabe-Ito palette, safe for the common forms of colour blindness; lines also differ by dash
+pattern, so they survive greyscale printing.
 Files are deterministic: no dates or software versions in their metadata, fixed SVG ids.
 """
 
@@ -46,16 +47,20 @@ RANK_STYLES = [  # LoRA lines by rank, in order: colour and dash pattern
     (OKABE_ITO["orange"], (0, (2, 1))),
 ]
 FORMATS = ("png", "svg", "pdf")
-CAPTION_PT = 5.5
+MIN_FONT_PT = 7  # the smallest text on any figure, at one-column width
+SMALL_PT = MIN_FONT_PT  # annotations, legends, tick labels, the caption
+CAPTION_PT = SMALL_PT
+TITLE_PT = 8.5
+CAPTION_GID = "estimator-caption"
 
 STYLE: dict[str, Any] = {
     "font.family": "DejaVu Sans",
-    "font.size": 7,
-    "axes.titlesize": 8,
-    "axes.labelsize": 7,
-    "xtick.labelsize": 6.5,
-    "ytick.labelsize": 6.5,
-    "legend.fontsize": 6,
+    "font.size": 7.5,
+    "axes.titlesize": 8.5,
+    "axes.labelsize": 7.5,
+    "xtick.labelsize": SMALL_PT,
+    "ytick.labelsize": SMALL_PT,
+    "legend.fontsize": SMALL_PT,
     "legend.framealpha": 0.9,
     "axes.prop_cycle": cycler(color=[c for c, _ in RANK_STYLES]),
     "axes.spines.top": False,
@@ -67,7 +72,7 @@ STYLE: dict[str, Any] = {
     "figure.dpi": 150,
     "savefig.dpi": 300,
     "svg.hashsalt": "estimator",  # fixed ids: the same figure gives the same SVG
-    "svg.fonttype": "path",
+    "svg.fonttype": "none",  # text stays text in SVG
     "pdf.fonttype": 42,
 }
 METADATA: dict[str, dict[str, Any]] = {  # no dates, no versions: files differ only when figures do
@@ -96,10 +101,91 @@ def add_caption(fig: Figure, text: str) -> None:
     lines = textwrap.wrap(text, width=chars)
     height_in = (len(lines) * 1.25 + 0.6) * CAPTION_PT / 72
     share = height_in / fig.get_figheight()
-    fig.text(0.012, 0.008, "\n".join(lines), fontsize=CAPTION_PT, color="#333333", va="bottom", ha="left")
+    fig.text(0.012, 0.008, "\n".join(lines), fontsize=CAPTION_PT, color="#333333", va="bottom", ha="left",
+             gid=CAPTION_GID)  # fmt: skip
     engine = fig.get_layout_engine()
     if engine is not None:
         engine.set(rect=(0, share, 1, 1 - share))  # type: ignore[call-arg]
+
+
+def mark_context_window(ax: Any, est: Estimate, *, label: bool = True) -> None:
+    """A dotted vertical line at the model's context window (max_position_embeddings) on a token axis,
+    where it falls inside the axis: token counts beyond it are more than the model reads at once."""
+    window = est.spec.max_position_embeddings
+    low, high = ax.get_xlim()
+    if not low < window < high:
+        return
+    ax.axvline(window, color=OKABE_ITO["purple"], linewidth=0.7, linestyle=(0, (1, 1.5)), zorder=1)
+    if label:  # at the top of the axes, beside the line, on the side with room
+        import math
+
+        right_half = math.log(window / low) > math.log(high / low) / 2
+        ax.annotate(
+            f"context window {window:,}",
+            (window, 0.97),
+            xycoords=("data", "axes fraction"),
+            xytext=(-3 if right_half else 3, 0),
+            textcoords="offset points",
+            fontsize=SMALL_PT,
+            color=OKABE_ITO["purple"],
+            va="top",
+            ha="right" if right_half else "left",
+        )
+
+
+LEGEND_GAP_PT = 30  # below an axes' bottom edge: its tick labels and x label
+LEGEND_COLUMN_CHARS = 26  # the longest label two legend columns fit across one column of a page
+
+
+def legend_below(
+    ax: Any, handles: Sequence[Any] | None = None, ncols: int = 2, *, x: float = 0.5, gap_pt: float = LEGEND_GAP_PT
+) -> Any:
+    """The legend under ``ax`` (centred at ``x`` in axes widths), ``gap_pt`` below its bottom edge: past its
+    tick labels and x label, where no curve or note can be; the constrained layout makes room for it."""
+    from matplotlib.transforms import offset_copy
+
+    anchor = offset_copy(ax.transAxes, fig=ax.figure, y=-gap_pt, units="points")
+    kwargs: dict[str, Any] = {"handles": list(handles)} if handles is not None else {}
+    labels = [h.get_label() for h in (handles if handles is not None else ax.get_legend_handles_labels()[0])]
+    if max((len(str(label)) for label in labels), default=0) > LEGEND_COLUMN_CHARS:
+        ncols = 1  # two columns of long labels would run off the page
+    return ax.legend(**kwargs, loc="upper center", bbox_to_anchor=(x, 0.0), bbox_transform=anchor, ncols=ncols,
+                     frameon=False, fontsize=SMALL_PT, columnspacing=1.0, handlelength=2.2)  # fmt: skip
+
+
+def legend_above(ax: Any, handles: Sequence[Any], ncols: int = 2, *, x: float = 0.5) -> Any:
+    """The legend over ``ax`` (centred at ``x`` in axes widths), under the figure's title."""
+    from matplotlib.transforms import offset_copy
+
+    anchor = offset_copy(ax.transAxes, fig=ax.figure, y=4, units="points")
+    return ax.legend(handles=list(handles), loc="lower center", bbox_to_anchor=(x, 1.0), bbox_transform=anchor,
+                     ncols=ncols, frameon=False, fontsize=SMALL_PT, columnspacing=1.0)  # fmt: skip
+
+
+def title(fig: Figure, text: str) -> None:
+    """The figure's title, wrapped to its width (a long model name would otherwise run off the page)."""
+    chars = int(WIDTH_IN * 72 / (TITLE_PT * 0.6))
+    fig.suptitle("\n".join(textwrap.wrap(text, width=chars)), fontsize=TITLE_PT)
+
+
+def plain(fig: Figure, *, title: bool = True, caption: bool = True) -> Figure:
+    """The figure without its title (``title=False``) or its caption (``caption=False``), for a paper
+    that sets its own; the layout takes back the room they held."""
+    if not title:
+        suptitle = getattr(fig, "_suptitle", None)  # matplotlib keeps no public handle
+        if suptitle is not None:
+            suptitle.remove()
+            setattr(fig, "_suptitle", None)  # noqa: B010 (a private attribute, set as matplotlib does)
+        for ax in fig.axes:
+            ax.set_title("")
+    if not caption:
+        for text in list(fig.texts):
+            if text.get_gid() == CAPTION_GID:
+                text.remove()
+        engine = fig.get_layout_engine()
+        if engine is not None:
+            engine.set(rect=(0, 0, 1, 1))  # type: ignore[call-arg]
+    return fig
 
 
 def caption(est: Estimate, *, pretraining: bool = False, model: bool = True) -> str:
