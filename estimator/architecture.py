@@ -16,7 +16,7 @@ from estimator.layout import ExpertLayout, Layout, LinearMap, ParamTensor
 if TYPE_CHECKING:
     from estimator.specs import ModelSpec
 
-PARTS = ("embedding", "attention", "mlp", "experts", "norm", "lm_head")
+PARTS = ("embedding", "attention", "recurrent", "mlp", "experts", "norm", "lm_head")
 
 
 @lru_cache(maxsize=256)
@@ -40,8 +40,9 @@ def other_tensors(spec: ModelSpec) -> tuple[ParamTensor, ...]:
 
 
 def param_breakdown(spec: ModelSpec) -> dict[str, int]:
-    """Parameters by part: embedding, attention, mlp (dense and shared MLPs, routers), experts
-    (routed experts), norm, lm_head (zero when tied)."""
+    """Parameters by part: embedding, attention, recurrent (a recurrent mixer's own tensors: its convolution,
+    A_log, D, dt_bias), mlp (dense and shared MLPs, routers), experts (routed experts), norm, lm_head (zero
+    when tied)."""
     parts = dict.fromkeys(PARTS, 0)
     for linear in linear_maps(spec):
         parts["experts" if linear.expert else linear.block] += linear.params

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from estimator.errors import EstimatorError
+from estimator.errors import EstimatorError, UnknownFamilyError
 from estimator.families import Reader, family, supported
 from estimator.specs import ModelSpec, validate_spec
 
@@ -121,8 +121,12 @@ def _language_model(config: dict[str, Any], path: Path) -> tuple[dict[str, Any],
         note = f"language model only (text_config of {model_type}): the vision tower and projector are not counted"
         return text, text_type, [note]
     if model_type not in supported():
-        raise EstimatorError(
-            f"{path}: model_type {model_type!r} is not supported yet; supported: {', '.join(supported())}"
+        raise UnknownFamilyError(
+            f"{path}: model_type {model_type!r} is not a family the estimator knows (the main query, `estimate "
+            f"--config FILE`, measures it from transformers); supported: {', '.join(supported())}",
+            path,
+            model_type,
+            config,
         )
     return config, model_type, []
 

@@ -23,11 +23,17 @@ if TYPE_CHECKING:
 FP32_WEIGHTS: dict[str, tuple[tuple[str, ...], tuple[int, int]]] = {
     "deepseek_v2": (("mlp.gate",), (5, 24)),  # DeepseekV2Moe's router: MoEGate.weight, dtype=torch.float32
     "deepseek_v3": (("mlp.gate",), (5, 24)),  # DeepseekV3TopkRouter.weight, dtype=torch.float32
+    "glm4_moe": (("mlp.gate",), (5, 24)),  # Glm4MoeTopkRouter.weight, dtype=torch.float32
+    "deepseek_v32": (("mlp.gate",), (5, 24)),  # DeepseekV32TopkRouter.weight, dtype=torch.float32
 }
 
 
 # model_type: the dtype transformers keeps a recurrent state in (None: the model's, as the activations).
-STATE_DTYPES: dict[str, DType] = {}
+STATE_DTYPES: dict[str, DType] = {
+    **dict.fromkeys(("qwen3_next", "mamba", "mamba2"), DType.fp32),  # the scans run and return float32
+    # Mamba-1 (Jamba) and Mamba-2 hybrids: their torch scans return the last state in float32, which the cache keeps
+    **dict.fromkeys(("jamba", "bamba", "granitemoehybrid", "nemotron_h", "falcon_h1", "zamba2"), DType.fp32),
+}
 
 
 def transformers_state_dtype(spec: ModelSpec) -> DType | None:

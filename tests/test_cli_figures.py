@@ -35,6 +35,7 @@ def test_figures_command_writes_every_figure(capsys: pytest.CaptureFixture[str],
             "ratio_heatmap.pdf",
             "capacity_vs_tokens.pdf",
             "breakeven_queries.pdf",
+            "cache_by_architecture.pdf",
             "manifest.json",
         ]
     )

@@ -15,6 +15,7 @@ from estimator.kv import (
     kv_bytes_per_token_at,
     kv_cache_bytes,
     kv_max_cache_bytes,
+    kv_state_bytes,
 )
 from estimator.specs import ModelSpec
 from estimator.units import DType
@@ -59,12 +60,13 @@ def test_head_dim_is_taken_from_the_config_not_derived() -> None:
 @pytest.mark.parametrize("spec", [s for s in load_all_specs() if s.sliding_window is None], ids=lambda s: s.name)
 def test_linear_in_tokens_without_windows(spec: ModelSpec) -> None:
     per_token = kv_bytes_per_token(spec, DType.bf16)
+    state = kv_state_bytes(spec, DType.bf16)  # a hybrid's recurrent layers: the same bytes at any T
     for tokens in (1, 7, 1000, 100_000, 10**9):
-        assert kv_cache_bytes(spec, tokens, DType.bf16) == tokens * per_token
-    assert kv_max_cache_bytes(spec, DType.bf16) is None
+        assert kv_cache_bytes(spec, tokens, DType.bf16) == tokens * per_token + state
+    assert (kv_max_cache_bytes(spec, DType.bf16) is None) == (per_token > 0)  # a pure SSM's cache never grows
 
 
-@pytest.mark.parametrize("spec", load_all_specs(), ids=lambda s: s.name)
+@pytest.mark.parametrize("spec", [s for s in load_all_specs() if s.num_attention_heads], ids=lambda s: s.name)
 def test_gqa_is_mha_times_kv_over_query_heads(spec: ModelSpec) -> None:
     mha = replace(spec, num_key_value_heads=spec.num_attention_heads)
     gqa_bytes = kv_bytes_per_token(spec, DType.bf16)

@@ -74,9 +74,10 @@ def test_parts_sum_to_total(spec) -> None:  # type: ignore[no-untyped-def]
     parts = param_breakdown(spec)
     linears = sum(linear.params for linear in linear_maps(spec))
     others = sum(t.params for t in other_tensors(spec))
-    assert parts["attention"] + parts["mlp"] + parts["experts"] == linears
+    in_attention = sum(t.params for t in other_tensors(spec) if t.group == "attention")  # gpt-oss's sinks
+    assert parts["attention"] + parts["mlp"] + parts["experts"] == linears + in_attention
     assert (parts["experts"] > 0) == spec.is_moe
-    assert parts["embedding"] + parts["norm"] + parts["lm_head"] == others
+    assert parts["embedding"] + parts["norm"] + parts["lm_head"] + parts["recurrent"] == others - in_attention
     assert sum(parts.values()) == total_params(spec)
     assert (parts["lm_head"] == 0) == spec.tie_word_embeddings
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from estimator.architecture import linear_maps, other_tensors, param_breakdown, total_params
 from estimator.compare import crossover_tokens, evaluate
-from estimator.kv import kv_bits_per_token, kv_cache_bytes, kv_max_cache_bytes, windowed
+from estimator.kv import kv_bits_per_token, kv_cache_bytes, kv_max_cache_bytes, kv_state_bits, windowed
 from estimator.layout import KVFormat, MlaCache, WindowCache
 from estimator.query import Query
 from estimator.stores.targets import lora_bytes, lora_params
@@ -39,6 +39,8 @@ adapter_dtypes = st.sampled_from([DType.bf16, DType.fp16, DType.fp32])
 @PROPERTY
 @given(specs, ranks, targets, adapter_dtypes)
 def test_lora_is_linear_in_rank(spec, rank, target, adapter) -> None:  # type: ignore[no-untyped-def]
+    if target == "attention" and not spec.num_attention_heads:  # a pure SSM has no attention to adapt
+        target = "all-linear"
     t = evaluate(Query(spec, 1_000, 1, target)).targets
     assert lora_params(t, rank) == rank * lora_params(t, 1)
     assert lora_bytes(t, rank, adapter) * 8 == rank * lora_params(t, 1) * adapter.bits
@@ -51,7 +53,7 @@ def test_the_cache_grows_linearly_until_a_window_fills(spec, n, fmt) -> None:  #
     size = kv_cache_bytes(spec, n, fmt)
     assert kv_cache_bytes(spec, n + 1, fmt) >= size  # never shrinks
     if not windowed(spec):
-        assert size == -(-n * bits // 8)  # ⌈T · b / 8⌉: exact at any T
+        assert size == -(-(n * bits + kv_state_bits(spec, fmt)) // 8)  # ⌈(T · b + S) / 8⌉: exact at any T
     else:
         ceiling = kv_max_cache_bytes(spec, fmt)
         assert ceiling is None or size <= ceiling

@@ -42,3 +42,17 @@ def test_readme_python_example_runs_and_its_comment_is_true(monkeypatch) -> None
     assert shown is not None
     values = (est.kv_bytes_per_token, est.lora_params, est.ratio, est.crossover_tokens, est.parity_rank)  # type: ignore[attr-defined]
     assert shown.group(1) == ", ".join(repr(v) for v in values)
+
+
+def test_every_shown_command_prints_what_the_readme_shows(capsys) -> None:  # type: ignore[no-untyped-def]
+    """Each ```text block that starts with `$ estimate ...` (the validation sample, abridged with '...', aside)
+    is that command's output, byte for byte."""
+    blocks = re.findall(r"```text\n\$ estimate (.*?)\n(.*?)```", README, flags=re.DOTALL)
+    checked = 0
+    for command, shown in blocks:
+        if command.startswith("validate") or "\n...\n" in shown:
+            continue
+        assert main(command.split()) == 0, command
+        assert capsys.readouterr().out == shown, command
+        checked += 1
+    assert checked >= 3

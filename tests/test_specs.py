@@ -185,7 +185,7 @@ def test_config_reads_real_configs_beyond_the_zoo(config: Path) -> None:
         ("[1, 2]", "not an object"),
         ('{"model_type": "llama", "hidden_size": 64}', "lacks 'num_attention_heads'"),
         ('{"hidden_size": 64}', "lacks 'model_type'"),
-        ('{"model_type": "bert"}', "'bert' is not supported"),
+        ('{"model_type": "bert"}', "'bert' is not a family the estimator knows"),
         (
             '{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,'
             ' "vocab_size": 10, "intermediate_size": -1}',

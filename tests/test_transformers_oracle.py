@@ -15,6 +15,7 @@ from estimator.architecture import total_params
 from estimator.errors import EstimatorError
 from estimator.hf_config import ALIASES, TEXT_MODEL_TYPES, spec_from_hf_config
 from estimator.layout import ExpertLayout
+from estimator.stores.kinds import peft_target_modules
 from estimator.stores.targets import lora_params, resolve_targets
 
 from .conftest import EXTRA_CONFIGS, ZOO_CONFIGS
@@ -54,7 +55,7 @@ def test_params_and_lora_equal_transformers_and_peft(config_path: Path) -> None:
         except EstimatorError:  # a model with no attention maps (a pure SSM)
             assert preset == "attention"
             continue
-        target_modules: Any = "all-linear" if preset == "all-linear" else list(targets.module_names)
+        target_modules: Any = peft_target_modules(targets, spec)  # peft's own "all-linear" where it allows it
         for rank in (8, 64):
             with torch.device("meta"):  # adapter weights on the meta device too: no memory, no init time
                 lora = peft.get_peft_model(model, peft.LoraConfig(r=rank, target_modules=target_modules))

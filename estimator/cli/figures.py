@@ -28,6 +28,7 @@ class Kind(StrEnum):
     heatmap = "heatmap"
     capacity = "capacity"
     breakeven = "breakeven"
+    architectures = "architectures"
 
 
 FormatOpt = Annotated[str, typer.Option("--format", help="Comma list of file formats: png, svg, pdf.")]
@@ -67,9 +68,7 @@ def figures(
         typer.echo(str(path))
 
 
-KindArg = Annotated[
-    Kind, typer.Argument(help="tokens (bytes/token vs tokens), rank, models, heatmap, capacity or breakeven.")
-]
+KindArg = Annotated[Kind, typer.Argument(help="tokens, rank, models, heatmap, capacity, breakeven or architectures.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="File to write; its suffix sets the format.")]
 MAX_CURVES = 8  # ranks drawn in one figure: each needs its own colour and dash
 RanksOpt = Annotated[

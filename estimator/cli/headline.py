@@ -13,7 +13,7 @@ import typer
 
 from estimator.cli.app import app, say
 from estimator.cli.options import CsvOpt, JsonOpt, build_query, query_command
-from estimator.errors import EstimatorError
+from estimator.errors import EstimatorError, UnknownFamilyError
 
 BeyondOpt = Annotated[
     bool,
@@ -61,7 +61,14 @@ def headline(
         raise EstimatorError("--json and --csv exclude each other; pick one")
     from estimator.compare import evaluate
 
-    est = evaluate(build_query(options))
+    try:
+        query = build_query(options)
+    except UnknownFamilyError as unknown:  # no family knows it: measure it from transformers, or say what it needs
+        from estimator.cli.measured import measured_query
+
+        measured_query(unknown, options, as_json, as_csv)
+        return
+    est = evaluate(query)
     check_rank(est, allow_beyond_full_rank)
     if as_json:
         print_json(est)

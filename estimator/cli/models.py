@@ -66,6 +66,7 @@ def models(tokens: ModelsTokensOpt = "100k", sort: SortOpt = "name", as_json: Js
 
     The rate is given at a stated T because windows and fixed states make it depend on T (Gemma 3 27B:
     507,904 bytes per cached token while no window is full, 82,356 per token at 1M)."""
+    from estimator.families.schema import MAX_CONTEXT
     from estimator.present.tables import format_table
     from estimator.units import format_number, format_tokens_short, parse_tokens
     from estimator.zoo import load_all_specs
@@ -87,11 +88,15 @@ def models(tokens: ModelsTokensOpt = "100k", sort: SortOpt = "name", as_json: Js
             f"{r['params']:,}",
             f"{r['active_params']:,}" if r["active_params"] != r["params"] else "—",
             "—" if r["kv_bytes_per_token"] is None else format_number(r["kv_bytes_per_token"]),
-            f"{r['tokens_held']:,}" + ("" if r["holds_all_tokens"] else " (window)"),
+            "state only"
+            if r["tokens_held"] == 0
+            else f"{r['tokens_held']:,}" + ("" if r["holds_all_tokens"] else " (window)"),
             "—" if r["sliding_window_tokens"] is None else f"{r['sliding_window_tokens']:,}",
             str(r["num_hidden_layers"]),
             f"{r['num_attention_heads']}/{r['num_key_value_heads']}",
-            f"{r['max_position_embeddings_tokens']:,}" + ("" if not r["beyond_context_window"] else " <"),
+            "none"
+            if r["max_position_embeddings_tokens"] >= MAX_CONTEXT
+            else f"{r['max_position_embeddings_tokens']:,}" + ("" if not r["beyond_context_window"] else " <"),
             "—" if r["pretraining_tokens"] is None else format_tokens_short(r["pretraining_tokens"]),
             r["source"],
         ]

@@ -114,8 +114,16 @@ MODULE_OF = {
     **dict.fromkeys(("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3"), "dense"),
     "falcon": "falcon",
     "gpt2": "gpt2",
+    **dict.fromkeys(("olmo2", "olmo3"), "olmo"),
+    **{"phi": "phi", "starcoder2": "starcoder2", "smollm3": "smollm3", "exaone4": "exaone4", "stablelm": "stablelm"},
+    **dict.fromkeys(("cohere", "cohere2"), "cohere"),
+    **{"gptj": "gptj", "gpt_neox": "gpt_neox", "gpt_bigcode": "gpt_bigcode", "granite": "granite", "glm4": "glm4"},
     **dict.fromkeys(("mixtral", "qwen2_moe", "qwen3_moe"), "moe"),
+    **{t: t for t in ("gpt_oss", "phimoe", "olmoe", "glm4_moe", "granitemoe")},
+    **{t: t for t in ("jamba", "bamba", "granitemoehybrid", "nemotron_h", "falcon_h1", "zamba2")},
     **dict.fromkeys(("deepseek_v2", "deepseek_v3"), "deepseek"),
+    **{"llama4_text": "llama4", "gemma3n_text": "gemma3n", "deepseek_v32": "deepseek_v32"},
+    **{"qwen3_next": "qwen3_next", "lfm2": "lfm2", "mamba": "mamba", "mamba2": "mamba"},
 }
 
 

@@ -95,7 +95,7 @@ FIELDS: dict[str, Check] = {
     "n_routed_experts": SIZE,
     "num_experts_per_tok": SIZE,
     "moe_intermediate_size": SIZE,
-    "shared_expert_intermediate_size": SIZE,
+    "shared_expert_intermediate_size": count(0),  # 0: none (Qwen3-Coder-480B writes it; qwen3_moe ignores it)
     "n_shared_experts": SIZE,
     "decoder_sparse_step": LAYERS,
     "mlp_only_layers": counts(0, MAX_LAYERS),

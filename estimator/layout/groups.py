@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from estimator.layout.moe import MoE
 
 Block = Literal["attention", "mlp"]
-Group = Literal["embedding", "norm", "lm_head"]
+# "attention": tensors such as gpt-oss's sinks; "recurrent": a recurrent mixer's own (conv, A_log, D, dt_bias)
+Group = Literal["embedding", "norm", "lm_head", "attention", "recurrent"]
 
 
 class ExpertLayout(StrEnum):

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from estimator.compare import Estimate
 from estimator.plots.beyond import breakeven_queries, capacity_vs_tokens
 from estimator.plots.heatmap import ratio_heatmap
+from estimator.plots.kinds import cache_by_architecture
 from estimator.plots.models import models_kv_vs_lora
 from estimator.plots.rank import bytes_per_token_vs_rank
 from estimator.plots.style import FORMATS, save
@@ -29,6 +30,7 @@ FIGURES: dict[str, Callable[[Estimate], Figure]] = {
     "ratio_heatmap": ratio_heatmap,
     "capacity_vs_tokens": capacity_vs_tokens,
     "breakeven_queries": breakeven_queries,
+    "cache_by_architecture": cache_by_architecture,
 }
 KINDS = {  # `estimate plot KIND`
     "tokens": "bytes_per_token_vs_tokens",
@@ -37,6 +39,7 @@ KINDS = {  # `estimate plot KIND`
     "heatmap": "ratio_heatmap",
     "capacity": "capacity_vs_tokens",
     "breakeven": "breakeven_queries",
+    "architectures": "cache_by_architecture",
 }
 MANIFEST = "manifest.json"
 
@@ -74,6 +77,7 @@ __all__ = [
     "breakeven_queries",
     "bytes_per_token_vs_rank",
     "bytes_per_token_vs_tokens",
+    "cache_by_architecture",
     "capacity_vs_tokens",
     "models_kv_vs_lora",
     "ratio_heatmap",

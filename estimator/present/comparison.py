@@ -7,6 +7,7 @@ from __future__ import annotations
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
+from estimator.families.schema import MAX_CONTEXT
 from estimator.present.tables import format_ratio, format_table
 from estimator.units import format_bytes, format_number, format_tokens_short
 
@@ -62,8 +63,14 @@ def comparison_record(est: Estimate) -> dict[str, Any]:
 
 def _cell(key: str, record: dict[str, Any]) -> str:
     value = record[key]
+    if key == "crossover_tokens" and value is None:
+        return "never"  # a fixed state below the adapter's bytes, or a window that never reaches them
     if value is None:
         return "—"
+    if key == "context_window_tokens" and value >= MAX_CONTEXT:
+        return "none"  # no position embeddings (a pure SSM): no window of its own
+    if key == "tokens_held" and value == 0:
+        return "state only"
     if key == "model":
         return str(value)
     if key in ("lora_bytes", "kv_state_bytes"):
@@ -124,8 +131,8 @@ def markdown_tables(estimates: Sequence[Estimate]) -> str:
 FOOTNOTE = (
     "KV B/token: the cache's bytes per token of text at that count (fixed states included); growing B/token: "
     "keys and values only; '—': every layer keeps only a window, so the cache holds the last tokens, not the "
-    "text; crossover: tokens at which the cache reaches the LoRA's bytes; parity rank: the LoRA rank of the "
-    "cache's bytes."
+    "text; crossover: tokens at which the cache reaches the LoRA's bytes (never: it stays below them); parity "
+    "rank: the LoRA rank of the cache's bytes."
 )
 
 

@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 def model_line(est: Estimate) -> str:
     """One line: name, exact parameters, the shape that sets the KV cache, the dtypes."""
     spec = est.spec
-    heads = f"{spec.num_attention_heads} query / {spec.num_key_value_heads} KV heads"
+    heads = (
+        f"{spec.num_attention_heads} query / {spec.num_key_value_heads} KV heads, head_dim {spec.head_dim}"
+        if spec.num_attention_heads
+        else "no attention (a recurrent state only)"
+    )
     dtypes = {est.kv.dtype, est.adapter_dtype, est.weights_dtype}
     dtype_words = (
         next(iter(dtypes)).value
@@ -33,7 +37,7 @@ def model_line(est: Estimate) -> str:
         )
     return (
         f"{spec.display_name} ({spec.name}): {est.params:,} parameters{moe}, {spec.num_hidden_layers} layers, "
-        f"{heads}, head_dim {spec.head_dim}, hidden {spec.hidden_size:,}; {dtype_words}"
+        f"{heads}, hidden {spec.hidden_size:,}; {dtype_words}"
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from estimator.architecture import layout_of, linear_maps, total_params
+from estimator.errors import MethodNotApplicableError
 from estimator.layout import ExpertLayout
 from estimator.pretraining import weights_bytes
 from estimator.stores import peft_rules
@@ -70,7 +71,7 @@ class LoRA(Store):
     def peft_config(self, q: Query) -> PeftConfig:
         from estimator.stores.peft_configs import lora_config
 
-        return lora_config(peft_target_modules(targets_of(q)), q.rank)
+        return lora_config(peft_target_modules(targets_of(q), q.spec), q.rank)
 
 
 class DoRA(Store):
@@ -91,12 +92,15 @@ class DoRA(Store):
             return None  # peft has no DoRA for fused expert tensors
         from estimator.stores.peft_configs import lora_config
 
-        return lora_config(peft_target_modules(targets), q.rank, dora=True)
+        return lora_config(peft_target_modules(targets, q.spec), q.rank, dora=True)
 
 
-def peft_target_modules(targets: Targets) -> str | list[str]:
-    """peft's ``target_modules`` for our targets: its own "all-linear", or module-path suffixes."""
-    return "all-linear" if targets.label == "all-linear" else list(dict.fromkeys(targets.module_names))
+def peft_target_modules(targets: Targets, spec: ModelSpec) -> str | list[str]:
+    """peft's ``target_modules`` for our targets: its own "all-linear", or module-path suffixes (also for
+    all-linear where peft refuses a linear map it would find, Mamba's out_proj: it raises, not skips)."""
+    if targets.label == "all-linear" and spec.model_type not in peft_rules.ALL_LINEAR_SKIPS:
+        return "all-linear"
+    return list(dict.fromkeys(targets.module_names))
 
 
 def ia3_targets(q: Query) -> tuple[Targets, frozenset[str], bool]:
@@ -189,7 +193,12 @@ class Prefix(Store):
     method = Method.prefix
 
     def params(self, q: Query) -> int:
-        return prefix_params(q.spec, q.virtual_tokens, q.kv)
+        count = prefix_params(q.spec, q.virtual_tokens, q.kv)
+        if count == 0:  # a pure state-space model: no layer has keys and values to prepend to
+            raise MethodNotApplicableError(
+                f"prefix tuning prepends keys and values to attention layers; {q.spec.display_name} has none"
+            )
+        return count
 
     def label(self, q: Query) -> str:
         return f"prefix tuning ({q.virtual_tokens} virtual tokens)"

@@ -18,13 +18,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from estimator.layout import ExpertLayout
+from estimator.layout import ExpertLayout, KVFormat
 
 if TYPE_CHECKING:
     from estimator.layout import LinearMap
     from estimator.specs import ModelSpec
 
-PEFT_CONVERTS = ("mixtral", "qwen3_moe", "deepseek_v2", "deepseek_v3")
+PEFT_CONVERTS = (
+    "mixtral",
+    "qwen3_moe",
+    "deepseek_v2",
+    "deepseek_v3",
+    "qwen3_next",
+    "olmoe",
+    "glm4_moe",
+    "deepseek_v32",
+)
 PEFT_CONVERTED_NAMES = ("gate_proj", "up_proj", "down_proj")
 
 # peft's default IA3 targets and the feed-forward ones among them (scaled at their input). Families
@@ -39,13 +48,20 @@ IA3_DEFAULTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "gemma3_text": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
     "falcon": (("query_key_value", "dense_4h_to_h"), ("dense_4h_to_h",)),
     "gpt2": (("c_attn", "mlp.c_proj"), ("c_proj",)),
+    "gpt_bigcode": (("c_attn", "mlp.c_proj"), ("c_proj",)),
+    "gptj": (("q_proj", "v_proj", "fc_out"), ("fc_out",)),
+    "gpt_neox": (("query_key_value", "dense_4h_to_h"), ("dense_4h_to_h",)),
+    "phi": (("q_proj", "v_proj", "fc2"), ("fc2",)),
 }
 IA3_FALLBACK_ROLES = frozenset({"k", "v", "down"})
-IA3_FEEDFORWARD_NAMES = frozenset({"down_proj", "w2", "dense_4h_to_h", "c_proj"})  # for --ia3-targets
+IA3_FEEDFORWARD_NAMES = frozenset({"down_proj", "w2", "dense_4h_to_h", "c_proj", "fc_out", "fc2"})  # for --ia3-targets
 
 
 # model_type: short names of nn.Linear modules peft's all-linear leaves alone for the family (beside lm_head).
-ALL_LINEAR_SKIPS: dict[str, tuple[str, ...]] = {}
+ALL_LINEAR_SKIPS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("mamba", "mamba2"), ("out_proj",)),  # peft refuses LoRA there (_check_lora_target_modules_mamba)
+    **dict.fromkeys(("falcon_h1", "nemotron_h"), ("out_proj",)),  # the same check names these two hybrids
+}
 
 
 def converts(spec: ModelSpec, experts: ExpertLayout) -> bool:
@@ -86,7 +102,10 @@ def peft_prefix_params(spec: ModelSpec, virtual_tokens: int) -> tuple[int, str] 
     - Falcon without ``num_key_value_heads`` in its config: all H heads of hidden / H
       (Falcon-7B, n = 20: 20 · 2 · 32 · 71 · 64, where the cache holds 1 KV head);
     - MLA: config.json's ``head_dim`` is the RoPE width, so n · 2 · L · K · qk_rope_head_dim, a shape
-      DeepSeek's attention does not cache.
+      DeepSeek's attention does not cache;
+    - layers without a cache of their own (Gemma 3n's shared-KV layers, hybrids' recurrent and MLP-only
+      layers): all L layers (Gemma 3n E4B, n = 20: 20 · 2 · 35 · 2 · 256 = 716,800, where the cache of 20
+      tokens holds 20 layers' 409,600).
     """
     n, layers = virtual_tokens, spec.num_hidden_layers
     if spec.kv_lora_rank is not None and spec.qk_rope_head_dim is not None:
@@ -101,4 +120,14 @@ def peft_prefix_params(spec: ModelSpec, virtual_tokens: int) -> tuple[int, str] 
             f"cache of n tokens with the model's {spec.num_key_value_heads} KV head(s)"
         )
         return n * 2 * layers * spec.attention_heads * spec.attention_head_dim, why
+    from estimator.architecture import layout_of
+
+    storing = sum(g.layers for g in layout_of(spec).groups if g.mixer.vectors(KVFormat()))
+    if 0 < storing < layers:
+        why = (
+            f"peft sizes the prefix for all {layers} layers, but only {storing} hold a cache of their own (the others "
+            "are recurrent, mix no tokens, or reuse earlier layers' keys and values); the estimate is the cache of "
+            "n tokens"
+        )
+        return n * 2 * layers * spec.kv_heads * spec.attention_head_dim, why
     return None

@@ -122,6 +122,11 @@ def resolve_targets(spec: ModelSpec, text: str, experts: ExpertLayout = ExpertLa
     if len(words) == 1 and preset in PRESETS:
         chosen_maps = _preset(spec, maps, preset)
         if not chosen_maps:
+            if not _preset(spec, layout, preset):  # the model has no such maps at all (attention in a pure SSM)
+                usable = [w for w in valid_target_words(spec) if w not in PRESETS or _preset(spec, layout, w)]
+                raise EstimatorError(
+                    f"{spec.display_name} has no {preset} maps to adapt; use one of: {', '.join(usable)}"
+                )
             raise EstimatorError(
                 f"{spec.display_name} has nothing {preset} can adapt under --experts {experts.value} (its MLP maps "
                 "are routed experts or routers without adapters there); use --experts per-expert or fused, or other "

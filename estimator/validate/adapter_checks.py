@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from estimator.errors import MethodNotApplicableError
 from estimator.layout import ExpertLayout
 from estimator.stores import STORES, Method
 from estimator.stores.kinds import ia3_targets, targets_of
@@ -48,9 +49,18 @@ def peft_store_checks(q: Query) -> tuple[list[Check], list[str]]:
         if config is None:
             notes.append(f"{method.value}: peft cannot build it on fused expert tensors, so it is not measured.")
             continue
-        expected = store.params(q)
+        try:
+            expected = store.params(q)
+        except MethodNotApplicableError as why:
+            notes.append(f"{method.value}: {why}, so it is not measured.")
+            continue
         assert expected is not None
-        measured = measure.peft_trainable_params(q.spec, config)
+        try:
+            measured = measure.peft_trainable_params(q.spec, config)
+        except ValueError as refusal:  # peft's prompt learning needs num_attention_heads (Mamba's config has none)
+            first = str(refusal).strip().splitlines()[0] if str(refusal).strip() else type(refusal).__name__
+            notes.append(f"{method.value}: peft refuses to build it on this model ({first}), so it is not measured.")
+            continue
         peft_own = peft_prefix_params(q.spec, q.virtual_tokens) if method is Method.prefix else None
         if peft_own is not None:  # peft's own sizing, predicted exactly
             checks.append(explained(_label(q, method), expected, measured, *peft_own))
@@ -78,11 +88,11 @@ def per_expert_block_check(q: Query) -> Check | None:
     block = [m for m in per_expert.linears if m.expert or ("router" in m.roles and m.name.endswith(".gate"))]
     one_layer = Targets("block", tuple(replace(m, layers=1) for m in block))
     router_linear = any(m.module for m in block if "router" in m.roles)
-    names = tuple(m.short_name for m in block if m.expert)
+    maps = tuple((m.short_name, m.d_in, m.d_out) for m in block if m.expert)
     return compare(
         f"LoRA r={q.rank} on one per-expert MoE block (peft on nn.Linear experts)",
         lora_params(one_layer, q.rank),
-        measure.per_expert_block_lora_params(spec, q.rank, (names[0], names[1], names[2]), router_linear),
+        measure.per_expert_block_lora_params(spec, q.rank, maps, router_linear),
         "the per-expert estimate multiplies this block by the model's sparse layers",
     )
 

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from estimator.units import DType
 
 FULL_LENGTHS = (1, 7, 64, 1_000, 100_000)
+MAMBA1_MEASURED = 64  # the longest Mamba-1 pass measured (its state is fixed; attention layers grow linearly)
+RECURRENT_MEASURED = 1_000  # the longest pass of a model with recurrent layers (gated DeltaNet: ~3 s per 1,000)
 MAX_MEASURED = 1_000_000  # windows and chunks up to this are measured beyond their end (shapes only: no memory)
 
 __all__ = ["Check", "Validation", "kv_checks", "validate"]
@@ -52,6 +54,10 @@ def measured_lengths(spec: ModelSpec) -> list[int]:
     """Token counts to measure at: a few, a thousand, a hundred thousand, and on both sides of every
     window's or chunk's end."""
     lengths = set(FULL_LENGTHS)
+    if any(g.mixer.fixed_bits(KVFormat()) for g in layout_of(spec).groups):  # recurrent layers: their torch
+        lengths = {t for t in lengths if t <= RECURRENT_MEASURED}  # scans loop over chunks or tokens in Python
+    if spec.mamba_version == 1:  # transformers' Mamba-1 scan loops over every token: hours at 100,000
+        lengths = {t for t in lengths if t <= MAMBA1_MEASURED}
     for group in layout_of(spec).groups:
         span = getattr(group.mixer, "sliding_window", None) or getattr(group.mixer, "chunk", None)
         if span is not None and span + 8 <= MAX_MEASURED:
@@ -161,7 +167,7 @@ def validate(query: Query, extra_ranks: tuple[int, ...] = ()) -> Validation:
     params = measure.count_params(model)
     checks = [compare("parameters (meta device)", total_params(spec), params)]
     for r in (q.rank, *extra_ranks):
-        measured, model = measure.lora_trainable_params(model, chosen, r)
+        measured, model = measure.lora_trainable_params(model, spec, chosen, r)
         layout = f", experts {q.experts.value}" if spec.n_routed_experts is not None else ""
         checks.append(compare(f"LoRA r={r} {chosen.label} parameters (peft{layout})", lora_params(chosen, r), measured))
     del model
@@ -176,6 +182,11 @@ def validate(query: Query, extra_ranks: tuple[int, ...] = ()) -> Validation:
             )
         )
     cache_checks, method = kv_checks(spec, q.kv.dtype)
+    if max(measured_lengths(spec)) < max(FULL_LENGTHS):
+        longest = max(measured_lengths(spec))
+        method = [*method, f"Recurrent layers: the cache is measured up to {longest:,} tokens (transformers' "
+                  "torch scans loop in Python, minutes to hours at 100,000); their state does not depend on T, "
+                  "and the attention layers' keys and values grow by the same bytes per token."]  # fmt: skip
     store_checks, store_notes = peft_store_checks(q)
     store_checks.append(loreft_check(q))
     if (block := per_expert_block_check(q)) is not None:
@@ -184,8 +195,6 @@ def validate(query: Query, extra_ranks: tuple[int, ...] = ()) -> Validation:
         "Parameters and LoRA: the full model built by transformers on the meta device (shapes, no memory); "
         "LoRA added by peft.get_peft_model, its trainable parameters counted.",
         *method,
-        "KV cache: one forward pass with use_cache=True on the CPU per token count; bytes = numel × element size "
-        "of every key and value tensor in the returned cache.",
         "DoRA, IA3, prefix and prompt tuning: peft on the meta-device model; LoReFT: interventions built to "
         "pyreft's LoreftIntervention shapes (pyreft itself pins transformers 4.45 and is not installed).",
         *store_notes,

@@ -19,6 +19,7 @@ from safetensors import safe_open
 
 from estimator.stores.kinds import peft_target_modules
 from estimator.stores.peft_configs import PeftConfig, lora_config
+from estimator.stores.targets import resolve_targets
 from estimator.validate.hf import transformers_config
 
 if TYPE_CHECKING:
@@ -48,7 +49,14 @@ def build_model(
     spec: ModelSpec, device: str = "meta", dtype: torch.dtype = torch.float32, attention: str | None = None
 ) -> Any:
     """The transformers model of ``spec``; on the meta device it holds shapes and no memory."""
-    config_dict = transformers_config(spec)
+    return build_from_config(transformers_config(spec), device, dtype, attention)
+
+
+def build_from_config(
+    config_dict: dict[str, Any], device: str = "meta", dtype: torch.dtype = torch.float32, attention: str | None = None
+) -> Any:
+    """The transformers causal LM of a config.json's fields (``model_type`` among them)."""
+    config_dict = dict(config_dict)
     model_type = config_dict.pop("model_type")
     with _quiet():
         config = transformers.AutoConfig.for_model(model_type, **config_dict)
@@ -70,11 +78,11 @@ def count_params(model: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def lora_trainable_params(model: Any, targets: Targets, rank: int) -> tuple[int, Any]:
+def lora_trainable_params(model: Any, spec: ModelSpec, targets: Targets, rank: int) -> tuple[int, Any]:
     """Trainable parameters peft adds for LoRA to a meta-device model; returns the count and the model
     with LoRA removed. Created under the meta device, the adapter weights take no memory either.
     """
-    config = build_config(lora_config(peft_target_modules(targets), rank))
+    config = build_config(lora_config(peft_target_modules(targets, spec), rank))
     with _quiet(), torch.device("meta"):
         lora = peft.get_peft_model(model, config)
     trainable = sum(p.numel() for p in lora.parameters() if p.requires_grad)
@@ -86,9 +94,10 @@ def _tensor_bytes(value: Any) -> int:
 
 
 def layer_cache_bytes(layer: Any) -> tuple[int, int]:
-    """(growing, fixed) bytes one cache layer holds: its keys and values, and its convolution and
-    recurrent states (transformers 5's linear-attention layers keep them in dicts)."""
-    growing = _tensor_bytes(getattr(layer, "keys", None)) + _tensor_bytes(getattr(layer, "values", None))
+    """(growing, fixed) bytes one cache layer holds: its keys and values (and DeepSeek V3.2's indexer
+    keys), and its convolution and recurrent states (transformers 5's linear-attention layers keep them
+    in dicts)."""
+    growing = sum(_tensor_bytes(getattr(layer, name, None)) for name in ("keys", "values", "indexer_keys"))
     fixed = 0
     for name in ("conv_states", "recurrent_states"):
         states = getattr(layer, name, None) or {}
@@ -122,7 +131,8 @@ def peft_adapter_dtype(twin: ModelSpec, base_dtype: torch.dtype = torch.bfloat16
     """The dtype peft creates LoRA weights in on a real base model of ``base_dtype`` (its defaults)."""
     model = build_model(twin, device="cpu", dtype=base_dtype)
     with _quiet():
-        lora = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules="all-linear"))
+        modules = peft_target_modules(resolve_targets(twin, "all-linear"), twin)
+        lora = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules=modules))
     dtypes = {str(p.dtype).removeprefix("torch.") for p in lora.parameters() if p.requires_grad}
     return ", ".join(sorted(dtypes))
 
@@ -135,7 +145,7 @@ def saved_adapter(twin: ModelSpec, targets: Targets, rank: int, dtype: torch.dty
     model = build_model(twin, device="cpu", dtype=dtype)
     with _quiet():
         lora = peft.get_peft_model(
-            model, build_config(lora_config(peft_target_modules(targets), rank)), autocast_adapter_dtype=False
+            model, build_config(lora_config(peft_target_modules(targets, twin), rank)), autocast_adapter_dtype=False
         )
     params = sum(p.numel() for p in lora.parameters() if p.requires_grad)
     with tempfile.TemporaryDirectory() as folder:
@@ -184,25 +194,28 @@ def loreft_intervention_params(hidden_size: int, rank: int) -> int:
 
 
 class _Expert(torch.nn.Module):
-    def __init__(self, d: int, f: int, names: tuple[str, str, str]) -> None:
+    """One routed expert as the checkpoints lay it out: its maps (name, d_in, d_out) as nn.Linear."""
+
+    def __init__(self, maps: tuple[tuple[str, int, int], ...]) -> None:
         super().__init__()
-        gate, up, down = names
-        self.add_module(gate, torch.nn.Linear(d, f, bias=False))
-        self.add_module(up, torch.nn.Linear(d, f, bias=False))
-        self.add_module(down, torch.nn.Linear(f, d, bias=False))
+        for name, d_in, d_out in maps:
+            self.add_module(name, torch.nn.Linear(d_in, d_out, bias=False))
 
 
-def per_expert_block_lora_params(spec: ModelSpec, rank: int, names: tuple[str, str, str], router_linear: bool) -> int:
+def per_expert_block_lora_params(
+    spec: ModelSpec, rank: int, maps: tuple[tuple[str, int, int], ...], router_linear: bool
+) -> int:
     """peft's all-linear LoRA on one sparse MLP block laid out per expert, as the checkpoints are.
 
-    Built to the checkpoint's shapes: E experts of (gate, up, down) ``nn.Linear`` maps and a router
-    (an ``nn.Linear`` where the checkpoint's code has one, a bare weight otherwise); shared experts
-    are left out (they are ordinary MLPs, measured on the real model).
+    Built to the checkpoint's shapes: E experts, each of ``maps`` (gate, up and down; up and down where
+    the experts are not gated) as ``nn.Linear``, and a router (an ``nn.Linear`` where the checkpoint's
+    code has one, a bare weight otherwise); shared experts are left out (ordinary MLPs, measured on
+    the real model).
     """
-    d, f, e = spec.hidden_size, spec.moe_intermediate_size or 0, spec.n_routed_experts or 0
+    d, e = spec.hidden_size, spec.n_routed_experts or 0
     with torch.device("meta"):
         block = torch.nn.Module()
-        block.experts = torch.nn.ModuleList(_Expert(d, f, names) for _ in range(e))
+        block.experts = torch.nn.ModuleList(_Expert(maps) for _ in range(e))
         if router_linear:
             block.gate = torch.nn.Linear(d, e, bias=False)
         else:
@@ -210,7 +223,8 @@ def per_expert_block_lora_params(spec: ModelSpec, rank: int, names: tuple[str, s
             block.gate.weight = torch.nn.Parameter(torch.empty(e, d))
         wrapper = torch.nn.Module()
         wrapper.mlp = block
-        linear_names = [*names, "gate"] if router_linear else list(names)  # every nn.Linear: all-linear
+        names = [name for name, _, _ in maps]
+        linear_names = [*names, "gate"] if router_linear else names  # every nn.Linear: all-linear
         with _quiet():
             lora = peft.get_peft_model(wrapper, peft.LoraConfig(r=rank, target_modules=linear_names))
     return sum(p.numel() for p in lora.parameters() if p.requires_grad)
