@@ -109,7 +109,7 @@ def test_misspelt_name_gives_one_line_with_did_you_mean(typed: str, suggestion: 
 
 
 def test_unlike_name_lists_the_valid_names_without_a_guess() -> None:
-    names = "a100-40gb, a100-80gb, h100-pcie, h100-sxm, h200, mi300x, "
+    names = "a100-40gb, a100-80gb, b200, b300, h100-pcie, h100-sxm, h200, l40s, mi300x, rtx-4090, rtx-5090, "
     with pytest.raises(EstimatorError, match=rf"^unknown accelerator 'zzz'; use one of {names}"):
         accelerator("zzz")
 

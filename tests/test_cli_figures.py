@@ -36,6 +36,7 @@ def test_figures_command_writes_every_figure(capsys: pytest.CaptureFixture[str],
             "capacity_vs_tokens.pdf",
             "breakeven_queries.pdf",
             "cache_by_architecture.pdf",
+            "memory_vs_context.pdf",
             "manifest.json",
         ]
     )

@@ -29,6 +29,7 @@ class Kind(StrEnum):
     capacity = "capacity"
     breakeven = "breakeven"
     architectures = "architectures"
+    memory = "memory"
 
 
 FormatOpt = Annotated[str, typer.Option("--format", help="Comma list of file formats: png, svg, pdf.")]
@@ -68,7 +69,9 @@ def figures(
         typer.echo(str(path))
 
 
-KindArg = Annotated[Kind, typer.Argument(help="tokens, rank, models, heatmap, capacity, breakeven or architectures.")]
+KindArg = Annotated[
+    Kind, typer.Argument(help="tokens, rank, models, heatmap, capacity, breakeven, architectures or memory.")
+]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="File to write; its suffix sets the format.")]
 MAX_CURVES = 8  # ranks drawn in one figure: each needs its own colour and dash
 RanksOpt = Annotated[

@@ -29,6 +29,8 @@ LAZY_COMMANDS = {
     "breakeven": "estimator.cli.breakeven",
     "constants": "estimator.cli.beyond",
     "compare": "estimator.cli.compare",
+    "serve-memory": "estimator.cli.serve_memory",
+    "train-memory": "estimator.cli.train_memory",
 }
 
 

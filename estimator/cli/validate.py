@@ -17,7 +17,15 @@ MARKS = {"ok": "✔", "differs": "✗", "explained": "✔*"}
 
 @app.command("validate")
 @query_command(default_model=None, defaults={"experts": "fused"}, build=False)
-def validate_command(all_models: AllOpt = False, as_json: JsonOpt = False, *, options: dict[str, Any]) -> None:
+def validate_command(
+    all_models: AllOpt = False,
+    memory: Annotated[
+        bool, typer.Option("--memory", help="Check fine-tuning memory: activations, gradients, optimizer, QLoRA.")
+    ] = False,
+    as_json: JsonOpt = False,
+    *,
+    options: dict[str, Any],
+) -> None:
     """Measure with transformers and peft what the formulas predict (needs the validate extra).
 
     Mixtures of experts are measured as transformers 5 builds them (--experts fused), with one
@@ -46,7 +54,12 @@ def validate_command(all_models: AllOpt = False, as_json: JsonOpt = False, *, op
 
     progress = Console(stderr=True)
     looped = track(queries, description="validating", transient=True, console=progress) if all_models else queries
-    results = [validate(q) for q in looped]
+    if memory:
+        from estimator.validate.training import memory_validation
+
+        results = [memory_validation(q.spec) for q in looped]
+    else:
+        results = [validate(q) for q in looped]
     peak_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
     if as_json:
         typer.echo(json.dumps(validation_record(results, peak_bytes), indent=2))

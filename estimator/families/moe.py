@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived
+from estimator.families.schema import flag
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
 from estimator.layout.moe import MoE
@@ -82,6 +83,7 @@ def read(r: Reader) -> dict[str, Any]:
         fields["attention_bias"] = r.get("attention_bias", False)
         if r.get("use_sliding_window", False):
             fields["sliding_window"] = r.get("sliding_window", 4096)
+    fields["family_fields"] = (("norm_topk_prob", bool(r.get("norm_topk_prob", False))),)
     return fields
 
 
@@ -96,6 +98,7 @@ def routed_experts(spec: ModelSpec, prefix: str, names: tuple[str, str, str], ro
         names=names,
         router=router,
         router_linear=linear,
+        renormalised=spec.model_type == "mixtral" or bool(spec.option("norm_topk_prob", False)),
     )
 
 
@@ -132,6 +135,8 @@ def build(spec: ModelSpec) -> Layout:
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:
     config = {**attention_config(spec), "num_experts_per_tok": spec.num_experts_per_tok}
+    if spec.model_type != "mixtral":
+        config["norm_topk_prob"] = bool(spec.option("norm_topk_prob", False))
     if spec.model_type == "mixtral":
         config.update(num_local_experts=spec.n_routed_experts, sliding_window=spec.sliding_window)
         return config
@@ -155,4 +160,4 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
-FAMILIES = [Family(("mixtral", "qwen2_moe", "qwen3_moe"), read, build, to_config)]
+FAMILIES = [Family(("mixtral", "qwen2_moe", "qwen3_moe"), read, build, to_config, fields={"norm_topk_prob": flag})]

@@ -25,6 +25,7 @@ class MoE:
     names: tuple[str, str, str]  # per-expert gate, up and down names: ("gate_proj", "up_proj", "down_proj")
     router: str  # per-expert path of the router: "mlp.gate", "block_sparse_moe.gate"
     router_linear: bool = True
+    renormalised: bool = False  # the top-k weights divided by their sum (norm_topk_prob; Mixtral always)
 
     @property
     def expert_params(self) -> int:

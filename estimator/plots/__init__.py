@@ -18,6 +18,7 @@ from estimator.compare import Estimate
 from estimator.plots.beyond import breakeven_queries, capacity_vs_tokens
 from estimator.plots.heatmap import ratio_heatmap
 from estimator.plots.kinds import cache_by_architecture
+from estimator.plots.memory import memory_vs_context
 from estimator.plots.models import models_kv_vs_lora
 from estimator.plots.rank import bytes_per_token_vs_rank
 from estimator.plots.style import FORMATS, save
@@ -31,6 +32,7 @@ FIGURES: dict[str, Callable[[Estimate], Figure]] = {
     "capacity_vs_tokens": capacity_vs_tokens,
     "breakeven_queries": breakeven_queries,
     "cache_by_architecture": cache_by_architecture,
+    "memory_vs_context": memory_vs_context,
 }
 KINDS = {  # `estimate plot KIND`
     "tokens": "bytes_per_token_vs_tokens",
@@ -40,6 +42,7 @@ KINDS = {  # `estimate plot KIND`
     "capacity": "capacity_vs_tokens",
     "breakeven": "breakeven_queries",
     "architectures": "cache_by_architecture",
+    "memory": "memory_vs_context",
 }
 MANIFEST = "manifest.json"
 

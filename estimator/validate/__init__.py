@@ -13,6 +13,7 @@ suite passes with are pinned in ``test-lock.txt`` (refreshed by ``python scripts
 from __future__ import annotations
 
 import importlib.util
+import logging
 import re
 from dataclasses import dataclass
 from importlib import metadata
@@ -20,7 +21,10 @@ from pathlib import Path
 
 from estimator.errors import EstimatorError
 
-EXTRA_PACKAGES = ("torch", "transformers", "peft", "safetensors")
+EXTRA_PACKAGES = ("torch", "transformers", "peft", "safetensors", "bitsandbytes")
+# bitsandbytes (imported by peft and by the memory checks) warns on import that an optional CPU kernel
+# package is missing; its plain-torch CPU code runs instead and every byte counted is the same.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 MEASURING_PACKAGES = ("torch", "transformers", "peft")  # their conventions decide the measured numbers
 INSTALL_HINT = 'pip install torch==2.13.0 && pip install -e ".[validate]"'
 LOCK_NAMES = ("_test_lock.txt", "test-lock.txt")  # in the wheel, beside the source tree

@@ -1,0 +1,202 @@
+"""Memory per GPU to fine-tune: frozen and trainable weights, gradients, optimizer states, master weights,
+and the activations saved for backward, under data parallelism with ZeRO/FSDP sharding.
+
+Bytes per trainable parameter, by precision (the ZeRO paper's accounting, Rajbhandari et al. 2020):
+- ``mixed``: bf16 weights (2) and gradients (2), an fp32 master copy (4) and fp32 optimizer states
+  (AdamW: 8), 16 bytes in all (DeepSpeed, Megatron with bf16);
+- ``bf16``: bf16 weights, gradients and states, no master copy (AdamW: 2 + 2 + 4 = 8);
+- ``fp32``: everything fp32 (AdamW: 4 + 4 + 8 = 16).
+An adapter (LoRA, DoRA) keeps its own weights in fp32 whatever the base's dtype (peft's
+``autocast_adapter_dtype``), so they train as ``fp32``: 4 + 4 + 8 = 16 bytes per adapter parameter with
+AdamW. QLoRA is LoRA on NF4 base weights (:mod:`estimator.memory.formats`).
+
+ZeRO over N GPUs: stage 1 shards the optimizer states and master weights, stage 2 also the gradients,
+stage 3 (FSDP's full shard) also the weights, frozen ones included: each sharded part is ⌈bytes / N⌉.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from estimator.architecture import layout_of
+from estimator.errors import EstimatorError
+from estimator.memory.activations import Checkpointing, activation_bytes
+from estimator.memory.formats import FP32_BYTES, WeightFormat
+from estimator.memory.serving import weight_bytes_per_gpu
+
+if TYPE_CHECKING:
+    from estimator.specs import ModelSpec
+    from estimator.stores.targets import Targets
+
+BNB_BLOCK = 256  # bitsandbytes' 8-bit optimizers quantise their states in blocks of 256
+BNB_MIN_8BIT = 4096  # ... but keep fp32 states for tensors of fewer elements (min_8bit_size)
+BNB_QMAP_ENTRIES = 256  # and keep, per tensor, each state's fp32 quantisation map (qmap1, qmap2)
+
+
+class Way(StrEnum):
+    """How the model is fine-tuned."""
+
+    lora = "lora"
+    dora = "dora"
+    qlora = "qlora"
+    full = "full"
+
+
+class Precision(StrEnum):
+    mixed = "mixed"
+    bf16 = "bf16"
+    fp32 = "fp32"
+
+
+class Optimizer(StrEnum):
+    adamw = "adamw"
+    adamw_8bit = "adamw-8bit"
+    sgd = "sgd"
+    sgd_momentum = "sgd-momentum"
+
+    @property
+    def slots(self) -> int:
+        """State tensors per parameter: AdamW's m and v, SGD's momentum buffer, plain SGD's none."""
+        return {"adamw": 2, "adamw-8bit": 2, "sgd": 0, "sgd-momentum": 1}[self.value]
+
+
+def optimizer_state_bytes(tensor_sizes: tuple[int, ...], optimizer: Optimizer, state_bytes: int) -> int:
+    """Bytes of the optimizer's state for trainable tensors of the given sizes.
+
+    torch's AdamW and SGD: slots · n · b per tensor, b the parameter's (or master copy's) width, and AdamW's
+    fp32 step counter (4 per tensor): a LoRA A of 32 × 8,192 in fp32 under AdamW holds
+    2 · 262,144 · 4 + 4 = 2,097,156 bytes. bitsandbytes' AdamW8bit (as
+    measured on bitsandbytes 0.50): per tensor of n ≥ 4,096 elements, two uint8 states (n each), two fp32
+    absmax per block of 256 and its two fp32 quantisation maps of 256 entries, 2n + 8 ⌈n / 256⌉ + 2,048
+    (n = 1,000,000: 2,033,304); smaller tensors keep fp32 states, 8n."""
+    if optimizer is Optimizer.adamw:  # and torch's fp32 ``step`` counter, a 0-d tensor per parameter tensor
+        return optimizer.slots * state_bytes * sum(tensor_sizes) + FP32_BYTES * len(tensor_sizes)
+    if optimizer is not Optimizer.adamw_8bit:
+        return optimizer.slots * state_bytes * sum(tensor_sizes)
+    total = 0
+    for n in tensor_sizes:
+        if n >= BNB_MIN_8BIT:
+            total += 2 * n + 2 * FP32_BYTES * -(-n // BNB_BLOCK) + 2 * BNB_QMAP_ENTRIES * FP32_BYTES
+        else:
+            total += 2 * FP32_BYTES * n
+    return total
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """One fine-tuning run: the way, its adapter's trainable tensors, precision, optimizer, sequence of T
+    tokens in micro-batches of B, checkpointing, N data-parallel GPUs at a ZeRO stage."""
+
+    way: Way
+    trainable_sizes: tuple[int, ...]  # elements of each trainable tensor (an adapter's A and B, or every weight)
+    tokens: int
+    ranks: dict[str, int] | None = None  # adapted maps and their ranks (None: full fine-tuning)
+    micro_batch: int = 1
+    precision: Precision = Precision.mixed
+    optimizer: Optimizer = Optimizer.adamw
+    checkpointing: Checkpointing = Checkpointing.none
+    autocast: bool = True  # torch.autocast(bf16), as HF Trainer's bf16=True runs the forward pass
+    gpus: int = 1
+    zero: int = 0
+    fused_experts: bool = True  # experts as transformers >= 5 builds them (bitsandbytes leaves them bf16)
+
+    def __post_init__(self) -> None:
+        if self.zero not in (0, 1, 2, 3):
+            raise EstimatorError(f"ZeRO stage {self.zero} does not exist; use 0, 1, 2 or 3")
+
+
+@dataclass(frozen=True)
+class TrainMemory:
+    """Bytes per GPU by component."""
+
+    frozen_weights_bytes: int
+    trainable_weights_bytes: int
+    master_weights_bytes: int
+    gradient_bytes: int
+    optimizer_bytes: int
+    activation_bytes: int  # saved for backward, and one layer's recompute under checkpointing
+    logits_bytes: int  # the bf16 logits the forward pass returns
+    activations_exact: bool  # every layer kind measured to the byte (else an estimate from the same terms)
+
+    @property
+    def total_bytes(self) -> int:
+        return (
+            self.frozen_weights_bytes
+            + self.trainable_weights_bytes
+            + self.master_weights_bytes
+            + self.gradient_bytes
+            + self.optimizer_bytes
+            + self.activation_bytes
+            + self.logits_bytes
+        )
+
+
+def adapter_tensor_sizes(targets: Targets, rank: int, magnitudes: bool = False) -> tuple[int, ...]:
+    """Elements of each trainable tensor of a LoRA (A: r · d_in, B: d_out · r per adapted map and copy; a
+    fused expert tensor gets one A and one B for all E experts, as peft's ``target_parameters``), plus
+    DoRA's magnitude vector (d_out) per map and copy. They sum to :func:`~estimator.stores.targets.lora_params`."""
+    sizes: list[int] = []
+    for i, linear in enumerate(targets.linears):
+        r = rank * targets.factor(i)
+        per, instances = (1, linear.copies) if linear.module else (linear.count, linear.layers)
+        tensors = [per * r * linear.d_in, per * r * linear.d_out] + ([linear.d_out * per] if magnitudes else [])
+        sizes.extend(tensors * instances)
+    return tuple(sizes)
+
+
+def full_tensor_sizes(spec: ModelSpec, fused_experts: bool = False) -> tuple[int, ...]:
+    """Elements of every parameter tensor (each map's weight and bias, per copy; every other tensor; experts
+    as one 3-D tensor per map and layer when fused); they sum to the model's parameters (Llama 3 70B:
+    70,553,706,496 in 723 tensors)."""
+    sizes: list[int] = []
+    for g in layout_of(spec).groups:
+        for linear in g.linears(fused_experts):
+            if linear.weight_params:
+                per, instances = (1, linear.count) if linear.module else (linear.count, 1)
+                one = [per * linear.d_in * linear.d_out] + ([per * linear.d_out] if linear.bias else [])
+                sizes.extend(one * (instances * g.layers))
+    for tensor in layout_of(spec).other_tensors():
+        sizes.extend([tensor.numel] * tensor.copies)
+    return tuple(sizes)
+
+
+def widths(setup: TrainSetup) -> tuple[int, int, int]:
+    """(weight, gradient, master) bytes per trainable parameter; adapters train in fp32."""
+    if setup.way is not Way.full or setup.precision is Precision.fp32:
+        return FP32_BYTES, FP32_BYTES, 0
+    if setup.precision is Precision.mixed:
+        return 2, 2, FP32_BYTES
+    return 2, 2, 0
+
+
+def shard(value: int, gpus: int, sharded: bool) -> int:
+    return -(-value // gpus) if sharded else value
+
+
+def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
+    """Every component per GPU (see the module docstring for the bytes per parameter and the sharding).
+
+    Llama 3 70B, LoRA r = 32 all-linear (414,187,520 parameters in 1,120 tensors), AdamW, one GPU:
+    frozen 141,107,412,992 + weights 1,656,750,080 + gradients 1,656,750,080 + states 3,313,504,640."""
+    weight_w, grad_w, master_w = widths(setup)
+    params = sum(setup.trainable_sizes)
+    frozen = 0
+    if setup.way is not Way.full:
+        fmt = WeightFormat.nf4 if setup.way is Way.qlora else WeightFormat.bf16
+        frozen = weight_bytes_per_gpu(spec, fmt, fused_experts=setup.fused_experts)
+    state_w = FP32_BYTES if master_w or weight_w == FP32_BYTES else weight_w
+    n, z = setup.gpus, setup.zero
+    ranks = None if setup.way is Way.full else setup.ranks or {}
+    acts = activation_bytes(spec, setup.tokens, setup.micro_batch, ranks, setup.checkpointing, setup.autocast)
+    return TrainMemory(
+        frozen_weights_bytes=shard(frozen, n, z >= 3),
+        trainable_weights_bytes=shard(params * weight_w, n, z >= 3),
+        master_weights_bytes=shard(params * master_w, n, z >= 1),
+        gradient_bytes=shard(params * grad_w, n, z >= 2),
+        optimizer_bytes=shard(optimizer_state_bytes(setup.trainable_sizes, setup.optimizer, state_w), n, z >= 1),
+        activation_bytes=acts.saved_bytes + acts.recompute_bytes,
+        logits_bytes=acts.logits_bytes,
+        activations_exact=acts.exact,
+    )
