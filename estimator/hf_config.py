@@ -134,8 +134,16 @@ def _language_model(config: dict[str, Any], path: Path) -> tuple[dict[str, Any],
 def spec_from_hf_config(path: str | Path, name: str | None = None) -> ModelSpec:
     """A spec from a real config.json of a supported family."""
     path = Path(path)
-    outer = read_config_json(path)
-    config, model_type, notes = _language_model(outer, path)
+    return spec_from_config(read_config_json(path), path, name)
+
+
+def spec_from_config(
+    outer: dict[str, Any], path: Path, name: str | None = None, notes: tuple[str, ...] = ()
+) -> ModelSpec:
+    """A spec from a config's fields as config.json names them (read from ``path``: a file, or a GGUF
+    file's metadata mapped to them), with ``notes`` on how they were found."""
+    config, model_type, found = _language_model(outer, path)
+    notes = (*notes, *found)
     chosen = family(model_type)
     reader = Reader(config, path, model_type, chosen.fields)
     fields = chosen.read(reader)

@@ -98,7 +98,7 @@ def test_deeply_nested_and_oversized_json_is_one_line(tmp_path: Path, capsys: py
     big = tmp_path / "big.json"
     big.write_text('{"model_type": "llama", "x": "' + "a" * 2_000_000 + '"}')
     assert "is over 1,000,000 bytes" in _one_line(capsys, "--config", str(big))
-    assert "is a folder; pass the config.json inside it" in _one_line(capsys, "--config", str(tmp_path))
+    assert "holds no config.json; pass a model folder" in _one_line(capsys, "--config", str(tmp_path))
 
 
 def test_capacity_rates_must_be_finite_and_in_range(capsys: pytest.CaptureFixture[str]) -> None:

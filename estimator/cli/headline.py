@@ -103,7 +103,18 @@ def print_json(est: Any) -> None:
 
     data = est.to_dict()
     data["assumptions"] = assumptions(est)
+    if (check := checkpoint_check(est.spec)) is not None:
+        data["checkpoint"] = check.record()
     typer.echo(json.dumps(data, indent=2))
+
+
+def checkpoint_check(spec: Any) -> Any:
+    """The cross-check of a model read from a local folder or GGUF file with its tensor table; else None."""
+    if not spec.source.startswith("file://"):
+        return None
+    from estimator.checkpoint.crosscheck import folder_check
+
+    return folder_check(spec)
 
 
 def print_table(est: Any) -> None:
@@ -121,6 +132,8 @@ def print_table(est: Any) -> None:
         say(holding)
     else:
         say(parity_line(est))
+    if (check := checkpoint_check(est.spec)) is not None:
+        say(check.line())
     typer.echo("")
     typer.echo("Assumptions:")
     for line in assumptions(est):

@@ -31,6 +31,7 @@ LAZY_COMMANDS = {
     "compare": "estimator.cli.compare",
     "serve-memory": "estimator.cli.serve_memory",
     "train-memory": "estimator.cli.train_memory",
+    "inspect": "estimator.cli.inspect_checkpoint",
 }
 
 

@@ -22,7 +22,10 @@ DEFAULT_MODEL = "llama3-70b"
 
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Zoo model name (see `estimate models`).")]
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="A Hugging Face config.json instead of a zoo name.")
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="A config.json, a model folder, a .gguf file, or a repo id in the local Hub cache."
+    ),
 ]
 NameOpt = Annotated[
     str | None, typer.Option("--name", help="Name a --config model (default: its config's name, or the file's).")
@@ -115,9 +118,9 @@ def spec_of(model: str | None, config: Path | None, default_model: str | None = 
     if name is not None and not name.strip():
         raise EstimatorError("--name is empty; give a name such as my-model")
     if config is not None:
-        from estimator.hf_config import spec_from_hf_config
+        from estimator.checkpoint.locate import spec_from_path
 
-        return spec_from_hf_config(config, name)
+        return spec_from_path(config, name)
     from estimator.zoo import load_spec
 
     if model is not None:

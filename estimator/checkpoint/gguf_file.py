@@ -1,0 +1,115 @@
+"""A GGUF file (llama.cpp): its metadata mapped to config.json's fields, and its tensor table, read with the
+``gguf`` package (llama.cpp's own reader), which maps the file without reading tensor data.
+
+llama.cpp names (``{arch}.block_count``, ``{arch}.attention.head_count_kv``, ...) map to config.json's
+(``num_hidden_layers``, ``num_key_value_heads``, ...); the vocabulary is the token embedding's rows, and
+the output head is tied when the file stores no ``output.weight``. Architectures without a mapping here
+are refused in one line: pass their config.json instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from estimator.checkpoint.safetensors_files import TensorInfo
+from estimator.errors import EstimatorError
+
+if TYPE_CHECKING:
+    from estimator.specs import ModelSpec
+
+MODEL_TYPES = {  # general.architecture -> model_type (a llama with experts is Mixtral)
+    "llama": "llama",
+    "qwen2": "qwen2",
+    "qwen3": "qwen3",
+    "qwen2moe": "qwen2_moe",
+    "qwen3moe": "qwen3_moe",
+    "phi3": "phi3",
+    "gemma2": "gemma2",
+    "gemma3": "gemma3_text",
+    "olmo2": "olmo2",
+    "starcoder2": "starcoder2",
+}
+FIELDS = {  # llama.cpp key (after "{arch}.") -> config.json field
+    "block_count": "num_hidden_layers",
+    "embedding_length": "hidden_size",
+    "feed_forward_length": "intermediate_size",
+    "attention.head_count": "num_attention_heads",
+    "attention.head_count_kv": "num_key_value_heads",
+    "attention.key_length": "head_dim",
+    "context_length": "max_position_embeddings",
+    "attention.sliding_window": "sliding_window",
+    "expert_used_count": "num_experts_per_tok",
+    "expert_feed_forward_length": "moe_intermediate_size",
+    "expert_shared_feed_forward_length": "shared_expert_intermediate_size",
+}
+EXPERT_COUNT = {"mixtral": "num_local_experts", "qwen2_moe": "num_experts", "qwen3_moe": "num_experts"}
+
+
+def read_gguf(path: Path) -> tuple[dict[str, Any], list[TensorInfo]]:
+    """The metadata (key -> value) and the tensors of a GGUF file; one line if it is not a readable one."""
+    import gguf
+
+    try:
+        reader = gguf.GGUFReader(str(path))
+        metadata = {key: field.contents() for key, field in reader.fields.items()}
+        tensors = [
+            TensorInfo(t.name, t.tensor_type.name, tuple(int(n) for n in t.shape), int(t.n_bytes))
+            for t in reader.tensors
+        ]
+    except (ValueError, IndexError, KeyError, TypeError, OSError, EOFError) as exc:
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise EstimatorError(f"{path}: not a readable GGUF file ({detail}); re-download or re-convert it") from None
+    return metadata, tensors
+
+
+def _one(value: Any, key: str, path: Path) -> Any:
+    """A per-layer array whose values agree is that value; one that varies is refused."""
+    if isinstance(value, list):
+        if not value or any(v != value[0] for v in value):
+            raise EstimatorError(f"{path}: {key} varies per layer ({value[:4]}...); pass the model's config.json")
+        return value[0]
+    return value
+
+
+def gguf_config(metadata: dict[str, Any], tensors: list[TensorInfo], path: Path) -> dict[str, Any]:
+    """config.json's fields from a GGUF file's metadata and tensor table."""
+    arch = metadata.get("general.architecture")
+    if not isinstance(arch, str) or arch not in MODEL_TYPES:
+        raise EstimatorError(
+            f"{path}: GGUF architecture {arch!r} is not mapped to a model family here (mapped: "
+            f"{', '.join(MODEL_TYPES)}); pass the model's config.json instead"
+        )
+    config: dict[str, Any] = {"model_type": MODEL_TYPES[arch]}
+    for key, field in FIELDS.items():
+        if f"{arch}.{key}" in metadata:
+            config[field] = _one(metadata[f"{arch}.{key}"], f"{arch}.{key}", path)
+    names = {t.name: t for t in tensors}
+    embedding = names.get("token_embd.weight")
+    if embedding is None or len(embedding.shape) != 2:
+        raise EstimatorError(f"{path}: no 2-D token_embd.weight tensor; not a language model's GGUF")
+    config["vocab_size"] = embedding.shape[1]  # GGUF lists dimensions innermost first: [d, V]
+    config["tie_word_embeddings"] = "output.weight" not in names
+    if f"{arch}.expert_count" in metadata:
+        experts = _one(metadata[f"{arch}.expert_count"], f"{arch}.expert_count", path)
+        if config["model_type"] == "llama" and experts:
+            config["model_type"] = "mixtral"
+        if experts:
+            config[EXPERT_COUNT.get(config["model_type"], "num_experts")] = experts
+    if config["model_type"] == "qwen2_moe" and "shared_expert_intermediate_size" not in config:
+        config["shared_expert_intermediate_size"] = 0
+    config["attention_bias"] = "blk.0.attn_q.bias" in names
+    config["torch_dtype"] = "bfloat16"
+    return config
+
+
+def spec_from_gguf(path: Path, name: str | None = None) -> ModelSpec:
+    """The spec of a GGUF file's model, read as its config.json would be."""
+    from estimator.hf_config import spec_from_config
+
+    metadata, tensors = read_gguf(path)
+    config = gguf_config(metadata, tensors, path)
+    own = metadata.get("general.name")
+    config["_name_or_path"] = own if isinstance(own, str) and own.strip() else path.stem
+    note = f"read from the GGUF metadata of {path.name} (general.architecture {metadata['general.architecture']})"
+    return spec_from_config(config, path, name, notes=(note,))
