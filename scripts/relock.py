@@ -8,7 +8,7 @@
 Steps, in a fresh virtual environment (a temporary folder unless --keep names one):
 1. ``pip install torch==<T>`` first, on its own (any looser request pulls a CUDA build), where T is
    the lock's torch unless --torch says otherwise;
-2. ``pip install -e ".[test,validate]"`` with no constraints: the newest releases the ranges admit;
+2. ``pip install -e ".[test,validate,web]"`` with no constraints: the newest releases the ranges admit;
 3. ``pip freeze`` of that environment (local build labels dropped: torch 2.13.0+cpu pins 2.13.0);
 4. the README's checks: ruff check, ruff format --check, mypy estimator, pytest;
 5. all green: the lock is rewritten and the changed pins printed; otherwise the lock is left as it
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "test-lock.txt"
 HEADER = """\
 # The exact versions the test suite passes with, for Python {python} (torch's CPU build).
-# Used by the README's test command (`pip install -c test-lock.txt -e ".[test,validate]"`) and so by .ci/run;
+# Used by the README's test command (`pip install -c test-lock.txt -e ".[test,validate,web]"`) and so by .ci/run;
 # users' installs keep the ranges of pyproject.toml. Do not edit by hand: `python scripts/relock.py`
 # re-resolves against the newest releases and rewrites this file only when the whole suite passes.
 # Written {date}.
@@ -67,7 +67,7 @@ def relock(venv: Path, torch: str) -> dict[str, str]:
     python = venv / "bin" / "python"
     run(python, ["-m", "pip", "install", "--quiet", "--upgrade", "pip"], "upgrade pip")
     run(python, ["-m", "pip", "install", "--quiet", f"torch=={torch}"], f"install torch=={torch}")
-    run(python, ["-m", "pip", "install", "--quiet", "-e", ".[test,validate]"], "install the newest releases")
+    run(python, ["-m", "pip", "install", "--quiet", "-e", ".[test,validate,web]"], "install the newest releases")
     frozen = subprocess.run(
         [str(python), "-m", "pip", "freeze", "--exclude-editable"], capture_output=True, text=True, check=True
     ).stdout

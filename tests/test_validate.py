@@ -189,7 +189,7 @@ def test_the_lock_pins_every_package_the_extras_need_and_the_readme_uses_it() ->
     for name in ("torch", "transformers", "peft", "safetensors", "numpy", "pandas", "matplotlib", "pydantic"):
         assert name in pins, name
     assert pins["torch"] == "2.13.0"
-    assert 'pip install -c test-lock.txt -e ".[test,validate]"' in (ROOT / "README.md").read_text()
+    assert 'pip install -c test-lock.txt -e ".[test,validate,web]"' in (ROOT / "README.md").read_text()
 
 
 def test_fp32_weights_follow_the_transformers_release() -> None:

@@ -32,6 +32,7 @@ LAZY_COMMANDS = {
     "serve-memory": "estimator.cli.serve_memory",
     "train-memory": "estimator.cli.train_memory",
     "inspect": "estimator.cli.inspect_checkpoint",
+    "serve": "estimator.cli.web",
 }
 
 
