@@ -18,7 +18,7 @@ from estimator.zoo import load_spec
 
 from .test_cli import run
 
-NO_QUERY = {"models", "constants"}  # the commands that take no model
+NO_QUERY = {"models", "constants", "serve", "inspect"}  # the commands that take no model (inspect reads a path)
 
 
 def _commands() -> dict[str, set[str]]:

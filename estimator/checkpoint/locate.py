@@ -71,8 +71,8 @@ def spec_from_path(text: str | Path, name: str | None = None) -> ModelSpec:
             return spec_from_hf_config(path / "config.json", name or default)
         if (path / "adapter_config.json").is_file():
             raise EstimatorError(
-                f"{path} is a peft adapter folder, not a model; inspect it with `estimate inspect {path} --model "
-                "BASE` (or --config BASE_FOLDER)"
+                f"{path} is a peft adapter folder, not a model; inspect it with `estimate inspect {path} "
+                "--base-model NAME` (or --base-config FOLDER)"
             )
         raise EstimatorError(f"{path} holds no config.json; pass a model folder, a config.json or a .gguf file")
     return spec_from_hf_config(path, name)

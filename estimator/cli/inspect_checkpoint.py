@@ -11,9 +11,13 @@ from typing import Annotated, Any
 import typer
 
 from estimator.cli.app import app, say
-from estimator.cli.options import ConfigOpt, JsonOpt, ModelOpt, spec_of
+from estimator.cli.options import JsonOpt, spec_of
 from estimator.errors import EstimatorError
 
+BaseModelOpt = Annotated[str | None, typer.Option("--base-model", help="A peft adapter's base: a zoo name.")]
+BaseConfigOpt = Annotated[
+    Path | None, typer.Option("--base-config", help="A peft adapter's base: a config.json, folder, .gguf or repo id.")
+]
 PathArg = Annotated[
     str,
     typer.Argument(help="A model folder, a .gguf file, a repo id in the local Hub cache, or a peft adapter folder."),
@@ -21,18 +25,21 @@ PathArg = Annotated[
 
 
 @app.command("inspect")
-def inspect_command(path: PathArg, model: ModelOpt = None, config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+def inspect_command(
+    path: PathArg, base_model: BaseModelOpt = None, base_config: BaseConfigOpt = None, as_json: JsonOpt = False
+) -> None:
     """What a local checkpoint stores, from its safetensors or GGUF headers (no tensor data is read): parameters,
     bytes per dtype, the quantisation, the layout's count beside them; for a peft adapter folder, its rank,
-    targets and bytes beside the estimate for the same settings (--model or --config names the base)."""
+    targets and bytes beside the estimate for the same settings (--base-model or --base-config names the base,
+    else its base_model_name_or_path when that is local or cached)."""
     from estimator.checkpoint.locate import model_path
 
     folder, _ = model_path(path)
     if folder.is_dir() and (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
-        inspect_adapter(folder, model, config, as_json)
+        inspect_adapter(folder, base_model, base_config, as_json)
         return
-    if model is not None or config is not None:
-        raise EstimatorError("--model and --config name an adapter's base model; drop them for a model checkpoint")
+    if base_model is not None or base_config is not None:
+        raise EstimatorError("--base-model and --base-config name an adapter's base; drop them for a model checkpoint")
     inspect_model(path, as_json)
 
 
@@ -85,9 +92,11 @@ def inspect_adapter(folder: Path, model: str | None, config: Path | None, as_jso
         try:
             base = spec_from_path(adapter.base if Path(adapter.base).exists() or not beside.exists() else beside)
         except EstimatorError as exc:
-            why = f"its base {adapter.base!r} is not here ({str(exc).split(';')[0]}); give --model or --config"
+            why = (
+                f"its base {adapter.base!r} is not here ({str(exc).split(';')[0]}); give --base-model or --base-config"
+            )
     else:
-        why = "the adapter names no base model; give --model or --config"
+        why = "the adapter names no base model; give --base-model or --base-config"
     if as_json:
         record: dict[str, Any] = {
             "folder": str(folder),
