@@ -83,6 +83,38 @@ def head_dim_or_derived(r: Reader, hidden: Any, heads: Any, default: Any = None)
     return r.get("head_dim", derived, "head_dim = hidden_size / num_attention_heads, as transformers does")
 
 
+def all_sparse_fields(
+    r: Reader, defaults: dict[str, Any], experts_key: str, experts: int, top_k: int, kv_default: int | None = None
+) -> dict[str, Any]:
+    """The spec fields of a decoder whose every layer routes to experts behind Llama-style attention (OLMoE,
+    PhiMoE, GraniteMoE): ``defaults`` are the config class's for absent keys, ``experts_key`` names the
+    expert count; KV heads default to the query heads, or to ``kv_default`` (a null then meaning as many)."""
+    hidden, heads, n = r.need("hidden_size"), r.field("num_attention_heads", defaults), r.need("num_hidden_layers")
+    width = r.field("intermediate_size", defaults)
+    family = r.model_type
+    if kv_default is None:
+        kv = r.get("num_key_value_heads", heads, f"as many KV heads as query heads ({family} default)")
+    else:
+        kv = r.get("num_key_value_heads", kv_default, f"{kv_default} KV heads ({family} config default)",
+                   null_is_default=False)  # fmt: skip
+    return {
+        "num_hidden_layers": n,
+        "hidden_size": hidden,
+        "intermediate_size": width,
+        "moe_intermediate_size": width,
+        "num_attention_heads": heads,
+        "num_key_value_heads": heads if kv is None else kv,
+        "head_dim": head_dim_or_derived(r, hidden, heads),
+        "vocab_size": r.field("vocab_size", defaults),
+        "max_position_embeddings": r.field("max_position_embeddings", defaults),
+        "tie_word_embeddings": r.get("tie_word_embeddings", False),
+        "attention_bias": r.get("attention_bias", False),
+        "n_routed_experts": r.get(experts_key, experts, f"{experts} ({family} config default)"),
+        "num_experts_per_tok": r.get("num_experts_per_tok", top_k, f"{top_k} ({family} config default)"),
+        "mlp_layer_types": ("sparse",) * n if isinstance(n, int) else None,
+    }
+
+
 def attention_config(spec: ModelSpec) -> dict[str, Any]:
     """The config.json fields of a Llama-style decoder's shape (the start of most ``to_config``)."""
     return {
@@ -93,6 +125,21 @@ def attention_config(spec: ModelSpec) -> dict[str, Any]:
         "head_dim": spec.head_dim,
         "max_position_embeddings": spec.max_position_embeddings,
     }
+
+
+def windowed_attention_layout(
+    spec: ModelSpec, maps: tuple[Any, ...], norms: tuple[Any, ...], tensors: tuple[Any, ...]
+) -> Layout:
+    """Decoder layers alike but for their sliding window: one group per window (None: full attention), each
+    softmax attention over the spec's heads with the same ``maps`` and ``norms``; ``tensors`` outside them."""
+    from estimator.layout import Attention, LayerGroup, Layout
+    from estimator.layout.groups import grouped
+
+    def group(window: Any, layers: int) -> LayerGroup:
+        mixer = Attention(spec.attention_heads, spec.kv_heads, spec.attention_head_dim, window)
+        return LayerGroup(layers, mixer, maps, norms)
+
+    return Layout(grouped(spec.layer_windows(), group), tensors)
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: a record, never a key

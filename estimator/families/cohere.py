@@ -18,16 +18,14 @@ head_dim is config.json's ``head_dim`` where given (both configs keep it), else 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from estimator.families import Family, Reader, attention_config, head_dim_or_derived
+from estimator.families import Family, Reader, attention_config, head_dim_or_derived, windowed_attention_layout
 from estimator.families.schema import flag
-from estimator.layout import Attention, LayerGroup, Layout, ParamTensor
-from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms
+from estimator.layout import Layout, ParamTensor
+from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, rms_norms
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
-
     from estimator.specs import ModelSpec
 
 _PATTERN = 4  # Cohere2Config: sliding_window_pattern's default, three sliding layers to one full
@@ -82,11 +80,8 @@ def build(spec: ModelSpec) -> Layout:
     if _qk_norm(spec):
         norms += (ParamTensor("self_attn.q_norm", h * dh, "norm"), ParamTensor("self_attn.k_norm", k * dh, "norm"))
 
-    def group(window: Hashable, layers: int) -> LayerGroup:
-        return LayerGroup(layers, Attention(h, k, dh, cast(int | None, window)), maps, norms)
-
     tensors = embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings)
-    return Layout(grouped(spec.layer_windows(), group), tensors)
+    return windowed_attention_layout(spec, maps, norms, tensors)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:

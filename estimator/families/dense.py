@@ -17,15 +17,13 @@ What each one's transformers code builds, beyond the shared q, k, v, o and gate,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from estimator.families import Family, Reader, attention_config, head_dim_or_derived
-from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
-from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
+from estimator.families import Family, Reader, attention_config, head_dim_or_derived, windowed_attention_layout
+from estimator.layout import Layout, LinearMap, ParamTensor
+from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, rms_norms, roles
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
-
     from estimator.specs import ModelSpec
 
 _DEFAULTS: dict[str, dict[str, Any]] = {  # transformers' config defaults for absent keys
@@ -142,12 +140,8 @@ def build(spec: ModelSpec) -> Layout:
     """One group per kind of layer (full attention, or each sliding window), all with the same maps."""
     maps, norms = _maps(spec), _norms(spec)
 
-    def group(window: Hashable, layers: int) -> LayerGroup:
-        mixer = Attention(spec.attention_heads, spec.kv_heads, spec.attention_head_dim, cast(int | None, window))
-        return LayerGroup(layers, mixer, maps, norms)
-
     tensors = embedding_and_final_norm(spec.vocab_size, spec.hidden_size, spec.tie_word_embeddings)
-    return Layout(grouped(spec.layer_windows(), group), tensors)
+    return windowed_attention_layout(spec, maps, norms, tensors)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:

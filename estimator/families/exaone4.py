@@ -20,17 +20,15 @@ EXAONE 4.0 1.2B: 30 · (2,048² + 2 · 2,048 · 512 + 2,048² + 3 · 2,048 · 4,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
-from estimator.families import Family, Reader, attention_config, head_dim_or_derived
+from estimator.families import Family, Reader, attention_config, head_dim_or_derived, windowed_attention_layout
 from estimator.families.schema import MAX_LAYERS
-from estimator.layout import Attention, LayerGroup, Layout
-from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms
+from estimator.layout import Layout
+from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, rms_norms
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
-
     from estimator.specs import ModelSpec
 
 WINDOW, PATTERN = 4096, 4  # Exaone4Config defaults
@@ -90,12 +88,8 @@ def build(spec: ModelSpec) -> Layout:
     norms = rms_norms(head_dim, ("self_attn.q_norm", "self_attn.k_norm"))
     norms += rms_norms(d, ("post_attention_layernorm", "post_feedforward_layernorm"))
 
-    def group(window: Hashable, layers: int) -> LayerGroup:
-        mixer = Attention(spec.attention_heads, spec.kv_heads, head_dim, cast(int | None, window))
-        return LayerGroup(layers, mixer, maps, norms)
-
     tensors = embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings)
-    return Layout(grouped(spec.layer_windows(), group), tensors)
+    return windowed_attention_layout(spec, maps, norms, tensors)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:

@@ -25,17 +25,15 @@ embedding: 4,187,440,704 − 201,088 · 2,880 = 3,608,307,264.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from estimator.families import Family, Reader, attention_config
+from estimator.families import Family, Reader, attention_config, windowed_attention_layout
 from estimator.families.moe import GATED_NAMES
 from estimator.families.named_experts import NamedMoE
-from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
-from estimator.layout.groups import Group, attention_maps, embedding_and_final_norm, grouped, rms_norms
+from estimator.layout import Layout, LinearMap, ParamTensor
+from estimator.layout.groups import Group, attention_maps, embedding_and_final_norm, rms_norms
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
-
     from estimator.layout.moe import MoE
     from estimator.specs import ModelSpec
 
@@ -115,13 +113,8 @@ def build(spec: ModelSpec) -> Layout:
     norms = rms_norms(d, ("input_layernorm", "post_attention_layernorm"))
     tensors = (ParamTensor("self_attn.sinks", h, ATTENTION_GROUP), *norms)
 
-    def group(window: Hashable, layers: int) -> LayerGroup:
-        mixer = Attention(h, spec.kv_heads, spec.attention_head_dim, cast(int | None, window))
-        return LayerGroup(layers, mixer, maps, tensors)
-
-    return Layout(
-        grouped(spec.layer_windows(), group), embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings)
-    )
+    head = embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings)
+    return windowed_attention_layout(spec, maps, tensors, head)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:

@@ -26,17 +26,21 @@ active 428,658,688 (the "a400m" of its name).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from estimator.families import Family, Reader, attention_config, head_dim_or_derived
+from estimator.families import (
+    Family,
+    Reader,
+    all_sparse_fields,
+    attention_config,
+    windowed_attention_layout,
+)
 from estimator.families.moe import GATED_NAMES
 from estimator.families.named_experts import NamedMoE
-from estimator.layout import Attention, LayerGroup, Layout, LinearMap
-from estimator.layout.groups import attention_maps, embedding_and_final_norm, grouped, rms_norms
+from estimator.layout import Layout, LinearMap
+from estimator.layout.groups import attention_maps, embedding_and_final_norm, rms_norms
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
-
     from estimator.layout.moe import MoE
     from estimator.specs import ModelSpec
 
@@ -49,24 +53,7 @@ _DEFAULTS = {  # GraniteMoeConfig's defaults for absent keys
 
 
 def read(r: Reader) -> dict[str, Any]:
-    hidden, heads, n = r.need("hidden_size"), r.field("num_attention_heads", _DEFAULTS), r.need("num_hidden_layers")
-    width = r.field("intermediate_size", _DEFAULTS)
-    return {
-        "num_hidden_layers": n,
-        "hidden_size": hidden,
-        "intermediate_size": width,
-        "moe_intermediate_size": width,
-        "num_attention_heads": heads,
-        "num_key_value_heads": r.get("num_key_value_heads", heads, "as many KV heads as query heads (granitemoe)"),
-        "head_dim": head_dim_or_derived(r, hidden, heads),
-        "vocab_size": r.field("vocab_size", _DEFAULTS),
-        "max_position_embeddings": r.field("max_position_embeddings", _DEFAULTS),
-        "tie_word_embeddings": r.get("tie_word_embeddings", False),
-        "attention_bias": r.get("attention_bias", False),
-        "n_routed_experts": r.get("num_local_experts", 8, "8 (granitemoe config default)"),
-        "num_experts_per_tok": r.get("num_experts_per_tok", 2, "2 (granitemoe config default)"),
-        "mlp_layer_types": ("sparse",) * n if isinstance(n, int) else None,
-    }
+    return all_sparse_fields(r, _DEFAULTS, "num_local_experts", 8, 2)
 
 
 def experts(spec: ModelSpec) -> NamedMoE:
@@ -94,13 +81,8 @@ def build(spec: ModelSpec) -> Layout:
     maps: tuple[LinearMap | MoE, ...] = (*attention_maps(d, q_out, kv_out, bias, bias), experts(spec))
     norms = rms_norms(d, ("input_layernorm", "post_attention_layernorm"))
 
-    def group(window: Hashable, layers: int) -> LayerGroup:
-        mixer = Attention(h, spec.kv_heads, spec.attention_head_dim, cast(int | None, window))
-        return LayerGroup(layers, mixer, maps, norms)
-
-    return Layout(
-        grouped(spec.layer_windows(), group), embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings)
-    )
+    tensors = embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings)
+    return windowed_attention_layout(spec, maps, norms, tensors)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:

@@ -18,16 +18,14 @@ OLMo 2 13B: 40 · (4 · 5,120² + 3 · 5,120 · 13,824 + 4 · 5,120) + 2 · 100,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
-from estimator.families import Family, Reader, attention_config, head_dim_or_derived
-from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
-from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms
+from estimator.families import Family, Reader, attention_config, head_dim_or_derived, windowed_attention_layout
+from estimator.layout import Layout, LinearMap, ParamTensor
+from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, rms_norms
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
-
     from estimator.specs import ModelSpec
 
 OLMO3_WINDOW = 4096  # Olmo3Config.sliding_window
@@ -92,12 +90,8 @@ def build(spec: ModelSpec) -> Layout:
     """One group per kind of layer (full, or sliding over the window), all with the same maps and norms."""
     maps, norms = _maps(spec), _norms(spec)
 
-    def group(window: Hashable, layers: int) -> LayerGroup:
-        mixer = Attention(spec.attention_heads, spec.kv_heads, spec.attention_head_dim, cast(int | None, window))
-        return LayerGroup(layers, mixer, maps, norms)
-
     tensors = embedding_and_final_norm(spec.vocab_size, spec.hidden_size, spec.tie_word_embeddings)
-    return Layout(grouped(spec.layer_windows(), group), tensors)
+    return windowed_attention_layout(spec, maps, norms, tensors)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:

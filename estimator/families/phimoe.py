@@ -23,17 +23,21 @@ norms 16,384) + embedding and head 2 · 32,064 · 4,096 + head bias 32,064 + fin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from estimator.families import Family, Reader, attention_config, head_dim_or_derived
+from estimator.families import (
+    Family,
+    Reader,
+    all_sparse_fields,
+    attention_config,
+    windowed_attention_layout,
+)
 from estimator.families.named_experts import NamedMoE
 from estimator.families.schema import flag
-from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
-from estimator.layout.groups import attention_maps, grouped, output_head
+from estimator.layout import Layout, LinearMap, ParamTensor
+from estimator.layout.groups import attention_maps, output_head
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
-
     from estimator.layout.moe import MoE
     from estimator.specs import ModelSpec
 
@@ -46,27 +50,10 @@ _DEFAULTS = {  # PhimoeConfig's defaults for absent keys
 
 
 def read(r: Reader) -> dict[str, Any]:
-    hidden, heads, n = r.need("hidden_size"), r.field("num_attention_heads", _DEFAULTS), r.need("num_hidden_layers")
-    width = r.field("intermediate_size", _DEFAULTS)
-    kv = r.get("num_key_value_heads", 8, "8 KV heads (phimoe config default)", null_is_default=False)
-    return {
-        "num_hidden_layers": n,
-        "hidden_size": hidden,
-        "intermediate_size": width,
-        "moe_intermediate_size": width,
-        "num_attention_heads": heads,
-        "num_key_value_heads": heads if kv is None else kv,
-        "head_dim": head_dim_or_derived(r, hidden, heads),
-        "vocab_size": r.field("vocab_size", _DEFAULTS),
-        "max_position_embeddings": r.field("max_position_embeddings", _DEFAULTS),
-        "tie_word_embeddings": r.get("tie_word_embeddings", False),
-        "attention_bias": r.get("attention_bias", False),
-        "sliding_window": r.get("sliding_window", None),
-        "n_routed_experts": r.get("num_local_experts", 16, "16 (phimoe config default)"),
-        "num_experts_per_tok": r.get("num_experts_per_tok", 2, "2 (phimoe config default)"),
-        "mlp_layer_types": ("sparse",) * n if isinstance(n, int) else None,
-        "family_fields": (("lm_head_bias", r.get("lm_head_bias", False)),),
-    }
+    fields = all_sparse_fields(r, _DEFAULTS, "num_local_experts", 16, 2, kv_default=8)
+    fields["sliding_window"] = r.get("sliding_window", None)
+    fields["family_fields"] = (("lm_head_bias", r.get("lm_head_bias", False)),)
+    return fields
 
 
 def experts(spec: ModelSpec) -> NamedMoE:
@@ -99,10 +86,6 @@ def build(spec: ModelSpec) -> Layout:
     maps: tuple[LinearMap | MoE, ...] = (*attention_maps(d, q_out, kv_out, bias, bias), experts(spec))
     norms = layer_norms(d, ("input_layernorm", "post_attention_layernorm"))
 
-    def group(window: Hashable, layers: int) -> LayerGroup:
-        mixer = Attention(h, spec.kv_heads, spec.attention_head_dim, cast(int | None, window))
-        return LayerGroup(layers, mixer, maps, norms)
-
     head_bias = (ParamTensor("lm_head.bias", spec.vocab_size, "lm_head"),) if spec.option("lm_head_bias") else ()
     tensors = (
         ParamTensor("embed_tokens", spec.vocab_size * d, "embedding"),
@@ -110,7 +93,7 @@ def build(spec: ModelSpec) -> Layout:
         *output_head(spec.vocab_size, d, spec.tie_word_embeddings),
         *head_bias,
     )
-    return Layout(grouped(spec.layer_windows(), group), tensors)
+    return windowed_attention_layout(spec, maps, norms, tensors)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:

@@ -15,17 +15,15 @@ SmolLM3-3B: 36 · (2 · 2,048² + 2 · 2,048 · 512 + 3 · 2,048 · 11,008 + 2 �
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
-from estimator.families import Family, Reader, attention_config, head_dim_or_derived
+from estimator.families import Family, Reader, attention_config, head_dim_or_derived, windowed_attention_layout
 from estimator.families.schema import LAYERS, Check, counts, flag
-from estimator.layout import Attention, LayerGroup, Layout
-from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms
+from estimator.layout import Layout
+from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, rms_norms
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
-
     from estimator.specs import ModelSpec
 
 _DEFAULTS = {"num_attention_heads": 16, "vocab_size": 128256, "max_position_embeddings": 32768}  # SmolLM3Config
@@ -92,12 +90,8 @@ def build(spec: ModelSpec) -> Layout:
     maps = attention_maps(d, q_out, kv_out, bias, bias) + gated_mlp("mlp", d, spec.mlp_width, spec.mlp_bias)
     norms = rms_norms(d, ("input_layernorm", "post_attention_layernorm"))
 
-    def group(window: Hashable, layers: int) -> LayerGroup:
-        mixer = Attention(spec.attention_heads, spec.kv_heads, spec.attention_head_dim, cast(int | None, window))
-        return LayerGroup(layers, mixer, maps, norms)
-
     tensors = embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings)
-    return Layout(grouped(spec.layer_windows(), group), tensors)
+    return windowed_attention_layout(spec, maps, norms, tensors)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:
