@@ -18,7 +18,6 @@ from estimator.memory.serving import (
     longest_tokens,
     most_sequences,
     serve_memory,
-    weight_bytes_per_gpu,
 )
 from estimator.memory.sizes import parse_bytes
 from estimator.memory.training import (
@@ -31,6 +30,7 @@ from estimator.memory.training import (
     optimizer_state_bytes,
     train_memory,
 )
+from estimator.memory.weights import weight_bytes_per_gpu
 from estimator.stores.targets import lora_params, resolve_targets
 from estimator.zoo import load_spec
 

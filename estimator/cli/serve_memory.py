@@ -46,7 +46,8 @@ def serve_rows(
 ) -> list[ServeRow]:
     """One row per (TP size, batch): the components per GPU and the two inverse answers."""
     from estimator.kv import kv_max_cache_bytes
-    from estimator.memory.serving import longest_tokens, most_sequences, serve_memory, weight_bytes_per_gpu
+    from estimator.memory.serving import longest_tokens, most_sequences, serve_memory
+    from estimator.memory.weights import weight_bytes_per_gpu
 
     bounded = kv_max_cache_bytes(spec, setup.kv) is not None
     rows = []

@@ -24,7 +24,7 @@ from estimator.architecture import layout_of
 from estimator.errors import EstimatorError
 from estimator.memory.activations import Checkpointing, activation_bytes
 from estimator.memory.formats import FP32_BYTES, WeightFormat
-from estimator.memory.serving import weight_bytes_per_gpu
+from estimator.memory.weights import weight_bytes_per_gpu
 
 if TYPE_CHECKING:
     from estimator.specs import ModelSpec

@@ -42,8 +42,8 @@ def memory_curve(est: Estimate, device: str = "h100-sxm", batch: int = 1) -> Mem
         cache_bytes_per_gpu,
         longest_tokens,
         serve_memory,
-        weight_bytes_per_gpu,
     )
+    from estimator.memory.weights import weight_bytes_per_gpu
 
     spec, gpu = est.spec, accelerator(device)
     budget = budget_bytes(gpu.memory_bytes, 0.9)

@@ -23,13 +23,13 @@ from estimator.errors import EstimatorError
 from estimator.layout import ExpertLayout
 from estimator.memory.activations import Checkpointing, activation_bytes, lora_ranks
 from estimator.memory.formats import WeightFormat
-from estimator.memory.serving import weight_bytes_per_gpu
 from estimator.memory.training import (
     Optimizer,
     adapter_tensor_sizes,
     full_tensor_sizes,
     optimizer_state_bytes,
 )
+from estimator.memory.weights import weight_bytes_per_gpu
 from estimator.stores.kinds import peft_target_modules
 from estimator.stores.targets import resolve_targets
 from estimator.validate.measure import _quiet, build_model
