@@ -183,7 +183,12 @@ def test_a_peft_adapter_folder_beside_its_estimate(tmp_path: Path, capsys: pytes
             weights[f"{stem}.lora_B.weight"] = np.zeros((out_dim, 8), np.float32)
     save_file(weights, str(adapter / "adapter_model.safetensors"))
     lora = L * 8 * ((D + H * DH) + (D + K * DH))  # r · (d_in + d_out) per map and layer: 3,584
-    code, out, _ = run(capsys, "inspect", str(adapter))
+    code, out, _ = run(capsys, "inspect", str(adapter))  # the base it names is not opened unless named
+    assert code == 0 and out.splitlines()[1] == (
+        f"No estimate: its base {str(base)!r} is only read when named: give --base-config with that path or repo id, "
+        "or --base-model with a zoo name."
+    )
+    code, out, _ = run(capsys, "inspect", str(adapter), "--base-config", str(base))
     assert code == 0
     assert out.splitlines() == [
         f"peft adapter adapter: LORA r=8 on q_proj, v_proj: {lora:,} parameters in 8 tensors (F32 14.34 kB)",

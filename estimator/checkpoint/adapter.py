@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from estimator.checkpoint.safetensors_files import ADAPTER_FILE, TensorInfo, read_header, read_json
+from estimator.checkpoint.files import inside, printable
+from estimator.checkpoint.safetensors_files import ADAPTER_FILE, TensorInfo, read_header, read_json, root_of
 from estimator.errors import EstimatorError
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ class Adapter:
 
     @property
     def peft_type(self) -> str:
-        return str(self.config.get("peft_type", "?"))
+        return printable(str(self.config.get("peft_type", "?")), 40)
 
     @property
     def rank(self) -> int | None:
@@ -82,8 +83,9 @@ class Adapter:
         dtypes = ", ".join(f"{d} {format_bytes(b)}" for d, b in sorted(self.bytes_by_dtype.items()))
         saved = f"; plus {self.saved_modules_params:,} in modules_to_save" if self.saved_modules_params else ""
         kind = f"{self.peft_type}{' (DoRA)' if self.dora else ''} r={self.rank}{found}"
+        modules = printable(", ".join(self.modules) or "nothing", 1000)
         return (
-            f"peft adapter {self.folder.name}: {kind} on {', '.join(self.modules) or 'nothing'}: {self.params:,} "
+            f"peft adapter {printable(self.folder.name)}: {kind} on {modules}: {self.params:,} "
             f"parameters in {len(self.tensors):,} tensors ({dtypes}){saved}"
         )
 
@@ -91,14 +93,15 @@ class Adapter:
 def read_adapter(folder: Path) -> Adapter:
     """The adapter in ``folder``; one line if its config or its safetensors file is missing or unreadable."""
     config_path, weights = folder / "adapter_config.json", folder / ADAPTER_FILE
-    if not config_path.is_file():
+    if not config_path.exists():
         raise EstimatorError(f"{folder} has no adapter_config.json; pass a peft adapter folder")
-    if not weights.is_file():
+    if not weights.exists():
         raise EstimatorError(
             f"{folder} has no {ADAPTER_FILE} (adapter_model.bin is not read); re-save with safetensors"
         )
-    config = read_json(config_path, "peft adapter_config.json")
-    return Adapter(folder, config, tuple(read_header(weights)[0]))
+    root = root_of(folder)
+    config = read_json(inside(root, config_path), "peft adapter_config.json")
+    return Adapter(folder, config, tuple(read_header(inside(root, weights))[0]))
 
 
 def estimate_for(adapter: Adapter, spec: ModelSpec) -> tuple[int, str]:

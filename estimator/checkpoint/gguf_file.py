@@ -1,5 +1,5 @@
-"""A GGUF file (llama.cpp): its metadata mapped to config.json's fields, and its tensor table, read with the
-``gguf`` package (llama.cpp's own reader), which maps the file without reading tensor data.
+"""A GGUF file (llama.cpp): its metadata mapped to config.json's fields, and its tensor table, read by the
+bounded reader :mod:`estimator.checkpoint.gguf_reader` without reading tensor data.
 
 llama.cpp names (``{arch}.block_count``, ``{arch}.attention.head_count_kv``, ...) map to config.json's
 (``num_hidden_layers``, ``num_key_value_heads``, ...); the vocabulary is the token embedding's rows, and
@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from estimator.checkpoint.files import printable
 from estimator.checkpoint.safetensors_files import TensorInfo
 from estimator.errors import EstimatorError
 
@@ -47,20 +48,14 @@ EXPERT_COUNT = {"mixtral": "num_local_experts", "qwen2_moe": "num_experts", "qwe
 
 
 def read_gguf(path: Path) -> tuple[dict[str, Any], list[TensorInfo]]:
-    """The metadata (key -> value) and the tensors of a GGUF file; one line if it is not a readable one."""
-    import gguf
+    """The metadata (key -> value) and the tensors of a GGUF file; one line if it is not a readable one.
 
-    try:
-        reader = gguf.GGUFReader(str(path))
-        metadata = {key: field.contents() for key, field in reader.fields.items()}
-        tensors = [
-            TensorInfo(t.name, t.tensor_type.name, tuple(int(n) for n in t.shape), int(t.n_bytes))
-            for t in reader.tensors
-        ]
-    except (ValueError, IndexError, KeyError, TypeError, OSError, EOFError) as exc:
-        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise EstimatorError(f"{path}: not a readable GGUF file ({detail}); re-download or re-convert it") from None
-    return metadata, tensors
+    Read by :mod:`estimator.checkpoint.gguf_reader` (bounded, parsed once per file): values as the ``gguf``
+    package's ``contents()`` gives them, but an array longer than 4,096 items (a vocabulary) is a
+    :class:`~estimator.checkpoint.gguf_reader.LongArray` (its item type and length)."""
+    from estimator.checkpoint.gguf_reader import read
+
+    return read(path)
 
 
 def _one(value: Any, key: str, path: Path) -> Any:
@@ -68,7 +63,9 @@ def _one(value: Any, key: str, path: Path) -> Any:
     if isinstance(value, list):
         if not value or any(v != value[0] for v in value):
             raise EstimatorError(f"{path}: {key} varies per layer ({value[:4]}...); pass the model's config.json")
-        return value[0]
+        value = value[0]
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise EstimatorError(f"{path}: {key} is {type(value).__name__}, not a number; re-convert the GGUF file")
     return value
 
 
@@ -110,6 +107,6 @@ def spec_from_gguf(path: Path, name: str | None = None) -> ModelSpec:
     metadata, tensors = read_gguf(path)
     config = gguf_config(metadata, tensors, path)
     own = metadata.get("general.name")
-    config["_name_or_path"] = own if isinstance(own, str) and own.strip() else path.stem
+    config["_name_or_path"] = printable(own, 120) if isinstance(own, str) and own.strip() else printable(path.stem)
     note = f"read from the GGUF metadata of {path.name} (general.architecture {metadata['general.architecture']})"
     return spec_from_config(config, path, name, notes=(note,))

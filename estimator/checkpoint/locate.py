@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from estimator.checkpoint.files import regular_size
 from estimator.errors import EstimatorError
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ def spec_from_path(text: str | Path, name: str | None = None) -> ModelSpec:
     from estimator.hf_config import spec_from_hf_config
 
     path, default = model_path(text)
+    if path.exists() and not path.is_dir():
+        regular_size(path)  # a FIFO or a device would block the read forever
     if path.suffix.lower() == ".gguf" and path.is_file():
         from estimator.checkpoint.gguf_file import spec_from_gguf
 

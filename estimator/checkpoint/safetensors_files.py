@@ -14,6 +14,7 @@ from math import prod
 from pathlib import Path
 from typing import Any
 
+from estimator.checkpoint.files import inside, printable, regular_size
 from estimator.errors import EstimatorError
 
 INDEX = "model.safetensors.index.json"
@@ -44,6 +45,7 @@ def read_header(path: Path) -> tuple[list[TensorInfo], dict[str, str]]:
     """The tensors and the metadata of one safetensors file; one line naming the file if it is not one."""
     from safetensors import SafetensorError, safe_open
 
+    regular_size(path)  # a FIFO would block the open forever
     try:
         with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
@@ -53,35 +55,49 @@ def read_header(path: Path) -> tuple[list[TensorInfo], dict[str, str]]:
                 dtype, shape = piece.get_dtype(), tuple(int(n) for n in piece.get_shape())
                 tensors.append(TensorInfo(name, dtype, shape, -(-prod(shape) * BITS.get(dtype, 8) // 8)))
     except SafetensorError as exc:
-        raise EstimatorError(f"{path}: not a readable safetensors file ({exc}); re-download or re-save it") from None
+        detail = printable(" ".join(str(exc).split()), 160)
+        raise EstimatorError(f"{printable(str(path))}: not a readable safetensors file ({detail}); re-download or "
+                             "re-save it") from None  # fmt: skip
     except OSError as exc:
-        raise EstimatorError(f"cannot read {path} ({exc.strerror or exc}); check the path") from None
+        raise EstimatorError(f"cannot read {printable(str(path))} ({exc.strerror or exc}); check the path") from None
     return tensors, dict(metadata)
+
+
+def root_of(folder: Path) -> Path:
+    """The folder whose files a checkpoint may link to: a Hub snapshot's files link into its repo's blobs."""
+    return folder.parent.parent if folder.parent.name == "snapshots" else folder
 
 
 def weight_files(folder: Path) -> list[Path]:
     """The checkpoint's safetensors files: the shards its index names (each must exist), else every
-    ``*.safetensors`` file but a peft adapter's."""
-    index = folder / INDEX
-    if index.is_file():
+    ``*.safetensors`` file but a peft adapter's; each a regular file inside the folder (no FIFO, no link out)."""
+    index, root = folder / INDEX, root_of(folder)
+    if index.exists():
+        inside(root, index)
         if index.stat().st_size > MAX_INDEX_BYTES:
             raise EstimatorError(f"{index} is over {MAX_INDEX_BYTES:,} bytes; it is not a safetensors index")
         try:
             weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
-        except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+        except (ValueError, UnicodeDecodeError, AttributeError, RecursionError) as exc:
             raise EstimatorError(f"{index}: not valid JSON ({exc}); re-download it") from None
         if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
             raise EstimatorError(f"{index}: lacks a weight_map of tensor names to files; re-download it")
         shards = sorted(set(weight_map.values()))
         for shard in shards:
             if Path(shard).name != shard:
-                raise EstimatorError(f"{index} names {shard!r}, not a file beside it; re-download the index")
-            if not (folder / shard).is_file():
+                raise EstimatorError(
+                    f"{index} names {printable(shard, 80)!r}, not a file beside it; re-download the index"
+                )
+            if not (folder / shard).exists():
                 raise EstimatorError(
                     f"{folder}: {INDEX} names {shard}, which is missing; download every shard or remove the index"
                 )
+            inside(root, folder / shard)
         return [folder / shard for shard in shards]
-    return sorted(p for p in folder.glob("*.safetensors") if p.name != ADAPTER_FILE)
+    found = sorted(p for p in folder.glob("*.safetensors") if p.name != ADAPTER_FILE)
+    for path in found:
+        inside(root, path)
+    return found
 
 
 def read_folder(folder: Path) -> list[TensorInfo]:
@@ -95,11 +111,12 @@ def read_folder(folder: Path) -> list[TensorInfo]:
 def read_json(path: Path, what: str) -> dict[str, Any]:
     """A small JSON object (a config, an adapter config), or one line naming the file and the problem."""
     try:
-        if path.stat().st_size > 1_000_000:
+        if regular_size(path) > 1_000_000:
             raise EstimatorError(f"{path} is over 1,000,000 bytes; it is not a {what}")
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise EstimatorError(f"{path}: not valid JSON ({exc}); re-download it") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        detail = printable(" ".join(str(exc).split()) or type(exc).__name__, 120)
+        raise EstimatorError(f"{printable(str(path))}: not valid JSON ({detail}); re-download it") from None
     except OSError as exc:
         raise EstimatorError(f"cannot read {path} ({exc.strerror or exc}); check the path") from None
     if not isinstance(data, dict):

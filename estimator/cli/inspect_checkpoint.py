@@ -30,8 +30,8 @@ def inspect_command(
 ) -> None:
     """What a local checkpoint stores, from its safetensors or GGUF headers (no tensor data is read): parameters,
     bytes per dtype, the quantisation, the layout's count beside them; for a peft adapter folder, its rank,
-    targets and bytes beside the estimate for the same settings (--base-model or --base-config names the base,
-    else its base_model_name_or_path when that is local or cached)."""
+    targets and bytes beside the estimate for the same settings (--base-model or --base-config names the base;
+    the adapter's own base_model_name_or_path is shown, never opened)."""
     from estimator.checkpoint.locate import model_path
 
     folder, _ = model_path(path)
@@ -45,6 +45,7 @@ def inspect_command(
 
 def inspect_model(path: str, as_json: bool) -> None:
     from estimator.checkpoint.crosscheck import folder_check
+    from estimator.checkpoint.files import printable
     from estimator.checkpoint.locate import spec_from_path
 
     spec = spec_from_path(path)
@@ -56,7 +57,7 @@ def inspect_model(path: str, as_json: bool) -> None:
         typer.echo(json.dumps({"model": spec.name, "model_type": spec.model_type, **check.record(),
                                "by_dtype": rows}, indent=2))  # fmt: skip
         return
-    say(f"{spec.display_name} ({spec.model_type}), read from {Path(path)}")
+    say(f"{printable(spec.display_name)} ({spec.model_type}), read from {printable(str(Path(path)))}")
     typer.echo("")
     from estimator.present.tables import format_table
 
@@ -81,20 +82,17 @@ def dtype_rows(stored: Any) -> list[dict[str, Any]]:
 
 def inspect_adapter(folder: Path, model: str | None, config: Path | None, as_json: bool) -> None:
     from estimator.checkpoint.adapter import comparison_line, estimate_for, read_adapter
-    from estimator.checkpoint.locate import spec_from_path
+    from estimator.checkpoint.files import printable
 
     adapter = read_adapter(folder)
     base, why = None, ""
     if model is not None or config is not None:
         base = spec_of(model, config)
-    elif adapter.base is not None:
-        beside = folder / adapter.base  # a relative path is read from here, else beside the adapter
-        try:
-            base = spec_from_path(adapter.base if Path(adapter.base).exists() or not beside.exists() else beside)
-        except EstimatorError as exc:
-            why = (
-                f"its base {adapter.base!r} is not here ({str(exc).split(';')[0]}); give --base-model or --base-config"
-            )
+    elif adapter.base is not None:  # a path in a downloaded file is never opened unless the user names it
+        why = (
+            f"its base {printable(adapter.base, 120)!r} is only read when named: give --base-config with that path "
+            "or repo id, or --base-model with a zoo name"
+        )
     else:
         why = "the adapter names no base model; give --base-model or --base-config"
     if as_json:

@@ -139,16 +139,16 @@ def parse_layers(text: str, spec: ModelSpec) -> tuple[int, ...] | None:
 
 
 def parse_positions(text: str) -> tuple[int, int]:
-    """LoReFT positions as pyreft writes them: ``f7+l7`` (first 7 and last 7), ``f5``, ``l3``."""
-    first = last = 0
+    """LoReFT positions as pyreft writes them: ``f7+l7`` (first 7 and last 7), ``f5``, ``l3``; each side at
+    most once (``f7+f8`` is refused, not read as ``f8``)."""
+    counts: dict[str, int] = {}
     for part in text.lower().replace(" ", "").split("+"):
-        if len(part) > 1 and part[0] in "fl" and part[1:].isdigit():
-            if part[0] == "f":
-                first = int(part[1:])
-            else:
-                last = int(part[1:])
-        else:
+        if not 2 <= len(part) <= 10 or part[0] not in "fl" or not part[1:].isascii() or not part[1:].isdigit():
             raise EstimatorError(f"cannot read --loreft-positions {text!r}; write e.g. f7+l7, f5 or l3")
+        if part[0] in counts:
+            raise EstimatorError(f"--loreft-positions {text!r} gives {part[0]} twice; give each of f and l once")
+        counts[part[0]] = int(part[1:])
+    first, last = counts.get("f", 0), counts.get("l", 0)
     if first + last == 0:
         raise EstimatorError(f"--loreft-positions {text!r} selects no positions; write e.g. f7+l7")
     return first, last
