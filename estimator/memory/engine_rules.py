@@ -1,0 +1,188 @@
+"""Each engine's rule for its KV pool, as its code states it, with the terms its start-up logs print.
+
+vLLM (``Worker.determine_available_memory``): requested = utilization · total (torch's ``mem_get_info``);
+non-KV = weights ("Model loading took") + the torch peak of ``profile_run`` + non-torch memory (NCCL,
+custom all-reduce, cuBLAS workspaces) allocated since start-up; pool = requested − non-KV. The profile run
+is one forward pass over ``max_num_batched_tokens`` tokens (V0: ``max(max_model_len, 2048)`` while chunked
+prefill is off, up to 32K) then the sampler over min(max_num_seqs, tokens) dummy requests, whose logits are
+gathered whole on every GPU (so that term does not shrink with tensor parallelism). Defaults (V1,
+``EngineArgs.get_batch_defaults``, OpenAI server): 8,192 batched tokens and 1,024 sequences on a GPU of
+≥ 70 GiB that is not an A100, else 2,048 and 256; V0: 256 sequences.
+
+SGLang (``ModelRunner.profile_max_num_token``): rest = available after weights − total · (1 −
+mem_fraction_static), tokens = rest / cell (every layer's K and V per token); total is the memory free once
+the CUDA context and NCCL are up; mem_fraction_static 0.88 at TP 1, 0.87 at 2, 0.85 at 4, 0.81 at 8.
+
+llama.cpp: a cache of exactly n_ctx cells (``--ctx-size``), f16 keys and values for every layer; no pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from estimator.errors import EstimatorError
+from estimator.memory.engines import Engine, Knobs, Pool, Reserve, rope_cache_bytes
+from estimator.memory.formats import FP16_BYTES
+from estimator.memory.paged import block_layout
+from estimator.memory.serving import ServeSetup, cache_bytes_per_gpu, prefill_activation_bytes
+from estimator.memory.weights import weight_bytes_per_gpu
+
+if TYPE_CHECKING:
+    from estimator.specs import ModelSpec
+
+GiB = 2**30
+LARGE_GPU_BYTES = 70 * GiB  # vLLM's threshold for larger scheduler defaults (A100s excluded)
+VLLM_SOURCE = "vllm/v1/worker/gpu_worker.py determine_available_memory; vllm/engine/arg_utils.py get_batch_defaults"
+SGLANG_FRACTION = ((8, 0.81), (4, 0.85), (2, 0.87), (1, 0.88))  # server_args.py: mem_fraction_static by TP
+SAMPLER_FP32_BYTES_PER_LOGIT = 12  # beyond the model-dtype logits: see sampler_bytes
+PROFILE_REST_BYTES = 191_000_000  # see profile_peak_bytes
+NON_TORCH_BYTES = ((4, 2_287_000_000), (2, 2_223_000_000), (1, 268_000_000))  # see non_torch_bytes
+MOE_CHUNK_TOKENS = 32768  # VLLM_FUSED_MOE_CHUNK_SIZE: the fused-MoE workspace is sized for at most this many tokens
+LLM_D = "llm-d planner's vLLM 0.19.0 sweep on H100 80GB HBM3 (tests/data/published/serving.toml)"
+
+
+def default_knobs(engine: Engine, reported_bytes: int, device_name: str, max_model_len: int, tp: int) -> Knobs:
+    """The engine's own defaults for this device and context length."""
+    large = reported_bytes >= LARGE_GPU_BYTES and "a100" not in device_name.lower()
+    if engine is Engine.vllm:
+        seqs, batched = (1024, 8192) if large else (256, 2048)
+        return Knobs(
+            memory_fraction=0.9,
+            block_tokens=16,
+            max_num_seqs=seqs,
+            max_num_batched_tokens=batched,
+            max_model_len=max_model_len,
+        )
+    if engine is Engine.sglang:
+        fraction = next(f for at_least, f in SGLANG_FRACTION if tp >= at_least)
+        return Knobs(
+            memory_fraction=fraction,
+            block_tokens=1,
+            max_num_seqs=4096,
+            max_num_batched_tokens=8192,
+            max_model_len=max_model_len,
+        )
+    if engine is Engine.llama_cpp:
+        return Knobs(
+            memory_fraction=1.0,
+            block_tokens=0,
+            max_num_seqs=1,
+            max_num_batched_tokens=2048,
+            max_model_len=max_model_len,
+            cuda_graphs=False,
+        )
+    if engine is Engine.none:
+        return Knobs(
+            memory_fraction=0.9,
+            block_tokens=16,
+            max_num_seqs=1,
+            max_num_batched_tokens=8192,
+            max_model_len=max_model_len,
+        )
+    raise EstimatorError(
+        f"--engine {engine.value}: its memory rule is not modelled yet; use vllm, sglang, llama.cpp or none"
+    )
+
+
+def sampler_bytes(spec: ModelSpec, knobs: Knobs, logits_bytes: int) -> int:
+    """The sampler's warm-up in vLLM's profile run: R = min(max_num_seqs, max_num_batched_tokens) dummy
+    requests, each a row of V logits in the model's dtype (b bytes) plus 12 bytes per logit of the sampler's
+    fp32 and int64 temporaries (an fp32 copy and the sort's int64 indices): R · V · (b + 12). The logits are
+    gathered whole on every GPU, so this does not shrink with tensor parallelism. Llama 3.1 8B in bf16,
+    R = 1,024: 1,024 · 128,256 · 14 = 1,838,641,152 bytes (1.71 GiB); llm-d's log prints a profile peak of
+    1.89 GiB, and 2.21 GiB in fp32 (1,024 · 128,256 · 16 = 1.96 GiB): the 2 bytes per logit the dtype adds."""
+    return min(knobs.max_num_seqs, knobs.max_num_batched_tokens) * spec.vocab_size * (logits_bytes + 12)
+
+
+def moe_workspace_bytes(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> int:
+    """vLLM's fused-MoE workspaces, kept allocated across the profile run: for M = min(batched tokens,
+    32,768) tokens and k routed experts each, one buffer of M · k · max(2F'/t, d) (the gate-and-up output,
+    reused for the down output) and one of M · k · F'/t, in 16 bits. DeepSeek-V2-Lite (k 6, F' 1,408, d
+    2,048), M 8,192: 8,192 · 6 · (2,816 + 1,408) · 2 = 415,236,096 bytes (0.387 GiB; llm-d's log: its profile
+    peak is 0.38 GiB above the sampler's). 0 for a dense model and for MXFP4 experts (gpt-oss), whose kernel
+    keeps no such buffer (llm-d's log: no excess)."""
+    if not spec.is_moe or setup.weights.value == "mxfp4" or not spec.moe_intermediate_size:
+        return 0
+    tokens = min(knobs.max_num_batched_tokens, MOE_CHUNK_TOKENS)
+    k, f = spec.num_experts_per_tok or 1, spec.moe_intermediate_size // setup.tp
+    return tokens * k * (max(2 * f, spec.hidden_size) + f) * FP16_BYTES
+
+
+def non_torch_bytes(tp: int) -> int:
+    """Memory allocated outside torch since start-up, per GPU (vLLM prints it as non_torch_memory): cuBLAS
+    and CUDA-graph pools alone at TP 1 (0.25 GiB), NCCL and custom all-reduce buffers beyond (2.07 GiB at TP 2,
+    2.13 at TP 4, in llm-d's sweep); larger TP sizes are taken as TP 4's (not measured)."""
+    return next(b for at_least, b in NON_TORCH_BYTES if tp >= at_least)
+
+
+def profile_peak_bytes(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> tuple[int, int, int]:
+    """(forward, sampler, rest) of vLLM's profile run on one GPU: the torch peak is the larger of one forward
+    pass over max_num_batched_tokens (:func:`prefill_activation_bytes`) and the sampler's warm-up plus the
+    rest the profile run holds beside it, 0.18 GiB (191,000,000 bytes: what llm-d's logs print beyond the
+    sampler for nine dense models of 2-27B, 0.11-0.23 GiB)."""
+    forward = prefill_activation_bytes(spec, replace(setup, chunk_tokens=knobs.max_num_batched_tokens))
+    return forward, sampler_bytes(spec, knobs, setup.weights.float_bytes), PROFILE_REST_BYTES
+
+
+def vllm_reserves(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> tuple[Reserve, ...]:
+    """vLLM's terms before its pool: the RoPE cache loaded with the weights, the profile run's torch peak,
+    the fused-MoE workspaces, non-torch memory."""
+    rows = []
+    rope = rope_cache_bytes(spec)
+    if rope:
+        rows.append(
+            Reserve(
+                label="RoPE cos/sin cache, loaded with the weights",
+                bytes=rope,
+                source="rotary_embedding.py: max_position_embeddings x rotary_dim, model dtype",
+            )
+        )
+    forward, sampler, rest = profile_peak_bytes(spec, setup, knobs)
+    requests = min(knobs.max_num_seqs, knobs.max_num_batched_tokens)
+    rows.append(
+        Reserve(
+            label=f"profile peak: the larger of a forward pass over {knobs.max_num_batched_tokens:,} tokens "
+            f"({forward / GiB:.2f} GiB) and the sampler over {requests:,} requests with the rest "
+            f"({(sampler + rest) / GiB:.2f} GiB)",
+            bytes=max(forward, sampler + rest),
+            source=f"gpu_model_runner.py profile_run, _dummy_sampler_run; {LLM_D}",
+        )
+    )
+    if workspace := moe_workspace_bytes(spec, setup, knobs):
+        rows.append(
+            Reserve(label="fused-MoE workspaces", bytes=workspace, source=f"fused_moe.py intermediate caches; {LLM_D}")
+        )
+    rows.append(
+        Reserve(
+            label=f"non-torch memory at TP {setup.tp} (NCCL, all-reduce, cuBLAS)",
+            bytes=non_torch_bytes(setup.tp),
+            source=f"memory_profiling non_torch_increase; {LLM_D}",
+        )
+    )
+    return tuple(rows)
+
+
+def plan_pool(spec: ModelSpec, setup: ServeSetup, engine: Engine, knobs: Knobs, reported_bytes: int) -> Pool:
+    """The pool ``engine`` leaves on one GPU of ``reported_bytes`` under ``knobs`` (see the module docstring),
+    and what it holds: blocks, tokens and concurrency as the engine prints them."""
+    at = replace(setup, block_tokens=knobs.block_tokens, chunk_tokens=knobs.max_num_batched_tokens)
+    if engine is Engine.vllm:
+        reserves = vllm_reserves(spec, at, knobs)
+    elif engine is Engine.none:
+        reserves = (Reserve(label="stated overhead (--overhead)", bytes=setup.overhead_bytes, source="--overhead"),)
+    else:
+        raise EstimatorError(f"--engine {engine.value}: its memory rule is not modelled yet; use vllm or none")
+    weights = weight_bytes_per_gpu(spec, setup.weights, setup.tp)
+    budget = int(reported_bytes * knobs.memory_fraction)
+    pool = budget - weights - sum(r.bytes for r in reserves)
+    block = max(1, knobs.block_tokens)
+    layout = block_layout(spec, setup.kv, setup.tp, block)
+    blocks = tokens = concurrency = None
+    if layout is not None:
+        blocks, tokens = layout.blocks(pool), layout.tokens(pool, block)
+        concurrency = layout.concurrency(pool, knobs.max_model_len, knobs.max_num_batched_tokens, block)
+    elif (one := cache_bytes_per_gpu(spec, knobs.max_model_len, at)) > 0:
+        concurrency = max(0, pool) / one
+    return Pool(engine=engine, knobs=knobs, reported_bytes=reported_bytes, budget_bytes=budget, weights_bytes=weights,
+                reserves=reserves, blocks=blocks, tokens=tokens, max_concurrency=concurrency)  # fmt: skip
