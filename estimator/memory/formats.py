@@ -8,11 +8,17 @@ Which tensors are quantised: the linear maps of the decoder layers (routed exper
 embeddings, the output head, norms, biases and every other tensor stay in ``base`` (bf16), as GPTQ,
 AWQ, bitsandbytes (which skips ``lm_head``) and DeepSeek's fp8 checkpoints leave them. bitsandbytes
 replaces only ``nn.Linear`` modules, so it also leaves transformers >= 5's fused 3-D expert tensors in bf16.
+Two formats differ in scope: ``mxfp4`` is gpt-oss's layout, MXFP4 on the routed experts only (attention,
+router, embeddings and head bf16, as its ``modules_to_not_convert`` says and vLLM serves it); ``nvfp4`` covers
+every decoder linear map (ModelOpt's ``exclude_modules: [lm_head]``). The ``gguf-*`` formats are llama.cpp's
+file types, a type per tensor (:mod:`estimator.memory.gguf_quants`), not one matrix format.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from estimator.errors import EstimatorError
 
 FP32_BYTES = 4
 FP16_BYTES = 2
@@ -23,6 +29,10 @@ NF4_BLOCK = 64  # bitsandbytes' blocksize for 4-bit weights
 NF4_STATE_BLOCK = 256  # bitsandbytes' blocksize for the double-quantised absmax
 NF4_CODE_ENTRIES = 16  # the fp32 4-bit code (quant_map) every quantised weight carries
 NF4_STATE_CODE_ENTRIES = 256  # the fp32 8-bit code double quantisation decodes absmax with (nested_quant_map)
+MXFP4_BLOCK = 32  # OCP microscaling: 32 e2m1 values (16 bytes, two per byte) share one e8m0 scale byte
+MXFP4_BLOCK_BYTES = 16 + 1
+NVFP4_GROUP = 16  # NVFP4: 16 e2m1 values (8 bytes) share one fp8-e4m3 scale byte
+NVFP4_TENSOR_SCALES = 2  # fp32 weight_scale_2 and input_scale, one each per matrix (ModelOpt, vLLM)
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -42,10 +52,31 @@ class WeightFormat(StrEnum):
     awq_int4 = "int4-awq"
     nf4 = "nf4"
     nf4_no_double_quant = "nf4-no-dq"
+    mxfp4 = "mxfp4"
+    nvfp4 = "nvfp4"
+    gguf_q4_0 = "gguf-q4_0"
+    gguf_q4_1 = "gguf-q4_1"
+    gguf_q5_0 = "gguf-q5_0"
+    gguf_q5_1 = "gguf-q5_1"
+    gguf_q8_0 = "gguf-q8_0"
+    gguf_q2_k = "gguf-q2_k"
+    gguf_q3_k_s = "gguf-q3_k_s"
+    gguf_q3_k_m = "gguf-q3_k_m"
+    gguf_q3_k_l = "gguf-q3_k_l"
+    gguf_q4_k_s = "gguf-q4_k_s"
+    gguf_q4_k_m = "gguf-q4_k_m"
+    gguf_q5_k_s = "gguf-q5_k_s"
+    gguf_q5_k_m = "gguf-q5_k_m"
+    gguf_q6_k = "gguf-q6_k"
 
     @property
     def quantised(self) -> bool:
         return self not in (WeightFormat.fp32, WeightFormat.bf16, WeightFormat.fp16)
+
+    @property
+    def gguf_mix(self) -> str | None:
+        """llama.cpp's file type name (``Q4_K_M``) of a ``gguf-*`` format, None for the others."""
+        return self.value.removeprefix("gguf-").upper() if self.value.startswith("gguf-") else None
 
     @property
     def float_bytes(self) -> int:
@@ -69,6 +100,15 @@ DESCRIPTIONS = {
     WeightFormat.awq_int4: "int4 AWQ, groups of 128: packed int32 weights and zeros, fp16 scales",
     WeightFormat.nf4: "NF4 (bitsandbytes, QLoRA): blocks of 64, absmax double-quantised to 8 bits",
     WeightFormat.nf4_no_double_quant: "NF4 (bitsandbytes): blocks of 64 with an fp32 absmax each",
+    WeightFormat.mxfp4: "MXFP4 on the routed experts only (gpt-oss's layout): 32 e2m1 values in 16 bytes + an e8m0 "
+    "scale byte; attention, router, embeddings, head bf16",
+    WeightFormat.nvfp4: "NVFP4 (ModelOpt, compressed-tensors) on every decoder linear map: 16 e2m1 values in 8 bytes + "
+    "an fp8 scale, fp32 weight_scale_2 and input_scale per matrix; embeddings, lm_head bf16",
+    **{
+        fmt: f"GGUF {fmt.gguf_mix} (llama.cpp's quantiser: a ggml type per tensor; norms f32; one GPU)"
+        for fmt in WeightFormat
+        if fmt.gguf_mix
+    },
 }
 
 
@@ -117,8 +157,33 @@ def nf4_bytes(d_in: int, d_out: int, double_quant: bool = True) -> int:
     return ceil_div(n, 2) + blocks + code + nested
 
 
+def mxfp4_bytes(d_in: int, d_out: int) -> int:
+    """OCP MXFP4 as gpt-oss stores it (``*_blocks`` uint8 d_out × d_in/32 × 16, ``*_scales`` uint8 d_out × d_in/32):
+    17 bytes per 32 weights, 4.25 bits. gpt-oss-20b's gate_up_proj of one expert, 2,880 → 5,760:
+    5,760 · 90 · (16 + 1) = 8,812,800 bytes."""
+    if d_in % MXFP4_BLOCK:
+        raise EstimatorError(f"MXFP4 needs an input width that is a multiple of 32, not {d_in:,}; pick another format")
+    return d_out * (d_in // MXFP4_BLOCK) * MXFP4_BLOCK_BYTES
+
+
+def nvfp4_bytes(d_in: int, d_out: int) -> int:
+    """NVFP4 (ModelOpt ``weight`` uint8 d_out × d_in/2, ``weight_scale`` fp8 d_out × d_in/16, fp32 ``weight_scale_2``
+    and ``input_scale``): n/2 + n/16 + 8 bytes for n = d_in · d_out, 4.5 bits. Llama 3.1 8B's q_proj (4,096²):
+    8,388,608 + 1,048,576 + 8 = 9,437,192 bytes."""
+    if d_in % NVFP4_GROUP:
+        raise EstimatorError(f"NVFP4 needs an input width that is a multiple of 16, not {d_in:,}; pick another format")
+    n = d_in * d_out
+    return n // 2 + n // NVFP4_GROUP + NVFP4_TENSOR_SCALES * FP32_BYTES
+
+
 def matrix_bytes(d_in: int, d_out: int, fmt: WeightFormat) -> int:
     """Bytes of one d_out × d_in weight matrix stored in ``fmt`` (no bias)."""
+    if fmt.gguf_mix:
+        raise EstimatorError(f"{fmt.value} gives each tensor its own type; size a whole model with gguf_mix_bytes")
+    if fmt is WeightFormat.mxfp4:
+        return mxfp4_bytes(d_in, d_out)
+    if fmt is WeightFormat.nvfp4:
+        return nvfp4_bytes(d_in, d_out)
     if not fmt.quantised:
         return d_in * d_out * fmt.float_bytes
     if fmt is WeightFormat.fp8:
