@@ -10,9 +10,13 @@ llama.cpp's ``src/llama-quant.cpp`` picks each tensor's type from its category a
 - ``output.weight`` (and ``token_embd`` when the head is tied) Q6_K, or Q8_0 for Q8_0 files;
 - attn_v and ffn_down get more bits on the layers ``use_more_bits`` picks (i < L/8, i ≥ 7L/8, and every
   third layer between) in Q4_K_M and Q5_K_M, on the first layers in Q4_K_S and Q3_K_M;
-- Q2_K and Q3_K_M raise attn_output; a 70B-class model (llama.cpp's LLM_TYPE_70B: 80 layers) gets Q5_K
+- Q2_K, Q3_K_M and Q3_K_L raise attn_output; a 70B-class model (llama.cpp's LLM_TYPE_70B: 80 layers) gets Q5_K
   for an attn_v that would be Q3_K or Q4_K;
 - 1-D tensors (norms, biases) stay f32, as ``convert_hf_to_gguf.py`` writes them and the quantiser leaves them.
+Rules as in llama.cpp's master (``src/llama-quant.cpp`` @ 007dbbf); files made by b2854 and b3472 match them
+(tests/test_formats.py). Not modelled: an importance matrix's effect on Q4_0/Q5_0 (ffn_down of the first L/8
+layers in Q4_1/Q5_1), ``--pure``, tensor-type overrides, the IQ types, experts, and Llama 3.1's 256-byte
+``rope_freqs`` (the spec has no rope scaling). A real .gguf file needs none of this: its tensor bytes are read.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def weight_bytes_per_gpu(
     17,640,734,720 per GPU (norms whole, the rest 1/8). ``fused_experts``: the experts as transformers >= 5
     holds them, 3-D parameters that bitsandbytes (nf4, int8) leaves in bf16, as it does every bare weight.
     gpt-oss-20b in mxfp4 (its checkpoint): experts 24 · 32 · (8,812,800 + 4,406,400 + 17,280 bf16 biases)
-    plus 3,608,918,208 bytes of bf16 rest = 13,761,264,768 bytes."""
+    plus 3,595,648,128 bytes of bf16 rest = 13,761,264,768 bytes."""
     if weights.gguf_mix:
         from estimator.memory.gguf_quants import gguf_mix_bytes
 
