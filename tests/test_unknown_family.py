@@ -43,7 +43,7 @@ def test_no_family_knows_it(config: Path) -> None:
 def test_the_main_query_measures_it_exactly(capsys: pytest.CaptureFixture[str], config: Path) -> None:
     pytest.importorskip("peft")
     code, out, err = run(capsys, "--config", str(config), "--tokens", "1000", "--rank", "8", "--json")
-    assert code == 0, err
+    assert code == 0 and err == "", err  # torch's own log stays in the child
     data = json.loads(out)
     rows = {r["method"]: r for r in data["methods"]}
     assert data["measured"] is True and data["model"]["params"] == PARAMS == 2_742_528
@@ -87,3 +87,46 @@ def test_other_commands_refuse_it_in_one_line(capsys: pytest.CaptureFixture[str]
         code, out, err = run(capsys, *command, "--config", str(config))
         assert code == 2 and out == "" and err.count("\n") == 1, command
         assert "measures it from transformers" in err, command
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"num_hidden_layers": 100_000}, "layers 100,000 is over the 512"),
+        ({"text_config": {"n_layer": 4096}}, "layers 4,096 is over the 512"),
+        ({"num_experts": 100_000}, "experts 100,000 is over the 1,024"),
+        ({"num_experts": 1000, "num_hidden_layers": 500}, "expert modules (layers × experts): 500,000"),
+        ({"vocab_size": 10**9}, "a vocabulary of 1,000,000,000"),
+        ({"intermediate_size": 10**8}, "a width of 100,000,000"),
+        ({"hidden_size": 2**20, "num_hidden_layers": 500}, "parameters, over the 1e+13"),
+    ],
+)
+def test_a_monstrous_unknown_config_is_refused_before_anything_is_built(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, change: dict[str, object], needle: str
+) -> None:
+    import time
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**CONFIG, **change}))
+    start = time.perf_counter()
+    code, out, err = run(capsys, "--config", str(path))
+    assert code == 2 and out == "" and err.count("\n") == 1 and needle in err, err
+    assert time.perf_counter() - start < 2
+
+
+@pytest.mark.validation
+@pytest.mark.parametrize(
+    ("limit", "value", "needle"),
+    [("MEASURE_SECONDS", 0.5, "took over 0.5 s and was stopped"), ("MEASURE_MEMORY_BYTES", 200 * 2**20, "failed")],
+)
+def test_the_measurement_runs_in_a_bounded_child(
+    capsys: pytest.CaptureFixture[str], config: Path, monkeypatch: pytest.MonkeyPatch, limit: str, value: float,
+    needle: str,
+) -> None:  # fmt: skip
+    pytest.importorskip("peft")
+    from estimator.cli import measured
+
+    monkeypatch.setattr(measured, limit, value)
+    code, out, err = run(capsys, "--config", str(config))
+    assert code == 2 and out == "" and err.count("\n") == 1 and needle in err, err
+    assert "Traceback" not in err

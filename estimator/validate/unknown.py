@@ -13,24 +13,37 @@ still gets, for the main query:
 Whatever cannot be had exactly is refused in one line (IA3 and prefix tuning have no known defaults for
 an unknown family; LoReFT needs the layer structure; a cache holding tensors this module does not
 recognise is not guessed at). Never a guessed number.
+
+A config is bounded before anything is built (:func:`check_bounds`), and the measurement runs in a child
+process (``python -m estimator.validate.unknown``, a JSON request on stdin, a JSON answer on stdout; started
+by :mod:`estimator.cli.measured` with a time and a memory limit, the network switched off); this module
+imports torch only inside the functions that measure.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import peft
-import torch
-import transformers
-
 from estimator.errors import EstimatorError
-from estimator.validate.measure import TORCH_DTYPES, _quiet, build_from_config, layer_cache_bytes
 
 if TYPE_CHECKING:
     from estimator.errors import UnknownFamilyError
     from estimator.units import DType
+
+MAX_LAYERS = 512  # built one module per layer: the deepest real models have under 200
+MAX_WIDTH = 2**20  # hidden, intermediate, head and window sizes: the widest real maps are ~10^5
+MAX_VOCAB = 2**22  # the largest real vocabularies are ~2.6 · 10^5
+MAX_EXPERTS = 1024  # DeepSeek-V3: 256, Kimi K2: 384
+MAX_EXPERT_MODULES = 50_000  # layers × experts, each expert a module (Kimi K2: 61 × 384 = 23,424)
+MAX_PARAMS = 10**13  # a standard decoder's count from the config, as a sanity bound (the largest: ~10^12)
+LAYER_KEY = re.compile(r"(^|_)(layers?|blocks?|layer)$")
+WIDTH_KEY = re.compile(r"(size|dim|width|heads?|embd|d_model|rank|_inner)$")
 
 KNOWN_CACHE_TENSORS = {"keys", "values", "indexer_keys", "conv_states", "recurrent_states"}
 
@@ -64,9 +77,50 @@ class Measured:
         return next(r for r in self.rows if r.method == method)
 
 
-def _first_line(error: BaseException) -> str:
+def _numbers(config: dict[str, Any], depth: int = 0) -> list[tuple[str, int]]:
+    """Every whole-number field of a config and its nested configs (``text_config``), by key."""
+    found: list[tuple[str, int]] = []
+    for key, value in config.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            found.append((key.lower(), value))
+        elif isinstance(value, dict) and depth < 3:
+            found += _numbers(value, depth + 1)
+    return found
+
+
+def check_bounds(config: dict[str, Any], path: Path | str) -> None:
+    """Refuse, in one line and before any module is built, a config whose layers, widths, vocabulary, experts
+    or parameters (``2 V d + L (4 d² + 3 d F E)``, a standard decoder's count used only as a bound) are beyond
+    any real model's."""
+    numbers = _numbers(config)
+
+    def largest(test: Any) -> int:
+        return max((v for k, v in numbers if test(k)), default=0)
+
+    layers = largest(lambda k: LAYER_KEY.search(k) and "max_window" not in k)
+    experts = largest(lambda k: "expert" in k and k.endswith(("experts", "expert")))
+    vocab = largest(lambda k: "vocab" in k)
+    width = largest(lambda k: WIDTH_KEY.search(k) and "vocab" not in k and "max_position" not in k)
+    fix = "this is not a real model's config.json; fix it or pass a family the estimator knows"
+    checks = (("layers", layers, MAX_LAYERS), ("experts", experts, MAX_EXPERTS), ("a vocabulary of", vocab, MAX_VOCAB),
+              ("a width of", width, MAX_WIDTH), ("expert modules (layers × experts):", layers * experts,
+              MAX_EXPERT_MODULES))  # fmt: skip
+    for what, value, limit in checks:
+        if value > limit:
+            raise EstimatorError(f"{path}: {what} {value:,} is over the {limit:,} measured here; {fix}")
+    hidden = largest(lambda k: k in ("hidden_size", "d_model", "n_embd", "dim", "hidden_dim"))
+    inner = largest(lambda k: "intermediate" in k or k in ("ffn_dim", "n_inner", "d_ff")) or 4 * hidden
+    params = 2 * vocab * hidden + layers * (4 * hidden**2 + 3 * hidden * inner * max(1, experts))
+    if params > MAX_PARAMS:
+        raise EstimatorError(f"{path}: about {params:.2e} parameters, over the {MAX_PARAMS:.0e} measured here; {fix}")
+
+
+def _first_line(error: BaseException, limit: int = 200) -> str:
+    """The error's first line, at most ``limit`` characters (transformers lists every model type it knows)."""
+    from estimator.checkpoint.files import printable
+
     text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    return printable(text[0], limit) if text else type(error).__name__
 
 
 def _hf_fields(unknown: UnknownFamilyError) -> dict[str, Any]:
@@ -76,6 +130,11 @@ def _hf_fields(unknown: UnknownFamilyError) -> dict[str, Any]:
 
 
 def _trainable(model: Any, config: Any) -> tuple[int, Any]:
+    import peft
+    import torch
+
+    from estimator.validate.measure import _quiet
+
     with _quiet(), torch.device("meta"):
         wrapped = peft.get_peft_model(model, config)
     count = sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
@@ -84,7 +143,10 @@ def _trainable(model: Any, config: Any) -> tuple[int, Any]:
 
 def _cache(fields: dict[str, Any], tokens: int, dtype: DType) -> tuple[int, int]:
     """(growing, fixed) bytes of the cache after one forward pass over ``tokens`` tokens, full size, no memory."""
+    import torch
     from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from estimator.validate.measure import TORCH_DTYPES, _quiet, build_from_config, layer_cache_bytes
 
     with _quiet(), FakeTensorMode(allow_non_fake_inputs=True):
         model = build_from_config(fields, device="cpu", dtype=TORCH_DTYPES[dtype.value])
@@ -113,8 +175,15 @@ def measure_unknown(
     virtual_tokens: int,
 ) -> Measured:
     """Measure the main query's rows for a model no family knows (see the module docstring)."""
+    import peft
+    import torch
+    import transformers
+
+    from estimator.validate.measure import TORCH_DTYPES, build_from_config
+
     start = time.perf_counter()
     fields = _hf_fields(unknown)
+    check_bounds(fields, unknown.path)
     try:
         model = build_from_config(fields)
     except Exception as error:  # transformers refuses the config: nothing can be measured
@@ -158,3 +227,39 @@ def measure_unknown(
         name, unknown.model_type, tokens, params, tuple(rows), kv_growing, kv_state, time.perf_counter() - start,
         versions,
     )  # fmt: skip
+
+
+def measured_from(record: dict[str, Any]) -> Measured:
+    """A :class:`Measured` from its JSON (the child's answer)."""
+    rows = tuple(Row(**row) for row in record.pop("rows"))
+    return Measured(rows=rows, **record)
+
+
+def child_main() -> int:
+    """The child's side: a JSON request on stdin, ``{"measured": ...}`` or ``{"error": "<one line>"}`` on stdout."""
+    import logging
+
+    from estimator.errors import UnknownFamilyError
+    from estimator.offline import go_offline
+    from estimator.query import ADAPTER_DTYPES
+    from estimator.units import KV_DTYPES, parse_dtype
+
+    go_offline()
+    logging.disable(logging.CRITICAL)  # torch's fake-tensor and dynamo loggers: the answer is on stdout
+    request = json.loads(sys.stdin.read())
+    try:
+        unknown = UnknownFamilyError("", Path(request["path"]), request["model_type"], request["config"])
+        result = measure_unknown(
+            unknown, request["name"], request["tokens"], request["rank"],
+            parse_dtype(request["kv_dtype"], "KV dtype", KV_DTYPES),
+            parse_dtype(request["adapter_dtype"], "adapter dtype", ADAPTER_DTYPES), request["virtual_tokens"],
+        )  # fmt: skip
+        answer: dict[str, Any] = {"measured": asdict(result)}
+    except EstimatorError as exc:
+        answer = {"error": str(exc)}
+    sys.stdout.write(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(child_main())
