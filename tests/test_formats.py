@@ -164,6 +164,21 @@ def test_gpt_oss_20b_mxfp4_split_over_two_gpus_by_hand() -> None:
     assert padded == L * (triton + gpt_oss_rest_per_layer_bytes(2)) + 2 * (V // 2) * D * 2 + D * 2
 
 
+def test_gpt_oss_120b_over_four_gpus_needs_the_engines_padding() -> None:
+    """t = 4 leaves each GPU 2,880 / 4 = 720 expert columns, 22.5 blocks of 32: the checkpoint's layout cannot split
+    so; vLLM's Triton backend rounds 720 up to 768 (24 blocks)."""
+    spec = spec_from_hf_config(CONFIGS / "extra" / "gpt-oss-120b.json")
+    with pytest.raises(EstimatorError) as exc:
+        weight_bytes_per_gpu(spec, WeightFormat.mxfp4, 4)
+    assert "720" in one_line(exc)
+    wp, experts = 768, 128
+    per_expert = 2 * wp * (D // 2 + D // 32) + D * (wp // 2 + wp // 32) + (2 * wp + D) * 2
+    rest = 2 * ((2 * D * (H // 4) * DH + 2 * D * (K // 4) * DH) + ((H // 4) * DH + 2 * (K // 4) * DH + D) + H // 4)
+    rest += 2 * ((D + 1) * experts + 2 * D)  # router replicated, two norms
+    by_hand = 36 * (experts * per_expert + rest) + 2 * (V // 4) * D * 2 + D * 2
+    assert weight_bytes_per_gpu(spec, WeightFormat.mxfp4, 4, expert_padding=VLLM_MXFP4_PADDING["triton"]) == by_hand
+
+
 # ---- NVFP4 ---------------------------------------------------------------------------------------------------------
 
 

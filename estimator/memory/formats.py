@@ -162,7 +162,10 @@ def mxfp4_bytes(d_in: int, d_out: int) -> int:
     17 bytes per 32 weights, 4.25 bits. gpt-oss-20b's gate_up_proj of one expert, 2,880 → 5,760:
     5,760 · 90 · (16 + 1) = 8,812,800 bytes."""
     if d_in % MXFP4_BLOCK:
-        raise EstimatorError(f"MXFP4 needs an input width that is a multiple of 32, not {d_in:,}; pick another format")
+        raise EstimatorError(
+            f"MXFP4 packs inputs in blocks of 32 and {d_in:,} is no multiple of 32; give the engine's padding "
+            "(vLLM rounds each GPU's expert width up to 64 or 128) or another tensor-parallel size"
+        )
     return d_out * (d_in // MXFP4_BLOCK) * MXFP4_BLOCK_BYTES
 
 
