@@ -1,6 +1,7 @@
-"""``estimate train-memory``: memory per GPU to fine-tune with LoRA, DoRA, QLoRA or in full: frozen and
-trainable weights, gradients, optimizer states, master weights and activations, under data parallelism
-with ZeRO sharding; fits or not on the accelerator."""
+"""``estimate train-memory``: memory per GPU to fine-tune with LoRA, DoRA, QLoRA or in full: the persistent
+part (weights, master weights, optimizer states) and the peak of a step, phase by phase (the loss at the start
+of backward, the layers' backward, the optimizer step), under data parallelism with ZeRO sharding; fits or
+not on the accelerator, the longest sequence and the largest micro-batch that fit."""
 
 from __future__ import annotations
 
@@ -10,21 +11,21 @@ from typing import Annotated, Any
 import typer
 
 from estimator.cli.app import app, say
-from estimator.cli.options import JsonOpt, query_command
+from estimator.cli.options import TRAINING_OPTIONS, JsonOpt, query_command
 from estimator.cli.serve_memory import AcceleratorOpt, MemoryOpt
 from estimator.errors import EstimatorError
 from estimator.units import format_bytes
 
 GiB = 2**30
-COMPONENTS = (  # (field, row label)
+TOKEN_LIMIT = 10_000_000  # the longest sequence searched for
+PERSISTENT = (  # (field, row label): held between steps
     ("frozen_weights_bytes", "frozen weights"),
     ("trainable_weights_bytes", "trainable weights"),
     ("master_weights_bytes", "fp32 master weights"),
-    ("gradient_bytes", "gradients"),
     ("optimizer_bytes", "optimizer states"),
-    ("activation_bytes", "activations"),
-    ("logits_bytes", "logits (bf16)"),
 )
+COMPONENTS = (*PERSISTENT, ("gradient_bytes", "gradients"), ("activation_bytes", "activations"),
+              ("logits_bytes", "logits (bf16)"))  # fmt: skip
 
 
 LABELS = {"lora": "LoRA", "dora": "DoRA", "qlora": "QLoRA", "full": "full"}
@@ -41,9 +42,9 @@ def ways_of(text: str) -> tuple[Any, ...]:
 
 
 def plans(query: Any, ways: tuple[Any, ...], options: dict[str, Any]) -> list[tuple[Any, Any, str]]:
-    """(way, TrainMemory, label) for each way of fine-tuning the query's model."""
+    """(way, TrainSetup, label) for each way of fine-tuning the query's model."""
     from estimator.memory.activations import lora_ranks
-    from estimator.memory.training import TrainSetup, Way, adapter_tensor_sizes, full_tensor_sizes, train_memory
+    from estimator.memory.training import TrainSetup, Way, adapter_tensor_sizes, full_tensor_sizes
     from estimator.stores.kinds import targets_of
 
     out = []
@@ -57,24 +58,50 @@ def plans(query: Any, ways: tuple[Any, ...], options: dict[str, Any]) -> list[tu
             sizes = adapter_tensor_sizes(targets, query.rank, magnitudes=way is Way.dora)
             ranks = lora_ranks(targets, query.rank)
             label = f"{LABELS[way.value]} r={query.rank}"
-        setup = TrainSetup(way, sizes, query.tokens, ranks, **options, fused_experts=fused)
-        out.append((way, train_memory(query.spec, setup), label))
+        own = {k: v for k, v in options.items() if way is Way.qlora or k != "kbit_prepare"}
+        setup = TrainSetup(way, sizes, query.tokens, ranks, **own, fused_experts=fused)
+        out.append((way, setup, label))
     return out
 
 
 @app.command("train-memory")
-@query_command(defaults={"tokens": "4096", "methods": "lora", "experts": "fused"})
+@query_command(defaults={"tokens": "4096", "methods": "lora", "experts": "fused"}, only=TRAINING_OPTIONS)
 def train_memory_command(
     way: Annotated[str, typer.Option("--way", help="Comma list: lora, dora, qlora (LoRA on NF4 weights), full.")] = (
         "lora,qlora,full"
     ),
     micro_batch: Annotated[int, typer.Option(help="Sequences of --tokens per step on each GPU.")] = 1,
-    optimizer: Annotated[str, typer.Option(help="adamw, adamw-8bit (bitsandbytes), sgd, sgd-momentum.")] = "adamw",
+    optimizer: Annotated[
+        str,
+        typer.Option(
+            help="adamw (torch's fused, HF Trainer's default), adamw-8bit, paged-adamw, paged-adamw-8bit "
+            "(bitsandbytes; paged states live in unified memory, not counted on the GPU), sgd, sgd-momentum."
+        ),
+    ] = "adamw",
     precision: Annotated[
         str, typer.Option(help="Full fine-tuning: mixed (bf16 + fp32 master, 16 B/param with AdamW), bf16 or fp32.")
     ] = "mixed",
     checkpointing: Annotated[
         str, typer.Option(help="Gradient checkpointing: none, or layers (keep each layer's input, recompute)")
+    ] = "none",
+    loss: Annotated[
+        str,
+        typer.Option(
+            help="Loss path: fp32 (transformers 5's ForCausalLMLoss), fp32-shifted (transformers 4.43-4.47), bf16 "
+            "(no upcast, outside autocast), chunked (--loss-chunk positions at a time)."
+        ),
+    ] = "fp32",
+    loss_chunk: Annotated[int, typer.Option(help="Positions per chunk of --loss chunked.")] = 1024,
+    kbit_prepare: Annotated[
+        bool,
+        typer.Option(
+            "--kbit-prepare/--no-kbit-prepare",
+            help="QLoRA: peft's prepare_model_for_kbit_training (embeddings, head, norms to fp32), as usually run.",
+        ),
+    ] = True,
+    lora_dropout: Annotated[float, typer.Option(help="LoRA dropout (peft's lora_dropout); 0 by default.")] = 0.0,
+    offload: Annotated[
+        str, typer.Option(help="CPU offload: none, optimizer (ZeRO-Offload), params (FSDP CPUOffload).")
     ] = "none",
     autocast: Annotated[
         bool, typer.Option(help="Forward under torch.autocast(bf16), as HF Trainer's bf16=True (LoRA activations).")
@@ -87,13 +114,15 @@ def train_memory_command(
     *,
     query: Any,
 ) -> None:
-    """Memory per GPU to fine-tune: frozen and trainable weights, gradients, optimizer states, master weights
-    and the activations saved for backward; fits or not on the accelerator. Mixtures of experts are as
+    """Memory per GPU to fine-tune: the weights, master weights and optimizer states held between steps, and the
+    peak of a step (the loss's tensors at the start of backward, the recomputed layer, gradients, the optimizer
+    step); fits or not, the longest sequence and the largest micro-batch that fit. Mixtures of experts are as
     transformers >= 5 builds them (--experts fused), which bitsandbytes leaves unquantised."""
     from estimator.accelerators import accelerator as device_named
     from estimator.memory.activations import Checkpointing
+    from estimator.memory.loss import Loss
     from estimator.memory.sizes import parse_bytes
-    from estimator.memory.training import Optimizer, Precision
+    from estimator.memory.training import Offload, Optimizer, Precision
     from estimator.query import choice
 
     if micro_batch < 1 or gpus < 1:
@@ -106,14 +135,27 @@ def train_memory_command(
         "autocast": autocast,
         "gpus": gpus,
         "zero": zero,
+        "loss": choice(loss, Loss, "--loss"),
+        "loss_chunk": loss_chunk,
+        "kbit_prepare": kbit_prepare,
+        "lora_dropout": lora_dropout,
+        "offload": choice(offload, Offload, "--offload"),
     }
     device = device_named(accelerator)
-    capacity = parse_bytes(memory, "--memory") if memory is not None else device.memory_bytes
-    rows = plans(query, ways_of(way), options)
-    device_name = f"{format_bytes(capacity, iec=True)} (--memory)" if memory is not None else device.display_name
+    usable = getattr(device, "usable_memory_bytes", device.memory_bytes)
+    capacity = parse_bytes(memory, "--memory") if memory is not None else usable
+    rows = [
+        (w, *outcome(query.spec, setup, capacity), label) for w, setup, label in plans(query, ways_of(way), options)
+    ]
+    if memory is not None:
+        device_name = f"{format_bytes(capacity, iec=True)} (--memory)"
+    elif usable != device.memory_bytes:
+        device_name = f"{device.display_name}, {format_bytes(capacity, iec=True)} usable (what torch reports)"
+    else:
+        device_name = f"{device.display_name}, all of its {format_bytes(capacity, iec=True)}"
     words = train_assumptions(query, options, device_name)
-    words.insert(-2, per_layer_words(query, tuple(w for w, _, _ in rows), autocast))
-    if estimated := [label for _, m, label in rows if not m.activations_exact]:
+    words.insert(-2, per_layer_words(query, tuple(w for w, *_ in rows), autocast))
+    if estimated := [label for _, _, peak, *_, label in rows if not peak.memory.activations_exact]:
         words.insert(-2, f"Activations for {', '.join(estimated)}: an estimate from the same terms, not measured to "
                      "the byte for these layer kinds (windows and other norms change what SDPA and the norms save; "
                      "peft merges adapted fused experts in the forward pass, counted as one bf16 copy, and on twins "
@@ -121,13 +163,17 @@ def train_memory_command(
     if query.spec.is_moe and query.experts.fused_weights:
         words.insert(1, "Experts fused, as transformers >= 5 builds them: bitsandbytes quantises only nn.Linear "
                      "modules, so QLoRA leaves the 3-D expert tensors in bf16 (measured).")  # fmt: skip
+    window = query.spec.max_position_embeddings
+    if any(longest > window for *_, longest, _, _ in rows):
+        words.append(f"The longest sequences beyond {window:,} tokens exceed the model's context window: they fit in "
+                     "memory, but the model was not trained on positions that far.")  # fmt: skip
     if as_json:
         record = {
             "model": query.spec.name,
             "tokens": query.tokens,
             "memory_bytes": capacity,
             "accelerator": None if memory is not None else device.name,
-            "ways": [way_record(w, m, label, capacity) for w, m, label in rows],
+            "ways": [way_record(w, peak, label, capacity, longest, most) for w, _, peak, longest, most, label in rows],
             "assumptions": words,
         }
         typer.echo(json.dumps(record, indent=2))
@@ -137,30 +183,67 @@ def train_memory_command(
         f"{gpus} GPU(s) at ZeRO stage {zero}, on {device_name}"
     )
     typer.echo("")
-    table = [("per GPU, GiB", *(label for _, _, label in rows))]
-    for field, name in COMPONENTS:
-        table.append((name, *(_gib(getattr(m, field)) for _, m, _ in rows)))
-    table.append(("total", *(_gib(m.total_bytes) for _, m, _ in rows)))
-    table.append(
-        (f"fits in {capacity / GiB:g} GiB", *("yes" if m.total_bytes <= capacity else "no" for _, m, _ in rows))
-    )
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    for line in table:
-        pairs = enumerate(zip(line, widths, strict=True))
-        typer.echo("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs).rstrip())
+    for line in table_lines(rows, capacity, query.tokens):
+        typer.echo(line)
     typer.echo("")
     for word in words:
         say(word, "- ")
 
 
-def way_record(way: Any, memory: Any, label: str, capacity: int) -> dict[str, Any]:
-    """One way of fine-tuning in the JSON: every component per GPU in bytes, the total, whether it fits."""
+def outcome(spec: Any, setup: Any, capacity: int) -> tuple[Any, Any, int, int]:
+    """(setup, TrainPeak, longest sequence, largest micro-batch) of one way on a device of ``capacity`` bytes."""
+    from estimator.memory.peak import largest_micro_batch, longest_tokens, train_peak
+
+    longest = longest_tokens(spec, setup, capacity, TOKEN_LIMIT)
+    return setup, train_peak(spec, setup), longest, largest_micro_batch(spec, setup, capacity)
+
+
+def table_lines(rows: list[Any], capacity: int, tokens: int) -> list[str]:
+    """The table: the persistent rows, then the deciding phase's parts, the peak and the verdicts."""
+    table = [("per GPU, GiB", *(label for *_, label in rows))]
+    for field, name in PERSISTENT:
+        table.append((name, *(_gib(getattr(peak.memory, field)) for _, _, peak, *_ in rows)))
+    table.append(("held between steps", *(_gib(peak.persistent_bytes) for _, _, peak, *_ in rows)))
+    parts = list(dict.fromkeys(part for _, _, peak, *_ in rows for part in peak.parts[peak.phase]))
+    for part in parts:
+        table.append((f"+ {part}", *(_gib(peak.parts[peak.phase].get(part, 0)) for _, _, peak, *_ in rows)))
+    table.append(("peak of a step", *(_gib(peak.peak_bytes) for _, _, peak, *_ in rows)))
+    table.append(("  at", *(PHASE_WORDS[peak.phase] for _, _, peak, *_ in rows)))
+    if any(peak.memory.off_gpu_bytes for _, _, peak, *_ in rows):
+        table.append(("off the GPU (paged/CPU)", *(_gib(peak.memory.off_gpu_bytes) for _, _, peak, *_ in rows)))
+    table.append((f"fits in {capacity / GiB:,.2f} GiB", *("yes" if p.peak_bytes <= capacity else "no"
+                                                          for _, _, p, *_ in rows)))  # fmt: skip
+    table.append(("longest sequence (tokens)", *(f"{longest:,}" for *_, longest, _, _ in rows)))
+    table.append((f"largest micro-batch at {tokens:,}", *(f"{most:,}" for *_, most, _ in rows)))
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in table
+    ]
+
+
+PHASE_WORDS = {"loss": "loss, backward start", "layers": "layers' backward", "optimizer": "optimizer step"}
+
+
+def way_record(way: Any, peak: Any, label: str, capacity: int, longest: int, most: int) -> dict[str, Any]:
+    """One way of fine-tuning in the JSON: every component per GPU in bytes, each phase of the step and its parts,
+    the peak, whether it fits, the longest sequence and the largest micro-batch that fit."""
+    memory = peak.memory
     return {
         "way": way.value,
         "label": label,
         **{field: getattr(memory, field) for field, _ in COMPONENTS},
-        "total_bytes": memory.total_bytes,
-        "fits": memory.total_bytes <= capacity,
+        "off_gpu_bytes": memory.off_gpu_bytes,
+        "persistent_bytes": peak.persistent_bytes,
+        "phases_bytes": peak.phases,
+        "phase_parts_bytes": peak.parts,
+        "peak_phase": peak.phase,
+        "peak_bytes": peak.peak_bytes,
+        "fits": peak.peak_bytes <= capacity,
+        "longest_tokens": longest,
+        "largest_micro_batch": most,
         "activations_exact": memory.activations_exact,
     }
 
@@ -188,20 +271,46 @@ def train_assumptions(query: Any, options: dict[str, Any], device: str) -> list[
     from estimator.stores.kinds import targets_of
 
     autocast = "under torch.autocast(bf16) (HF Trainer's bf16=True)" if options["autocast"] else "without autocast"
+    kbit = (
+        "peft's prepare_model_for_kbit_training casts embeddings, head and norms to fp32 (--no-kbit-prepare leaves "
+        "them bf16), so the residual stream is fp32 and each checkpointed layer input 4d bytes per token"
+        if options["kbit_prepare"]
+        else "embeddings, head and norms stay bf16 (--no-kbit-prepare)"
+    )
+    loss = options["loss"].described.format(chunk=options["loss_chunk"])
     return [
         f"Adapters: LoRA/DoRA/QLoRA r={query.rank} on {targets_of(query).described}, trained in fp32 (peft keeps "
-        "adapter weights in fp32); the frozen base in bf16, or NF4 with double quantisation for QLoRA "
-        "(bitsandbytes; embeddings, head and norms stay bf16).",
+        "adapter weights in fp32), lora_dropout "
+        f"{options['lora_dropout']:g}{DROPOUT_WORDS if options['lora_dropout'] else ''}"
+        f"; the frozen base in bf16, or NF4 with double quantisation for QLoRA (bitsandbytes; {kbit}).",
+        f"Peak of a step: the largest of three phases above what is held between steps. Loss: {loss}; at the start "
+        "of backward its saved log-softmax and two gradients are alive at once (measured to the byte under "
+        "FakeTensorMode, `estimate validate --memory`). Layers: what is still saved, the recomputed layer, the "
+        "gradients in flight inside it and, for QLoRA, bitsandbytes' bf16 copy of the largest NF4 matrix (an "
+        "estimate). Optimizer: the gradients (torch's fused AdamW and bitsandbytes' kernels add no transients). "
+        "One micro-batch per step (gradients freed after each step); the allocator's slack and CUDA workspaces "
+        "are not counted.",
         f"Full fine-tuning in {options['precision'].value} precision: mixed is bf16 weights and gradients with an "
         "fp32 master copy and fp32 optimizer states (the ZeRO paper's 16 bytes per parameter with AdamW).",
         f"Optimizer: {options['optimizer'].value}; torch keeps its states in the trained weights' dtype; "
-        "bitsandbytes' 8-bit AdamW keeps two uint8 states with fp32 block scales (fp32 for tensors under 4,096).",
-        f"Activations: the bytes transformers' code saves for backward with SDPA attention, {autocast}, "
-        f"checkpointing {options['checkpointing'].value} (with it, one layer recomputed in backward is added), "
-        "the loss in fp32 and the bf16 logits returned; measured to the byte on twins for dense attention, and "
-        "for experts in full fine-tuning (`estimate validate --memory`); CUDA kernels' workspaces and the "
-        "allocator's slack are not counted.",
+        "bitsandbytes' 8-bit AdamW keeps two uint8 states with fp32 block scales (fp32 for tensors under 4,096); "
+        "its paged variants keep them in CUDA unified memory, outside torch's allocator (not counted on the GPU). "
+        + OFFLOAD_WORDS[options["offload"].value],
+        f"Saved for backward: the bytes transformers' code saves with SDPA attention, {autocast}, checkpointing "
+        f"{options['checkpointing'].value} (with it, each layer's input, and one layer recomputed in backward); "
+        "measured to the byte on twins for dense attention, and for experts in full fine-tuning (`estimate "
+        "validate --memory`). The bf16 logits the model returns are freed before backward (HF Trainer keeps only "
+        "the loss).",
         f"ZeRO stage {options['zero']} over {options['gpus']} GPU(s): stage 1 shards optimizer states and master "
         "weights, 2 also gradients, 3 (FSDP full shard) also weights; activations are per GPU.",
-        f"Device: {device}, all of its memory.",
+        f"Device: {device}; the longest sequence is found by bisection up to {TOKEN_LIMIT:,} tokens.",
     ]
+
+
+DROPOUT_WORDS = " (a 1-byte mask per adapted input element, as CUDA's native_dropout keeps)"
+OFFLOAD_WORDS = {
+    "none": "No CPU offload.",
+    "optimizer": "Offload optimizer: optimizer states and fp32 master weights on the CPU (DeepSpeed ZeRO-Offload).",
+    "params": "Offload params: parameters, gradients and optimizer states on the CPU (FSDP CPUOffload); the GPU "
+    "holds two layers' share of the weights (in use and prefetched) and one layer's gradients, an estimate.",
+}

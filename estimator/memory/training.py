@@ -12,6 +12,13 @@ AdamW. QLoRA is LoRA on NF4 base weights (:mod:`estimator.memory.formats`).
 
 ZeRO over N GPUs: stage 1 shards the optimizer states and master weights, stage 2 also the gradients,
 stage 3 (FSDP's full shard) also the weights, frozen ones included: each sharded part is ⌈bytes / N⌉.
+
+What stays on the GPU: bitsandbytes' paged optimizers (``paged-adamw``, ``paged-adamw-8bit``) allocate their
+states with ``cudaMallocManaged`` (unified memory, evicted to the CPU when the GPU runs short), outside torch's
+allocator: they count 0 against the device here, and their bytes are reported apart. ``--offload optimizer``
+(DeepSpeed ZeRO-Offload) keeps optimizer states and master weights on the CPU; ``--offload params`` (FSDP's
+CPUOffload) also the parameters and gradients, the GPU holding two layers' weights (in use and prefetched) and
+one layer's gradients at a time.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from estimator.architecture import layout_of
 from estimator.errors import EstimatorError
 from estimator.memory.activations import Checkpointing, activation_bytes
 from estimator.memory.formats import FP32_BYTES, WeightFormat
-from estimator.memory.weights import weight_bytes_per_gpu
+from estimator.memory.loss import LOSS_CHUNK_TOKENS, Loss
+from estimator.memory.weights import linear_format, weight_bytes_per_gpu
 
 if TYPE_CHECKING:
     from estimator.specs import ModelSpec
@@ -53,13 +61,32 @@ class Precision(StrEnum):
 class Optimizer(StrEnum):
     adamw = "adamw"
     adamw_8bit = "adamw-8bit"
+    paged_adamw = "paged-adamw"
+    paged_adamw_8bit = "paged-adamw-8bit"
     sgd = "sgd"
     sgd_momentum = "sgd-momentum"
 
     @property
     def slots(self) -> int:
         """State tensors per parameter: AdamW's m and v, SGD's momentum buffer, plain SGD's none."""
-        return {"adamw": 2, "adamw-8bit": 2, "sgd": 0, "sgd-momentum": 1}[self.value]
+        return {"sgd": 0, "sgd-momentum": 1}.get(self.value, 2)
+
+    @property
+    def paged(self) -> bool:
+        """bitsandbytes' paged variants: states in CUDA unified memory, outside torch's allocator."""
+        return self.value.startswith("paged")
+
+    @property
+    def eight_bit(self) -> bool:
+        return self.value.endswith("8bit")
+
+
+class Offload(StrEnum):
+    """What DeepSpeed ZeRO-Offload / FSDP CPUOffload moves to the CPU (the module docstring)."""
+
+    none = "none"
+    optimizer = "optimizer"
+    params = "params"
 
 
 def optimizer_state_bytes(tensor_sizes: tuple[int, ...], optimizer: Optimizer, state_bytes: int) -> int:
@@ -71,9 +98,9 @@ def optimizer_state_bytes(tensor_sizes: tuple[int, ...], optimizer: Optimizer, s
     measured on bitsandbytes 0.50): per tensor of n ≥ 4,096 elements, two uint8 states (n each), two fp32
     absmax per block of 256 and its two fp32 quantisation maps of 256 entries, 2n + 8 ⌈n / 256⌉ + 2,048
     (n = 1,000,000: 2,033,304); smaller tensors keep fp32 states, 8n."""
-    if optimizer is Optimizer.adamw:  # and torch's fp32 ``step`` counter, a 0-d tensor per parameter tensor
+    if optimizer in (Optimizer.adamw, Optimizer.paged_adamw):  # and torch's fp32 ``step``, a 0-d tensor each
         return optimizer.slots * state_bytes * sum(tensor_sizes) + FP32_BYTES * len(tensor_sizes)
-    if optimizer is not Optimizer.adamw_8bit:
+    if not optimizer.eight_bit:
         return optimizer.slots * state_bytes * sum(tensor_sizes)
     total = 0
     for n in tensor_sizes:
@@ -101,10 +128,19 @@ class TrainSetup:
     gpus: int = 1
     zero: int = 0
     fused_experts: bool = True  # experts as transformers >= 5 builds them (bitsandbytes leaves them bf16)
+    loss: Loss = Loss.fp32
+    loss_chunk: int = LOSS_CHUNK_TOKENS  # positions per chunk of the chunked loss
+    kbit_prepare: bool = True  # QLoRA: peft's prepare_model_for_kbit_training (16-bit parameters to fp32)
+    lora_dropout: float = 0.0
+    offload: Offload = Offload.none
 
     def __post_init__(self) -> None:
         if self.zero not in (0, 1, 2, 3):
             raise EstimatorError(f"ZeRO stage {self.zero} does not exist; use 0, 1, 2 or 3")
+        if not 0 <= self.lora_dropout < 1:
+            raise EstimatorError(f"--lora-dropout {self.lora_dropout} must be in [0, 1); peft's default is 0")
+        if self.tokens < 1 or self.micro_batch < 1:
+            raise EstimatorError("--tokens and --micro-batch must be at least 1; give e.g. --tokens 4k")
 
 
 @dataclass(frozen=True)
@@ -119,6 +155,7 @@ class TrainMemory:
     activation_bytes: int  # saved for backward, and one layer's recompute under checkpointing
     logits_bytes: int  # the bf16 logits the forward pass returns
     activations_exact: bool  # every layer kind measured to the byte (else an estimate from the same terms)
+    off_gpu_bytes: int = 0  # paged (unified memory) or CPU-offloaded states and weights, not on the GPU
 
     @property
     def total_bytes(self) -> int:
@@ -162,6 +199,25 @@ def full_tensor_sizes(spec: ModelSpec, fused_experts: bool = False) -> tuple[int
     return tuple(sizes)
 
 
+def kbit_extra_weight_bytes(spec: ModelSpec, fused_experts: bool) -> int:
+    """Bytes peft's ``prepare_model_for_kbit_training`` adds by casting every bf16 parameter that is not a
+    ``Params4bit`` to fp32: 2 per element of what bitsandbytes leaves unquantised (embeddings, head, norms,
+    biases, bare expert tensors, routers). Llama 3.1 8B: 2 · (8,030,261,248 − 6,979,321,856) = 2,101,878,784."""
+    quantised = sum(
+        g.layers * m.weight_params
+        for g in layout_of(spec).groups
+        for m in g.linears(fused_experts)
+        if m.weight_params and linear_format(m, WeightFormat.nf4) is WeightFormat.nf4
+    )
+    return (FP32_BYTES - 2) * (sum(full_tensor_sizes(spec, fused_experts)) - quantised)
+
+
+def layer_weight_bytes(spec: ModelSpec, fused_experts: bool) -> int:
+    """bf16 bytes of the largest decoder layer's weights (FSDP gathers one layer at a time)."""
+    return max(sum(2 * m.params for m in g.linears(fused_experts)) + 2 * sum(t.params for t in g.tensors)
+               for g in layout_of(spec).groups)  # fmt: skip
+
+
 def widths(setup: TrainSetup) -> tuple[int, int, int]:
     """(weight, gradient, master) bytes per trainable parameter; adapters train in fp32."""
     if setup.way is not Way.full or setup.precision is Precision.fp32:
@@ -186,17 +242,34 @@ def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
     if setup.way is not Way.full:
         fmt = WeightFormat.nf4 if setup.way is Way.qlora else WeightFormat.bf16
         frozen = weight_bytes_per_gpu(spec, fmt, fused_experts=setup.fused_experts)
+        if setup.way is Way.qlora and setup.kbit_prepare:
+            frozen += kbit_extra_weight_bytes(spec, setup.fused_experts)
     state_w = FP32_BYTES if master_w or weight_w == FP32_BYTES else weight_w
     n, z = setup.gpus, setup.zero
     ranks = None if setup.way is Way.full else setup.ranks or {}
     acts = activation_bytes(spec, setup.tokens, setup.micro_batch, ranks, setup.checkpointing, setup.autocast)
+    weights = shard(frozen, n, z >= 3), shard(params * weight_w, n, z >= 3)
+    master = shard(params * master_w, n, z >= 1)
+    grads = shard(params * grad_w, n, z >= 2)
+    states = shard(optimizer_state_bytes(setup.trainable_sizes, setup.optimizer, state_w), n, z >= 1)
+    off = 0
+    if setup.optimizer.paged or setup.offload is not Offload.none:
+        off, states = off + states, 0
+    if setup.offload is not Offload.none:
+        off, master = off + master, 0
+    if setup.offload is Offload.params:  # the GPU holds two layers' share of each weight, one layer's of gradients
+        off += sum(weights) + grads
+        share = min(1.0, layer_weight_bytes(spec, setup.fused_experts) / (2 * sum(full_tensor_sizes(spec))))
+        weights = int(weights[0] * min(1.0, 2 * share)), int(weights[1] * min(1.0, 2 * share))
+        grads = int(grads * share)
     return TrainMemory(
-        frozen_weights_bytes=shard(frozen, n, z >= 3),
-        trainable_weights_bytes=shard(params * weight_w, n, z >= 3),
-        master_weights_bytes=shard(params * master_w, n, z >= 1),
-        gradient_bytes=shard(params * grad_w, n, z >= 2),
-        optimizer_bytes=shard(optimizer_state_bytes(setup.trainable_sizes, setup.optimizer, state_w), n, z >= 1),
+        frozen_weights_bytes=weights[0],
+        trainable_weights_bytes=weights[1],
+        master_weights_bytes=master,
+        gradient_bytes=grads,
+        optimizer_bytes=states,
         activation_bytes=acts.saved_bytes + acts.recompute_bytes,
         logits_bytes=acts.logits_bytes,
         activations_exact=acts.exact,
+        off_gpu_bytes=off,
     )

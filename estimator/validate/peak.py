@@ -1,0 +1,233 @@
+"""The peak of live tensors in one full-size fine-tuning step, measured on the CPU with no memory.
+
+The real model (transformers, from the spec's config), with peft's LoRA, is built on the meta device and
+its parameters swapped for fake CPU tensors (``FakeTensorMode``: true shapes and dtypes, no storage). A
+dispatcher-level tracker (a ``TorchDispatchMode`` beneath nothing but the fake mode) sees every tensor each
+aten op returns, counts its storage once (``untyped_storage().nbytes()``, no allocator rounding) and drops
+it when Python frees the storage. It runs forward with labels, backward and one optimizer step, and records
+the peak of live bytes in each phase and what was alive at the highest one.
+
+One adjustment, stated in the result: transformers cannot tell, from fake position ids, that an unpadded
+sequence is not packed (``find_packed_sequence_indices`` reads values), so under fake tensors it would build
+a T × T boolean causal mask that it skips on a real device; the measurement lets it skip, as on a device.
+torch's own ``torch.distributed._tools.mem_tracker.MemTracker`` does the same work but rounds every storage
+up to the CUDA allocator's 512 bytes; this tracker counts bytes exactly, so formulas can be compared to the byte.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from unittest import mock
+
+import peft
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+from estimator.errors import EstimatorError
+from estimator.validate.measure import _quiet, build_model
+
+if TYPE_CHECKING:
+    from estimator.specs import ModelSpec
+
+PHASES = ("weights", "forward", "backward", "optimizer")
+
+
+class LiveBytes(TorchDispatchMode):  # type: ignore[no-untyped-call]
+    """Live bytes of every storage an op returns, by label (phase: op: dtype); the peak, and the labels then."""
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.phase = "weights"
+        self.live: dict[int, tuple[int, str]] = {}
+        self.by_label: dict[str, int] = {}
+        self.refs: dict[int, Any] = {}
+        self.total = 0
+        self.peak = 0
+        self.at_peak: dict[str, int] = {}
+        self.peak_phase = "weights"
+        self.phase_peaks: dict[str, int] = {}
+
+    def add(self, storage: Any, label: str) -> None:
+        key = id(storage)
+        if key in self.live:
+            return
+        size = int(storage.nbytes())
+        self.live[key] = (size, label)
+        self.by_label[label] = self.by_label.get(label, 0) + size
+        self.total += size
+        self.refs[key] = weakref.ref(storage, functools.partial(self.dropped, key))
+        if self.total > self.phase_peaks.get(self.phase, 0):
+            self.phase_peaks[self.phase] = self.total
+        if self.total > self.peak:
+            self.peak, self.peak_phase = self.total, self.phase
+            self.at_peak = {k: v for k, v in self.by_label.items() if v}
+
+    def enter(self, phase: str) -> None:
+        """Start a phase; its peak is at least what is alive as it starts."""
+        self.phase = phase
+        self.phase_peaks[phase] = max(self.phase_peaks.get(phase, 0), self.total)
+
+    def dropped(self, key: int, _ref: object) -> None:
+        size, label = self.live.pop(key)
+        self.by_label[label] -= size
+        self.total -= size
+        self.refs.pop(key, None)
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for tensor in tree_flatten(out)[0]:
+            if isinstance(tensor, torch.Tensor):
+                self.add(
+                    tensor.untyped_storage(), f"{self.phase}: {func.__name__.split('.')[0]} ({dtype_name(tensor)})"
+                )
+        return out
+
+
+def dtype_name(tensor: torch.Tensor) -> str:
+    return str(tensor.dtype).removeprefix("torch.")
+
+
+@dataclass(frozen=True)
+class MeasuredPeak:
+    """One measured step: the peak of live bytes, its phase, each phase's own peak, what was alive at the peak."""
+
+    peak_bytes: int
+    peak_phase: str
+    phase_peak_bytes: dict[str, int]
+    alive_at_peak: dict[str, int]  # label -> bytes
+    weights_bytes: int  # every parameter and buffer before the step
+
+    def alive(self, phase: str, op: str = "") -> int:
+        """Bytes alive at the peak that ``phase`` created (with ``op`` in their label, if given)."""
+        return sum(v for k, v in self.alive_at_peak.items() if k.startswith(phase) and op in k)
+
+
+def fake_lora_model(spec: ModelSpec, rank: int | None, checkpointing: bool, dropout: float = 0.0) -> Any:
+    """The full-size model in bf16 with SDPA, peft's all-linear LoRA of ``rank`` (None: full fine-tuning), built
+    on the meta device; its parameters and buffers become fake CPU tensors in the caller's FakeTensorMode."""
+    with _quiet():
+        model = build_model(spec, device="meta", dtype=torch.bfloat16, attention="sdpa")
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if rank is not None:
+            config = peft.LoraConfig(r=rank, target_modules="all-linear", lora_dropout=dropout)
+            with torch.device("meta"):
+                model = peft.get_peft_model(model, config)
+        else:
+            model.requires_grad_(True)
+    for module in model.modules():
+        for name, p in list(module._parameters.items()):
+            if p is not None:
+                fake = torch.empty(p.shape, dtype=p.dtype, device="cpu")
+                module._parameters[name] = torch.nn.Parameter(fake, requires_grad=p.requires_grad)
+        for name, b in list(module._buffers.items()):
+            if b is not None:
+                module._buffers[name] = torch.empty(b.shape, dtype=b.dtype, device="cpu")
+    return model.train()
+
+
+def shifted_fp32_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """transformers 4.46-4.47's ForCausalLMLoss, reproduced: ``logits.float()``, then the shifted copy
+    ``logits[..., :-1, :].contiguous()`` (another fp32 tensor of the whole sequence) and cross_entropy.
+    (4.43-4.45 did the same inside LlamaForCausalLM.forward.)"""
+    logits = logits.float()
+    shift_logits = logits[..., :-1, :].contiguous()
+    shift_labels = labels[..., 1:].contiguous()
+    vocab = shift_logits.shape[-1]
+    return torch.nn.functional.cross_entropy(shift_logits.view(-1, vocab), shift_labels.view(-1))
+
+
+def chunked_loss(hidden: torch.Tensor, head: torch.Tensor, labels: torch.Tensor, chunk: int) -> torch.Tensor:
+    """A chunked cross-entropy: the head and an fp32 cross-entropy over ``chunk`` tokens at a time, each chunk
+    checkpointed, so at most one chunk's logits exist (in forward, and again in its backward)."""
+    from torch.utils.checkpoint import checkpoint
+
+    targets = torch.nn.functional.pad(labels, (0, 1), value=-100)[..., 1:]
+    flat, flat_targets = hidden.reshape(-1, hidden.shape[-1]), targets.reshape(-1)
+    count = flat_targets.numel()  # the last position has no target; cross_entropy ignores it either way
+
+    def piece(h: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        logits = torch.nn.functional.linear(h, head).float()
+        return torch.nn.functional.cross_entropy(logits, t, ignore_index=-100, reduction="sum")
+
+    total = torch.zeros((), dtype=torch.float32)
+    for i in range(0, count, chunk):
+        total = total + checkpoint(piece, flat[i : i + chunk], flat_targets[i : i + chunk], use_reentrant=False)
+    return total / (count - labels.shape[0])
+
+
+def measure_peak(
+    spec: ModelSpec,
+    tokens: int,
+    *,
+    rank: int | None = 32,
+    batch: int = 1,
+    checkpointing: bool = True,
+    loss: str = "fp32",
+    chunk: int = 1024,
+    dropout: float = 0.0,
+    autocast: bool = True,
+    optimizer: str = "adamw",
+) -> MeasuredPeak:
+    """One forward with labels, backward and AdamW step of the full-size model under FakeTensorMode.
+
+    ``loss``: ``fp32`` (transformers' own, model(labels=...)), ``fp32-shifted`` (transformers 4.46's, above),
+    ``bf16`` (cross_entropy on the bf16 logits) or ``chunked`` (above, ``chunk`` tokens at a time)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    if loss not in ("fp32", "fp32-shifted", "bf16", "chunked"):
+        raise EstimatorError(f"unknown loss {loss!r}; use fp32, fp32-shifted, bf16 or chunked")
+    tracker = LiveBytes()
+    with ExitStack() as stack:
+        stack.enter_context(_quiet())
+        stack.enter_context(mock.patch("transformers.masking_utils.find_packed_sequence_indices", return_value=None))
+        stack.enter_context(FakeTensorMode(allow_non_fake_inputs=True))
+        model = fake_lora_model(spec, rank, checkpointing, dropout)
+        params = [p for p in model.parameters() if p.requires_grad]
+        for tensor in (*model.parameters(), *model.buffers()):
+            tracker.add(tensor.untyped_storage(), f"weights: {'trainable' if tensor.requires_grad else 'frozen'} "
+                        f"({dtype_name(tensor)})")  # fmt: skip
+        step: Any = torch.optim.AdamW(params, fused=True) if optimizer == "adamw" else torch.optim.SGD(params)
+        for p in params:  # a first step with zero gradients creates the states, as any step after the first finds them
+            p.grad = torch.zeros_like(p)
+        step.step()
+        step.zero_grad(set_to_none=True)
+        for state in step.state.values():
+            for value in state.values():
+                if isinstance(value, torch.Tensor):
+                    tracker.add(value.untyped_storage(), f"weights: optimizer state ({dtype_name(value)})")
+        weights = tracker.total
+        ids = torch.zeros((batch, tokens), dtype=torch.long)
+        context = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else nullcontext()
+        with tracker:
+            tracker.enter("forward")
+            with context:
+                value = forward_loss(model, ids, loss, chunk)
+            tracker.enter("backward")
+            value.backward()  # type: ignore[no-untyped-call]
+            del value
+            tracker.enter("optimizer")
+            step.step()
+    return MeasuredPeak(tracker.peak, tracker.peak_phase, dict(tracker.phase_peaks), tracker.at_peak, weights)
+
+
+def forward_loss(model: Any, ids: torch.Tensor, loss: str, chunk: int) -> torch.Tensor:
+    """The loss of one forward pass on each loss path; the model's outputs are dropped, as HF Trainer's
+    compute_loss drops them, so only what autograd saved stays alive."""
+    if loss == "fp32":
+        return model(input_ids=ids, labels=ids, use_cache=False).loss  # type: ignore[no-any-return]
+    if loss == "chunked":
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        hidden = inner.model(input_ids=ids, use_cache=False).last_hidden_state
+        return chunked_loss(hidden, inner.get_output_embeddings().weight, ids, chunk)
+    logits = model(input_ids=ids, use_cache=False).logits
+    if loss == "fp32-shifted":
+        return shifted_fp32_loss(logits, ids)
+    targets = torch.nn.functional.pad(ids, (0, 1), value=-100)[..., 1:]
+    with torch.autocast("cpu", enabled=False):  # autocast would upcast cross_entropy to fp32
+        return torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), targets.reshape(-1))
