@@ -18,6 +18,7 @@ from typer._click.utils import PacifyFlushWrapper
 from estimator.cli import headline, streams  # noqa: F401  (headline registers the main query on the app)
 from estimator.cli.app import EXIT_BAD_INPUT, app
 from estimator.errors import EstimatorError
+from estimator.offline import go_offline
 
 LAZY_COMMANDS = {
     "models": "estimator.cli.models",
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the app; turn every input error into one line on stderr and exit status 2."""
     args = sys.argv[1:] if argv is None else argv
     streams.prepare()
+    go_offline()  # before any Hugging Face library is imported: never the network
     register_commands(args)
     command = typer.main.get_command(app)
     try:
@@ -89,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         raise
     except EstimatorError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        from estimator.checkpoint.files import printable
+
+        typer.echo(f"error: {printable(str(exc), 4000)}", err=True)  # no terminal escapes from a file's names
         return EXIT_BAD_INPUT
     except UsageError as exc:
         where = exc.ctx.command_path if exc.ctx is not None else "estimate"

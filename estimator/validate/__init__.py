@@ -20,11 +20,13 @@ from importlib import metadata
 from pathlib import Path
 
 from estimator.errors import EstimatorError
+from estimator.offline import go_offline
 
 EXTRA_PACKAGES = ("torch", "transformers", "peft", "safetensors", "bitsandbytes")
 # bitsandbytes (imported by peft and by the memory checks) warns on import that an optional CPU kernel
 # package is missing; its plain-torch CPU code runs instead and every byte counted is the same.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+go_offline()  # transformers, peft and bitsandbytes never reach the Hub or fetch a kernel (estimator.offline)
 MEASURING_PACKAGES = ("torch", "transformers", "peft")  # their conventions decide the measured numbers
 INSTALL_HINT = 'pip install torch==2.13.0 && pip install -e ".[validate]"'
 LOCK_NAMES = ("_test_lock.txt", "test-lock.txt")  # in the wheel, beside the source tree
