@@ -170,8 +170,13 @@ def test_lora_and_full_fine_tuning_of_llama3_70b_by_hand(llama70: object) -> Non
     assert lora.frozen_weights_bytes == 141_107_412_992
     assert lora.trainable_weights_bytes == lora.gradient_bytes == 4 * p
     assert lora.optimizer_bytes == 8 * p + 4 * len(sizes) and lora.master_weights_bytes == 0
+    plain = TrainSetup(Way.qlora, sizes, 4096, lora_ranks(targets, 32), kbit_prepare=False)
+    assert train_memory(llama70, plain).frozen_weights_bytes == weight_bytes_per_gpu(llama70, WeightFormat.nf4)
+    # peft's prepare_model_for_kbit_training: embeddings, head and the 2 · 80 + 1 norms from bf16 to fp32
+    unquantised = 2 * V * D + (2 * L + 1) * D
     qlora = train_memory(llama70, TrainSetup(Way.qlora, sizes, 4096, lora_ranks(targets, 32)))
-    assert qlora.frozen_weights_bytes == weight_bytes_per_gpu(llama70, WeightFormat.nf4)
+    assert qlora.frozen_weights_bytes == weight_bytes_per_gpu(llama70, WeightFormat.nf4) + 2 * unquantised
+    assert 2 * unquantised == 4_205_330_432
     full_sizes = full_tensor_sizes(llama70)
     assert sum(full_sizes) == total_params(llama70) and len(full_sizes) == L * 9 + 3
     n = total_params(llama70)
