@@ -31,7 +31,7 @@ DATA_FILE = "data/accelerators.toml"  # inside the estimator package
 NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")  # what a user types: h100-sxm, tpu-v5e
 INTEGERS = ("bf16_dense_flops_per_s", "memory_bandwidth_bytes_per_s", "memory_bytes")
 TEXTS = ("display_name", "source", "note")
-OPTIONAL = ("fp8_dense_flops_per_s",)
+OPTIONAL = ("fp8_dense_flops_per_s", "reported_memory_gib", "reported_memory_source")
 REQUIRED = (*TEXTS, *INTEGERS, "memory_gb_as_printed")
 
 
@@ -47,6 +47,20 @@ class Accelerator:
     memory_bytes: int
     source: str
     note: str
+    reported_memory_gib: float | None = None  # what torch reports (mem_get_info's total), as an engine log prints it
+    reported_memory_source: str | None = None
+
+    @property
+    def usable_memory_bytes(self) -> int:
+        """The memory torch reports for the device (H100 80GB HBM3: 79.19 GiB, as vLLM prints it), which
+        engines budget from; the installed size where no log of it was found (said by ``reported``)."""
+        if self.reported_memory_gib is None:
+            return self.memory_bytes
+        return round(self.reported_memory_gib * 2**30)
+
+    @property
+    def reported(self) -> bool:
+        return self.reported_memory_gib is not None
 
     @property
     def ridge_flops_per_byte(self) -> float:
@@ -80,11 +94,16 @@ def _entry(name: str, fields: Any, where: str) -> Accelerator:
             raise bad(f"{key} must be a non-empty string")
     if not fields["source"].startswith("https://"):
         raise bad(f"source {fields['source']!r} must be an https:// URL of the vendor's page")
-    for key in (*INTEGERS, *(k for k in OPTIONAL if k in fields)):
+    for key in (*INTEGERS, *(k for k in OPTIONAL[:1] if k in fields)):
         if not _positive(fields[key], integer=True):
             raise bad(f"{key} = {fields[key]!r} must be a positive integer")
     if not _positive(fields["memory_gb_as_printed"], integer=False):
         raise bad(f"memory_gb_as_printed = {fields['memory_gb_as_printed']!r} must be a positive number")
+    if ("reported_memory_gib" in fields) != ("reported_memory_source" in fields):
+        raise bad("reported_memory_gib and reported_memory_source come together (the log that printed it)")
+    reported = fields.get("reported_memory_gib")
+    if reported is not None and not (_positive(reported, integer=False) and reported <= fields["memory_gb_as_printed"]):
+        raise bad(f"reported_memory_gib = {reported!r} must be positive and at most the installed memory")
     expected = round(fields["memory_gb_as_printed"] * 2**30)
     if fields["memory_bytes"] != expected:
         raise bad(f"memory_bytes = {fields['memory_bytes']} differs from memory_gb_as_printed x 2**30 = {expected}")
@@ -97,6 +116,8 @@ def _entry(name: str, fields: Any, where: str) -> Accelerator:
         memory_bytes=fields["memory_bytes"],
         source=fields["source"],
         note=fields["note"],
+        reported_memory_gib=reported,
+        reported_memory_source=fields.get("reported_memory_source"),
     )
 
 

@@ -11,7 +11,7 @@ import typer
 
 from estimator.cli.app import app
 from estimator.cli.main import LAZY_COMMANDS, register_commands
-from estimator.cli.options import QUERY_OPTION_NAMES
+from estimator.cli.options import QUERY_OPTION_NAMES, SERVING_OPTIONS, TRAINING_OPTIONS
 from estimator.compare import estimate
 from estimator.errors import EstimatorError
 from estimator.zoo import load_spec
@@ -19,6 +19,7 @@ from estimator.zoo import load_spec
 from .test_cli import run
 
 NO_QUERY = {"models", "constants", "serve", "inspect"}  # the commands that take no model (inspect reads a path)
+RESTRICTED = {"serve-memory": SERVING_OPTIONS, "train-memory": TRAINING_OPTIONS}  # the rest would do nothing there
 
 
 def _commands() -> dict[str, set[str]]:
@@ -37,8 +38,11 @@ def test_every_command_that_takes_a_model_takes_the_whole_query() -> None:
         if name in NO_QUERY:
             assert not params & {"model", "config", "rank"}, name  # `models --tokens` states its T
             continue
-        missing = [option for option in QUERY_OPTION_NAMES if option not in params]
+        offered = RESTRICTED.get(name, QUERY_OPTION_NAMES)
+        missing = [option for option in offered if option not in params]
         assert not missing, f"`estimate {name}` lacks the query options {missing}"
+        idle = [option for option in QUERY_OPTION_NAMES if option in params and option not in offered]
+        assert not idle, f"`estimate {name}` lists query options it does not read: {idle}"
 
 
 def test_options_before_a_subcommand_apply_to_it(capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,46 +20,6 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_serve_memory_table_for_the_issue_grid(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "serve-memory", "--model", "llama3-70b", "--tokens", "100k", "--batch", "1,8",
-                       "--tp", "1,2,4,8")  # fmt: skip
-    assert code == 0
-    rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
-    assert [(r[0], r[1], r[7]) for r in rows] == [
-        ("1", "1", "no"), ("1", "8", "no"), ("2", "1", "no"), ("2", "8", "no"),
-        ("4", "1", "yes"), ("4", "8", "no"), ("8", "1", "yes"), ("8", "8", "yes"),
-    ]  # fmt: skip
-    assert "vLLM's default gpu_memory_utilization is 0.9" in out
-    assert "(past context)" in out  # Llama 3 70B reads 8,192 tokens at once
-
-
-def test_serve_memory_json_is_in_bytes(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "serve-memory", "--model", "llama3-70b", "--tp", "8", "--batch", "8", "--json")
-    assert code == 0
-    record = json.loads(out)
-    (row,) = record["rows"]
-    assert row["weights_bytes_per_gpu"] == 17_640_734_720
-    assert row["cache_bytes_per_gpu"] == 8 * 4_096_000_000
-    assert row["fits"] is True and row["headroom_bytes"] == row["budget_bytes_per_gpu"] - row["total_bytes_per_gpu"]
-    assert row["short_bytes"] == 0
-    assert record["memory_bytes"] == 80 * GiB
-
-
-def test_serve_memory_on_a_custom_device_and_quantised(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "serve-memory", "--model", "llama3-8b", "--memory", "24GiB", "--weights-dtype",
-                       "int4-awq", "--tokens", "32k", "--json")  # fmt: skip
-    assert code == 0
-    record = json.loads(out)
-    assert record["memory_bytes"] == 24 * GiB and record["accelerator"] is None
-    assert record["rows"][0]["fits"] is True
-
-
-def test_a_state_space_model_fits_any_length(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "serve-memory", "--model", "mamba-2.8b", "--json")
-    assert code == 0
-    assert json.loads(out)["rows"][0]["any_length"] is True
-
-
 def test_train_memory_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "train-memory", "--model", "llama3-70b", "--tokens", "4096")
     assert code == 0
@@ -85,6 +45,7 @@ def test_train_memory_table(capsys: pytest.CaptureFixture[str]) -> None:
         (["serve-memory", "--batch", "0"], "--batch"),
         (["serve-memory", "--accelerator", "h100"], "h100-sxm"),
         (["serve-memory", "--chunk", "0"], "--chunk at least 1"),
+        (["serve-memory", "--memory", "80"], "--memory 80 has no unit"),
         (["train-memory", "--zero", "4"], "ZeRO stage 4 does not exist"),
         (["train-memory", "--optimizer", "adam9"], "unknown --optimizer 'adam9'"),
         (["train-memory", "--way", "prompt"], "unknown --way 'prompt'"),

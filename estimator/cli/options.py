@@ -106,6 +106,12 @@ QUERY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("ia3_targets", Ia3Opt, None),
 )
 QUERY_OPTION_NAMES = tuple(name for name, _, _ in QUERY_OPTIONS)
+# The query options a command that answers another question takes (the rest keep their defaults and stay
+# out of its --help): serving reads the model and its cache's format; fine-tuning the model and the adapter.
+MODEL_OPTIONS = ("model", "config", "name", "tokens")
+CACHE_OPTIONS = ("kv_dtype", "kv_group_size", "kv_zero_point", "mla_cache", "window_cache", "conv_cache", "state_dtype")
+SERVING_OPTIONS = (*MODEL_OPTIONS, *CACHE_OPTIONS, "weights_dtype")  # its own --weights-dtype replaces the query's
+TRAINING_OPTIONS = (*MODEL_OPTIONS, "rank", "targets", "experts")
 
 
 def spec_of(model: str | None, config: Path | None, default_model: str | None = None, name: str | None = None) -> Any:
@@ -191,15 +197,21 @@ def build_query(values: dict[str, Any], default_model: str | None = None, spec: 
 
 
 def query_command(
-    *, default_model: str | None = DEFAULT_MODEL, defaults: dict[str, Any] | None = None, build: bool = True
+    *,
+    default_model: str | None = DEFAULT_MODEL,
+    defaults: dict[str, Any] | None = None,
+    build: bool = True,
+    only: tuple[str, ...] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command every query option. It is called with ``query`` (built and validated), or with
     ``options`` (the raw values, for a command that builds its queries itself) when ``build`` is False.
 
     ``default_model``: the model when neither --model nor --config is given (None: one is required);
-    ``defaults``: other defaults for this command (``{"methods": "kv,lora,pretraining"}``).
+    ``defaults``: other defaults for this command (``{"methods": "kv,lora,pretraining"}``);
+    ``only``: the query options this command takes (the others keep their defaults, out of its --help).
     """
     chosen = dict(defaults or {})
+    offered = QUERY_OPTION_NAMES if only is None else only
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         own = inspect.signature(func, eval_str=True)
@@ -208,7 +220,7 @@ def query_command(
         added = [
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=chosen.get(name, default), annotation=kind)
             for name, kind, default in QUERY_OPTIONS
-            if name not in taken
+            if name not in taken and name in offered
         ]
         names = [p.name for p in added]
 
@@ -224,7 +236,7 @@ def query_command(
         positional = [p for p in kept if p.kind is not inspect.Parameter.KEYWORD_ONLY]
         keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in kept if p not in positional]
         wrapper.__signature__ = own.replace(parameters=[*positional, *keyword, *added])  # type: ignore[attr-defined]
-        wrapper.query_options = tuple(QUERY_OPTION_NAMES)  # type: ignore[attr-defined]
+        wrapper.query_options = tuple(offered)  # type: ignore[attr-defined]
         return wrapper
 
     return decorate

@@ -36,7 +36,7 @@ LARGE_GPU_BYTES = 70 * GiB  # vLLM's threshold for larger scheduler defaults (A1
 VLLM_SOURCE = "vllm/v1/worker/gpu_worker.py determine_available_memory; vllm/engine/arg_utils.py get_batch_defaults"
 SGLANG_FRACTION = ((8, 0.81), (4, 0.85), (2, 0.87), (1, 0.88))  # server_args.py: mem_fraction_static by TP
 SAMPLER_FP32_BYTES_PER_LOGIT = 12  # beyond the model-dtype logits: see sampler_bytes
-PROFILE_REST_BYTES = 191_000_000  # see profile_peak_bytes
+PROFILE_REST_BYTES = 132_000_000  # see profile_peak_bytes
 NON_TORCH_BYTES = ((4, 2_287_000_000), (2, 2_223_000_000), (1, 268_000_000))  # see non_torch_bytes
 MOE_CHUNK_TOKENS = 32768  # VLLM_FUSED_MOE_CHUNK_SIZE: the fused-MoE workspace is sized for at most this many tokens
 LLM_D = "llm-d planner's vLLM 0.19.0 sweep on H100 80GB HBM3 (tests/data/published/serving.toml)"
@@ -118,11 +118,16 @@ def non_torch_bytes(tp: int) -> int:
 
 def profile_peak_bytes(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> tuple[int, int, int]:
     """(forward, sampler, rest) of vLLM's profile run on one GPU: the torch peak is the larger of one forward
-    pass over max_num_batched_tokens (:func:`prefill_activation_bytes`) and the sampler's warm-up plus the
-    rest the profile run holds beside it, 0.18 GiB (191,000,000 bytes: what llm-d's logs print beyond the
-    sampler for nine dense models of 2-27B, 0.11-0.23 GiB)."""
+    pass over N = max_num_batched_tokens (:func:`prefill_activation_bytes`) and the sampler's warm-up plus what
+    the run holds beside it: the forward's output, N · d · b (the hidden states stay alive while the sampler
+    runs), and 132,000,000 bytes more. That constant is fitted, not derived: it is what llm-d's vLLM 0.19.0
+    logs leave after the sampler and the hidden states for 11 dense models and dtypes (0.11-0.26 GiB in all;
+    a least-squares fit of a + c · N · d · b gives a = 0.12 GiB, c = 1.02). Llama 3.1 8B, bf16:
+    1,838,641,152 + 8,192 · 4,096 · 2 + 132,000,000 = 2,037,749,760 bytes (1.90 GiB; printed: 1.89)."""
     forward = prefill_activation_bytes(spec, replace(setup, chunk_tokens=knobs.max_num_batched_tokens))
-    return forward, sampler_bytes(spec, knobs, setup.weights.float_bytes), PROFILE_REST_BYTES
+    b = setup.weights.float_bytes
+    rest = knobs.max_num_batched_tokens * spec.hidden_size * b + PROFILE_REST_BYTES
+    return forward, sampler_bytes(spec, knobs, b), rest
 
 
 def vllm_reserves(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> tuple[Reserve, ...]:
@@ -155,7 +160,7 @@ def vllm_reserves(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> tuple[Res
         )
     rows.append(
         Reserve(
-            label=f"non-torch memory at TP {setup.tp} (NCCL, all-reduce, cuBLAS)",
+            label="non-torch memory (NCCL, all-reduce, cuBLAS)",
             bytes=non_torch_bytes(setup.tp),
             source=f"memory_profiling non_torch_increase; {LLM_D}",
         )
@@ -163,9 +168,18 @@ def vllm_reserves(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> tuple[Res
     return tuple(rows)
 
 
-def plan_pool(spec: ModelSpec, setup: ServeSetup, engine: Engine, knobs: Knobs, reported_bytes: int) -> Pool:
+def plan_pool(
+    spec: ModelSpec,
+    setup: ServeSetup,
+    engine: Engine,
+    knobs: Knobs,
+    reported_bytes: int,
+    extra: tuple[Reserve, ...] = (),
+    draft: ModelSpec | None = None,
+) -> Pool:
     """The pool ``engine`` leaves on one GPU of ``reported_bytes`` under ``knobs`` (see the module docstring),
-    and what it holds: blocks, tokens and concurrency as the engine prints them."""
+    less the ``extra`` rows of serving options (LoRA slots, a draft model, whose cache joins the blocks), and
+    what it holds: blocks, tokens and concurrency as the engine prints them."""
     at = replace(setup, block_tokens=knobs.block_tokens, chunk_tokens=knobs.max_num_batched_tokens)
     if engine is Engine.vllm:
         reserves = vllm_reserves(spec, at, knobs)
@@ -173,16 +187,28 @@ def plan_pool(spec: ModelSpec, setup: ServeSetup, engine: Engine, knobs: Knobs, 
         reserves = (Reserve(label="stated overhead (--overhead)", bytes=setup.overhead_bytes, source="--overhead"),)
     else:
         raise EstimatorError(f"--engine {engine.value}: its memory rule is not modelled yet; use vllm or none")
-    weights = weight_bytes_per_gpu(spec, setup.weights, setup.tp)
+    reserves = (*reserves, *extra)
+    weights = weight_bytes_per_gpu(spec, setup.weights, setup.tp, expert_padding=setup.expert_padding)
     budget = int(reported_bytes * knobs.memory_fraction)
     pool = budget - weights - sum(r.bytes for r in reserves)
     block = max(1, knobs.block_tokens)
-    layout = block_layout(spec, setup.kv, setup.tp, block)
+    layout = block_layout(spec, setup.kv, setup.tp, block, draft)
     blocks = tokens = concurrency = None
     if layout is not None:
         blocks, tokens = layout.blocks(pool), layout.tokens(pool, block)
         concurrency = layout.concurrency(pool, knobs.max_model_len, knobs.max_num_batched_tokens, block)
-    elif (one := cache_bytes_per_gpu(spec, knobs.max_model_len, at)) > 0:
+    elif (one := sum(cache_bytes_per_gpu(m, knobs.max_model_len, at) for m in (spec, draft) if m is not None)) > 0:
         concurrency = max(0, pool) / one
     return Pool(engine=engine, knobs=knobs, reported_bytes=reported_bytes, budget_bytes=budget, weights_bytes=weights,
                 reserves=reserves, blocks=blocks, tokens=tokens, max_concurrency=concurrency)  # fmt: skip
+
+
+def mxfp4_backend(device_name: str) -> str:
+    """vLLM 0.19's MXFP4 MoE backend on a device: OpenAI's Triton kernels on Hopper, FlashInfer's TRT-LLM kernels
+    on Blackwell, Marlin elsewhere (GPUs without native FP4 support, e.g. the A100 and L40S)."""
+    name = device_name.lower()
+    if "h100" in name or "h200" in name:
+        return "triton"
+    if "b200" in name or "b300" in name:
+        return "flashinfer-trtllm"
+    return "marlin"

@@ -50,6 +50,7 @@ class WeightFormat(StrEnum):
     int8 = "int8"
     gptq_int4 = "int4-gptq"
     awq_int4 = "int4-awq"
+    w4a16_int4 = "int4-w4a16"
     nf4 = "nf4"
     nf4_no_double_quant = "nf4-no-dq"
     mxfp4 = "mxfp4"
@@ -102,6 +103,8 @@ DESCRIPTIONS = {
     WeightFormat.nf4_no_double_quant: "NF4 (bitsandbytes): blocks of 64 with an fp32 absmax each",
     WeightFormat.mxfp4: "MXFP4 on the routed experts only (gpt-oss's layout): 32 e2m1 values in 16 bytes + an e8m0 "
     "scale byte; attention, router, embeddings, head bf16",
+    WeightFormat.w4a16_int4: "int4 W4A16 (compressed-tensors pack-quantized, symmetric, groups of 128): packed int32 "
+    "weights, 16-bit scales, no zeros",
     WeightFormat.nvfp4: "NVFP4 (ModelOpt, compressed-tensors) on every decoder linear map: 16 e2m1 values in 8 bytes + "
     "an fp8 scale, fp32 weight_scale_2 and input_scale per matrix; embeddings, lm_head bf16",
     **{
@@ -179,6 +182,13 @@ def nvfp4_bytes(d_in: int, d_out: int) -> int:
     return n // 2 + n // NVFP4_GROUP + NVFP4_TENSOR_SCALES * FP32_BYTES
 
 
+def w4a16_bytes(d_in: int, d_out: int, group: int = GPTQ_GROUP) -> int:
+    """compressed-tensors W4A16 (``pack-quantized``, symmetric, as llm-compressor writes it): ``weight_packed``
+    int32 d_out × d_in/8, ``weight_scale`` 16-bit d_out × ⌈d_in/G⌉, ``weight_shape`` int64 (2,); no zero points,
+    no g_idx. Llama 3.1 8B's q_proj (4,096²): 8,388,608 + 262,144 + 16 = 8,650,768 bytes (4.125 bits per weight)."""
+    return ceil_div(d_in, 8) * d_out * INT32_BYTES + ceil_div(d_in, group) * d_out * FP16_BYTES + 2 * 8
+
+
 def matrix_bytes(d_in: int, d_out: int, fmt: WeightFormat) -> int:
     """Bytes of one d_out × d_in weight matrix stored in ``fmt`` (no bias)."""
     if fmt.gguf_mix:
@@ -199,4 +209,6 @@ def matrix_bytes(d_in: int, d_out: int, fmt: WeightFormat) -> int:
         return gptq_bytes(d_in, d_out)
     if fmt is WeightFormat.awq_int4:
         return awq_bytes(d_in, d_out)
+    if fmt is WeightFormat.w4a16_int4:
+        return w4a16_bytes(d_in, d_out)
     return nf4_bytes(d_in, d_out, double_quant=fmt is WeightFormat.nf4)

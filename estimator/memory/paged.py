@@ -71,12 +71,15 @@ class BlockLayout:
         return self.blocks(pool_bytes) / self.request_blocks(max_model_len, batched_tokens, block)
 
 
-def block_layout(spec: ModelSpec, fmt: KVFormat, tp: int, block: int) -> BlockLayout | None:
-    """The V1 layout of this model's cache on one of ``tp`` GPUs, or None where it is not one vLLM pages
-    alike (a recurrent state, layers of unequal page size)."""
+def block_layout(
+    spec: ModelSpec, fmt: KVFormat, tp: int, block: int, draft: ModelSpec | None = None
+) -> BlockLayout | None:
+    """The V1 layout of this model's cache (and a draft model's, whose layers join it) on one of ``tp`` GPUs,
+    or None where it is not one vLLM pages alike (a recurrent state, layers of unequal page size)."""
     types: Counter[int | None] = Counter()
     pages = set()
-    for g in gpu_groups(layout_of(spec), tp):
+    groups = [g for model in (spec, draft) if model is not None for g in gpu_groups(layout_of(model), tp)]
+    for g in groups:
         mixer = g.mixer
         if isinstance(mixer, NoMixer) or (isinstance(mixer, Attention) and not mixer.stores_kv):
             continue

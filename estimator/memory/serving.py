@@ -19,7 +19,7 @@ from estimator.errors import EstimatorError
 from estimator.layout import KVFormat
 from estimator.memory.formats import FP32_BYTES, WeightFormat
 from estimator.memory.parallel import gpu_groups
-from estimator.memory.weights import weight_bytes_per_gpu
+from estimator.memory.weights import NO_PADDING, ExpertPadding, weight_bytes_per_gpu
 from estimator.units import BITS_PER_BYTE
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ class ServeSetup:
     block_tokens: int = VLLM_BLOCK_TOKENS
     chunk_tokens: int = VLLM_CHUNK_TOKENS
     overhead_bytes: int = 0
+    expert_padding: ExpertPadding = NO_PADDING  # MXFP4 experts as the engine's kernel pads them
 
 
 def paged(tokens: int, block_tokens: int) -> int:
