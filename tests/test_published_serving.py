@@ -42,10 +42,11 @@ def _config(stem: str) -> dict[str, Any]:
 def _kv_bytes_per_token_per_gpu(run: dict[str, Any]) -> int:
     """2 (K, V) x layers x max(1, KV heads / TP) x head_dim x bytes, from the config."""
     c = _config(run["model"])
-    head_dim = c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
-    kv_heads = c.get("num_key_value_heads") or c["num_attention_heads"]
-    heads_per_gpu = max(1, kv_heads // run["tp"])
-    return 2 * c["num_hidden_layers"] * heads_per_gpu * head_dim * KV_BYTES[run["kv_dtype"]]
+    head_dim = int(c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"])
+    kv_heads = int(c.get("num_key_value_heads") or c["num_attention_heads"])
+    heads_per_gpu = max(1, kv_heads // int(run["tp"]))
+    layers = int(c["num_hidden_layers"])
+    return 2 * layers * heads_per_gpu * head_dim * KV_BYTES[run["kv_dtype"]]
 
 
 def test_rows_are_well_formed() -> None:
