@@ -15,10 +15,10 @@ at the start of backward: 3 · 2,101,346,304 bytes; that moment is the step's pe
   freed before backward starts (measured), so the peak is 12 · (N − B) · V.
 - ``bf16``: cross_entropy on the bf16 logits outside autocast: the same three tensors at 2 bytes, 6 · N · V.
 - ``chunked``: a chunked cross-entropy computing the head and an fp32 loss C positions at a time, each chunk
-  checkpointed: 12 · C · V for one chunk, plus the final norm's bf16 output the chunks keep (2 · N · d) and the
-  hidden-state gradient they accumulate (2 · N · d). Liger's fused linear cross-entropy and Apple's Cut
-  Cross-Entropy hold less (their logits chunk stays bf16 and its gradient is written in place); this path is the
-  one measured here, an upper bound for them.
+  checkpointed: 12 · C · V for one chunk, plus the final norm's bf16 output the chunks keep (2 · N · d) and, when
+  there is more than one chunk, the hidden-state gradient they accumulate (2 · N · d). Liger's fused linear
+  cross-entropy and Apple's Cut Cross-Entropy hold less (their logits chunk stays bf16 and its gradient is
+  written in place); this path is the one measured here, an upper bound for them.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def loss_backward_bytes(
     if chunk < 1:
         raise EstimatorError(f"--loss-chunk {chunk} must be at least 1 position; give e.g. 1024")
     if loss is Loss.chunked:
-        held = min(chunk, batch * tokens)
-        return LOSS_TENSORS * FP32 * held * vocab + 2 * BF16 * batch * tokens * hidden
+        positions = batch * tokens
+        accumulated = BF16 * positions * hidden if positions > chunk else 0  # one chunk: its gradient is the whole
+        return LOSS_TENSORS * FP32 * min(chunk, positions) * vocab + BF16 * positions * hidden + accumulated
     return LOSS_TENSORS * loss_saved_bytes(vocab, tokens, batch, hidden, loss)
