@@ -55,6 +55,8 @@ def main() -> None:
         "--model llama3-70b --tokens 100k --rank 32",
         "--model llama3-70b --tokens 100k --rank 32 --json",
         "models",
+        "serve-memory --model llama3-70b --tokens 8k --tp 1,2,4,8 --batch 1,8",
+        "train-memory --model llama3.1-8b --tokens 8k",
     )
     commands = {"floor: python -c 'import typer, pydantic'": [python, "-c", "import typer, pydantic"]}
     commands |= {f"estimate {query}": [estimate, *shlex.split(query)] for query in queries}
@@ -71,6 +73,11 @@ def main() -> None:
     ).stderr
     loaded = sorted(set(re.findall(r"\|\s+(numpy|pandas|matplotlib|torch)$", heavy, flags=re.MULTILINE)))
     print(f"heavy modules imported by the plain query: {', '.join(loaded) or 'none'}")
+    for command in ("serve-memory", "train-memory"):
+        heavy = subprocess.run([python, "-X", "importtime", "-m", "estimator.cli", command, "--model", "llama3-70b"],
+                               capture_output=True, text=True, check=True, env=ENV).stderr  # fmt: skip
+        loaded = sorted(set(re.findall(r"\|\s+(numpy|pandas|matplotlib|torch)$", heavy, flags=re.MULTILINE)))
+        print(f"heavy modules imported by {command}: {', '.join(loaded) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ def spec_of(model: str) -> Any:
 def modelled(row: dict[str, Any]) -> str:
     """Why the tool does not model this row's engine (empty: it does)."""
     version = row.get("engine_version", "")
+    if row["engine"] == "sglang":
+        return ""
     if row["engine"] != "vllm":
         return f"{row['engine']}: its pool rule is not modelled"
     parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
@@ -105,7 +107,8 @@ def recompute(row: dict[str, Any]) -> Result:
     spec = spec_of(row["model"])
     reported = round(row.get("total_gpu_memory_gib", H100_REPORTED_GIB) * GiB)
     length = row.get("max_model_len", spec.max_position_embeddings)
-    knobs = default_knobs(Engine.vllm, reported, row.get("gpu", "H100"), length, row.get("tp", 1))
+    engine = Engine(row["engine"])
+    knobs = default_knobs(engine, reported, row.get("gpu", "H100"), length, row.get("tp", 1))
     from dataclasses import replace
 
     knobs = replace(
@@ -124,7 +127,7 @@ def recompute(row: dict[str, Any]) -> Result:
     setup = ServeSetup(
         WeightFormat(weights), KVFormat(kv), row.get("tp", 1), expert_padding=VLLM_MXFP4_PADDING[backend]
     )
-    pool = plan_pool(spec, setup, Engine.vllm, knobs, reported)
+    pool = plan_pool(spec, setup, engine, knobs, reported)
     loaded = pool.weights_bytes + sum(r.bytes for r in pool.reserves if r.label.startswith("RoPE"))
     predicted = {"kv_cache_gib": pool.pool_bytes / GiB, "kv_cache_tokens": pool.tokens, "gpu_blocks": pool.blocks,
                  "weights_gib": loaded / GiB}[key]  # fmt: skip

@@ -9,11 +9,14 @@ gathered whole on every GPU (so that term does not shrink with tensor parallelis
 ``EngineArgs.get_batch_defaults``, OpenAI server): 8,192 batched tokens and 1,024 sequences on a GPU of
 ≥ 70 GiB that is not an A100, else 2,048 and 256; V0: 256 sequences.
 
-SGLang (``ModelRunner.profile_max_num_token``): rest = available after weights − total · (1 −
-mem_fraction_static), tokens = rest / cell (every layer's K and V per token); total is the memory free once
-the CUDA context and NCCL are up; mem_fraction_static 0.88 at TP 1, 0.87 at 2, 0.85 at 4, 0.81 at 8.
+SGLang 0.4.6 (``ModelRunner.profile_max_num_token``): rest = available after weights − total · (1 −
+mem_fraction_static), tokens = rest / cell (every layer's K and V per token), where total is the memory free
+once the CUDA context and NCCL are up: rest = fraction · (reported − start-up) − weights. mem_fraction_static
+0.88 at TP 1, 0.87 at 2, 0.85 at 4, 0.81 at 8 on GPUs up to 80 GB.
 
-llama.cpp: a cache of exactly n_ctx cells (``--ctx-size``), f16 keys and values for every layer; no pool.
+TGI and llama.cpp are refused: TGI sizes its blocks from the memory free after a warm-up prefill, which its
+logs do not break down (a 70B on 2 x A100 leaves a third of what its weights and cache predict); llama.cpp's
+cache is exact (n_ctx cells) but its compute buffer, which decides the fit, has no closed form.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ GiB = 2**30
 LARGE_GPU_BYTES = 70 * GiB  # vLLM's threshold for larger scheduler defaults (A100s excluded)
 VLLM_SOURCE = "vllm/v1/worker/gpu_worker.py determine_available_memory; vllm/engine/arg_utils.py get_batch_defaults"
 SGLANG_FRACTION = ((8, 0.81), (4, 0.85), (2, 0.87), (1, 0.88))  # server_args.py: mem_fraction_static by TP
+# Memory in use before an engine loads anything, per GPU (the CUDA context; NCCL's communicators with tensor
+# parallelism): vLLM 0.19 prints "Free memory on device (78.68/79.19 GiB) on startup" on one H100, 77.66/79.19
+# at TP 2 and 77.64/79.19 at TP 4 (llm-d's sweep).
+START_BYTES = ((2, 1_664_000_000), (1, 548_000_000))
 SAMPLER_FP32_BYTES_PER_LOGIT = 12  # beyond the model-dtype logits: see sampler_bytes
 PROFILE_REST_BYTES = 132_000_000  # see profile_peak_bytes
 NON_TORCH_BYTES = ((4, 2_287_000_000), (2, 2_223_000_000), (1, 268_000_000))  # see non_torch_bytes
@@ -63,15 +70,6 @@ def default_knobs(engine: Engine, reported_bytes: int, device_name: str, max_mod
             max_num_batched_tokens=8192,
             max_model_len=max_model_len,
         )
-    if engine is Engine.llama_cpp:
-        return Knobs(
-            memory_fraction=1.0,
-            block_tokens=0,
-            max_num_seqs=1,
-            max_num_batched_tokens=2048,
-            max_model_len=max_model_len,
-            cuda_graphs=False,
-        )
     if engine is Engine.none:
         return Knobs(
             memory_fraction=0.9,
@@ -80,9 +78,18 @@ def default_knobs(engine: Engine, reported_bytes: int, device_name: str, max_mod
             max_num_batched_tokens=8192,
             max_model_len=max_model_len,
         )
-    raise EstimatorError(
-        f"--engine {engine.value}: its memory rule is not modelled yet; use vllm, sglang, llama.cpp or none"
-    )
+    raise EstimatorError(refusal(engine))
+
+
+def refusal(engine: Engine) -> str:
+    """Why an engine's pool is not modelled, and what to use instead."""
+    why = {
+        Engine.tgi: "TGI sizes its blocks from the memory left after a warm-up prefill, which its logs do not "
+        "break down",
+        Engine.llama_cpp: "llama.cpp's cache is exactly n_ctx cells, but its compute buffer, which decides the fit, "
+        "has no closed form here",
+    }.get(engine, "its rule is not modelled")
+    return f"--engine {engine.value}: {why}; use vllm, sglang or none"
 
 
 def sampler_bytes(spec: ModelSpec, knobs: Knobs, logits_bytes: int) -> int:
@@ -128,6 +135,24 @@ def profile_peak_bytes(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> tupl
     b = setup.weights.float_bytes
     rest = knobs.max_num_batched_tokens * spec.hidden_size * b + PROFILE_REST_BYTES
     return forward, sampler_bytes(spec, knobs, b), rest
+
+
+def start_bytes(tp: int) -> int:
+    """Memory in use per GPU before the engine loads anything: the CUDA context, and NCCL's with TP ≥ 2."""
+    return next(b for at_least, b in START_BYTES if tp >= at_least)
+
+
+def sglang_reserves(tp: int, knobs: Knobs) -> tuple[Reserve, ...]:
+    """SGLang budgets mem_fraction_static of the memory free at start-up, so the fraction of what was in use
+    then is a reserve: f · start-up. Qwen3-235B-A22B in fp8 on 4 H100s at 0.93: 0.93 · 1,664,000,000 =
+    1,547,520,000 bytes."""
+    return (
+        Reserve(
+            label="CUDA context and NCCL before start-up (times the fraction)",
+            bytes=round(knobs.memory_fraction * start_bytes(tp)),
+            source="sglang model_runner.py profile_max_num_token; vLLM 0.19's 'Free memory on device' lines",
+        ),
+    )
 
 
 def vllm_reserves(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> tuple[Reserve, ...]:
@@ -183,16 +208,20 @@ def plan_pool(
     at = replace(setup, block_tokens=knobs.block_tokens, chunk_tokens=knobs.max_num_batched_tokens)
     if engine is Engine.vllm:
         reserves = vllm_reserves(spec, at, knobs)
+    elif engine is Engine.sglang:
+        reserves = sglang_reserves(setup.tp, knobs)
     elif engine is Engine.none:
         reserves = (Reserve(label="stated overhead (--overhead)", bytes=setup.overhead_bytes, source="--overhead"),)
     else:
-        raise EstimatorError(f"--engine {engine.value}: its memory rule is not modelled yet; use vllm or none")
+        raise EstimatorError(refusal(engine))
     reserves = (*reserves, *extra)
     weights = weight_bytes_per_gpu(spec, setup.weights, setup.tp, expert_padding=setup.expert_padding)
     budget = int(reported_bytes * knobs.memory_fraction)
     pool = budget - weights - sum(r.bytes for r in reserves)
     block = max(1, knobs.block_tokens)
     layout = block_layout(spec, setup.kv, setup.tp, block, draft)
+    if engine is Engine.sglang and layout is not None and any(span is not None for span in layout.spans):
+        layout = None  # SGLang keeps windowed layers in a pool of their own (not modelled): no token count
     blocks = tokens = concurrency = None
     if layout is not None:
         blocks, tokens = layout.blocks(pool), layout.tokens(pool, block)

@@ -45,9 +45,9 @@ class Engine(StrEnum):
 ENGINE_WORDS = {
     Engine.vllm: "vLLM 0.19 (V1 engine): pool = gpu_memory_utilization x reported - weights - profile peak - "
     "non-torch memory",
-    Engine.sglang: "SGLang 0.4: pool = mem_fraction_static x reported - weights - the runtime's memory, in tokens",
-    Engine.tgi: "Text Generation Inference 2-3: the memory left after a warm-up prefill, times its wiggle room",
-    Engine.llama_cpp: "llama.cpp: a cache of exactly n_ctx cells, f16 by default, plus its compute buffer",
+    Engine.sglang: "SGLang 0.4.6: pool = mem_fraction_static x (reported - start-up memory) - weights, in tokens",
+    Engine.tgi: "Text Generation Inference: the memory left after a warm-up prefill (not modelled)",
+    Engine.llama_cpp: "llama.cpp: n_ctx cells and a compute buffer (not modelled)",
     Engine.none: "no engine: the components alone, no reserve (the budget rule of --memory-fraction)",
 }
 

@@ -62,7 +62,7 @@ class ServingReport:
                 cells.append(gib(hits[0]) if hits else "–")
             rows.append([label, *cells])
         rows.append(["KV pool", *(gib(p.pool_bytes) for p in self.pools)])
-        if any(p.blocks is not None for p in self.pools):
+        if first.knobs.block_tokens > 1 and any(p.blocks is not None for p in self.pools):
             rows.append([f"GPU blocks of {max(1, first.knobs.block_tokens)} tokens",
                          *(f"{p.blocks:,}" if p.blocks is not None else "–" for p in self.pools)])  # fmt: skip
         rows.append(
