@@ -25,10 +25,15 @@ def serve_command(
     missing = [name for name in ("starlette", "uvicorn") if importlib.util.find_spec(name) is None]
     if missing:
         raise EstimatorError(f"the web page needs {', '.join(missing)}; install the web extra: {WEB_HINT}")
-    import uvicorn
+    from estimator.web.server import is_loopback, listen, serve
 
-    from estimator.web.app import create_app
-
-    shown = f"[{host}]" if ":" in host else host
+    sock = listen(host, port)  # bound before a word is printed: a busy port is one line and exit 2
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    if not is_loopback(host):
+        typer.echo(
+            f"warning: --host {host} serves the calculator to every machine that can reach this address; it has no "
+            "login and no TLS. Use 127.0.0.1 unless you mean that.",
+            err=True,
+        )
     typer.echo(f"estimator: serving on http://{shown}:{port}/ (Ctrl+C to stop)")
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+    serve(sock, host.strip("[]"), port)

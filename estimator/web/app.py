@@ -10,14 +10,18 @@ takes them, ``tokens=100k``):
   the rows of ``estimate sweep --json``, at most 20,000 points.
 - ``GET /api/models``: the zoo at ``tokens`` (``estimate models --json``), with each model's KV ÷ LoRA at
   ``tokens`` and ``rank`` for the comparison.
-Bad input is HTTP 400 with ``{"error": "<the CLI's one line>"}``; no client-supplied path is ever read.
+Bad input is HTTP 400 with ``{"error": "<the CLI's one line>"}`` (413 for a body over 1 MB, 415 for a POST
+not declared JSON, 403 from another site, 503 when busy), the line quoting at most a short excerpt; no
+client-supplied path is ever read and no server path is ever sent (a posted config's ``model.source``).
+Requests are checked before the app sees them (:mod:`estimator.web.guard`), read and bounded on the event loop
+(:mod:`estimator.web.inputs`), and computed on a bounded pool with a time limit (:mod:`estimator.web.work`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,39 +31,24 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from estimator.checkpoint.files import printable
 from estimator.errors import EstimatorError
+from estimator.web.guard import Guard
+from estimator.web.inputs import (
+    MAX_BODY_BYTES,
+    grid_points_at_most,
+    option_value,
+    options_from,
+    parse_body,
+    query_params,
+    read_body,
+    short,
+)
+from estimator.web.work import Pool
 
 STATIC = Path(__file__).with_name("static")
-MAX_BODY_BYTES = 1_000_000
 MAX_SWEEP_POINTS = 20_000
-INTEGERS = ("rank", "kv_group_size", "virtual_tokens", "loreft_rank")
-FLAGS = ("kv_zero_point", "loreft_untied")
-REFUSED = ("config", "name")  # a path on the server, or a name for one: never taken from a client
-
-
-def options_from(params: dict[str, Any]) -> dict[str, Any]:
-    """The query's option values: the CLI's defaults, replaced by the client's (names as the CLI's)."""
-    from estimator.cli.options import QUERY_OPTIONS
-
-    values = {name: default for name, _, default in QUERY_OPTIONS}
-    for key, raw in params.items():
-        name = key.replace("-", "_")
-        if name in REFUSED or name not in values:
-            allowed = ", ".join(n for n in values if n not in REFUSED)
-            raise EstimatorError(f"unknown parameter {key!r}; use one of: {allowed} (POST a config.json as 'config')")
-        if raw is None:
-            continue
-        text = str(raw).strip() if not isinstance(raw, bool | int) else raw
-        if name in INTEGERS:
-            try:
-                values[name] = int(text)
-            except ValueError:
-                raise EstimatorError(f"{name} {raw!r} is not a whole number; give e.g. 32") from None
-        elif name in FLAGS:
-            values[name] = text in (True, 1, "1", "true", "yes", "on")
-        else:
-            values[name] = str(text)
-    return values
+POSTED_SOURCE = "config.json (posted to this server)"  # never the server's working directory
 
 
 def spec_from_posted(config: Any) -> Any:
@@ -68,34 +57,36 @@ def spec_from_posted(config: Any) -> Any:
 
     if not isinstance(config, dict):
         raise EstimatorError("'config' must be a config.json object; paste the whole file")
-    raw = json.dumps(config).encode()
+    try:
+        raw = json.dumps(config).encode()
+    except (RecursionError, ValueError):
+        raise EstimatorError("the config nests too deeply; paste a Hugging Face config.json") from None
     if len(raw) > MAX_BODY_BYTES:
         raise EstimatorError(f"the config is over {MAX_BODY_BYTES:,} bytes; a config.json is a few kB")
     return spec_from_config(parse_config_json(raw, "posted config.json"), Path("config.json"))
 
 
-async def query_of(request: Request, extra: tuple[str, ...] = ()) -> tuple[Any, dict[str, str]]:
-    """The validated query of a GET (its parameters) or a POST (a JSON body, ``config`` optional), and the
-    parameters in ``extra`` that are the endpoint's own."""
+async def read_request(request: Request) -> tuple[dict[str, Any], Any]:
+    """The options of a GET (its query string) or a POST (a JSON body, ``config`` optional), and the posted
+    config's object (None without one); read and bounded on the event loop, nothing built yet."""
+    params: dict[str, Any] = query_params(request.query_params.multi_items())
+    config = None
+    if request.method == "POST":
+        posted = parse_body(await read_body(request.stream(), request.headers.get("content-length")))
+        params.update({k: v for k, v in posted.items() if k != "config"})
+        config = posted.get("config")
+        if config is not None:
+            params.pop("model", None)
+    return params, config
+
+
+def build(params: dict[str, Any], config: Any, extra: tuple[str, ...] = ()) -> tuple[Any, dict[str, str]]:
+    """The validated query (on a pool thread), and the parameters in ``extra`` that are the endpoint's own."""
     from estimator.cli.options import DEFAULT_MODEL, build_query
 
-    params: dict[str, Any] = dict(request.query_params)
-    spec = None
-    if request.method == "POST":
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise EstimatorError(f"the request is over {MAX_BODY_BYTES:,} bytes; a config.json is a few kB")
-        try:
-            posted = json.loads(body or b"{}")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise EstimatorError(f"the request body is not JSON ({exc}); send a JSON object") from None
-        if not isinstance(posted, dict):
-            raise EstimatorError("the request body must be a JSON object of options and an optional 'config'")
-        params.update({k: v for k, v in posted.items() if k != "config"})
-        if posted.get("config") is not None:
-            spec = spec_from_posted(posted["config"])
-            params.pop("model", None)
-    own = {key: str(params.pop(key)) for key in extra if key in params}
+    params = dict(params)
+    own = {key: str(option_value(key, params.pop(key))) for key in extra if key in params}
+    spec = spec_from_posted(config) if config is not None else None
     return build_query(options_from(params), DEFAULT_MODEL, spec=spec), own
 
 
@@ -118,10 +109,10 @@ def finite(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-async def estimate_endpoint(request: Request) -> Response:
+def estimate_answer(params: dict[str, Any], config: Any) -> Response:
     from estimator.compare import evaluate
 
-    query, own = await query_of(request, ("format",))
+    query, own = build(params, config, ("format",))
     est = evaluate(query)
     if own.get("format") == "csv":
         import csv
@@ -132,19 +123,24 @@ async def estimate_endpoint(request: Request) -> Response:
         stream = io.StringIO()
         csv.writer(stream, lineterminator="\n").writerows(csv_rows(est))
         return PlainTextResponse(stream.getvalue(), media_type="text/csv")
-    return JSONResponse(labelled(est))
+    data = labelled(est)
+    if config is not None:
+        data["model"]["source"] = POSTED_SOURCE
+    return JSONResponse(data)
 
 
-async def sweep_endpoint(request: Request) -> Response:
+def sweep_answer(params: dict[str, Any], config: Any) -> Response:
     from estimator.compare import evaluate
     from estimator.sweep import sweep
     from estimator.units import MAX_RANK, parse_grid
 
-    query, own = await query_of(request, ("ranks", "tokens"))
-    tokens = parse_grid(own.get("tokens", "1k:1B:log50"))
-    ranks = parse_grid(own.get("ranks", str(query.rank)), "ranks", MAX_RANK)
-    if len(tokens) * len(ranks) > MAX_SWEEP_POINTS:
-        raise EstimatorError(f"{len(tokens) * len(ranks):,} points are too many; ask for at most {MAX_SWEEP_POINTS:,}")
+    query, own = build(params, config, ("ranks", "tokens"))
+    tokens_text, ranks_text = own.get("tokens", "1k:1B:log50"), own.get("ranks", str(query.rank))
+    most = grid_points_at_most(tokens_text) * grid_points_at_most(ranks_text)
+    if most > MAX_SWEEP_POINTS:
+        raise EstimatorError(f"up to {most:,} points are too many; ask for at most {MAX_SWEEP_POINTS:,}")
+    tokens = parse_grid(tokens_text)
+    ranks = parse_grid(ranks_text, "ranks", MAX_RANK)
     est = evaluate(query.with_(tokens=1, rank=min(ranks)))
     columns = sweep(est, tokens, ranks).columns()
     names = list(columns)
@@ -153,19 +149,32 @@ async def sweep_endpoint(request: Request) -> Response:
     return JSONResponse({"model": est.spec.name, "display_name": est.spec.display_name, "rows": rows})
 
 
+async def estimate_endpoint(request: Request) -> Response:
+    params, config = await read_request(request)
+    answer: Response = await request.app.state.pool.run(estimate_answer, params, config)
+    return answer
+
+
+async def sweep_endpoint(request: Request) -> Response:
+    params, config = await read_request(request)
+    answer: Response = await request.app.state.pool.run(sweep_answer, params, config)
+    return answer
+
+
 async def models_endpoint(request: Request) -> Response:
     from estimator.units import parse_tokens
 
-    params = dict(request.query_params)
+    params = query_params(request.query_params.multi_items())
     unknown = sorted(set(params) - {"tokens", "rank"})
     if unknown:
-        raise EstimatorError(f"unknown parameter {unknown[0]!r}; /api/models takes tokens and rank")
-    tokens = parse_tokens(params.get("tokens", "100k"))
-    rank = options_from({"rank": params.get("rank", "32")})["rank"]
-    return JSONResponse(zoo_records(tokens, rank))
+        raise EstimatorError(f"unknown parameter {printable(repr(unknown[0]), 60)}; /api/models takes tokens and rank")
+    tokens = parse_tokens(str(option_value("tokens", params.get("tokens", "100k"))))
+    rank = option_value("rank", params.get("rank", "32"))
+    text: str = await request.app.state.pool.run(zoo_records_cached, tokens, rank)
+    return Response(text, media_type="application/json")
 
 
-@cache
+@lru_cache(maxsize=16)  # each (tokens, rank) about 20 kB: at most 16 kept
 def zoo_records_cached(tokens: int, rank: int) -> str:
     from estimator.cli.models import model_record
     from estimator.compare import evaluate
@@ -194,17 +203,28 @@ async def page(request: Request) -> Response:
 
 
 async def bad_input(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": str(exc)}, status_code=400)
+    status = getattr(exc, "status", 400)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse({"error": short(str(exc))}, status_code=status, headers=headers)
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
     code = getattr(exc, "status_code", 404)
-    return JSONResponse({"error": f"{request.method} {request.url.path}: {getattr(exc, 'detail', 'not found')}"},
+    where = printable(request.url.path, 80)
+    return JSONResponse({"error": f"{request.method} {where}: {getattr(exc, 'detail', 'not found')}"},
                         status_code=code)  # fmt: skip
 
 
-def create_app() -> Starlette:
-    """The page, its assets and the JSON API."""
+def create_app(bound: str = "127.0.0.1", pool: Pool | None = None) -> Any:
+    """The page, its assets and the JSON API, behind the request checks of :mod:`estimator.web.guard` for a
+    server bound to ``bound``; the computing runs on ``pool`` (a new bounded pool by default)."""
+    from contextlib import asynccontextmanager
+
+    from starlette.exceptions import HTTPException
+
+    from estimator.offline import go_offline
+
+    go_offline()
     routes = [
         Route("/", page),
         Route("/api/estimate", estimate_endpoint, methods=["GET", "POST"]),
@@ -212,7 +232,14 @@ def create_app() -> Starlette:
         Route("/api/models", models_endpoint, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    from starlette.exceptions import HTTPException
-
     handlers: dict[Any, Any] = {EstimatorError: bad_input, HTTPException: not_found}
-    return Starlette(routes=routes, exception_handlers=handlers)
+    work = pool or Pool()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        yield
+        work.close()
+
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.state.pool = work
+    return Guard(app, bound)
