@@ -38,11 +38,16 @@ def weights_help() -> str:
 
 
 @app.command("serve-memory")
-@query_command(defaults={"methods": "kv", "tokens": "8192"}, only=SERVING_OPTIONS)
+@query_command(defaults={"methods": "kv", "tokens": "8192"}, only=SERVING_OPTIONS, build=False)
 def serve_memory_command(
     batch: Annotated[str, typer.Option("--batch", "-b", help="Sequences of --tokens at once: 1, or a list 1,8.")] = "1",
     tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel GPUs: 1, or a list 1,2,4,8.")] = "1",
-    weights_dtype: Annotated[str, typer.Option("--weights-dtype", help="Weight format (see --help-formats).")] = "bf16",
+    weights_dtype: Annotated[
+        str,
+        typer.Option(
+            "--weights-dtype", help="Weight format, or auto: as the --config checkpoint stores it, else bf16."
+        ),
+    ] = "auto",
     engine: Annotated[str, typer.Option(help="Serving engine's memory rule: vllm (0.19), none.")] = "vllm",
     accelerator: AcceleratorOpt = "h100-sxm",
     memory: MemoryOpt = None,
@@ -69,11 +74,15 @@ def serve_memory_command(
     ] = None,
     as_json: JsonOpt = False,
     *,
-    query: Any,
+    options: Any,
 ) -> None:
     """What the engine leaves for the KV cache on each GPU, row by row as it prints it, and whether batches of
     --tokens fit: headroom, the most sequences and the longest context (the model's context window a hard limit)."""
-    report = build_report(query, locals())
+    from estimator.cli.options import DEFAULT_MODEL, build_query
+
+    query = build_query(options, DEFAULT_MODEL)
+    settings = {k: v for k, v in locals().items() if k not in ("options", "query", "build_query", "DEFAULT_MODEL")}
+    report = build_report(query, settings, options["config"])
     if as_json:
         import json
 
@@ -98,18 +107,20 @@ def print_table(rows: list[list[str]], left: int) -> None:
         typer.echo("  ".join(cells).rstrip())
 
 
-def build_report(query: Any, options: dict[str, Any]) -> Any:
-    """Read the options, plan the pool per TP size and judge each (TP size, batch)."""
+def build_report(query: Any, options: dict[str, Any], config: Any = None) -> Any:
+    """Read the options, plan the pool per TP size and judge each (TP size, batch); ``config``: the path of
+    --config, whose checkpoint's own format (quantization_config, GGUF types) is the default."""
     from dataclasses import replace
 
     from estimator.accelerators import accelerator as device_named
-    from estimator.memory.engine_rules import default_knobs, plan_pool
+    from estimator.memory.engine_rules import default_knobs, mxfp4_backend, plan_pool
     from estimator.memory.engines import Engine, Reserve, check_knobs
     from estimator.memory.formats import WeightFormat
     from estimator.memory.serve_options import offload_tokens, option_reserves
     from estimator.memory.serving import ServeSetup, cache_bytes_per_gpu
     from estimator.memory.sizes import parse_bytes
     from estimator.memory.verdict import verdict
+    from estimator.memory.weights import NO_PADDING, VLLM_MXFP4_PADDING
     from estimator.present.serving import ServingReport, memory_words
     from estimator.present.serving_words import serving_assumptions
     from estimator.query import choice
@@ -125,7 +136,15 @@ def build_report(query: Any, options: dict[str, Any]) -> Any:
             raise EstimatorError("--memory 0 holds nothing; give a device's size such as 80GiB")
     else:
         capacity, name, reported = device.usable_memory_bytes, device.display_name, device.reported
-    weights = choice(options["weights_dtype"], WeightFormat, "--weights-dtype")
+    stored_format, stored_bytes = (None, None)
+    if config is not None:
+        from estimator.memory.checkpoint_format import stored_weights
+
+        stored_format, stored_bytes = stored_weights(str(config))
+    if options["weights_dtype"].strip().lower() == "auto":
+        weights = stored_format or WeightFormat.bf16
+    else:
+        weights, stored_bytes = choice(options["weights_dtype"], WeightFormat, "--weights-dtype"), None
     max_len = parse_tokens(options["max_model_len"], "--max-model-len") if options["max_model_len"] else tokens
     draft = load_spec(options["draft_model"]) if options["draft_model"] else None
     for flag in ("max_loras", "max_lora_rank"):
@@ -133,6 +152,7 @@ def build_report(query: Any, options: dict[str, Any]) -> Any:
             raise EstimatorError(f"--{flag.replace('_', '-')} {options[flag]} is out of range; give e.g. 4 and 16")
     offload = parse_bytes(options["kv_offload"], "--kv-offload") if options["kv_offload"] else 0
     tps, batches = counts(options["tp"], "--tp"), counts(options["batch"], "--batch")
+    padding = VLLM_MXFP4_PADDING[mxfp4_backend(name)] if engine is Engine.vllm else NO_PADDING
     pools: list[Any] = []
     verdicts: list[Any] = []
     tiers: list[int] = []
@@ -145,11 +165,11 @@ def build_report(query: Any, options: dict[str, Any]) -> Any:
             knobs = replace(knobs, max_num_batched_tokens=options["max_num_batched_tokens"])
         check_knobs(knobs)
         setup = ServeSetup(weights, query.kv, t, knobs.block_tokens, knobs.max_num_batched_tokens,
-                           parse_bytes(options["overhead"], "--overhead"))  # fmt: skip
+                           parse_bytes(options["overhead"], "--overhead"), padding)  # fmt: skip
         extra = option_reserves(spec, t, weights, options["max_loras"], options["max_lora_rank"], draft)
         if setup.overhead_bytes and engine is not Engine.none:
             extra = (*extra, Reserve(label="kept free (--overhead)", bytes=setup.overhead_bytes, source="--overhead"))
-        pool = plan_pool(spec, setup, engine, knobs, capacity, extra, draft)
+        pool = plan_pool(spec, setup, engine, knobs, capacity, extra, draft, stored_bytes)
         pools.append(pool)
         flat = replace(setup, block_tokens=0)
         per_token = sum(cache_bytes_per_gpu(m, 1, flat) - cache_bytes_per_gpu(m, 0, flat) for m in (spec, draft) if m)
@@ -157,7 +177,7 @@ def build_report(query: Any, options: dict[str, Any]) -> Any:
         verdicts.extend(verdict(spec, setup, pool, tokens, b, MAX_COUNT, draft) for b in batches)
     return ServingReport(
         spec=spec, tokens=tokens, device=device.name if name != "(--memory)" else name,
-        device_words=memory_words(capacity, reported, name), weights_words=weights.describe(), tps=tps,
+        device_words=memory_words(capacity, reported, name), weights_words=weights.value, tps=tps,
         pools=tuple(pools), verdicts=tuple(verdicts), offload_tokens=tuple(tiers),
         assumptions=tuple(serving_assumptions(spec, pools[0], weights, reported, options, draft)),
     )  # fmt: skip

@@ -152,3 +152,27 @@ def gguf_tensor_bytes(tensors: Iterable[TensorInfo]) -> int:
     """The weights a GGUF file holds: the sum of its tensors' bytes as the reader lists them (no metadata,
     no tokenizer, no alignment padding)."""
     return sum(t.nbytes for t in tensors)
+
+
+def stored_weights(text: str) -> tuple[WeightFormat | None, int | None]:
+    """What the checkpoint ``--config`` names holds: its weight format (from a config.json's
+    quantization_config, or a GGUF file's type) and, for a GGUF file, its tensors' bytes (the weights exactly as
+    stored; None otherwise). A plain config.json without quantization_config gives (None, None)."""
+    import json
+
+    from estimator.checkpoint.locate import model_path
+
+    path, _ = model_path(text)
+    if path.suffix.lower() == ".gguf" and path.is_file():
+        from estimator.checkpoint.gguf_file import read_gguf
+
+        metadata, tensors = read_gguf(path)
+        return gguf_file_format(metadata), gguf_tensor_bytes(tensors)
+    config = path / "config.json" if path.is_dir() else path
+    if not config.is_file() or config.suffix.lower() != ".json":
+        return None, None
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, None  # the spec reader has already said what is wrong with it
+    return (checkpoint_weight_format(data) if isinstance(data, dict) else None), None

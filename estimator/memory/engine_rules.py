@@ -201,10 +201,12 @@ def plan_pool(
     reported_bytes: int,
     extra: tuple[Reserve, ...] = (),
     draft: ModelSpec | None = None,
+    stored_bytes: int | None = None,
 ) -> Pool:
     """The pool ``engine`` leaves on one GPU of ``reported_bytes`` under ``knobs`` (see the module docstring),
     less the ``extra`` rows of serving options (LoRA slots, a draft model, whose cache joins the blocks), and
-    what it holds: blocks, tokens and concurrency as the engine prints them."""
+    what it holds: blocks, tokens and concurrency as the engine prints them. ``stored_bytes``: the weights as a
+    GGUF file stores them (one GPU), instead of the format's count."""
     at = replace(setup, block_tokens=knobs.block_tokens, chunk_tokens=knobs.max_num_batched_tokens)
     if engine is Engine.vllm:
         reserves = vllm_reserves(spec, at, knobs)
@@ -215,7 +217,11 @@ def plan_pool(
     else:
         raise EstimatorError(refusal(engine))
     reserves = (*reserves, *extra)
-    weights = weight_bytes_per_gpu(spec, setup.weights, setup.tp, expert_padding=setup.expert_padding)
+    weights = stored_bytes
+    if weights is None:
+        weights = weight_bytes_per_gpu(spec, setup.weights, setup.tp, expert_padding=setup.expert_padding)
+    elif setup.tp != 1:
+        raise EstimatorError("a GGUF file's weights are counted on one GPU; use --tp 1")
     budget = int(reported_bytes * knobs.memory_fraction)
     pool = budget - weights - sum(r.bytes for r in reserves)
     block = max(1, knobs.block_tokens)

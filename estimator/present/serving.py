@@ -53,7 +53,7 @@ class ServingReport:
         rows = [head]
         rows.append([f"budget: {first.knobs.memory_fraction:g} of the {gib(first.reported_bytes)} GiB torch reports",
                      *(gib(p.budget_bytes) for p in self.pools)])  # fmt: skip
-        rows.append([f"weights ({self.weights_words})", *(gib(p.weights_bytes) for p in self.pools)])
+        rows.append([f"weights ({self.weights_words})", *(gib(p.weights_bytes) for p in self.pools)])  # the format
         labels = dict.fromkeys(r.label.split(":")[0] for p in self.pools for r in p.reserves)
         for label in labels:
             cells = []
