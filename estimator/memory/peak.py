@@ -15,10 +15,12 @@ zeroes them with ``set_to_none``; one micro-batch per step). On top of that, eac
   torch >= 2.8, for bitsandbytes' 8-bit kernels, or SGD).
 
 QLoRA with peft's ``prepare_model_for_kbit_training`` (the usual recipe) casts every parameter that is not a
-``Params4bit`` (embeddings, head, norms, bare expert tensors) to fp32. Then each RMSNorm returns fp32 (an fp32
-weight times its bf16 input), bitsandbytes' ``Linear4bit`` returns its input's dtype, and the residual stream
-after the first layer is fp32: each checkpointed layer input is 4d bytes per token, not 2d. Under autocast the
-fp32 head runs in bf16 and saves autocast's bf16 copy of its weight (2 · V · d).
+``Params4bit`` (embeddings, head, norms, bare expert tensors) to fp32. Then the embedding returns fp32, each
+RMSNorm returns fp32 (an fp32 weight times its input), bitsandbytes' ``Linear4bit`` returns its input's dtype,
+and the residual stream is fp32: each checkpointed layer input is 4d bytes per token, not 2d, and RoPE's cos and
+sin stay fp32 (2 · 4 · T · d_h, not 2 · 2). Under autocast the fp32 head runs in bf16 and saves autocast's bf16
+copy of its weight (2 · V · d). Measured on a real NF4 twin on the CPU (bitsandbytes' kernels do not run under
+fake tensors): the persistent bytes and the loss phase to within 4 bytes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from estimator.architecture import layout_of
+from estimator.layout.mixers import Attention
 from estimator.memory.activations import Checkpointing, activation_bytes
 from estimator.memory.formats import FP32_BYTES, WeightFormat, matrix_bytes
 from estimator.memory.loss import loss_backward_bytes
@@ -73,6 +76,11 @@ def dequant_buffer_bytes(spec: ModelSpec, fused_experts: bool) -> int:
     return max(sizes, default=0)
 
 
+def head_dim(spec: ModelSpec) -> int:
+    """The attention head_dim RoPE's cos and sin are built for (0 without attention)."""
+    return next((g.mixer.head_dim for g in layout_of(spec).groups if isinstance(g.mixer, Attention)), 0)
+
+
 def mlp_width(spec: ModelSpec) -> int:
     """The widest dense MLP's (or an expert's times its top-k) F, whose gradients the layer backward holds."""
     width = 0
@@ -100,8 +108,9 @@ def train_peak(spec: ModelSpec, setup: TrainSetup) -> TrainPeak:
     layers = sum(g.layers for g in layout_of(spec).groups)
     extra_saved = 0
     if kbit:
-        if setup.checkpointing is Checkpointing.layers:  # the fp32 residual: each layer's input at 4d, not 2d
-            extra_saved += (layers - 1) * BF16 * n * d
+        if setup.checkpointing is Checkpointing.layers:  # the fp32 embeddings and residual: each layer input 4d
+            extra_saved += layers * BF16 * n * d
+        extra_saved += 2 * BF16 * setup.tokens * head_dim(spec)  # RoPE's cos and sin stay fp32 (fp32 hidden states)
         if setup.autocast:  # autocast's bf16 copy of the fp32 head, saved for the head's input gradient
             extra_saved += BF16 * vocab * d
     dropout = 0

@@ -51,6 +51,7 @@ class LiveBytes(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.at_peak: dict[str, int] = {}
         self.peak_phase = "weights"
         self.phase_peaks: dict[str, int] = {}
+        self.phase_alive: dict[str, dict[str, int]] = {}  # label -> bytes at each phase's peak
 
     def add(self, storage: Any, label: str) -> None:
         key = id(storage)
@@ -63,6 +64,7 @@ class LiveBytes(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.refs[key] = weakref.ref(storage, functools.partial(self.dropped, key))
         if self.total > self.phase_peaks.get(self.phase, 0):
             self.phase_peaks[self.phase] = self.total
+            self.phase_alive[self.phase] = {k: v for k, v in self.by_label.items() if v}
         if self.total > self.peak:
             self.peak, self.peak_phase = self.total, self.phase
             self.at_peak = {k: v for k, v in self.by_label.items() if v}
@@ -70,7 +72,9 @@ class LiveBytes(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def enter(self, phase: str) -> None:
         """Start a phase; its peak is at least what is alive as it starts."""
         self.phase = phase
-        self.phase_peaks[phase] = max(self.phase_peaks.get(phase, 0), self.total)
+        if self.total > self.phase_peaks.get(phase, -1):
+            self.phase_peaks[phase] = self.total
+            self.phase_alive[phase] = {k: v for k, v in self.by_label.items() if v}
 
     def dropped(self, key: int, _ref: object) -> None:
         size, label = self.live.pop(key)

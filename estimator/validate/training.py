@@ -225,7 +225,9 @@ METHOD = (
     "Peak of a step: the model at full width and vocabulary with one layer of each kind, peft's LoRA r=8, built on "
     "the meta device and run under FakeTensorMode (no memory) for 1,024 tokens: forward with labels, backward and a "
     "fused AdamW step after one that created its states; a dispatcher-level tracker counts every storage an op "
-    "returns, to the byte, until Python frees it (estimator.validate.peak); RoPE's buffers left out.",
+    "returns, to the byte, until Python frees it (estimator.validate.peak); RoPE's buffers left out. QLoRA: "
+    "bitsandbytes' kernels do not run under fake tensors, so the same tracker counts a real NF4 twin on the CPU, "
+    "with and without peft's prepare_model_for_kbit_training.",
 )
 
 
@@ -243,9 +245,10 @@ def memory_validation(spec: ModelSpec) -> Validation:
     checks += [*step_checks(twin), *quantised_checks(twin)]
     try:
         from estimator.validate.peak import peak_checks
+        from estimator.validate.qlora_peak import qlora_twin_checks
 
         peaks, peak_notes = peak_checks(spec)
-        checks += peaks
+        checks += [*peaks, *qlora_twin_checks(twin)]
         notes += peak_notes
     except EstimatorError as exc:  # a layer kind whose activations are not modelled
         notes.append(f"Peak of a step: {exc}.")
