@@ -1,7 +1,7 @@
 """Figure 8: memory per GPU to serve the model in context against the context length, stacked by component
-(weights, prefill activations and logits, the cache), under the accelerator's memory and the engine's budget.
+(weights, vLLM's reserves, the cache), under the memory torch reports and vLLM's budget of it.
 
-The tensor-parallel size is the smallest of 1, 2, 4, 8 at which the weights and activations leave room for
+The tensor-parallel size is the smallest of 1, 2, 4, 8 at which the weights and reserves leave room for
 a cache (Llama 3 70B on H100 80 GB: 2), so the figure shows where the cache runs out of room.
 """
 
@@ -34,36 +34,46 @@ class MemoryCurve:
 
 
 def memory_curve(est: Estimate, device: str = "h100-sxm", batch: int = 1) -> MemoryCurve:
-    """The components per GPU at 200 context lengths from 1k to 10x the context window (at least 1M)."""
+    """The components per GPU at 200 context lengths from 1k to 10x the context window (at least 1M), as
+    `estimate serve-memory` plans them for vLLM: its budget of what torch reports, the weights, its reserves."""
     from estimator.accelerators import accelerator
-    from estimator.memory.serving import (
-        ServeSetup,
-        budget_bytes,
-        cache_bytes_per_gpu,
-        longest_tokens,
-        serve_memory,
-    )
-    from estimator.memory.weights import weight_bytes_per_gpu
+    from estimator.memory.engine_rules import default_knobs, plan_pool
+    from estimator.memory.engines import Engine
+    from estimator.memory.paged import block_layout
+    from estimator.memory.serving import ServeSetup
+    from estimator.memory.verdict import sequence_bytes
 
     spec, gpu = est.spec, accelerator(device)
-    budget = budget_bytes(gpu.memory_bytes, 0.9)
-    setup = ServeSetup(kv=est.kv)
-    for tp in TP_SIZES:
-        try:
-            fits = serve_memory(spec, 1, batch, ServeSetup(kv=est.kv, tp=tp), budget).fits
-        except EstimatorError:  # a size the model does not split over (or recurrent layers past t = 1)
-            continue
-        setup = ServeSetup(kv=est.kv, tp=tp)
-        if fits:
-            break
+    reported = gpu.usable_memory_bytes
     top = max(10 * spec.max_position_embeddings, 1_000_000)
+    plan = None
+    for tp in TP_SIZES:
+        setup = ServeSetup(kv=est.kv, tp=tp)
+        knobs = default_knobs(Engine.vllm, reported, gpu.display_name, spec.max_position_embeddings, tp)
+        try:
+            pool = plan_pool(spec, setup, Engine.vllm, knobs, reported)
+            layout = block_layout(spec, est.kv, tp, knobs.block_tokens)
+        except EstimatorError:  # a size the model does not split over
+            continue
+        plan = (setup, knobs, pool, layout)
+        if pool.pool_bytes >= batch * sequence_bytes(spec, setup, layout, 1_000, knobs.max_num_batched_tokens):
+            break
+    if plan is None:
+        raise EstimatorError(f"{spec.display_name} splits over none of 1, 2, 4, 8 GPUs; give --tp to serve-memory")
+    setup, knobs, pool, layout = plan
+
+    def need(t: int) -> int:
+        return batch * sequence_bytes(spec, setup, layout, t, knobs.max_num_batched_tokens)
+
     tokens = np.unique(np.geomspace(1_000, top, 200).round().astype(np.int64))
-    fixed = serve_memory(spec, 1, batch, setup, budget)
-    cache = np.array([batch * cache_bytes_per_gpu(spec, int(t), setup) for t in tokens], dtype=float) / GiB
-    weights = weight_bytes_per_gpu(spec, setup.weights, setup.tp)
-    other = fixed.total_bytes - fixed.weights_bytes - fixed.cache_bytes
-    return MemoryCurve(tokens, weights / GiB, other / GiB, cache, budget / GiB, gpu.memory_bytes / GiB, setup.tp,
-                       longest_tokens(spec, batch, setup, budget, int(top)), gpu.display_name)  # fmt: skip
+    cache = np.array([need(int(t)) for t in tokens], dtype=float) / GiB
+    low, high = 0, top
+    while low < high:  # the longest context whose cache fits the pool (past the window too, drawn dotted)
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if need(mid) <= pool.pool_bytes else (low, mid - 1)
+    other = sum(r.bytes for r in pool.reserves)
+    return MemoryCurve(tokens, pool.weights_bytes / GiB, other / GiB, cache, pool.budget_bytes / GiB,
+                       reported / GiB, setup.tp, low, gpu.display_name)  # fmt: skip
 
 
 def memory_vs_context(est: Estimate) -> Figure:
@@ -75,13 +85,13 @@ def memory_vs_context(est: Estimate) -> Figure:
         floor = np.full(t.shape, curve.weights_gib)
         ax.fill_between(t, 0, floor, color=OKABE_ITO["sky"], linewidth=0, label="weights")
         top = floor + curve.other_gib
-        ax.fill_between(t, floor, top, color=OKABE_ITO["yellow"], linewidth=0, label="prefill activations, logits")
+        ax.fill_between(t, floor, top, color=OKABE_ITO["yellow"], linewidth=0, label="vLLM's reserves")
         ax.fill_between(t, top, top + curve.cache_gib, color=OKABE_ITO["vermillion"], linewidth=0,
                         label=f"cache ({est.kv.describe()})")  # fmt: skip
-        device = f"{curve.device} ({curve.memory_gib:g} GiB)"
+        device = f"{curve.device} ({curve.memory_gib:.2f} GiB reported)"
         ax.axhline(curve.memory_gib, color=OKABE_ITO["black"], linewidth=0.9, label=device)
         ax.axhline(curve.budget_gib, color=OKABE_ITO["black"], linewidth=0.9, linestyle=(0, (4, 2)),
-                   label="budget: 0.9 of it (vLLM)")  # fmt: skip
+                   label="budget: 0.9 of it (vLLM 0.19)")  # fmt: skip
         ax.set(xscale="log", xlabel="tokens of context, one sequence", ylabel="memory per GPU (GiB)")
         ax.set_xlim(t[0], t[-1])
         ax.set_ylim(0, max(curve.memory_gib * 1.15, float(top[0] + curve.cache_gib[0]) * 1.05))
@@ -99,8 +109,8 @@ def memory_vs_context(est: Estimate) -> Figure:
         chosen = "the smallest of 1, 2, 4, 8 that fits" if curve.longest else "the largest of 1, 2, 4, 8 it splits over"
         add_caption(fig, (
             f"One sequence, tensor parallel over {curve.tp} GPU(s) ({chosen}); "
-            f"weights in bf16, cache paged in blocks of 16 tokens; activations are an estimate for a prefill "
-            f"chunk of 8,192 tokens; no runtime overhead. {longest[0].upper() + longest[1:]}; dotted purple: "
-            "the model's context window."
+            f"weights in bf16, cache in vLLM's blocks of 16 tokens; the reserves are vLLM's profile peak (the "
+            f"sampler's warm-up), RoPE cache and non-torch memory, as serve-memory prints them. "
+            f"{longest[0].upper() + longest[1:]}; dotted purple: the model's context window."
         ))  # fmt: skip
     return fig
