@@ -109,8 +109,7 @@ def memory_vs_context(est: Estimate) -> Figure:
         chosen = "the smallest of 1, 2, 4, 8 that fits" if curve.longest else "the largest of 1, 2, 4, 8 it splits over"
         add_caption(fig, (
             f"One sequence, tensor parallel over {curve.tp} GPU(s) ({chosen}); "
-            f"weights in bf16, cache in vLLM's blocks of 16 tokens; the reserves are vLLM's profile peak (the "
-            f"sampler's warm-up), RoPE cache and non-torch memory, as serve-memory prints them. "
+            f"bf16 weights, vLLM's blocks of 16 tokens; reserves: its profile peak, RoPE cache, non-torch memory. "
             f"{longest[0].upper() + longest[1:]}; dotted purple: the model's context window."
         ))  # fmt: skip
     return fig
