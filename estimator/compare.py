@@ -8,6 +8,7 @@ the plots draw.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from estimator.architecture import active_params, param_breakdown, total_params
@@ -31,19 +32,46 @@ from estimator.stores.targets import Targets, lora_bytes, lora_params, resolve_t
 from estimator.units import BITS_PER_BYTE, DType
 
 
-def crossover_tokens(spec: ModelSpec, adapter_bytes: int, kv: KVFormat | DType) -> int | None:
-    """Smallest T at which the KV cache holds at least the adapter's bytes: KV(T) ≥ A.
+class CrossoverReason(StrEnum):
+    """Why the cache and an adapter meet where they do, or never."""
 
-    Without sliding windows: ⌈A / (KV bytes per token)⌉ (Llama 3 70B, r = 32 LoRA in bf16:
-    ⌈828,375,040 / 327,680⌉ = 2,528 tokens). With windows on every layer the cache stops
-    growing; None when it never reaches A.
+    crosses = "crosses"  # KV(T) rises past A at T (KV(T − 1) < A; KV(0) = fixed state < A)
+    state_exceeds = "state-exceeds"  # the fixed state alone ≥ A: the cache is larger from the first token
+    never_reaches = "never-reaches"  # windows (and a fixed state) cap the cache below A: it is smaller at any T
+
+
+@dataclass(frozen=True)
+class Crossover:
+    """Where the KV cache first holds an adapter's bytes, with the reason; ``tokens`` is None unless it crosses.
+
+    ``state_multiple`` = fixed state ÷ adapter bytes where the state alone exceeds it; ``ceiling_bytes`` =
+    the most the cache ever holds where windows cap it (None where it grows without end); ``state_bytes`` =
+    the fixed state S = KV(0).
     """
+
+    tokens: int | None
+    reason: CrossoverReason
+    state_multiple: float | None = None
+    ceiling_bytes: int | None = None
+    state_bytes: int = 0
+
+
+def crossover(spec: ModelSpec, adapter_bytes: int, kv: KVFormat | DType) -> Crossover:
+    """Smallest T at which the KV cache holds at least the adapter's bytes, KV(T) ≥ A, and why.
+
+    KV(0) is the fixed state S (recurrent and convolution states): where S ≥ A the cache exceeds the
+    adapter before any token, so there is no crossing (Qwen3-Next-80B-A3B, r = 16 on q_proj, v_proj:
+    S = 39,518,208 bytes = 8.04 × A = 4,915,200). Where windows cap the cache below A it never reaches it.
+    Otherwise T = ⌈(A − S) / per-token bytes⌉ without windows (Llama 3 70B, r = 32 LoRA in bf16:
+    ⌈828,375,040 / 327,680⌉ = 2,528 tokens); with windows the cache grows slower and T is searched.
+    """
+    state = kv_state_bytes(spec, kv)
     ceiling = kv_max_cache_bytes(spec, kv)
-    if ceiling is not None and ceiling < adapter_bytes:
-        return None
+    if state >= adapter_bytes:
+        return Crossover(None, CrossoverReason.state_exceeds, state / adapter_bytes, ceiling, state)
     per_token = kv_bytes_per_token(spec, kv)
-    if per_token == 0:  # a fixed state only (a pure SSM): it holds at least A from the first token, or never
-        return 1
+    if (ceiling is not None and ceiling < adapter_bytes) or per_token == 0:
+        return Crossover(None, CrossoverReason.never_reaches, None, ceiling if per_token else state, state)
     low, high = 1, max(1, int(adapter_bytes // per_token) + 1)
     while kv_cache_bytes(spec, high, kv) < adapter_bytes:  # windows: the cache grows slower
         low, high = high, high * 2
@@ -53,7 +81,13 @@ def crossover_tokens(spec: ModelSpec, adapter_bytes: int, kv: KVFormat | DType) 
             high = mid
         else:
             low = mid + 1
-    return high
+    return Crossover(high, CrossoverReason.crosses, None, ceiling, state)
+
+
+def crossover_tokens(spec: ModelSpec, adapter_bytes: int, kv: KVFormat | DType) -> int | None:
+    """The T of :func:`crossover` where the cache crosses the adapter; None where it never does (its fixed
+    state already exceeds the adapter, or windows cap it below). 2,528 for Llama 3 70B at r = 32."""
+    return crossover(spec, adapter_bytes, kv).tokens
 
 
 def parity_rank(targets: Targets, kv_bytes: int, adapter_dtype: DType) -> int:
@@ -75,7 +109,11 @@ class MethodRow:
     bytes: int
     bytes_per_token: float
     kv_ratio: float
-    crossover_tokens: int | None
+    crossover: Crossover | None  # None for the cache itself and the stores not trained (pretraining)
+
+    @property
+    def crossover_tokens(self) -> int | None:
+        return None if self.crossover is None else self.crossover.tokens
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: a record, never a key
@@ -94,7 +132,7 @@ class Estimate:
     lora_params: int
     lora_bytes: int
     weights_bytes: int
-    crossover_tokens: int | None
+    crossover: Crossover
     parity_rank: int
     parity_params: int
     rows: tuple[MethodRow, ...] = ()
@@ -103,6 +141,11 @@ class Estimate:
     @property
     def spec(self) -> ModelSpec:
         return self.query.spec
+
+    @property
+    def crossover_tokens(self) -> int | None:
+        """Tokens at which the cache crosses the LoRA; None where it does not (``crossover.reason`` says why)."""
+        return self.crossover.tokens
 
     @property
     def tokens(self) -> int:
@@ -209,8 +252,8 @@ def _rows(q: Query, kv_bytes: int) -> tuple[tuple[MethodRow, ...], tuple[tuple[M
         if size is None:
             continue
         per_token = size.bytes / size.tokens
-        crossover = crossover_tokens(q.spec, size.bytes, q.kv) if store.trained else None
-        rows.append(MethodRow(method, size.params, size.bytes, per_token, kv_per_token / per_token, crossover))
+        meets = crossover(q.spec, size.bytes, q.kv) if store.trained else None
+        rows.append(MethodRow(method, size.params, size.bytes, per_token, kv_per_token / per_token, meets))
     return tuple(rows), tuple(skipped)
 
 
@@ -235,7 +278,7 @@ def evaluate(q: Query) -> Estimate:
         lora_params=lora_params(targets, q.rank),
         lora_bytes=adapter,
         weights_bytes=weights_bytes(spec, q.weights_dtype),
-        crossover_tokens=crossover_tokens(spec, adapter, q.kv),
+        crossover=crossover(spec, adapter, q.kv),
         parity_rank=parity,
         parity_params=lora_params(targets, parity),
         rows=rows,
@@ -282,4 +325,16 @@ def estimate(
     return evaluate(query)
 
 
-__all__ = ["Estimate", "MethodRow", "crossover_tokens", "estimate", "evaluate", "mla_forms", "parity_rank", "windowed"]
+__all__ = [
+    "Crossover",
+    "CrossoverReason",
+    "Estimate",
+    "MethodRow",
+    "crossover",
+    "crossover_tokens",
+    "estimate",
+    "evaluate",
+    "mla_forms",
+    "parity_rank",
+    "windowed",
+]

@@ -190,11 +190,15 @@ class Sweep:
         return np.asarray(self.tokens > self.spec.max_position_embeddings)
 
     def crossover_tokens(self) -> list[int | None]:
-        """Per rank: the token count at which the KV cache reaches the LoRA's bytes (None: never)."""
+        """Per rank: the token count at which the KV cache crosses the LoRA's bytes (None: its fixed state
+        exceeds them from the first token, or windows cap it below them)."""
         b = kv_bits_per_token(self.spec, self.base.kv)
         if b and not windowed(self.spec):  # KV(T) = ⌈(T · b + S) / 8⌉ ≥ A  ⟺  T ≥ ⌊(8 (A − 1) − S) / b⌋ + 1
             state = kv_state_bits(self.spec, self.base.kv)
-            return [max(1, (BITS_PER_BYTE * (int(a) - 1) - state) // b + 1) for a in self.lora_bytes.tolist()]
+            return [  # none where the fixed state (the cache at T = 0) alone holds the adapter: no crossing
+                None if -(-state // BITS_PER_BYTE) >= a else max(1, (BITS_PER_BYTE * (a - 1) - state) // b + 1)
+                for a in map(int, self.lora_bytes.tolist())
+            ]
         return [crossover_tokens(self.spec, int(size), self.base.kv) for size in self.lora_bytes.tolist()]
 
     def columns(self) -> dict[str, NDArray[Any]]:

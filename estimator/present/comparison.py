@@ -56,6 +56,8 @@ def comparison_record(est: Estimate) -> dict[str, Any]:
         "lora_bytes": est.lora_bytes,
         "kv_to_lora_bytes_ratio": est.ratio if holds else None,
         "crossover_tokens": est.crossover_tokens,
+        "crossover_reason": est.crossover.reason.value,
+        "state_to_lora_bytes_ratio": est.crossover.state_multiple,
         "parity_rank": est.parity_rank if holds else None,
         "experts": est.query.experts.value if spec.n_routed_experts is not None else None,
     }
@@ -64,6 +66,8 @@ def comparison_record(est: Estimate) -> dict[str, Any]:
 def _cell(key: str, record: dict[str, Any]) -> str:
     value = record[key]
     if key == "crossover_tokens" and value is None:
+        if record["crossover_reason"] == "state-exceeds":  # the fixed state alone holds more than the adapter
+            return f"none (state {format_ratio(record['state_to_lora_bytes_ratio'])})"
         return "never"  # a fixed state below the adapter's bytes, or a window that never reaches them
     if value is None:
         return "—"
@@ -131,7 +135,8 @@ def markdown_tables(estimates: Sequence[Estimate]) -> str:
 FOOTNOTE = (
     "KV B/token: the cache's bytes per token of text at that count (fixed states included); growing B/token: "
     "keys and values only; '—': every layer keeps only a window, so the cache holds the last tokens, not the "
-    "text; crossover: tokens at which the cache reaches the LoRA's bytes (never: it stays below them); parity "
+    "text; crossover: tokens at which the cache reaches the LoRA's bytes (never: it stays below them; none (state "
+    "Nx): its fixed state alone is N times the LoRA's from the first token, so there is no crossing); parity "
     "rank: the LoRA rank of the cache's bytes."
 )
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from estimator.kv import mla_forms, windowed
 
 if TYPE_CHECKING:
-    from estimator.compare import Estimate
+    from estimator.compare import Crossover, Estimate
 
 
 def estimate_record(est: Estimate) -> dict[str, Any]:
@@ -81,6 +81,7 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
                 "bytes_per_token": r.bytes_per_token if holds or r.params is not None else None,
                 "kv_to_this_bytes_ratio": r.kv_ratio if holds else None,
                 "crossover_tokens": r.crossover_tokens,
+                "crossover_reason": None if r.crossover is None else r.crossover.reason.value,
             }
             for r in est.rows
         ],
@@ -89,7 +90,21 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
         if pretraining is None or not holds
         else est.kv_bytes_per_token / pretraining,
         "crossover_tokens": est.crossover_tokens,
+        "crossover": crossover_record(est.crossover),
         "parity_rank": est.parity_rank if holds else None,
         "parity_lora_params": est.parity_params if holds else None,
         "parity_fraction_of_model_params": est.parity_fraction_of_params if holds else None,
+    }
+
+
+def crossover_record(crossing: Crossover) -> dict[str, Any]:
+    """The crossover with its reason: ``tokens`` null unless the cache crosses the adapter (``crosses``);
+    ``state-exceeds``: the fixed state alone is ``state_to_adapter_bytes_ratio`` times the adapter;
+    ``never-reaches``: windows cap the cache at ``cache_ceiling_bytes``, below the adapter."""
+    return {
+        "tokens": crossing.tokens,
+        "reason": crossing.reason.value,
+        "state_to_adapter_bytes_ratio": crossing.state_multiple,
+        "cache_ceiling_bytes": crossing.ceiling_bytes,
+        "state_bytes": crossing.state_bytes,
     }

@@ -13,7 +13,7 @@ from estimator.stores.peft_rules import PEFT_CONVERTS
 from estimator.units import format_bytes
 
 if TYPE_CHECKING:
-    from estimator.compare import Estimate
+    from estimator.compare import Crossover, Estimate
 
 
 def model_line(est: Estimate) -> str:
@@ -67,23 +67,44 @@ def _experts_words(est: Estimate) -> list[str]:
     ]
 
 
-def crossover_line(est: Estimate) -> str:
-    if est.crossover_tokens is None:
-        from estimator.kv import grows, kv_max_cache_bytes
+def crossover_words(crossing: Crossover, adapter_bytes: int, adapter: str = "LoRA") -> str:
+    """Where the cache meets an adapter of ``adapter_bytes``, or why it never does, in one sentence.
 
-        ceiling = kv_max_cache_bytes(est.spec, est.kv) or 0
-        why = (
-            "the sliding windows cap the KV cache below the LoRA's"
-            if not est.kv_state_bytes
-            else f"the model keeps any text in a fixed state of {ceiling:,} bytes, less than the LoRA's"
-            if not (grows(est.spec) or ceiling > est.kv_state_bytes)
-            else f"windows and a fixed state cap the cache at {ceiling:,} bytes, below the LoRA's"
+    Qwen3-Next-80B-A3B, r = 16 on q_proj, v_proj: its fixed state (39,518,208 bytes) is 8.0x the adapter
+    (4,915,200), so "No crossover: the cache exceeds the adapter from the first token"."""
+    from estimator.compare import CrossoverReason
+    from estimator.present.tables import format_ratio
+
+    size = format_bytes(adapter_bytes)
+    if crossing.reason is CrossoverReason.state_exceeds:
+        return (
+            f"No crossover: the cache exceeds the adapter from the first token (its fixed state alone, "
+            f"{format_bytes(crossing.state_bytes)}, is {format_ratio(crossing.state_multiple or 0.0)} the "
+            f"{adapter}'s {size}), so the {adapter} is the smaller store at any length."
         )
-        return f"Crossover: never; {why} {est.lora_bytes:,} bytes, so the cache is the smaller store at any length."
+    if crossing.reason is CrossoverReason.never_reaches:
+        ceiling = crossing.ceiling_bytes or 0
+        why = (
+            f"the model keeps any text in a fixed state of {ceiling:,} bytes"
+            if ceiling == crossing.state_bytes
+            else f"the sliding windows cap the KV cache at {ceiling:,} bytes"
+            if not crossing.state_bytes
+            else f"windows and a fixed state cap the cache at {ceiling:,} bytes"
+        )
+        return (
+            f"Crossover: never; {why}, below the {adapter}'s {adapter_bytes:,}, so the cache is the smaller store "
+            f"at any length."
+        )
+    count = crossing.tokens or 0
     return (
-        f"Crossover: the LoRA ({format_bytes(est.lora_bytes)}) equals the KV cache at "
-        f"{est.crossover_tokens:,} tokens; beyond that the adapter stores the text in fewer bytes."
+        f"Crossover: the {adapter} ({size}) equals the KV cache at {count:,} token{'s' if count != 1 else ''}; "
+        f"beyond that the adapter stores the text in fewer bytes."
     )
+
+
+def crossover_line(est: Estimate) -> str:
+    """The headline's crossover sentence for the query's LoRA (see :func:`crossover_words`)."""
+    return crossover_words(est.crossover, est.lora_bytes)
 
 
 def holding_line(est: Estimate) -> str | None:
