@@ -76,7 +76,7 @@ def listen(host: str, port: int) -> socket.socket:
                 "network, which exposes the page)"
             ) from None
         address, family = "127.0.0.1", socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY only then
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((address, port))

@@ -17,7 +17,7 @@ from estimator.errors import EstimatorError
 
 T = TypeVar("T")
 WORKERS = 4  # the numbers are cheap (a 20,000-point sweep: under 0.5 s); more threads only share one GIL
-WAITING = 28  # requests queued behind them before the server answers 503
+WAITING = 256  # requests queued behind them (a parsed query each, a few kB) before the server answers 503
 SECONDS = 20.0  # the most one request may compute
 
 
