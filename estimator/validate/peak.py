@@ -106,6 +106,7 @@ class MeasuredPeak:
     alive_at_peak: dict[str, int]  # label -> bytes
     weights_bytes: int  # every parameter, buffer and optimizer state before the step
     buffers_bytes: int  # of which buffers (RoPE's inverse frequencies), which no estimate counts
+    phase_alive: dict[str, dict[str, int]]  # phase -> label -> bytes alive at that phase's peak
 
     def alive(self, phase: str, op: str = "") -> int:
         """Bytes alive at the peak that ``phase`` created (with ``op`` in their label, if given)."""
@@ -221,7 +222,8 @@ def measure_peak(
             del value
             tracker.enter("optimizer")
             step.step()
-    return MeasuredPeak(tracker.peak, tracker.peak_phase, dict(tracker.phase_peaks), tracker.at_peak, weights, buffers)
+    return MeasuredPeak(tracker.peak, tracker.peak_phase, dict(tracker.phase_peaks), tracker.at_peak, weights, buffers,
+                       tracker.phase_alive)  # fmt: skip
 
 
 def forward_loss(model: Any, ids: torch.Tensor, loss: str, chunk: int, mark: Any) -> torch.Tensor:
@@ -277,7 +279,7 @@ def peak_checks(spec: ModelSpec) -> tuple[list[Any], list[str]]:
     optimizer step, estimates, with their differences stated in the notes."""
     from estimator.memory.activations import Checkpointing, lora_ranks
     from estimator.memory.loss import Loss
-    from estimator.memory.peak import train_peak
+    from estimator.memory.peak import fused_expert_targets, train_peak
     from estimator.memory.training import TrainSetup, Way, adapter_tensor_sizes
     from estimator.validate.report import explained
     from estimator.validate.training import twin_targets
@@ -312,7 +314,29 @@ def peak_checks(spec: ModelSpec) -> tuple[list[Any], list[str]]:
             guess = estimate.persistent_bytes + estimate.phases[phase]
             notes.append(f"Peak of {name}, {loss.value} loss, {label}: estimate {guess:,} bytes, measured {got:,} "
                          f"({(got - guess) / guess:+.2%}); an estimate, not compared to the byte.")  # fmt: skip
+    if fused_expert_targets(model, lora_ranks(targets, PEAK_RANK)):
+        notes.append("lora_dropout: peft's ParamWrapper (LoRA on fused expert tensors) refuses it; not measured.")
+    else:
+        checks.append(dropout_check(model, targets))
     return checks, notes
+
+
+def dropout_check(model: ModelSpec, targets: Any) -> Any:
+    """peft's lora_dropout 0.05, no checkpointing: what it adds at the start of backward, measured on the CPU, whose
+    dropout keeps fp32 noise where CUDA's native_dropout keeps a bool mask: 4 × the estimate's masks."""
+    from estimator.memory.activations import lora_ranks
+    from estimator.memory.peak import dropout_mask_bytes
+    from estimator.validate.report import explained
+
+    runs = [measure_peak(model, PEAK_TOKENS, rank=PEAK_RANK, checkpointing=False, dropout=p) for p in (0.0, 0.05)]
+    added = runs[1].phase_peak_bytes["backward"] - runs[0].phase_peak_bytes["backward"]
+    masks = dropout_mask_bytes(model, lora_ranks(targets, PEAK_RANK), PEAK_TOKENS, checkpointed=False)
+    why = (
+        "measured on the CPU, whose dropout keeps fp32 noise (4 bytes per element) where CUDA's native_dropout keeps "
+        "a bool mask (1 byte): 4 × the estimate, to the byte"
+    )
+    quantity = f"lora_dropout 0.05, no checkpointing, {PEAK_TOKENS:,} tokens: bytes it adds (CUDA's masks)"
+    return explained(quantity, masks, added, 4 * masks, why)
 
 
 LOSS_PHASE_NOTE = {
