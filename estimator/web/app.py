@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from estimator.web.work import Pool
 
 STATIC = Path(__file__).with_name("static")
 MAX_SWEEP_POINTS = 20_000
+SWEEP_WORKERS, SWEEPS_WAITING = 2, 30  # a sweep's pool: at most 32 sweeps in flight (each under 10 MB of JSON)
 POSTED_SOURCE = "config.json (posted to this server)"  # never the server's working directory
 
 
@@ -151,13 +153,13 @@ def sweep_answer(params: dict[str, Any], config: Any) -> Response:
 
 async def estimate_endpoint(request: Request) -> Response:
     params, config = await read_request(request)
-    answer: Response = await request.app.state.pool.run(estimate_answer, params, config)
+    answer: Response = await request.app.state.queries.run(estimate_answer, params, config)
     return answer
 
 
 async def sweep_endpoint(request: Request) -> Response:
     params, config = await read_request(request)
-    answer: Response = await request.app.state.pool.run(sweep_answer, params, config)
+    answer: Response = await request.app.state.sweeps.run(sweep_answer, params, config)
     return answer
 
 
@@ -170,12 +172,30 @@ async def models_endpoint(request: Request) -> Response:
         raise EstimatorError(f"unknown parameter {printable(repr(unknown[0]), 60)}; /api/models takes tokens and rank")
     tokens = parse_tokens(str(option_value("tokens", params.get("tokens", "100k"))))
     rank = option_value("rank", params.get("rank", "32"))
-    text: str = await request.app.state.pool.run(zoo_records_cached, tokens, rank)
+    text: str = await request.app.state.queries.run(zoo_records_cached, tokens, rank)
     return Response(text, media_type="application/json")
 
 
-@lru_cache(maxsize=16)  # each (tokens, rank) about 20 kB: at most 16 kept
+MODELS_CACHED = 128  # (tokens, rank) answers of /api/models kept, about 20 kB each: at most ~2.5 MB
+_models: OrderedDict[tuple[int, int], str] = OrderedDict()
+_models_lock = threading.Lock()
+
+
 def zoo_records_cached(tokens: int, rank: int) -> str:
+    """The zoo's records at (tokens, rank) as JSON, the :data:`MODELS_CACHED` most recently asked kept."""
+    with _models_lock:
+        if (tokens, rank) in _models:
+            _models.move_to_end((tokens, rank))
+            return _models[(tokens, rank)]
+    text = zoo_records_json(tokens, rank)
+    with _models_lock:
+        _models[(tokens, rank)] = text
+        while len(_models) > MODELS_CACHED:
+            _models.popitem(last=False)
+    return text
+
+
+def zoo_records_json(tokens: int, rank: int) -> str:
     from estimator.cli.models import model_record
     from estimator.compare import evaluate
     from estimator.query import Query
@@ -215,9 +235,10 @@ async def not_found(request: Request, exc: Exception) -> Response:
                         status_code=code)  # fmt: skip
 
 
-def create_app(bound: str = "127.0.0.1", pool: Pool | None = None) -> Any:
+def create_app(bound: str = "127.0.0.1") -> Any:
     """The page, its assets and the JSON API, behind the request checks of :mod:`estimator.web.guard` for a
-    server bound to ``bound``; the computing runs on ``pool`` (a new bounded pool by default)."""
+    server bound to ``bound``; the computing runs on two bounded pools, sweeps (up to 20,000 points, half a
+    second each) apart from single queries, so a query never waits behind sweeps."""
     from contextlib import asynccontextmanager
 
     from starlette.exceptions import HTTPException
@@ -233,13 +254,14 @@ def create_app(bound: str = "127.0.0.1", pool: Pool | None = None) -> Any:
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     handlers: dict[Any, Any] = {EstimatorError: bad_input, HTTPException: not_found}
-    work = pool or Pool()
+    queries, sweeps = Pool(), Pool(workers=SWEEP_WORKERS, waiting=SWEEPS_WAITING)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> Any:
         yield
-        work.close()
+        queries.close()
+        sweeps.close()
 
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
-    app.state.pool = work
+    app.state.queries, app.state.sweeps = queries, sweeps
     return Guard(app, bound)
