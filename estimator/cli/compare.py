@@ -66,18 +66,42 @@ def compare_command(
         raise EstimatorError(f"more than {MAX_COMPARED:,} models × token counts; compare fewer")
     models: list[dict[str, Any]] = [{"model": n, "config": None} for n in names]
     models += [{"model": None, "config": c} for c in configs]
-    estimates = []
+    estimates, skipped = [], []
     for chosen in models:
         for count in counts:
-            est = evaluate(build_query({**options, **chosen, "tokens": count, "methods": "kv,lora"}))
+            query = applicable_query({**options, **chosen, "tokens": count, "methods": "kv,lora"})
+            if isinstance(query, tuple):  # the targets name maps this model does not have: leave it out, say why
+                skipped.append(query)
+                break
+            est = evaluate(query)
             check_rank(est, allow_beyond_full_rank)
             estimates.append(est)
-    emit(estimates, as_json, as_csv, markdown)
+    if not estimates:
+        raise EstimatorError("the query applies to none of the models: " + "; ".join(w for _, w in skipped))
+    emit(estimates, as_json, as_csv, markdown, skipped)
 
 
-def emit(estimates: list[Any], as_json: bool, as_csv: bool, markdown: bool) -> None:
+def applicable_query(values: dict[str, Any]) -> Any:
+    """The query of ``values``, or (model, why) where only the targets fail for this model (with the default
+    all-linear the model is fine): a comparison leaves such a model out rather than stopping."""
+    try:
+        return build_query(values)
+    except EstimatorError as exc:
+        try:
+            spec = build_query({**values, "targets": "all-linear"}).spec
+        except EstimatorError:
+            raise exc from None
+        return spec.name, str(exc)
+
+
+def emit(
+    estimates: list[Any], as_json: bool, as_csv: bool, markdown: bool, skipped: list[tuple[str, str]] | None = None
+) -> None:
     from estimator.present import comparison
 
+    note = comparison.left_out_note(skipped or [])
+    if note and (as_json or as_csv):  # on stderr, so JSON and CSV stay one document
+        typer.echo(note, err=True)
     if as_json:
         typer.echo(json.dumps([comparison.comparison_record(e) for e in estimates], indent=2, allow_nan=False))
     elif as_csv:
@@ -85,6 +109,6 @@ def emit(estimates: list[Any], as_json: bool, as_csv: bool, markdown: bool) -> N
 
         csv.writer(sys.stdout, lineterminator="\n").writerows(comparison.csv_rows(estimates))
     elif markdown:
-        typer.echo(comparison.markdown_tables(estimates))
+        typer.echo(comparison.markdown_tables(estimates) + (f"\n\n{note}" if note else ""))
     else:
-        typer.echo(comparison.text_tables(estimates))
+        typer.echo(comparison.text_tables(estimates) + (f"\n\n{note}" if note else ""))

@@ -63,10 +63,13 @@ def figures(
 
     chosen = _formats(formats)
     est = evaluate(query)
-    from estimator.plots import write_figures
+    from estimator.plots import draw_figures
 
-    for path in write_figures(est, out, chosen, title=not no_title, caption=not no_caption):
+    paths, skipped = draw_figures(est, out, chosen, title=not no_title, caption=not no_caption)
+    for path in paths:
         typer.echo(str(path))
+    for name, why in skipped.items():  # the rest were written; the manifest names these too
+        typer.echo(f"skipped {name}: {why}", err=True)
 
 
 KindArg = Annotated[

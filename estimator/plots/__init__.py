@@ -51,13 +51,28 @@ def write_figures(
     est: Estimate, out: Path, formats: Sequence[str] = ("png", "svg"), *, title: bool = True, caption: bool = True
 ) -> list[Path]:
     """Every figure of :data:`FIGURES` for ``est`` as ``out/<name>.<format>``, and ``out/manifest.json``
-    (the query, the matplotlib version that drew them, and each file's SHA-256); ``title`` and ``caption``
-    False leave those off."""
+    (the query, the matplotlib version that drew them, each file's SHA-256, and the figures that do not
+    apply to the query with why); ``title`` and ``caption`` False leave those off. A figure that does not
+    apply is skipped, never the rest: the manifest is written for what was made."""
+    return draw_figures(est, out, formats, title=title, caption=caption)[0]
+
+
+def draw_figures(
+    est: Estimate, out: Path, formats: Sequence[str] = ("png", "svg"), *, title: bool = True, caption: bool = True
+) -> tuple[list[Path], dict[str, str]]:
+    """:func:`write_figures`, and the figures skipped: {name: why}."""
+    from estimator.errors import EstimatorError
     from estimator.plots.style import plain
 
     paths: list[Path] = []
+    skipped: dict[str, str] = {}
     for name, draw in FIGURES.items():
-        paths += save(plain(draw(est), title=title, caption=caption), out / name, formats)
+        try:
+            fig = draw(est)
+        except EstimatorError as exc:  # e.g. a model that splits over no number of GPUs: say why, draw the rest
+            skipped[name] = str(exc)
+            continue
+        paths += save(plain(fig, title=title, caption=caption), out / name, formats)
     manifest: dict[str, Any] = {
         "model": est.spec.name,
         "tokens": est.tokens,
@@ -68,9 +83,12 @@ def write_figures(
         "matplotlib": matplotlib.__version__,
         "files": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths},
     }
+    if skipped:
+        manifest["skipped"] = skipped
+    out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / MANIFEST
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return [*paths, manifest_path]
+    return [*paths, manifest_path], skipped
 
 
 __all__ = [
@@ -82,6 +100,7 @@ __all__ = [
     "bytes_per_token_vs_tokens",
     "cache_by_architecture",
     "capacity_vs_tokens",
+    "draw_figures",
     "models_kv_vs_lora",
     "ratio_heatmap",
     "save",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from estimator.compare import Estimate, evaluate
+from estimator.errors import EstimatorError
 from estimator.plots.style import OKABE_ITO, add_caption, legend_below, new_figure, styled, title
 from estimator.plots.tokens import token_grid
 from estimator.sweep import sweep
@@ -26,21 +27,32 @@ TRIO = (  # (zoo name, what it shows): a dense transformer, two hybrids, a pure 
 COLOURS = (OKABE_ITO["vermillion"], OKABE_ITO["blue"], OKABE_ITO["green"], OKABE_ITO["black"], OKABE_ITO["purple"])
 
 
-def kinds_estimates(est: Estimate) -> list[tuple[Estimate, str]]:
+def kinds_estimates(est: Estimate) -> tuple[list[tuple[Estimate, str]], list[tuple[str, str]]]:
     """``est``'s query (rank, targets, dtypes, conventions) for each model of :data:`TRIO` in the zoo, and
-    for ``est``'s own model when it is none of them."""
+    for ``est``'s own model when it is none of them; apart, the models the query does not apply to, as
+    (display name, why). Only their caches are drawn, so targets a model lacks (``--targets qv`` on
+    Qwen3-Next, whose q and v share one map) fall back to all-linear rather than leave the model out."""
     known = set(model_names())
     chosen = [(load_spec(name), words) for name, words in TRIO if name in known]
     if all(spec.name != est.spec.name for spec, _ in chosen):
         chosen.append((est.spec, "this query's model"))
-    return [(evaluate(est.query.with_(spec=spec, methods=("kv", "lora"))), words) for spec, words in chosen]
+    done, skipped = [], []
+    for spec, words in chosen:
+        try:  # only the cache of these models is drawn, which no target changes: where the user's targets name
+            done.append((evaluate(est.query.with_(spec=spec, methods=("kv", "lora"))), words))  # maps a model
+        except EstimatorError:  # lacks (qv on a fused in_proj), the cache is read with peft's default
+            try:
+                done.append((evaluate(est.query.with_(spec=spec, methods=("kv", "lora"), targets="all-linear")), words))
+            except EstimatorError as exc:  # the model itself does not take the query: leave it out, say why
+                skipped.append((spec.display_name, str(exc)))
+    return done, skipped
 
 
 def cache_by_architecture(est: Estimate) -> Figure:
     """Cache bytes per token of text (keys, values and recurrent states) against T, for each model, with the
     query model's LoRA for scale."""
     t = token_grid()
-    rows = kinds_estimates(est)
+    rows, skipped = kinds_estimates(est)
     with styled():
         fig, ax = new_figure(4.0)
         for (model, words), colour in zip(rows, COLOURS, strict=False):
@@ -60,5 +72,7 @@ def cache_by_architecture(est: Estimate) -> Figure:
             f"a hybrid's flattens once its attention layers dominate. T up to {format_tokens_short(int(t[-1]))}, "
             "whatever each model's context window."
         )
+        if skipped:
+            words += f" Left out (targets do not apply): {', '.join(name for name, _ in skipped)}."
         add_caption(fig, words)
     return fig

@@ -59,6 +59,8 @@ def comparison_record(est: Estimate) -> dict[str, Any]:
         "crossover_reason": est.crossover.reason.value,
         "state_to_lora_bytes_ratio": est.crossover.state_multiple,
         "parity_rank": est.parity_rank if holds else None,
+        "smallest_full_rank": est.targets.smallest_full_rank,
+        "parity_beyond_full_rank": holds and est.parity_rank > est.targets.smallest_full_rank,
         "experts": est.query.experts.value if spec.n_routed_experts is not None else None,
     }
 
@@ -87,6 +89,8 @@ def _cell(key: str, record: dict[str, Any]) -> str:
         return f"{value:,}" + (" (exceeded)" if record["beyond_context_window"] else "")
     if key == "crossover_tokens":
         return f"{value:,}"
+    if key == "parity_rank" and record["parity_beyond_full_rank"]:
+        return f"{value:,}*"  # explained under the table (:func:`full_rank_notes`)
     return format_number(value) if isinstance(value, float) else f"{value:,}"
 
 
@@ -103,6 +107,26 @@ def caption(est: Estimate, records: Sequence[dict[str, Any]]) -> str:
     )
 
 
+def full_rank_notes(estimates: Sequence[Estimate]) -> list[str]:
+    """The main query's note for each parity rank past the full rank of the narrowest targeted maps.
+
+    Llama 3 70B at 100k, all-linear: r = 1,266 is beyond the full rank of k_proj, v_proj (1,024)."""
+    return [
+        f"* {e.spec.name}: parity rank {e.parity_rank:,} is beyond the full rank of "
+        f"{', '.join(e.targets.narrowest())} ({e.targets.smallest_full_rank:,}), where a LoRA stops adding "
+        "expressiveness."
+        for e in estimates
+        if e.holds_all_tokens and e.parity_rank > e.targets.smallest_full_rank
+    ]
+
+
+def left_out_note(skipped: Sequence[tuple[str, str]]) -> str:
+    """One line naming the models the query does not apply to, each with why; empty when none."""
+    if not skipped:
+        return ""
+    return "Left out (the query does not apply): " + "; ".join(f"{name}: {why}" for name, why in skipped) + "."
+
+
 def by_tokens(estimates: Sequence[Estimate]) -> list[tuple[Estimate, list[dict[str, Any]]]]:
     """The estimates grouped by token count (in the order given): the first of each, and its records."""
     ordered = sorted(estimates, key=lambda e: e.tokens)
@@ -116,7 +140,8 @@ def text_tables(estimates: Sequence[Estimate]) -> str:
     for first, records in by_tokens(estimates):
         body = [[_cell(key, r) for key, _ in COLUMNS] for r in records]
         table = format_table([h for _, h in COLUMNS], body, right=set(range(1, len(COLUMNS))))
-        parts.append(f"At {caption(first, records)}\n\n{table}")
+        notes = "".join(f"\n{n}" for n in full_rank_notes([e for e in estimates if e.tokens == first.tokens]))
+        parts.append(f"At {caption(first, records)}\n\n{table}{notes}")
     return "\n\n".join(parts) + "\n\n" + FOOTNOTE
 
 
@@ -128,7 +153,10 @@ def markdown_tables(estimates: Sequence[Estimate]) -> str:
         rule = "|" + "|".join(["---", *["---:"] * (len(COLUMNS) - 1)]) + "|"
         rows = ["| " + " | ".join(_cell(key, r).replace("|", "\\|") for key, _ in COLUMNS) + " |" for r in records]
         title = f"### {format_tokens_short(first.tokens)} tokens"
-        parts.append("\n".join([title, "", caption(first, records), "", header, rule, *rows]))
+        notes = full_rank_notes([e for e in estimates if e.tokens == first.tokens])
+        parts.append(
+            "\n".join([title, "", caption(first, records), "", header, rule, *rows, *(["", *notes] if notes else [])])
+        )
     return "\n\n".join(parts) + "\n\n" + FOOTNOTE
 
 
@@ -137,7 +165,7 @@ FOOTNOTE = (
     "keys and values only; '—': every layer keeps only a window, so the cache holds the last tokens, not the "
     "text; crossover: tokens at which the cache reaches the LoRA's bytes (never: it stays below them; none (state "
     "Nx): its fixed state alone is N times the LoRA's from the first token, so there is no crossing); parity "
-    "rank: the LoRA rank of the cache's bytes."
+    "rank: the LoRA rank of the cache's bytes (*: beyond the full rank of the narrowest targeted maps)."
 )
 
 
