@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from estimator.checkpoint.files import printable
 from estimator.errors import EstimatorError, UnknownFamilyError
 from estimator.families import Reader, family, supported
 from estimator.specs import ModelSpec, validate_spec
@@ -93,7 +94,7 @@ def model_name(config: dict[str, Any], path: Path, given: str | None = None) -> 
     )
     own = config.get("_name_or_path") if isinstance(config.get("_name_or_path"), str) else None
     named_file = path.stem if path.stem.lower() != "config" else None
-    display = given or own or named_file or first or path.stem
+    display = printable(given or own or named_file or first or path.stem)  # no terminal escapes from a file
     slug = re.sub(r"[^a-z0-9._-]+", "-", display.rstrip("/").rsplit("/", 1)[-1].lower()).strip("-._")
     return slug or "model", display
 

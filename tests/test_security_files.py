@@ -194,6 +194,12 @@ def test_names_reach_the_terminal_without_control_characters(
     path.write_bytes(patched)
     code, out, _ = run(capsys, "inspect", str(path))
     assert code == 0 and "\x1b" not in out and "\\x1b]0;pwned\\x07" in out
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**CONFIG, "_name_or_path": "evil\x1b[2J\u202ename"}))
+    code, out, _ = run(capsys, "--config", str(config), "--tokens", "1k")
+    assert code == 0 and out.startswith("evil\\x1b[2J\\u202ename ("), out.splitlines()[0]
+    code, _, err = run(capsys, "--model", "no\x1b[2Jsuch")
+    assert code == 2 and "\x1b" not in err and "\\x1b" in err
     assert printable("a\u202eb\r\n") == "a\\u202eb\\r\\n"
 
 
