@@ -48,7 +48,9 @@ def serve_memory_command(
             "--weights-dtype", help="Weight format, or auto: as the --config checkpoint stores it, else bf16."
         ),
     ] = "auto",
-    engine: Annotated[str, typer.Option(help="Serving engine's memory rule: vllm (0.19), none.")] = "vllm",
+    engine: Annotated[
+        str, typer.Option(help="Serving engine's memory rule: vllm (0.19), vllm-0.11, sglang (0.4.6), none.")
+    ] = "vllm",
     accelerator: AcceleratorOpt = "h100-sxm",
     memory: MemoryOpt = None,
     memory_fraction: Annotated[
@@ -152,7 +154,7 @@ def build_report(query: Any, options: dict[str, Any], config: Any = None) -> Any
             raise EstimatorError(f"--{flag.replace('_', '-')} {options[flag]} is out of range; give e.g. 4 and 16")
     offload = parse_bytes(options["kv_offload"], "--kv-offload") if options["kv_offload"] else 0
     tps, batches = counts(options["tp"], "--tp"), counts(options["batch"], "--batch")
-    padding = VLLM_MXFP4_PADDING[mxfp4_backend(name)] if engine is Engine.vllm else NO_PADDING
+    padding = VLLM_MXFP4_PADDING[mxfp4_backend(name)] if engine.is_vllm else NO_PADDING
     pools: list[Any] = []
     verdicts: list[Any] = []
     tiers: list[int] = []

@@ -21,7 +21,7 @@ cache is exact (n_ctx cells) but its compute buffer, which decides the fit, has 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from estimator.errors import EstimatorError
@@ -42,9 +42,38 @@ SGLANG_FRACTION = ((8, 0.81), (4, 0.85), (2, 0.87), (1, 0.88))  # server_args.py
 # parallelism): vLLM 0.19 prints "Free memory on device (78.68/79.19 GiB) on startup" on one H100, 77.66/79.19
 # at TP 2 and 77.64/79.19 at TP 4 (llm-d's sweep).
 START_BYTES = ((2, 1_664_000_000), (1, 548_000_000))
-SAMPLER_FP32_BYTES_PER_LOGIT = 12  # beyond the model-dtype logits: see sampler_bytes
 PROFILE_REST_BYTES = 132_000_000  # see profile_peak_bytes
-NON_TORCH_BYTES = ((4, 2_287_000_000), (2, 2_223_000_000), (1, 268_000_000))  # see non_torch_bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class VllmRelease:
+    """What differs between vLLM releases in the pool rule: the bytes per logit the sampler's warm-up holds
+    beyond the model-dtype logits, and the non-torch memory per GPU by TP size, each read from that release's
+    own DEBUG start-up logs (which print the torch peak and the non-torch increase apart)."""
+
+    version: str
+    sampler_extra_bytes: float
+    non_torch: tuple[tuple[int, int], ...]  # (at least this TP, bytes), largest TP first
+    source: str
+
+
+RELEASES = {
+    "vllm": VllmRelease(
+        version="0.19",
+        sampler_extra_bytes=12,
+        non_torch=((4, 2_287_000_000), (2, 2_223_000_000), (1, 268_000_000)),
+        source="llm-d planner's vLLM 0.19.0 sweep on H100 80GB HBM3: 1.89 GiB profile peak for Llama 3.1 8B at TP 1, "
+        "2 and 4; non-torch 0.25, 2.07, 2.13 GiB",
+    ),
+    "vllm-0.11": VllmRelease(
+        version="0.11",
+        sampler_extra_bytes=35.5,
+        non_torch=((2, 585_000_000), (1, 140_000_000)),
+        source="llm-d-benchmark's vLLM 0.11.0 memory table on H100: 4.76 GiB profile peak for Llama 3.1 8B, "
+        "5.64 for Qwen3-32B, 7.38 for gpt-oss-20b (37.5 bytes per logit in all); non-torch 0.13-0.14 GiB at TP 1, "
+        "0.54-0.55 at TP 2",
+    ),
+}
 MOE_CHUNK_TOKENS = 32768  # VLLM_FUSED_MOE_CHUNK_SIZE: the fused-MoE workspace is sized for at most this many tokens
 LLM_D = "llm-d planner's vLLM 0.19.0 sweep on H100 80GB HBM3 (tests/data/published/serving.toml)"
 
@@ -52,7 +81,7 @@ LLM_D = "llm-d planner's vLLM 0.19.0 sweep on H100 80GB HBM3 (tests/data/publish
 def default_knobs(engine: Engine, reported_bytes: int, device_name: str, max_model_len: int, tp: int) -> Knobs:
     """The engine's own defaults for this device and context length."""
     large = reported_bytes >= LARGE_GPU_BYTES and "a100" not in device_name.lower()
-    if engine is Engine.vllm:
+    if engine.value in RELEASES:
         seqs, batched = (1024, 8192) if large else (256, 2048)
         return Knobs(
             memory_fraction=0.9,
@@ -92,14 +121,15 @@ def refusal(engine: Engine) -> str:
     return f"--engine {engine.value}: {why}; use vllm, sglang or none"
 
 
-def sampler_bytes(spec: ModelSpec, knobs: Knobs, logits_bytes: int) -> int:
+def sampler_bytes(spec: ModelSpec, knobs: Knobs, logits_bytes: int, release: VllmRelease = RELEASES["vllm"]) -> int:
     """The sampler's warm-up in vLLM's profile run: R = min(max_num_seqs, max_num_batched_tokens) dummy
     requests, each a row of V logits in the model's dtype (b bytes) plus 12 bytes per logit of the sampler's
     fp32 and int64 temporaries (an fp32 copy and the sort's int64 indices): R · V · (b + 12). The logits are
     gathered whole on every GPU, so this does not shrink with tensor parallelism. Llama 3.1 8B in bf16,
     R = 1,024: 1,024 · 128,256 · 14 = 1,838,641,152 bytes (1.71 GiB); llm-d's log prints a profile peak of
     1.89 GiB, and 2.21 GiB in fp32 (1,024 · 128,256 · 16 = 1.96 GiB): the 2 bytes per logit the dtype adds."""
-    return min(knobs.max_num_seqs, knobs.max_num_batched_tokens) * spec.vocab_size * (logits_bytes + 12)
+    per_logit = logits_bytes + release.sampler_extra_bytes
+    return round(min(knobs.max_num_seqs, knobs.max_num_batched_tokens) * spec.vocab_size * per_logit)
 
 
 def moe_workspace_bytes(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> int:
@@ -116,14 +146,16 @@ def moe_workspace_bytes(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> int
     return tokens * k * (max(2 * f, spec.hidden_size) + f) * FP16_BYTES
 
 
-def non_torch_bytes(tp: int) -> int:
+def non_torch_bytes(tp: int, release: VllmRelease = RELEASES["vllm"]) -> int:
     """Memory allocated outside torch since start-up, per GPU (vLLM prints it as non_torch_memory): cuBLAS
     and CUDA-graph pools alone at TP 1 (0.25 GiB), NCCL and custom all-reduce buffers beyond (2.07 GiB at TP 2,
     2.13 at TP 4, in llm-d's sweep); larger TP sizes are taken as TP 4's (not measured)."""
-    return next(b for at_least, b in NON_TORCH_BYTES if tp >= at_least)
+    return next(b for at_least, b in release.non_torch if tp >= at_least)
 
 
-def profile_peak_bytes(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> tuple[int, int, int]:
+def profile_peak_bytes(
+    spec: ModelSpec, setup: ServeSetup, knobs: Knobs, release: VllmRelease = RELEASES["vllm"]
+) -> tuple[int, int, int]:
     """(forward, sampler, rest) of vLLM's profile run on one GPU: the torch peak is the larger of one forward
     pass over N = max_num_batched_tokens (:func:`prefill_activation_bytes`) and the sampler's warm-up plus what
     the run holds beside it: the forward's output, N · d · b (the hidden states stay alive while the sampler
@@ -134,7 +166,7 @@ def profile_peak_bytes(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> tupl
     forward = prefill_activation_bytes(spec, replace(setup, chunk_tokens=knobs.max_num_batched_tokens))
     b = setup.weights.float_bytes
     rest = knobs.max_num_batched_tokens * spec.hidden_size * b + PROFILE_REST_BYTES
-    return forward, sampler_bytes(spec, knobs, b), rest
+    return forward, sampler_bytes(spec, knobs, b, release), rest
 
 
 def start_bytes(tp: int) -> int:
@@ -155,7 +187,9 @@ def sglang_reserves(tp: int, knobs: Knobs) -> tuple[Reserve, ...]:
     )
 
 
-def vllm_reserves(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> tuple[Reserve, ...]:
+def vllm_reserves(
+    spec: ModelSpec, setup: ServeSetup, knobs: Knobs, release: VllmRelease = RELEASES["vllm"]
+) -> tuple[Reserve, ...]:
     """vLLM's terms before its pool: the RoPE cache loaded with the weights, the profile run's torch peak,
     the fused-MoE workspaces, non-torch memory."""
     rows = []
@@ -168,7 +202,7 @@ def vllm_reserves(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> tuple[Res
                 source="rotary_embedding.py: max_position_embeddings x rotary_dim, model dtype",
             )
         )
-    forward, sampler, rest = profile_peak_bytes(spec, setup, knobs)
+    forward, sampler, rest = profile_peak_bytes(spec, setup, knobs, release)
     requests = min(knobs.max_num_seqs, knobs.max_num_batched_tokens)
     rows.append(
         Reserve(
@@ -176,7 +210,7 @@ def vllm_reserves(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> tuple[Res
             f"({forward / GiB:.2f} GiB) and the sampler over {requests:,} requests with the rest "
             f"({(sampler + rest) / GiB:.2f} GiB)",
             bytes=max(forward, sampler + rest),
-            source=f"gpu_model_runner.py profile_run, _dummy_sampler_run; {LLM_D}",
+            source=f"gpu_model_runner.py profile_run, _dummy_sampler_run; {release.source}",
         )
     )
     if workspace := moe_workspace_bytes(spec, setup, knobs):
@@ -186,8 +220,8 @@ def vllm_reserves(spec: ModelSpec, setup: ServeSetup, knobs: Knobs) -> tuple[Res
     rows.append(
         Reserve(
             label="non-torch memory (NCCL, all-reduce, cuBLAS)",
-            bytes=non_torch_bytes(setup.tp),
-            source=f"memory_profiling non_torch_increase; {LLM_D}",
+            bytes=non_torch_bytes(setup.tp, release),
+            source=f"memory_profiling non_torch_increase; {release.source}",
         )
     )
     return tuple(rows)
@@ -208,8 +242,8 @@ def plan_pool(
     what it holds: blocks, tokens and concurrency as the engine prints them. ``stored_bytes``: the weights as a
     GGUF file stores them (one GPU), instead of the format's count."""
     at = replace(setup, block_tokens=knobs.block_tokens, chunk_tokens=knobs.max_num_batched_tokens)
-    if engine is Engine.vllm:
-        reserves = vllm_reserves(spec, at, knobs)
+    if engine.value in RELEASES:
+        reserves = vllm_reserves(spec, at, knobs, RELEASES[engine.value])
     elif engine is Engine.sglang:
         reserves = sglang_reserves(setup.tp, knobs)
     elif engine is Engine.none:

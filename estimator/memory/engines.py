@@ -33,6 +33,7 @@ class Engine(StrEnum):
     """A serving engine's memory rule, at the version stated in its description."""
 
     vllm = "vllm"
+    vllm_011 = "vllm-0.11"
     sglang = "sglang"
     tgi = "tgi"
     llama_cpp = "llama.cpp"
@@ -41,9 +42,15 @@ class Engine(StrEnum):
     def describe(self) -> str:
         return ENGINE_WORDS[self]
 
+    @property
+    def is_vllm(self) -> bool:
+        return self in (Engine.vllm, Engine.vllm_011)
+
 
 ENGINE_WORDS = {
     Engine.vllm: "vLLM 0.19 (V1 engine): pool = gpu_memory_utilization x reported - weights - profile peak - "
+    "non-torch memory",
+    Engine.vllm_011: "vLLM 0.11 (V1 engine): the same rule as 0.19, with 0.11's heavier sampler warm-up and lighter "
     "non-torch memory",
     Engine.sglang: "SGLang 0.4.6: pool = mem_fraction_static x (reported - start-up memory) - weights, in tokens",
     Engine.tgi: "Text Generation Inference: the memory left after a warm-up prefill (not modelled)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from estimator.memory.engines import Engine
+from estimator.memory.engine_rules import RELEASES
 
 if TYPE_CHECKING:
     from estimator.memory.engines import Pool
@@ -20,13 +20,14 @@ def serving_assumptions(
     """Every assumption behind the tables."""
     k = pool.knobs
     words = [f"Engine: {pool.engine.describe()}."]
-    if pool.engine is Engine.vllm:
+    if pool.engine.is_vllm:
         words.append(
             f"vLLM's scheduler: max_num_seqs {k.max_num_seqs:,} and max_num_batched_tokens "
             f"{k.max_num_batched_tokens:,} (its API server's defaults on this device: 1,024 and 8,192 on a GPU of "
             "at least 70 GiB that is not an A100, else 256 and 2,048), blocks of "
             f"{k.block_tokens} tokens, max_model_len {k.max_model_len:,}. The profile peak, fused-MoE workspaces "
-            "and non-torch memory were checked against vLLM 0.19.0's own start-up logs (llm-d's H100 sweep); CUDA "
+            "and non-torch memory were read from that release's own start-up logs "
+            f"({RELEASES[pool.engine.value].source}); CUDA "
             "graphs are captured after the pool is sized and come out of the 1 - utilization headroom (0.91 GiB "
             "for Llama 3.1 8B in that sweep), so they are not deducted."
         )
@@ -45,7 +46,7 @@ def serving_assumptions(
         "Tensor parallelism splits q, o, the MLP and experts by t, k and v by KV head (max(1, K/t) per GPU), the "
         "vocabulary padded to 64 rows; norms, routers and MLA's down-projections are replicated."
     )
-    if pool.blocks is None and pool.engine is Engine.vllm:
+    if pool.blocks is None and pool.engine.is_vllm:
         words.append(
             "Cache layout: this model's layers do not page alike (a recurrent state, or layers of unequal page "
             "size), which vLLM pads in ways not modelled here: blocks and tokens are not given, and a sequence "
