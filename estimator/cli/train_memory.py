@@ -152,7 +152,7 @@ def train_memory_command(
     elif usable != device.memory_bytes:
         device_name = f"{device.display_name}, {format_bytes(capacity, iec=True)} usable (what torch reports)"
     else:
-        device_name = f"{device.display_name}, all of its {format_bytes(capacity, iec=True)}"
+        device_name = f"{device.display_name}, all of its {format_bytes(capacity, iec=True)} (no usable size recorded)"
     words = train_assumptions(query, options, device_name)
     words.insert(-2, per_layer_words(query, tuple(w for w, *_ in rows), autocast))
     if estimated := [label for _, _, peak, *_, label in rows if not peak.memory.activations_exact]:
