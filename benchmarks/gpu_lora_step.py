@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def estimate_peak_bytes(config: Path, tokens: int, rank: int, checkpointing: bool) -> int:
     """The tool's peak for the same step, from its own JSON."""
+    mode = "layers" if checkpointing else "none"
     command = [sys.executable, "-m", "estimator.cli", "train-memory", "--config", str(config), "--tokens", str(tokens),
-               "--rank", str(rank), "--way", "lora", "--checkpointing", "layers" if checkpointing else "none", "--json"]  # fmt: skip
+               "--rank", str(rank), "--way", "lora", "--checkpointing", mode, "--json"]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT).stdout
     (way,) = json.loads(out)["ways"]
     return int(way["peak_bytes"])
@@ -60,10 +61,7 @@ def measured_peak_bytes(config: Path, tokens: int, rank: int, checkpointing: boo
     torch.cuda.reset_peak_memory_stats()
     step()
     torch.cuda.synchronize()
-    allocated, reserved = torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()
-    del model, optimizer
-    torch.cuda.empty_cache()
-    return allocated, reserved
+    return torch.cuda.max_memory_allocated(), torch.cuda.max_memory_reserved()
 
 
 def main() -> int:
@@ -83,6 +81,7 @@ def main() -> int:
     for tokens in (int(t) for t in args.tokens.split(",")):
         for checkpointing in (False, True):
             allocated, reserved = measured_peak_bytes(args.config, tokens, args.rank, checkpointing)
+            torch.cuda.empty_cache()  # the step's model and optimizer are gone with its frame
             tool = estimate_peak_bytes(args.config, tokens, args.rank, checkpointing)
             error = (tool - allocated) / allocated
             print(f"{tokens:>7,} {checkpointing!s:>13} {allocated / GiB:>13.2f} {reserved / GiB:>13.2f} "
