@@ -2,7 +2,12 @@
 
 Notation: P trained parameters, c knowledge bits per parameter (2 at ~1,000 exposures per fact,
 Allen-Zhu & Li 2024), h information bits per token of text (default: Chinchilla's irreducible
-loss, 1.69 nats = 2.44 bits), T tokens of new text, N model parameters, D pretraining tokens.
+loss, 1.69 nats = 2.44 bits, a reference point), T tokens of new text, N model parameters, D
+pretraining tokens.
+
+c and h are different quantities: c counts bits of facts a model can be made to state (extractable
+knowledge, measured on synthetic biographies), h the entropy of a token of typical text. Their ratio is
+a reference point for scale, not a prediction of what a store will keep.
 
     capacity(P)      = c · P bits
     information(T)   = h · T bits
@@ -144,7 +149,7 @@ class Capacity:
             "text_bits_per_token_range": None
             if self.information_range is None
             else {
-                "floor": self.information_range.floor_bits_per_token,
+                "low_reference": self.information_range.low_bits_per_token,
                 "ceiling": self.information_range.ceiling_bits_per_token,
                 "point_source": self.information_range.point_source,
                 "ceiling_source": self.information_range.ceiling_source,

@@ -90,6 +90,14 @@ def crossover_tokens(spec: ModelSpec, adapter_bytes: int, kv: KVFormat | DType) 
     return crossover(spec, adapter_bytes, kv).tokens
 
 
+def context_window_tokens(spec: ModelSpec) -> int | None:
+    """max_position_embeddings, or None where the family records none (MAX_CONTEXT = 10^12: Mamba 2.8B)."""
+    from estimator.families.schema import MAX_CONTEXT
+
+    window = spec.max_position_embeddings
+    return None if window >= MAX_CONTEXT else window
+
+
 def parity_rank(targets: Targets, kv_bytes: int, adapter_dtype: DType) -> int:
     """Smallest r whose LoRA holds at least the KV cache's bytes: ⌈8 · KV(T) / (b · P₁)⌉.
 
@@ -192,9 +200,25 @@ class Estimate:
         return self.tokens_held >= self.tokens or self.kv_state_bytes > 0
 
     @property
+    def context_window_tokens(self) -> int | None:
+        """The model's context window (max_position_embeddings); None for a model without one (a pure SSM,
+        whose family records 10^12 for "no limit of its own")."""
+        return context_window_tokens(self.spec)
+
+    @property
     def beyond_context_window(self) -> bool:
-        """Whether T exceeds the model's context window (max_position_embeddings)."""
-        return self.tokens > self.spec.max_position_embeddings
+        """Whether T exceeds the model's context window (never where it has none)."""
+        window = self.context_window_tokens
+        return window is not None and self.tokens > window
+
+    @property
+    def holds_text_as(self) -> str:
+        """What the cache keeps of the text: "tokens" (some layer holds every one), "window" (every layer only
+        the last w), "state" (a fixed state summarising it, no token held), or "tokens and state"."""
+        if self.kv_bytes_per_token_unbounded == 0:
+            return "state"
+        held = "tokens" if self.tokens_held >= self.tokens else "window"
+        return f"{held} and state" if self.kv_state_bytes else held
 
     @property
     def kv_growing_bytes(self) -> int:

@@ -1,13 +1,16 @@
-"""How much information a text carries, as a range with its sources rather than one borrowed number.
+"""How much information a text carries, as a range of reference points with their sources rather than
+one borrowed number.
 
 Per token of text, in bits:
 
-    floor    h_E = E / ln 2 = 1.69 nats / ln 2 = 2.438      (Chinchilla's irreducible loss: the entropy a
-             perfect model of MassiveText still faces, in Chinchilla's tokenizer; typical text, not this text)
+    low      h_E = E / ln 2 = 1.69 nats / ln 2 = 2.438      (a reference point, not a floor: Chinchilla's
+             irreducible loss, the entropy a perfect model of MassiveText still faces in Chinchilla's
+             tokenizer; typical text, not this text: another tokenizer, or a text the model already knows,
+             can cost fewer bits)
     ceiling  min(log2 V, 8 · C(text) / T)                    (no token of a V-word vocabulary carries more than
              log2 V bits, Llama 3's 128,256: 16.969; a compressor's output C, in bytes, bounds any text's
              information from above: the smallest of lzma -9e, bz2 -9 and zlib -9 over the file)
-    point    the user's measured rate (the model's loss on the text, in bits per token), else the floor
+    point    the user's measured rate (the model's loss on the text, in bits per token), else the low point
 
 Tokens of a ``--text`` file are the user's count (``--text-tokens``, from their tokenizer), else estimated
 as UTF-8 bytes / 4 (the rule of thumb for English under ~100k-word BPE vocabularies), said so wherever
@@ -94,17 +97,20 @@ def read_sample(path: Path, tokens: int | None = None) -> Sample:
 
 @dataclass(frozen=True)
 class Information:
-    """Information per token of text: the rate used (``point``) and the range around it, with sources."""
+    """Information per token of text: the rate used (``point``) and the range around it, with sources.
+
+    ``low_bits_per_token`` is a reference point (Chinchilla's irreducible loss, or the user's lower rate),
+    not a lower bound; ``ceiling_bits_per_token`` is a bound (log2 V, or a compressor's output)."""
 
     point_bits_per_token: float
-    floor_bits_per_token: float
+    low_bits_per_token: float
     ceiling_bits_per_token: float
     point_source: str
     ceiling_source: str
 
     def bits(self, tokens: int) -> tuple[float, float, float]:
-        """(floor, point, ceiling) bits of information in ``tokens`` tokens."""
-        return (tokens * self.floor_bits_per_token, tokens * self.point_bits_per_token,
+        """(low, point, ceiling) bits of information in ``tokens`` tokens."""
+        return (tokens * self.low_bits_per_token, tokens * self.point_bits_per_token,
                 tokens * self.ceiling_bits_per_token)  # fmt: skip
 
 
@@ -117,7 +123,7 @@ def information(
     vocab_size: int, given_bits_per_token: float | None = None, sample: Sample | None = None
 ) -> Information:
     """The range for a model's vocabulary, the user's measured rate if any, and a text sample if any."""
-    floor = nats_to_bits(TEXT_NATS_PER_TOKEN.value)
+    reference = nats_to_bits(TEXT_NATS_PER_TOKEN.value)
     ceiling, ceiling_source = vocabulary_bits(vocab_size), f"log2 of the {vocab_size:,}-token vocabulary"
     if sample is not None and sample.compressed_bits_per_token < ceiling:
         ceiling = sample.compressed_bits_per_token
@@ -127,5 +133,5 @@ def information(
     if given_bits_per_token is not None:
         point, source = given_bits_per_token, "given (e.g. the model's loss on the text)"
     else:
-        point, source = floor, f"Chinchilla's irreducible loss, {TEXT_NATS_PER_TOKEN.value} nats"
-    return Information(point, min(floor, point), max(ceiling, point), source, ceiling_source)
+        point, source = reference, f"Chinchilla's irreducible loss, {TEXT_NATS_PER_TOKEN.value} nats, a reference point"
+    return Information(point, min(reference, point), max(ceiling, point), source, ceiling_source)

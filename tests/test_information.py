@@ -1,4 +1,4 @@
-"""The information in a text as a range: Chinchilla's floor, log2 V or a compressor's bound as the ceiling,
+"""The information in a text as a range: Chinchilla's reference point (no floor), log2 V or a compressor's bound as the ceiling,
 the user's measured rate; full fine-tuning's capacity shared with pretraining."""
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ def test_a_compressor_never_beats_the_entropy_of_the_text(tmp_path: Path) -> Non
 
 def test_the_range_and_its_sources(tmp_path: Path) -> None:
     plain = information(128_256)  # Llama 3's vocabulary
-    assert plain.floor_bits_per_token == plain.point_bits_per_token == pytest.approx(CHINCHILLA_BITS)
+    assert plain.low_bits_per_token == plain.point_bits_per_token == pytest.approx(CHINCHILLA_BITS)
     assert plain.ceiling_bits_per_token == vocabulary_bits(128_256) == pytest.approx(16.969, abs=5e-4)
-    measured = information(128_256, given_bits_per_token=1.2)  # a model's loss below the Chinchilla floor
-    assert (measured.floor_bits_per_token, measured.point_bits_per_token) == (1.2, 1.2)
+    measured = information(128_256, given_bits_per_token=1.2)  # a model's loss below Chinchilla's reference
+    assert (measured.low_bits_per_token, measured.point_bits_per_token) == (1.2, 1.2)
     _random_words(tmp_path / "t.txt", 5_000, 16)
     sample = read_sample(tmp_path / "t.txt", tokens=5_000)
     bounded = information(128_256, sample=sample)

@@ -119,11 +119,18 @@ def capacity_assumptions(result: Any, exposures: Exposures, given: bool) -> list
     rate = result.information_range
     words.append(
         f"Information in the text: {result.text_bits_per_token:.3f} bits per token ({rate.point_source}); the "
-        f"range runs from {rate.floor_bits_per_token:.3f} (Chinchilla's irreducible loss E = "
+        f"reference points run from {rate.low_bits_per_token:.3f} (Chinchilla's irreducible loss E = "
         f"{TEXT_NATS_PER_TOKEN.value} nats, {TEXT_NATS_PER_TOKEN.source}: the entropy a perfect model of its "
-        "training text still faces, in its own tokenizer; typical text, not what this text costs this model) to "
-        f"{rate.ceiling_bits_per_token:.3f} ({rate.ceiling_source}). Give the model's loss on your text with "
-        "--text-bits-per-token, and the text with --text."
+        "training text still faces, in its own tokenizer; typical text, not what this text costs this model, and "
+        "no floor: another tokenizer, or a text the model already knows, costs fewer bits) to "
+        f"{rate.ceiling_bits_per_token:.3f} ({rate.ceiling_source}, a bound). Give the model's loss on your text "
+        "with --text-bits-per-token, and the text with --text."
+    )
+    words.append(
+        "Capacity and information are different quantities: capacity counts bits of facts a model can be made to "
+        "state (Allen-Zhu & Li's extractable knowledge), information the entropy of the text's tokens. Their "
+        "ratio (÷ information) and the tokens that would fill a store are reference points for scale, not "
+        "predictions of what a store keeps."
     )
     if result.sample is not None:
         sample = result.sample
@@ -172,13 +179,13 @@ def _print_capacity(result: Any, words: list[str]) -> None:
     est, rate = result.est, result.information_range
     say(
         f"{est.spec.display_name} ({est.spec.name}): knowledge capacity against the information in "
-        f"{est.tokens:,} tokens of text"
+        f"{est.tokens:,} tokens of text (reference points: different quantities, see Assumptions)"
     )
     low, point, high = rate.bits(est.tokens)
     say(
         f"Information: {est.tokens:,} tokens × {result.text_bits_per_token:.3f} bits = {point:,.0f} bits "
-        f"({format_bytes(point / 8)}); range {low:,.0f} to {high:,.0f} bits ({rate.floor_bits_per_token:.3f} to "
-        f"{rate.ceiling_bits_per_token:.3f} bits per token)"
+        f"({format_bytes(point / 8)}); reference points {low:,.0f} to {high:,.0f} bits "
+        f"({rate.low_bits_per_token:.3f} to {rate.ceiling_bits_per_token:.3f} bits per token)"
     )
     typer.echo("")
     headers = ["store", "parameters", "capacity (bits)", "capacity (SI)", "÷ information", "÷ at ceiling"]

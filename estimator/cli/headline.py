@@ -119,11 +119,17 @@ def checkpoint_check(spec: Any) -> Any:
 
 def print_table(est: Any) -> None:
     from estimator.present.tables import estimate_table
-    from estimator.present.words import assumptions, crossover_line, holding_line, model_line, parity_line
-    from estimator.units import format_tokens_short
+    from estimator.present.words import (
+        assumptions,
+        crossover_line,
+        headline_line,
+        holding_line,
+        model_line,
+        parity_line,
+    )
 
     say(model_line(est))
-    say(f"Learning {est.tokens:,} tokens ({format_tokens_short(est.tokens)}) of new text: bytes each way of storing it")
+    say(headline_line(est))
     typer.echo("")
     typer.echo(estimate_table(est))
     typer.echo("")

@@ -81,7 +81,8 @@ def capacity_vs_tokens(est: Estimate, ranks: Sequence[int] = DEFAULT_RANKS) -> F
         words = (
             f"Knowledge capacity {bits_per_param:g} bits per parameter (Allen-Zhu & Li 2024, ~1,000 exposures per "
             f"fact, an upper bound for adapters); information from {bits_per_token:.3f} bits per token (1.69 nats, "
-            f"Chinchilla's irreducible loss, a typical-text floor) to {ceiling:.3f} (log2 of the vocabulary)."
+            f"Chinchilla's irreducible loss, a reference for typical text, not a floor) to {ceiling:.3f} (log2 of the "
+            "vocabulary); capacity (extractable facts) and information (entropy) are different quantities."
         )
         add_caption(fig, f"{caption(est)} {words}")
     return fig

@@ -7,7 +7,6 @@ from __future__ import annotations
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
-from estimator.families.schema import MAX_CONTEXT
 from estimator.present.tables import format_ratio, format_table
 from estimator.units import format_bytes, format_number, format_tokens_short
 
@@ -47,9 +46,10 @@ def comparison_record(est: Estimate) -> dict[str, Any]:
         "kv_growing_bytes_per_token": est.kv_growing_bytes / est.tokens if holds else None,
         "kv_cache_bytes": est.kv_cache_bytes,
         "kv_state_bytes": est.kv_state_bytes,
-        "tokens_held": est.tokens_held,
+        "tokens_held": None if est.holds_text_as == "state" else est.tokens_held,  # None: a state, no tokens
         "holds_all_tokens": holds,
-        "context_window_tokens": spec.max_position_embeddings,
+        "holds_text_as": est.holds_text_as,
+        "context_window_tokens": est.context_window_tokens,
         "beyond_context_window": est.beyond_context_window,
         "rank": est.query.rank,
         "lora_params": est.lora_params,
@@ -71,12 +71,12 @@ def _cell(key: str, record: dict[str, Any]) -> str:
         if record["crossover_reason"] == "state-exceeds":  # the fixed state alone holds more than the adapter
             return f"none (state {format_ratio(record['state_to_lora_bytes_ratio'])})"
         return "never"  # a fixed state below the adapter's bytes, or a window that never reaches them
+    if key == "context_window_tokens" and value is None:
+        return "none"  # no position embeddings (a pure SSM): no window of its own
+    if key == "tokens_held" and value is None:
+        return "state only"
     if value is None:
         return "—"
-    if key == "context_window_tokens" and value >= MAX_CONTEXT:
-        return "none"  # no position embeddings (a pure SSM): no window of its own
-    if key == "tokens_held" and value == 0:
-        return "state only"
     if key == "model":
         return str(value)
     if key in ("lora_bytes", "kv_state_bytes"):

@@ -15,7 +15,14 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
     spec, q = est.spec, est.query
     pretraining = est.pretraining_bytes_per_token
     holds = est.holds_all_tokens  # else the cache keeps only the last w tokens: no rate per token of the text
+    from estimator import __version__
+    from estimator.present.words import context_warning, headline_line
+
+    warning = context_warning(est)
     return {
+        "estimator_version": __version__,
+        "headline": headline_line(est),
+        "warnings": [] if warning is None else [warning],
         "model": {
             "name": spec.name,
             "display_name": spec.display_name,
@@ -28,7 +35,8 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
             "num_key_value_heads": spec.num_key_value_heads,
             "head_dim": spec.head_dim,
             "hidden_size": spec.hidden_size,
-            "max_position_embeddings_tokens": spec.max_position_embeddings,
+            "max_position_embeddings_tokens": est.context_window_tokens,  # null: no window of its own (an SSM)
+            "context_window_tokens": est.context_window_tokens,
         },
         "query": {
             "tokens": est.tokens,
@@ -50,8 +58,9 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
             "pretraining_tokens": est.pretraining_tokens,
             "virtual_tokens": q.virtual_tokens,
         },
-        "tokens_held": est.tokens_held,
+        "tokens_held": None if est.holds_text_as == "state" else est.tokens_held,  # null: a state, no tokens
         "holds_all_tokens": holds,
+        "holds_text_as": est.holds_text_as,
         "beyond_context_window": est.beyond_context_window,
         "kv_cache": {
             "bytes_per_token": est.kv_bytes_per_token if holds else None,

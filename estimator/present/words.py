@@ -41,6 +41,27 @@ def model_line(est: Estimate) -> str:
     )
 
 
+def context_warning(est: Estimate) -> str | None:
+    """Where T exceeds the context window, one sentence saying so; None otherwise (or with no window)."""
+    if not est.beyond_context_window:
+        return None
+    return (
+        f"Warning: {est.tokens:,} tokens exceed {est.spec.display_name}'s context window of "
+        f"{est.context_window_tokens:,} tokens; the KV figures are those of a cache that long."
+    )
+
+
+def headline_line(est: Estimate) -> str:
+    """The line under the model's: what is learned, with the context-window warning where T exceeds it."""
+    from estimator.units import format_tokens_short
+
+    line = (
+        f"Learning {est.tokens:,} tokens ({format_tokens_short(est.tokens)}) of new text: bytes each way of storing it"
+    )
+    warning = context_warning(est)
+    return line if warning is None else f"{line}. {warning}"
+
+
 def _experts_words(est: Estimate) -> list[str]:
     spec = est.spec
     if spec.n_routed_experts is None:
@@ -148,11 +169,6 @@ def assumptions(est: Estimate) -> list[str]:
     words += [f"{method.value}: {why}" for method, why in est.skipped]
     if Method.pretraining in est.methods and (w := STORES[Method.pretraining].assumption(est.query)):
         words.append(w)
-    if est.tokens > spec.max_position_embeddings:
-        words.append(
-            f"{est.tokens:,} tokens exceed {spec.display_name}'s context window of "
-            f"{spec.max_position_embeddings:,} tokens: the KV figures are those of a cache that long."
-        )
     if est.beyond_full_rank:
         words.append(
             f"Rank {est.rank:,} is beyond the full rank of {', '.join(est.targets.narrowest())} "
