@@ -15,20 +15,23 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from estimator.compare import Estimate, estimate, evaluate
+    from estimator.compare import Crossover, CrossoverReason, Estimate, estimate, evaluate
     from estimator.errors import EstimatorError
     from estimator.hf_config import spec_from_hf_config as read_config
-    from estimator.query import Query
+    from estimator.query import Query, query_from_options
     from estimator.specs import ModelSpec
     from estimator.units import DType, parse_tokens
     from estimator.zoo import load_spec, model_names
 
 _EXPORTS = {
     "DType": ("estimator.units", "DType"),
+    "Crossover": ("estimator.compare", "Crossover"),
+    "CrossoverReason": ("estimator.compare", "CrossoverReason"),
     "Estimate": ("estimator.compare", "Estimate"),
     "EstimatorError": ("estimator.errors", "EstimatorError"),
     "ModelSpec": ("estimator.specs", "ModelSpec"),
     "Query": ("estimator.query", "Query"),
+    "query_from_options": ("estimator.query", "query_from_options"),
     "estimate": ("estimator.compare", "estimate"),
     "evaluate": ("estimator.compare", "evaluate"),
     "load_spec": ("estimator.zoo", "load_spec"),
@@ -37,6 +40,8 @@ _EXPORTS = {
     "read_config": ("estimator.hf_config", "spec_from_hf_config"),
 }
 __all__ = [
+    "Crossover",
+    "CrossoverReason",
     "DType",
     "Estimate",
     "EstimatorError",
@@ -47,6 +52,7 @@ __all__ = [
     "load_spec",
     "model_names",
     "parse_tokens",
+    "query_from_options",
     "read_config",
 ]
 __version__ = "0.1.0"
@@ -59,3 +65,8 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), attribute)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """The module's own names and the API's, which :func:`__getattr__` imports on first use."""
+    return sorted({*globals(), *__all__})

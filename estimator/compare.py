@@ -7,8 +7,10 @@ the plots draw.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from enum import StrEnum
+from os import PathLike
 from typing import Any
 
 from estimator.architecture import active_params, param_breakdown, total_params
@@ -23,11 +25,10 @@ from estimator.kv import (
     mla_forms,
     windowed,
 )
-from estimator.layout import ExpertLayout
 from estimator.pretraining import pretraining_bytes_per_token, weights_bytes
-from estimator.query import Query
+from estimator.query import Query, query_from_options
 from estimator.specs import ModelSpec
-from estimator.stores import STORES, LoReFT, Method
+from estimator.stores import STORES, Method
 from estimator.stores.targets import Targets, lora_bytes, lora_params, resolve_targets
 from estimator.units import BITS_PER_BYTE, DType
 
@@ -310,43 +311,15 @@ def evaluate(q: Query) -> Estimate:
     )
 
 
-def estimate(
-    spec: ModelSpec,
-    tokens: int = 100_000,
-    rank: int = 32,
-    targets: str = "all-linear",
-    kv_dtype: KVFormat | DType | str = DType.bf16,
-    adapter_dtype: DType | str = DType.bf16,
-    weights_dtype: DType | str = DType.bf16,
-    pretraining_tokens: int | None = None,
-    methods: tuple[Method | str, ...] = tuple(Method),
-    experts: ExpertLayout | str = ExpertLayout.per_expert,
-    virtual_tokens: int = 20,
-    loreft: LoReFT | None = None,
-    ia3_targets: str | None = None,
-) -> Estimate:
-    """Bytes for learning ``tokens`` tokens of text with ``spec``, each way in ``methods``.
+def estimate(spec: ModelSpec | str | PathLike[str], *args: Any, **options: Any) -> Estimate:
+    """Bytes for learning ``tokens`` tokens of text with ``spec``, each way in ``methods``: every option the
+    CLI takes, as :func:`estimator.query.query_from_options` reads them (tokens as ``100_000`` or ``"100k"``;
+    dtypes, methods, layouts and cache conventions by name). Bad input raises
+    :class:`~estimator.errors.EstimatorError`."""
+    return evaluate(query_from_options(spec, *args, **options))
 
-    ``targets`` is a preset (all-linear, attention, mlp, qv) or a comma list (see
-    :func:`estimator.stores.targets.resolve_targets`); dtypes, methods and ``experts`` may be given by
-    name. Every argument is validated: bad input raises :class:`~estimator.errors.EstimatorError`.
-    """
-    query = Query(
-        spec,
-        tokens,
-        rank,
-        targets,
-        methods,  # type: ignore[arg-type]  # names are read by the query
-        adapter_dtype,  # type: ignore[arg-type]
-        kv_dtype,  # type: ignore[arg-type]
-        weights_dtype,  # type: ignore[arg-type]
-        pretraining_tokens,
-        experts,  # type: ignore[arg-type]
-        virtual_tokens,
-        loreft if loreft is not None else LoReFT(),
-        ia3_targets,
-    )
-    return evaluate(query)
+
+estimate.__signature__ = inspect.signature(query_from_options).replace(return_annotation="Estimate")  # type: ignore[attr-defined]
 
 
 __all__ = [

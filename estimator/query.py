@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
+from os import PathLike
 from typing import Any
 
 from estimator.errors import EstimatorError
@@ -155,3 +156,105 @@ def _check_loreft(loreft: object, spec: ModelSpec) -> None:
                 f"LoReFT layers {list(loreft.layers)}: {spec.display_name} has layers 0 to "
                 f"{spec.num_hidden_layers - 1}; give indices in that range or all"
             )
+
+
+def _count(value: object, what: str) -> int:
+    """A count given as a whole number or as text such as ``"1M"`` or ``"15T"`` (as the CLI reads it)."""
+    from estimator.units import parse_tokens
+
+    return parse_tokens(value, what) if isinstance(value, str) else whole(value, what, "give e.g. 100_000 or '100k'")
+
+
+def query_from_options(
+    spec: ModelSpec | str | PathLike[str],
+    tokens: int | str = 100_000,
+    rank: int = 32,
+    targets: str = "all-linear",
+    kv_dtype: KVFormat | DType | str = DType.bf16,
+    adapter_dtype: DType | str = DType.bf16,
+    weights_dtype: DType | str = DType.bf16,
+    pretraining_tokens: int | str | None = None,
+    methods: tuple[Method | str, ...] | str = tuple(Method),
+    experts: ExpertLayout | str = ExpertLayout.per_expert,
+    virtual_tokens: int = 20,
+    loreft: LoReFT | None = None,
+    ia3_targets: str | None = None,
+    *,
+    kv_group_size: int | None = None,
+    kv_zero_point: bool | None = None,
+    mla_cache: MlaCache | str | None = None,
+    window_cache: WindowCache | str | None = None,
+    conv_cache: ConvCache | str | None = None,
+    state_dtype: DType | str | None = None,
+    loreft_rank: int | None = None,
+    loreft_layers: str | None = None,
+    loreft_positions: str | None = None,
+    loreft_untied: bool | None = None,
+    name: str | None = None,
+) -> Query:
+    """The query of every option the CLI takes, by the CLI's names and in its words.
+
+    ``spec``: a ModelSpec, a zoo name (``"llama3-70b"``) or a path (config.json, model folder, GGUF file;
+    ``name`` names it); ``tokens`` and ``pretraining_tokens``: counts or text (``"1M"``, ``"15T"``);
+    ``methods``: a tuple or ``"kv,lora"`` / ``"all"``. The cache conventions (``kv_group_size`` (0: one
+    scale per tensor), ``kv_zero_point``, ``mla_cache`` latent/expanded, ``window_cache`` w/w-1,
+    ``conv_cache`` K-1/K, ``state_dtype`` auto/fp32/bf16/fp16) and the LoReFT shape (``loreft_rank``,
+    ``loreft_layers`` "all" or "0,4,8", ``loreft_positions`` "f7+l7", ``loreft_untied``) refine
+    ``kv_dtype`` and ``loreft``; None keeps the default (KVFormat(): group 64 with zero points, latent,
+    w, K-1, the cache's dtype). Bad input raises :class:`~estimator.errors.EstimatorError`.
+    """
+    from estimator.stores.base import parse_layers, parse_positions
+
+    model = _spec_of(spec, name)
+    conventions = {"group_size": kv_group_size, "zero_point": kv_zero_point, "mla": mla_cache,
+                   "window": window_cache, "conv": conv_cache, "state_dtype": state_dtype}  # fmt: skip
+    given: dict[str, Any] = {key: value for key, value in conventions.items() if value is not None}
+    kv = kv_dtype if isinstance(kv_dtype, KVFormat) else KVFormat(dtype_of(kv_dtype, "KV dtype", KV_DTYPES))
+    if "group_size" in given:
+        given["group_size"] = whole(kv_group_size, "KV group size", "give e.g. 64, or 0 for one scale", low=0) or None
+    if isinstance(state_dtype, str) and state_dtype.strip().lower() == "auto":
+        given["state_dtype"] = None
+    shape = {"rank": loreft_rank, "layers": loreft_layers, "positions": loreft_positions, "untied": loreft_untied}
+    reft = loreft if loreft is not None else LoReFT()
+    if any(value is not None for value in shape.values()):
+        if loreft is not None:
+            raise EstimatorError("loreft and loreft_rank/layers/positions/untied exclude each other; give one")
+        first, last = parse_positions(loreft_positions or "f7+l7")
+        layers = parse_layers(loreft_layers or "all", model)
+        reft = LoReFT(8 if loreft_rank is None else loreft_rank, layers, first, last, not loreft_untied)
+    return Query(
+        model,
+        _count(tokens, "token count"),
+        rank,
+        targets,
+        parse_methods(methods) if isinstance(methods, str) else methods,  # type: ignore[arg-type]
+        adapter_dtype,  # type: ignore[arg-type]  # names are read by the query
+        replace(kv, **given),
+        weights_dtype,  # type: ignore[arg-type]
+        None if pretraining_tokens is None else _count(pretraining_tokens, "pretraining token count"),
+        experts,  # type: ignore[arg-type]
+        virtual_tokens,
+        reft,
+        ia3_targets,
+    )
+
+
+def _spec_of(spec: object, name: str | None) -> ModelSpec:
+    """A ModelSpec as given, a zoo model by name, or a config read from a path."""
+    if isinstance(spec, ModelSpec):
+        if name is not None:
+            raise EstimatorError("name names a model read from a path; drop it, or give the path")
+        return spec
+    if isinstance(spec, PathLike):
+        from pathlib import Path
+
+        from estimator.checkpoint.locate import spec_from_path
+
+        return spec_from_path(Path(spec), name)
+    if isinstance(spec, str):
+        from estimator.zoo import load_spec
+
+        if name is not None:
+            raise EstimatorError("name names a model read from a path; give the path as a pathlib.Path")
+        return load_spec(spec)
+    raise EstimatorError(f"the model must be a ModelSpec, a zoo name or a path, not {type(spec).__name__}")

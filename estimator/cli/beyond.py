@@ -99,7 +99,9 @@ def capacity_command(
     result = capacity(est, per_param, rate.point_bits_per_token, rate, sample)
     words = capacity_assumptions(result, exposures, bits_per_param is not None)
     if as_json:
-        typer.echo(json.dumps({**result.to_dict(), "assumptions": words}, indent=2))
+        from estimator import __version__
+
+        typer.echo(json.dumps({"estimator_version": __version__, **result.to_dict(), "assumptions": words}, indent=2))
         return
     _print_capacity(result, words)
 

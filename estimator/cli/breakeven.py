@@ -75,7 +75,9 @@ def breakeven_command(
         record = {**runs[0].to_dict(), **time_record(times[0])}
         if len(runs) > 1:
             record["at_capacity_exposures"] = {**exposure_record(runs[1]), **time_record(times[1])}
-        typer.echo(json.dumps({**record, "assumptions": words}, indent=2))
+        from estimator import __version__
+
+        typer.echo(json.dumps({"estimator_version": __version__, **record, "assumptions": words}, indent=2))
         return
     _print_breakeven(runs, times, words)
 

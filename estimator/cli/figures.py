@@ -186,7 +186,11 @@ def _write(columns: dict[str, Any], stream: Any, as_json: bool, est: Any) -> Non
     query = {"model": est.spec.name, "targets": est.targets.label, "kv_dtype": est.kv.dtype.value}
     query |= {"adapter_dtype": est.adapter_dtype.value, "weights_dtype": est.weights_dtype.value}
     words = [w for w in assumptions(est) if not w.startswith("Rank")]  # rank notes of the base query only
-    head = json.dumps({"query": query, "assumptions": words}, indent=1, allow_nan=False)
+    from estimator import __version__
+
+    head = json.dumps(
+        {"estimator_version": __version__, "query": query, "assumptions": words}, indent=1, allow_nan=False
+    )
     stream.write(head[:-2] + ',\n "rows": [\n')
     encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=str).encode
     rows = list(zip(*values, strict=True))

@@ -24,6 +24,20 @@ BeyondOpt = Annotated[
 ]
 
 
+def show_version(value: bool) -> None:
+    """``--version``: the package's version (as in every JSON answer's ``estimator_version``), then stop."""
+    if value:
+        from estimator import __version__
+
+        typer.echo(f"estimator {__version__}")
+        raise typer.Exit()
+
+
+VersionOpt = Annotated[
+    bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=show_version)
+]
+
+
 def forward_to_subcommand(ctx: typer.Context, given: dict[str, Any]) -> None:
     """Options given before a subcommand apply to it (as its defaults); one it does not take is refused."""
     from typer._click.core import ParameterSource
@@ -49,6 +63,7 @@ def headline(
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
     allow_beyond_full_rank: BeyondOpt = False,
+    version: VersionOpt = False,
     *,
     options: dict[str, Any],
 ) -> None:

@@ -93,17 +93,16 @@ def crossover_words(crossing: Crossover, adapter_bytes: int, adapter: str = "LoR
 
     Qwen3-Next-80B-A3B, r = 16 on q_proj, v_proj: its fixed state (39,518,208 bytes) is 8.0x the adapter
     (4,915,200), so "No crossover: the cache exceeds the adapter from the first token"."""
-    from estimator.compare import CrossoverReason
-    from estimator.present.tables import format_ratio
+    from estimator.present.tables import format_ratio  # reasons by value: compare imports these words
 
     size = format_bytes(adapter_bytes)
-    if crossing.reason is CrossoverReason.state_exceeds:
+    if crossing.reason == "state-exceeds":
         return (
             f"No crossover: the cache exceeds the adapter from the first token (its fixed state alone, "
             f"{format_bytes(crossing.state_bytes)}, is {format_ratio(crossing.state_multiple or 0.0)} the "
             f"{adapter}'s {size}), so the {adapter} is the smaller store at any length."
         )
-    if crossing.reason is CrossoverReason.never_reaches:
+    if crossing.reason == "never-reaches":
         ceiling = crossing.ceiling_bytes or 0
         why = (
             f"the model keeps any text in a fixed state of {ceiling:,} bytes"
