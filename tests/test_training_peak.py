@@ -72,6 +72,20 @@ def test_lora_peak_of_llama31_8b_by_hand(llama: object) -> None:
     assert peak.phase == "loss" and peak.peak_bytes == 24_514_193_164
 
 
+def test_shifted_loss_forward_decides_at_batch_two(llama: object) -> None:
+    """transformers 4.43-4.47 at B = 2: the shifted slice is a copy, so the loss's forward (bf16 logits, their fp32
+    copy, the shifted copy, the log-softmax) outgrows the backward's three tensors."""
+    t, b = 1024, 2
+    n = b * t
+    saved = L * 2 * n * D + n * (4 * D + 4) + 8 * n + 4 + 2 * 2 * t * DH
+    forward = saved + 2 * LORA_PARAMS + 2 * n * D + 2 * n * V + 4 * n * V + 2 * 4 * (n - b) * V
+    peak = train_peak(llama, setup_of(llama, Way.lora, t, micro_batch=b, loss=Loss.fp32_shifted))  # type: ignore[arg-type]
+    assert peak.phase == "forward" and peak.phases["forward"] == forward
+    assert peak.phases["loss"] == saved + 12 * (n - b) * V < forward
+    one = train_peak(llama, setup_of(llama, Way.lora, t, loss=Loss.fp32_shifted))  # type: ignore[arg-type]
+    assert one.phase == "loss"  # at B = 1 the slice is contiguous: no copy
+
+
 def test_qlora_kbit_prepare_by_hand(llama: object) -> None:
     unquantised = 2 * V * D + (2 * L + 1) * D  # embeddings, head, 65 norms
     assert kbit_extra_weight_bytes(llama, True) == 2 * unquantised == 2_101_878_784  # type: ignore[arg-type]
@@ -218,8 +232,8 @@ def test_full_size_step_measured_under_fake_tensors(llama: object) -> None:
 @pytest.mark.parametrize("model", ["llama3.1-8b", "mistral-7b-v0.3", "qwen2.5-7b", "qwen3-8b", "qwen3-30b-a3b"])
 def test_peak_measured_for_every_family(model: str) -> None:
     """Full widths and vocabulary, one layer of each kind, under FakeTensorMode: the loss phase agrees to within the
-    stated bytes, LoRA dropout's masks to the byte (4 × on the CPU), every layers' and optimizer estimate within 2%
-    (MoE LoRA activations are an estimate: stated)."""
+    stated bytes, LoRA dropout's masks to the byte (4 × on the CPU), every forward, layers' and optimizer estimate
+    within 3% (MoE LoRA activations are an estimate: stated)."""
     pytest.importorskip("torch")
     from estimator.validate.peak import peak_checks
 
@@ -228,7 +242,7 @@ def test_peak_measured_for_every_family(model: str) -> None:
     assert model != "qwen3-30b-a3b" or any("refuses it" in note for note in notes)  # peft: no dropout on experts
     for note in (n for n in notes if n.endswith("not compared to the byte.")):
         share = float(note.split("(")[-1].split("%")[0])
-        assert model == "qwen3-30b-a3b" or abs(share) < 2, note
+        assert model == "qwen3-30b-a3b" or abs(share) < 3, note
 
 
 def test_qlora_twin_measured_with_bitsandbytes() -> None:

@@ -224,7 +224,12 @@ def table_lines(rows: list[Any], capacity: int, tokens: int) -> list[str]:
     ]
 
 
-PHASE_WORDS = {"loss": "loss, backward start", "layers": "layers' backward", "optimizer": "optimizer step"}
+PHASE_WORDS = {
+    "forward": "the loss's forward",
+    "loss": "loss, backward start",
+    "layers": "layers' backward",
+    "optimizer": "optimizer step",
+}
 
 
 def way_record(way: Any, peak: Any, label: str, capacity: int, longest: int, most: int) -> dict[str, Any]:

@@ -76,3 +76,29 @@ def loss_backward_bytes(
         accumulated = BF16 * positions * hidden if positions > chunk else 0  # one chunk: its gradient is the whole
         return LOSS_TENSORS * FP32 * min(chunk, positions) * vocab + BF16 * positions * hidden + accumulated
     return LOSS_TENSORS * loss_saved_bytes(vocab, tokens, batch, hidden, loss)
+
+
+def loss_forward_bytes(
+    vocab: int,
+    tokens: int,
+    batch: int,
+    hidden: int,
+    loss: Loss,
+    chunk: int = LOSS_CHUNK_TOKENS,
+    logits_width: int = BF16,
+) -> int:
+    """Bytes the loss holds at the forward's own peak, when cross_entropy writes its log-softmax: the logits the head
+    returns (``logits_width`` bytes: bf16 under autocast, fp32 from an fp32 head without it), their fp32 copy (none
+    when already fp32) and the log-softmax; ``fp32-shifted`` adds, for B > 1, the shifted contiguous copy (at B = 1
+    the slice is already contiguous: no copy, measured); ``chunked`` holds one chunk's. Llama 3.1 8B, B = 2,
+    T = 1,024, fp32-shifted: 2 · 2,048 · V + 4 · 2,048 · V + 2 · 4 · 2,046 · V = 3,675,303,936 bytes, above the
+    backward's 12 · 2,046 · V = 3,148,941,312: at B > 1 this phase decides for transformers 4.43-4.47."""
+    positions = batch * tokens
+    if loss is Loss.chunked:
+        held = min(chunk, positions)
+        return held * vocab * (logits_width + (FP32 if logits_width != FP32 else 0) + FP32)
+    width = BF16 if loss is Loss.bf16 else FP32
+    copy = FP32 * positions * vocab if width == FP32 and logits_width != FP32 else 0
+    scored = positions - batch if loss is Loss.fp32_shifted else positions
+    shifted = FP32 * scored * vocab if loss is Loss.fp32_shifted and batch > 1 else 0
+    return logits_width * positions * vocab + copy + shifted + width * scored * vocab

@@ -4,6 +4,9 @@ Between steps a GPU holds the persistent part: the weights (frozen and trained),
 optimizer's states (unless paged or offloaded). Gradients exist from backward to the optimizer step (HF Trainer
 zeroes them with ``set_to_none``; one micro-batch per step). On top of that, each phase holds its own:
 
+- ``forward``, the loss's forward: everything saved, autocast's bf16 copies of the fp32 adapters (its cast cache
+  lives until the autocast region ends), the final norm's output and the loss's forward tensors; it decides only for
+  transformers 4.43-4.47's shifted copy at B > 1;
 - ``loss``, the start of backward: everything the forward saved, the loss's three tensors
   (:mod:`estimator.memory.loss`); with Llama-size vocabularies this is the peak at long context (measured);
 - ``layers``, backward through the layers: what is still saved, the layer recomputed under checkpointing,
@@ -33,7 +36,7 @@ from estimator.errors import EstimatorError
 from estimator.layout.mixers import Attention
 from estimator.memory.activations import Checkpointing, activation_bytes
 from estimator.memory.formats import FP32_BYTES, WeightFormat, matrix_bytes
-from estimator.memory.loss import loss_backward_bytes
+from estimator.memory.loss import loss_backward_bytes, loss_forward_bytes
 from estimator.memory.training import Offload, Way, train_memory
 from estimator.memory.weights import linear_format
 
@@ -147,7 +150,16 @@ def train_peak(spec: ModelSpec, setup: TrainSetup) -> TrainPeak:
     grads = memory.gradient_bytes
     persistent = memory.frozen_weights_bytes + memory.trainable_weights_bytes + memory.master_weights_bytes
     persistent += memory.optimizer_bytes
+    logits_width = FP32_BYTES if kbit and not setup.autocast else BF16  # an fp32 head returns fp32 logits
+    forward = loss_forward_bytes(vocab, setup.tokens, setup.micro_batch, d, setup.loss, setup.loss_chunk, logits_width)
+    cast_cache = BF16 * sum(setup.trainable_sizes) if setup.autocast and setup.way is not Way.full else 0
     parts = {
+        "forward": {
+            "saved for backward": saved + extra_saved + dropout * (not checkpointed),
+            "autocast's bf16 copies of the adapters": cast_cache,
+            "final norm's output": BF16 * n * d,
+            f"loss forward ({setup.loss.value})": forward,
+        },
         "loss": {
             "saved for backward": saved + extra_saved + dropout * (not checkpointed),
             f"loss ({setup.loss.value})": loss,

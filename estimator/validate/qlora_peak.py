@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 import peft
 import torch
 
+from estimator.validate.loss_paths import forward_loss
 from estimator.validate.measure import _quiet, build_model
-from estimator.validate.peak import LOSS_PHASE_NOTE, PEAK_RANK, LiveBytes, forward_loss
+from estimator.validate.peak import LOSS_PHASE_NOTE, PEAK_RANK, LiveBytes
 
 if TYPE_CHECKING:
     from estimator.specs import ModelSpec
