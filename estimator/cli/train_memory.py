@@ -288,13 +288,14 @@ def train_assumptions(query: Any, options: dict[str, Any], device: str) -> list[
         "adapter weights in fp32), lora_dropout "
         f"{options['lora_dropout']:g}{DROPOUT_WORDS if options['lora_dropout'] else ''}"
         f"; the frozen base in bf16, or NF4 with double quantisation for QLoRA (bitsandbytes; {kbit}).",
-        f"Peak of a step: the largest of three phases above what is held between steps. Loss: {loss}; at the start "
+        f"Peak of a step: the largest of four phases above what is held between steps. Loss: {loss}; at the start "
         "of backward its saved log-softmax and two gradients are alive at once (measured to the byte under "
         "FakeTensorMode, `estimate validate --memory`). Layers: what is still saved, the recomputed layer, the "
         "gradients in flight inside it and, for QLoRA, bitsandbytes' bf16 copy of the largest NF4 matrix (an "
-        "estimate). Optimizer: the gradients (torch's fused AdamW and bitsandbytes' kernels add no transients). "
-        "One micro-batch per step (gradients freed after each step); the allocator's slack and CUDA workspaces "
-        "are not counted.",
+        "estimate). Forward: the logits, their fp32 copy (and 4.43-4.47's shifted copy at micro-batch > 1), the "
+        "log-softmax and autocast's bf16 copies of the adapters. Optimizer: the gradients (torch's fused AdamW and "
+        "bitsandbytes' kernels add no transients). One micro-batch per step (gradients freed after each step); "
+        "the allocator's slack and CUDA workspaces are not counted.",
         f"Full fine-tuning in {options['precision'].value} precision: mixed is bf16 weights and gradients with an "
         "fp32 master copy and fp32 optimizer states (the ZeRO paper's 16 bytes per parameter with AdamW).",
         f"Optimizer: {options['optimizer'].value}; torch keeps its states in the trained weights' dtype; "
