@@ -164,9 +164,7 @@ def train_memory_command(
         words.insert(1, "Experts fused, as transformers >= 5 builds them: bitsandbytes quantises only nn.Linear "
                      "modules, so QLoRA leaves the 3-D expert tensors in bf16 (measured).")  # fmt: skip
     if kbit_prepare and checkpointing == "none" and any(w.value == "qlora" for w, *_ in rows):
-        words.insert(1, "QLoRA without checkpointing: prepare_model_for_kbit_training turns checkpointing on by default; "
-                     "with it off, the fp32 residual stream's saved bytes are counted as for bf16 hidden states (an "
-                     "underestimate, not measured); give --checkpointing layers as the recipe runs.")  # fmt: skip
+        words.insert(1, KBIT_NO_CHECKPOINTS)
     window = query.spec.max_position_embeddings
     if any(longest > window for *_, longest, _, _ in rows):
         words.append(f"The longest sequences beyond {window:,} tokens exceed the model's context window: they fit in "
@@ -317,6 +315,11 @@ def train_assumptions(query: Any, options: dict[str, Any], device: str) -> list[
     ]
 
 
+KBIT_NO_CHECKPOINTS = (
+    "QLoRA without checkpointing: prepare_model_for_kbit_training turns checkpointing on by default; with it off, "
+    "the fp32 residual stream's saved bytes are counted as for bf16 hidden states (an underestimate, not measured); "
+    "give --checkpointing layers as the recipe runs."
+)
 DROPOUT_WORDS = " (a 1-byte mask per adapted input element, as CUDA's native_dropout keeps)"
 OFFLOAD_WORDS = {
     "none": "No CPU offload.",
