@@ -22,6 +22,53 @@ if TYPE_CHECKING:
 
 _MISSING = object()
 
+# transformers 5.24's ``attribute_map`` of each config class, {alias: the field it stands for}: a config.json
+# may carry either name (earlier releases wrote some aliases as the field), and transformers reads both as one.
+# The readers read the field's name; tests/test_config_defaults.py checks this table against transformers.
+_EXPERTS_AS = {"num_local_experts": "n_routed_experts"}
+_BLOCK_TYPES = {"layer_types": "layers_block_type"}
+_GPT2_NAMES = {"hidden_size": "n_embd", "max_position_embeddings": "n_positions", "num_attention_heads": "n_head"}
+_ALIAS_GROUPS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
+    (("gpt2", "gptj", "gpt_bigcode"), {**_GPT2_NAMES, "num_hidden_layers": "n_layer"}),
+    (("mixtral", "qwen3_moe", "gpt_oss"), {"num_experts": "num_local_experts"}),
+    (("olmoe", "jamba"), {"num_local_experts": "num_experts"}),
+    (("glm4_moe", "deepseek_v3"), {**_EXPERTS_AS, "num_mtp_layers": "num_nextn_predict_layers"}),
+    (("deepseek_v32",), _EXPERTS_AS),
+    (("deepseek_v2",), {"num_experts": "n_routed_experts"}),
+    (("nemotron_h",), {**_BLOCK_TYPES, **_EXPERTS_AS}),
+    (("bamba", "falcon_h1"), _BLOCK_TYPES),
+    (("zamba2",), {**_BLOCK_TYPES, "head_dim": "attention_head_dim"}),
+    (("granitemoehybrid",), {"layers_block_type": "layer_types"}),
+)
+ATTRIBUTE_MAPS: dict[str, dict[str, str]] = {t: aliases for types, aliases in _ALIAS_GROUPS for t in types}
+
+
+# Names a config class's __post_init__ reads into a field (not in its attribute_map): {name: the field}.
+POST_INIT_ALIASES: dict[str, dict[str, str]] = {
+    "falcon": {"n_embed": "hidden_size"},
+    "deepseek_v32": {"num_experts": "n_routed_experts"},
+    "nemotron_h": {"mamba_n_groups": "n_groups", "mamba_d_conv": "conv_kernel", "mamba_conv_bias": "use_conv_bias"},
+}
+
+
+def canonical_names(config: dict[str, Any], model_type: str, path: Path) -> dict[str, Any]:
+    """``config`` with each alias of ``model_type``'s config class renamed to the field it stands for, as
+    transformers reads it; both names with different values are refused (which one wins is not the JSON's
+    to say)."""
+    renamed = dict(config)
+    aliases = {**ATTRIBUTE_MAPS.get(model_type, {}), **POST_INIT_ALIASES.get(model_type, {})}
+    for alias, name in aliases.items():
+        if alias not in renamed:
+            continue
+        value = renamed.pop(alias)
+        if name in renamed and renamed[name] != value:
+            raise EstimatorError(
+                f"{path}: config.json gives both {alias} ({str(value)[:40]}) and {name} ({str(renamed[name])[:40]}), "
+                f"which a {model_type} config reads as one field; keep one"
+            )
+        renamed[name] = value
+    return renamed
+
 
 class Reader:
     """Field access on one config.json: names what is missing, records every default applied.
@@ -35,6 +82,7 @@ class Reader:
     ) -> None:
         from estimator.families.schema import problem
 
+        config = canonical_names(config, model_type, path)
         if (wrong := problem(config, fields or {})) is not None:
             raise EstimatorError(f"{path}: {wrong}; fix the config.json")
         self.config = config

@@ -57,6 +57,7 @@ FIELDS = {
     "index_head_dim": SIZE,
     "index_topk": SIZE,
     "mlp_layer_types": words("dense", "sparse"),
+    "layer_types": words("indexed_attention"),  # as DeepseekV32Config writes it: every layer indexed
 }
 
 
@@ -77,6 +78,8 @@ def read(r: Reader) -> dict[str, Any]:
         return r.field(key, _DEFAULTS)
 
     n = r.need("num_hidden_layers")
+    if (types := r.config.get("layer_types")) is not None and len(types) != n:
+        raise EstimatorError(f"{r.path}: layer_types lists {len(types)} layers, not num_hidden_layers ({n}); fix it")
     rope, nope = field("qk_rope_head_dim"), field("qk_nope_head_dim")
     if r.config.get("num_nextn_predict_layers"):
         r.note(

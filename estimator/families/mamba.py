@@ -73,6 +73,14 @@ def _default(r: Reader, key: str) -> Any:
     return r.get(key, value, f"{value} ({r.model_type} config default)")
 
 
+def _inner(r: Reader, expand: Any, hidden: Any) -> Any:
+    """d_inner: Mamba's ``intermediate_size`` where the config has it (MambaConfig derives it from expand, but
+    a config.json's value is set after and wins), else expand · hidden_size (always so for Mamba-2)."""
+    if r.model_type == "mamba" and r.config.get("intermediate_size") is not None:
+        return r.config["intermediate_size"]
+    return expand * hidden
+
+
 def read(r: Reader) -> dict[str, Any]:
     n, hidden = r.need("num_hidden_layers"), r.need("hidden_size")
     expand = _default(r, "expand")
@@ -88,7 +96,7 @@ def read(r: Reader) -> dict[str, Any]:
         "mamba_version": 1 if r.model_type == "mamba" else 2,
         "mamba_d_state": _default(r, "state_size"),
         "mamba_d_conv": _default(r, "conv_kernel"),
-        "mamba_d_inner": expand * hidden,
+        "mamba_d_inner": _inner(r, expand, hidden),
         "mamba_conv_bias": r.get("use_conv_bias", True),
         "mamba_proj_bias": r.get("use_bias", False),
     }

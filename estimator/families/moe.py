@@ -5,7 +5,8 @@
   expert (``shared_expert_intermediate_size``) with a scalar gate ``shared_expert_gate`` (d -> 1);
   q, k, v biases from ``qkv_bias`` (default true). A layer is sparse unless listed in
   ``mlp_only_layers``, and only every ``decoder_sparse_step``-th layer.
-- qwen3_moe: as qwen2_moe without the shared expert, no biases by default, q and k RMSNorm.
+- qwen3_moe: as qwen2_moe without the shared expert, no biases by default, q and k RMSNorm; transformers 5
+  writes the expert count as ``num_local_experts`` (``num_experts``, as earlier releases wrote it, is its alias).
 
 Experts are :class:`~estimator.layout.MoE` values, laid out per expert (the checkpoints, transformers
 < 5: ``experts.{i}.gate_proj`` ..., Mixtral's ``w1``/``w3``/``w2``, routers as ``nn.Linear``) or as
@@ -17,8 +18,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived
-from estimator.families.schema import flag
+from estimator.families.schema import SIZE_OR_ZERO, flag
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
 from estimator.layout.moe import MoE
@@ -33,23 +35,24 @@ GATED_NAMES = ("gate_proj", "up_proj", "down_proj")
 _EXPERTS = {
     "mixtral": ("num_local_experts", 8, 2),
     "qwen2_moe": ("num_experts", 60, 4),
-    "qwen3_moe": ("num_experts", 128, 8),
+    "qwen3_moe": ("num_local_experts", 128, 8),  # transformers 5 writes it so; num_experts is its alias
 }
+
+
+# sliding_window 0: Qwen2MoeConfig writes it so when use_sliding_window is false (no layer slides).
+FIELDS = {"norm_topk_prob": flag, "sliding_window": SIZE_OR_ZERO}
 
 
 def read(r: Reader) -> dict[str, Any]:
     hidden, heads = r.need("hidden_size"), r.need("num_attention_heads")
     n = r.need("num_hidden_layers")
-    kv_default = {"mixtral": 8, "qwen2_moe": 16, "qwen3_moe": 4}[r.model_type]
     experts_key, experts_default, top_k_default = _EXPERTS[r.model_type]
     fields: dict[str, Any] = {
         "num_hidden_layers": n,
         "hidden_size": hidden,
         "intermediate_size": r.need("intermediate_size"),
         "num_attention_heads": heads,
-        "num_key_value_heads": r.get(
-            "num_key_value_heads", kv_default, f"{kv_default} KV heads ({r.model_type} config default)"
-        ),
+        "num_key_value_heads": _kv_heads(r, heads),
         "head_dim": head_dim_or_derived(r, hidden, heads),
         "vocab_size": r.need("vocab_size"),
         "max_position_embeddings": r.get(
@@ -64,7 +67,7 @@ def read(r: Reader) -> dict[str, Any]:
     if r.model_type == "mixtral":
         fields["moe_intermediate_size"] = fields["intermediate_size"]
         fields["mlp_layer_types"] = ("sparse",) * n
-        fields["sliding_window"] = r.get("sliding_window", None)
+        fields["sliding_window"] = _window(r, r.get("sliding_window", None))
         return fields
     fields["moe_intermediate_size"] = r.get("moe_intermediate_size", 1408 if r.model_type == "qwen2_moe" else 768)
     dense = set(r.get("mlp_only_layers", []) or [])
@@ -73,18 +76,51 @@ def read(r: Reader) -> dict[str, Any]:
     if r.model_type == "qwen2_moe":
         fields["attention_bias"] = r.get("qkv_bias", True)
         fields["shared_expert_intermediate_size"] = r.get("shared_expert_intermediate_size", 5632)
-        if r.get("use_sliding_window", False):
-            window = r.get("sliding_window", 4096)
-            first = r.get("max_window_layers", 28)
-            types = ["sliding_attention" if (i + 1) % 2 and i < first else "full_attention" for i in range(n)]
-            if "sliding_attention" in types:
-                fields.update(sliding_window=window, layer_types=tuple(types))
+        fields.update(_qwen2_moe_windows(r, n))
     else:
         fields["attention_bias"] = r.get("attention_bias", False)
         if r.get("use_sliding_window", False):
-            fields["sliding_window"] = r.get("sliding_window", 4096)
+            fields["sliding_window"] = _window(r, r.get("sliding_window", 4096))
     fields["family_fields"] = (("norm_topk_prob", bool(r.get("norm_topk_prob", False))),)
     return fields
+
+
+def _kv_heads(r: Reader, heads: Any) -> Any:
+    """KV heads: the config's; absent, the class default; null, as many as query heads for Mixtral (its
+    config class says so; the Qwen ones would fail on it)."""
+    default = {"mixtral": 8, "qwen2_moe": 16, "qwen3_moe": 4}[r.model_type]
+    if r.model_type == "mixtral" and "num_key_value_heads" in r.config and r.config["num_key_value_heads"] is None:
+        r.note("num_key_value_heads is null: as many KV heads as query heads, as MixtralConfig does")
+        return heads
+    return r.get("num_key_value_heads", default, f"{default} KV heads ({r.model_type} config default)")
+
+
+def _window(r: Reader, window: Any) -> Any:
+    """The window every layer slides over (None: full attention); 0 is refused (no tokens to attend)."""
+    if window == 0:
+        raise EstimatorError(f"{r.path}: sliding_window is 0, a window of no tokens; give the real window or null")
+    return window
+
+
+def _qwen2_moe_windows(r: Reader, n: int) -> dict[str, Any]:
+    """Qwen2MoeConfig's layer_types: the config's, else sliding on odd-numbered layers below max_window_layers
+    where use_sliding_window; the window is sliding_window where use_sliding_window, else 0 (as transformers 5
+    writes it: no sliding layer then). A sliding layer with no window is refused."""
+    use = r.get("use_sliding_window", False)
+    first = r.get("max_window_layers", 28)
+    derived = ["sliding_attention" if use and (i + 1) % 2 and i < first else "full_attention" for i in range(n)]
+    types = r.config.get("layer_types") or derived
+    if len(types) != n:
+        raise EstimatorError(f"{r.path}: layer_types lists {len(types)} layers, not num_hidden_layers ({n}); fix it")
+    if "sliding_attention" not in types:
+        return {}
+    window = r.get("sliding_window", 4096) if use else 0
+    if not window:
+        raise EstimatorError(
+            f"{r.path}: layer_types has sliding layers but the window is 0 (use_sliding_window {use}, sliding_window "
+            f"{r.config.get('sliding_window')}); give use_sliding_window true and a sliding_window"
+        )
+    return {"sliding_window": window, "layer_types": tuple(types)}
 
 
 def routed_experts(spec: ModelSpec, prefix: str, names: tuple[str, str, str], router: str, linear: bool) -> MoE:
@@ -141,8 +177,8 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
         config.update(num_local_experts=spec.n_routed_experts, sliding_window=spec.sliding_window)
         return config
     types = spec.mlp_layer_types or ()
+    config[_EXPERTS[spec.model_type][0]] = spec.n_routed_experts
     config.update(
-        num_experts=spec.n_routed_experts,
         moe_intermediate_size=spec.moe_intermediate_size,
         decoder_sparse_step=1,
         mlp_only_layers=[i for i, t in enumerate(types) if t == "dense"],
@@ -160,4 +196,4 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
-FAMILIES = [Family(("mixtral", "qwen2_moe", "qwen3_moe"), read, build, to_config, fields={"norm_topk_prob": flag})]
+FAMILIES = [Family(("mixtral", "qwen2_moe", "qwen3_moe"), read, build, to_config, fields=FIELDS)]

@@ -89,10 +89,17 @@ class UngatedMoE(MoE):
 
 
 def _types(r: Reader) -> list[str]:
-    pattern = r.config.get("hybrid_override_pattern")
-    if pattern is not None:
+    """layers_block_type where given (NemotronHConfig reads hybrid_override_pattern only without it)."""
+    if r.config.get("layers_block_type") is None and (pattern := r.config.get("hybrid_override_pattern")) is not None:
         return [_PATTERN[c] for c in pattern]
     return [_LEGACY.get(t, t) for t in r.need("layers_block_type")]  # old names, as transformers remaps them
+
+
+def _untied(r: Reader) -> bool:
+    """False: transformers 5.24's NemotronHForCausalLM ties nothing (no tied weights keys), whatever the config."""
+    if r.get("tie_word_embeddings", False):
+        r.note("tie_word_embeddings is true, but transformers 5.24's NemotronHForCausalLM never ties: lm_head counted")
+    return False
 
 
 def read(r: Reader) -> dict[str, Any]:
@@ -112,7 +119,7 @@ def read(r: Reader) -> dict[str, Any]:
         "head_dim": head_dim,
         "vocab_size": r.get("vocab_size", 131072, "131,072 (config default)"),
         "max_position_embeddings": r.get("max_position_embeddings", 4096, "4,096 (config default)"),
-        "tie_word_embeddings": r.get("tie_word_embeddings", False),
+        "tie_word_embeddings": _untied(r),
         "mlp_bias": r.get("mlp_bias", False),
         "layer_types": tuple(kind for kind, _ in kinds),
         **mamba2_fields(r, NAMES, DEFAULTS, None),

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, schema
 from estimator.families.ssm import mamba2_checks, mamba2_fields, mamba2_maps, mamba2_state, mamba2_tensors, mamba2_twin
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
@@ -39,7 +40,9 @@ _TYPES = {"mamba": "mamba", "linear_attention": "mamba", "hybrid": "hybrid"}
 FIELDS: dict[str, schema.Check] = {
     **mamba2_checks(NAMES),
     "layers_block_type": schema.words(*_TYPES),
-    **dict.fromkeys(("mamba_expand", "num_mem_blocks", "adapter_rank"), schema.SIZE),
+    **dict.fromkeys(("mamba_expand", "num_mem_blocks", "adapter_rank", "attention_head_dim"), schema.SIZE),
+    **dict.fromkeys(("attention_hidden_size", "mamba_headdim"), schema.SIZE),
+    "hybrid_layer_ids": schema.counts(0, schema.MAX_LAYERS),
     **dict.fromkeys(("use_shared_attention_adapter", "use_long_context"), schema.flag),
 }
 
@@ -64,7 +67,8 @@ def read(r: Reader) -> dict[str, Any]:
     default_types = ["mamba"] + (["mamba"] * 5 + ["hybrid"]) * 7 + ["mamba"] * 4 + ["hybrid"] + ["mamba"] * 3
     default_types += ["hybrid", "mamba", "mamba"]  # Zamba2Config's 54 layers
     types = [_TYPES[t] for t in r.get("layers_block_type", default_types, "54 layers, 9 hybrid (config default)")]
-    r.note(f"head_dim = 2 · hidden_size / heads = {2 * hidden // heads}: attention runs over [hidden, embedding]")
+    head_dim = r.get("attention_head_dim", 2 * hidden // heads, "2 · hidden_size / heads: attention over [h, emb]")
+    _refuse_untied_or_rederived(r, hidden, heads, expand, types)
     blocks = r.get("num_mem_blocks", 1, "one shared block (config default)")
     long = r.get("use_long_context", False)
     return {
@@ -73,12 +77,13 @@ def read(r: Reader) -> dict[str, Any]:
         "intermediate_size": r.get("intermediate_size", 4 * hidden, "4 · hidden_size, as transformers derives it"),
         "num_attention_heads": heads,
         "num_key_value_heads": r.get("num_key_value_heads", heads),
-        "head_dim": 2 * hidden // heads,
+        "head_dim": head_dim,
         "vocab_size": r.get("vocab_size", 32000, "32,000 (config default)"),
         "max_position_embeddings": 16384 if long else r.get("max_position_embeddings", 4096, "4,096 (default)"),
         "tie_word_embeddings": r.get("tie_word_embeddings", True, "tied (Zamba2Config's default)"),
         "layer_types": tuple(types),
         **mamba2_fields(r, NAMES, DEFAULTS, expand * hidden),
+        "mamba_conv_bias": True,  # Zamba2's conv1d always has a bias in transformers; use_conv_bias is not read
         "family_fields": (
             ("mamba_expand", expand),
             ("num_mem_blocks", blocks),
@@ -86,6 +91,29 @@ def read(r: Reader) -> dict[str, Any]:
             ("adapter_rank", r.get("adapter_rank", 128, "rank 128 (config default)")),
         ),
     }
+
+
+def _refuse_untied_or_rederived(r: Reader, hidden: Any, heads: Any, expand: Any, types: list[str]) -> None:
+    """Refuse what Zamba2's code cannot run or this family does not model: an untied config (transformers 5.24
+    then ties none of the shared blocks either), and derived fields given other values than Zamba2Config
+    derives (attention_hidden_size 2d: the attention reads [hidden, embedding]; mamba_headdim expand · d /
+    heads; hybrid_layer_ids the hybrid layers of layers_block_type)."""
+    if r.get("tie_word_embeddings", True) is False:
+        raise EstimatorError(
+            f"{r.path}: tie_word_embeddings false: transformers 5.24 then unties Zamba2's shared blocks too (every "
+            "hybrid layer its own copy), which this family does not model; published Zamba2 configs tie"
+        )
+    derived = {
+        "attention_hidden_size": 2 * hidden,
+        "mamba_headdim": expand * hidden // r.get("n_mamba_heads", DEFAULTS["heads"]),
+        "hybrid_layer_ids": [i for i, t in enumerate(types) if t == "hybrid"],
+    }
+    for key, value in derived.items():
+        if r.config.get(key) is not None and r.config[key] != value:
+            raise EstimatorError(
+                f"{r.path}: {key} is {str(r.config[key])[:40]}, not {str(value)[:40]} as Zamba2Config derives it "
+                "from the other fields; this family does not model it (fix the config.json)"
+            )
 
 
 def _shared_maps(spec: ModelSpec, indices: list[int], tied: bool) -> tuple[LinearMap, ...]:
@@ -161,7 +189,7 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
         "mamba_ngroups": spec.mamba_n_groups,
         "mamba_d_state": spec.mamba_d_state,
         "mamba_d_conv": spec.mamba_d_conv,
-        "use_conv_bias": spec.mamba_conv_bias,
+        "attention_head_dim": spec.head_dim,
         "add_bias_linear": spec.mamba_proj_bias,
         **{key: value for key, value in spec.family_fields},
     }

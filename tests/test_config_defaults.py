@@ -1,0 +1,192 @@
+"""Every family against transformers and peft on its config class's own defaults: never silently wrong.
+
+For each supported model_type, transformers' config class is built with its own defaults, shrunk (fewer
+layers, smaller widths; layer patterns, windows, experts and recurrent layers kept), and again in a second
+shape that moves the fields the family reads (expert counts and widths, head_dim, biases, ties, patterns).
+Each is written as transformers writes a config.json (``config.to_dict()``: the field names of the pinned
+release), read by the tool, and compared with the model transformers builds on the meta device
+(``parameters()``) and with peft's LoRA r=8 on all-linear (its trainable parameters). A field a family does
+not read, or reads under a name transformers no longer writes, turns this test red.
+
+Skipped where torch is not installed (install the `validate` extra; CI does).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from estimator.architecture import total_params
+from estimator.families import ATTRIBUTE_MAPS, supported
+from estimator.hf_config import spec_from_config
+from estimator.layout import ExpertLayout
+from estimator.stores.kinds import peft_target_modules
+from estimator.stores.targets import lora_params, resolve_targets
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+peft = pytest.importorskip("peft")
+
+pytestmark = [pytest.mark.validation, pytest.mark.filterwarnings("ignore")]
+
+RANK = 8
+# The widths every shrunk config takes where its class has the field (head_dim stays the class's own).
+SMALL = {"hidden_size": 64, "intermediate_size": 96, "vocab_size": 128, "num_attention_heads": 4,
+         "num_key_value_heads": 2}  # fmt: skip
+TOKEN_IDS = {"bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
+
+# model_type -> (the layers kept, with every per-layer list cut to them; the fields the shrunk default
+# shape sets beside SMALL). Layers: enough for one of each kind of layer in the class's own pattern.
+SHRINK: dict[str, tuple[int, dict[str, Any]]] = {
+    **dict.fromkeys(("gemma3_text", "gemma2", "cohere2", "exaone4", "olmo3", "smollm3", "qwen3_next"), (6, {})),
+    "llama4_text": (8, {"num_local_experts": 4}),
+    "jamba": (8, {"num_experts": 4, "mamba_dt_rank": 8}),
+    "zamba2": (8, {"n_mamba_heads": 4, "adapter_rank": 8}),
+    "gemma3n_text": (10, {"num_kv_shared_layers": 5, "hidden_size_per_layer_input": 16, "laurel_rank": 8,
+                          "vocab_size_per_layer_input": 128}),
+    **dict.fromkeys(("deepseek_v3", "deepseek_v32"), (4, {"n_routed_experts": 8, "q_lora_rank": 48,
+                                                         "kv_lora_rank": 32, "index_n_heads": 4})),
+    # DeepseekV2Config's default top-k is null (its routing cannot run); the family needs one for active counts.
+    "deepseek_v2": (2, {"n_routed_experts": 8, "num_experts_per_tok": 2, "q_lora_rank": 48, "kv_lora_rank": 32}),
+    "mamba2": (2, {"num_heads": 8, "head_dim": 16, "n_groups": 2, "state_size": 16}),
+    "bamba": (2, {"mamba_n_heads": 8, "mamba_d_head": 16, "mamba_d_state": 16, "attn_layer_indices": [1]}),
+    "granitemoehybrid": (2, {"mamba_n_heads": 8, "mamba_d_head": 16, "mamba_d_state": 16,
+                             "layer_types": ["linear_attention", "full_attention"]}),
+    "falcon_h1": (2, {"mamba_n_heads": 8, "mamba_d_head": 16, "mamba_d_ssm": 128, "mamba_d_state": 16}),
+    "nemotron_h": (4, {"mamba_num_heads": 8, "mamba_head_dim": 16, "ssm_state_size": 16, "n_groups": 2}),
+    # experts under the name each class takes (qwen3_moe's num_experts is written back as num_local_experts)
+    **{t: (2, {"num_experts": 8}) for t in ("qwen3_moe", "qwen2_moe", "olmoe")},
+    **{t: (2, {"num_local_experts": 8}) for t in ("gpt_oss", "granitemoe", "phimoe", "mixtral")},
+    "glm4_moe": (2, {"n_routed_experts": 8}),
+}  # fmt: skip
+
+# model_type -> the second shape: fields moved from the defaults (beside the shrink).
+SLIDING_FIRST = ["sliding_attention", "full_attention"]
+SECOND: dict[str, dict[str, Any]] = {
+    "llama": {"head_dim": 32, "attention_bias": True, "mlp_bias": True, "tie_word_embeddings": True,
+              "num_key_value_heads": 1},
+    "mistral": {"head_dim": 32, "sliding_window": 16, "num_key_value_heads": 1, "tie_word_embeddings": True},
+    "qwen2": {"use_sliding_window": True, "sliding_window": 16, "max_window_layers": 2, "layer_types": None,
+              "num_key_value_heads": 1, "tie_word_embeddings": True},
+    "qwen3": {"head_dim": 32, "attention_bias": True, "use_sliding_window": True, "sliding_window": 16,
+              "layer_types": SLIDING_FIRST, "tie_word_embeddings": True},
+    "gemma2": {"head_dim": 32, "sliding_window": 16, "attention_bias": True, "tie_word_embeddings": False},
+    "gemma3_text": {"head_dim": 32, "sliding_window": 16, "attention_bias": True, "num_key_value_heads": 1},
+    "phi3": {"num_key_value_heads": 1, "sliding_window": 16, "tie_word_embeddings": True},
+    "falcon": {"new_decoder_architecture": True, "num_kv_heads": 2, "bias": True, "ffn_hidden_size": 48,
+               "num_ln_in_parallel_attn": 1, "tie_word_embeddings": False},
+    "gpt2": {"n_inner": 48, "tie_word_embeddings": False},
+    "olmo2": {"num_key_value_heads": 1, "attention_bias": True, "tie_word_embeddings": True},
+    "olmo3": {"num_key_value_heads": 1, "attention_bias": True, "sliding_window": 16},
+    "phi": {"qk_layernorm": True, "num_key_value_heads": 1, "tie_word_embeddings": True},
+    "starcoder2": {"use_bias": False, "num_key_value_heads": 1, "sliding_window": 16, "tie_word_embeddings": False},
+    "smollm3": {"attention_bias": True, "mlp_bias": True, "use_sliding_window": True, "sliding_window": 16,
+                "tie_word_embeddings": False},
+    "exaone4": {"num_key_value_heads": 1, "sliding_window": 16, "tie_word_embeddings": True, "head_dim": 32},
+    "stablelm": {"use_qkv_bias": True, "qk_layernorm": True, "use_parallel_residual": True,
+                 "tie_word_embeddings": True},
+    "cohere": {"use_qk_norm": True, "attention_bias": True, "tie_word_embeddings": False},
+    "cohere2": {"head_dim": 32, "attention_bias": True, "sliding_window": 16, "tie_word_embeddings": False},
+    "gptj": {"rotary_dim": 8, "n_inner": 48, "tie_word_embeddings": True},
+    "gpt_neox": {"attention_bias": False, "use_parallel_residual": False, "tie_word_embeddings": True},
+    "gpt_bigcode": {"multi_query": False, "n_inner": 48, "tie_word_embeddings": False},
+    "granite": {"attention_bias": True, "mlp_bias": True, "tie_word_embeddings": True, "num_key_value_heads": 1},
+    "glm4": {"head_dim": 32, "attention_bias": False, "num_key_value_heads": 1, "tie_word_embeddings": True},
+    "mixtral": {"num_local_experts": 4, "num_experts_per_tok": 1, "head_dim": 32, "sliding_window": 16,
+                "num_key_value_heads": 1},
+    "qwen2_moe": {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 48,
+                  "shared_expert_intermediate_size": 32, "mlp_only_layers": [0], "qkv_bias": False, "head_dim": 32,
+                  "use_sliding_window": True, "sliding_window": 16, "max_window_layers": 2, "layer_types": None},
+    "qwen3_moe": {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 48, "mlp_only_layers": [1],
+                  "attention_bias": True, "head_dim": 32, "use_sliding_window": True, "sliding_window": 16},
+    "gpt_oss": {"num_local_experts": 4, "num_experts_per_tok": 2, "head_dim": 32, "sliding_window": 16,
+                "attention_bias": False, "layer_types": ["full_attention", "sliding_attention"]},
+    "phimoe": {"num_local_experts": 4, "attention_bias": True, "lm_head_bias": True, "num_key_value_heads": 1},
+    "olmoe": {"num_experts": 4, "num_experts_per_tok": 2, "num_key_value_heads": 1, "attention_bias": True},
+    "glm4_moe": {"n_routed_experts": 4, "n_shared_experts": 2, "first_k_dense_replace": 1, "use_qk_norm": True,
+                 "attention_bias": True, "head_dim": 32, "moe_intermediate_size": 48, "num_experts_per_tok": 2},
+    "granitemoe": {"num_local_experts": 4, "num_experts_per_tok": 1, "num_key_value_heads": 1,
+                   "tie_word_embeddings": True},
+    "jamba": {"num_experts": 2, "expert_layer_period": 4, "expert_layer_offset": 3, "attn_layer_period": 4,
+              "attn_layer_offset": 1, "mamba_d_state": 8, "mamba_conv_bias": False, "mamba_proj_bias": True},
+    "bamba": {"attn_layer_indices": [0], "mamba_n_groups": 2, "mamba_conv_bias": False, "mamba_proj_bias": True,
+              "attention_bias": True, "mlp_bias": True},
+    "granitemoehybrid": {"num_local_experts": 4, "shared_intermediate_size": 32, "mamba_n_groups": 2,
+                         "layer_types": ["full_attention", "linear_attention"], "mamba_proj_bias": True},
+    "nemotron_h": {"layers_block_type": ["full_attention", "linear_attention", "moe", "moe"], "n_routed_experts": 4,
+                   "moe_latent_size": 32, "head_dim": 32, "use_bias": True, "mlp_bias": True},
+    "falcon_h1": {"mamba_n_groups": 2, "projectors_bias": True, "mlp_bias": True, "attention_bias": True,
+                  "mamba_rms_norm": True, "mamba_conv_bias": False, "tie_word_embeddings": True},
+    "zamba2": {"num_mem_blocks": 2, "use_shared_attention_adapter": True, "add_bias_linear": True,
+               "layers_block_type": ["hybrid", "linear_attention"] * 4, "mamba_ngroups": 2},
+    "deepseek_v2": {"q_lora_rank": None, "first_k_dense_replace": 1, "n_shared_experts": 1, "n_routed_experts": 4},
+    "deepseek_v3": {"q_lora_rank": None, "first_k_dense_replace": 1, "n_routed_experts": 4, "attention_bias": True,
+                    "num_experts_per_tok": 2},
+    "llama4_text": {"interleave_moe_layer_step": 2, "moe_layers": None, "use_qk_norm": False, "num_local_experts": 2},
+    "gemma3n_text": {"num_kv_shared_layers": 2, "head_dim": 32, "altup_num_inputs": 2},
+    "deepseek_v32": {"index_n_heads": 2, "index_head_dim": 16, "mlp_layer_types": ["sparse", "dense"] * 2},
+    "qwen3_next": {"linear_num_value_heads": 4, "linear_num_key_heads": 2, "num_experts": 4, "mlp_only_layers": [0],
+                   "num_experts_per_tok": 2, "head_dim": 32, "shared_expert_intermediate_size": 32},
+    "lfm2": {"layer_types": ["conv", "full_attention"], "conv_bias": True, "block_auto_adjust_ff_dim": False},
+    "mamba": {"intermediate_size": 96, "time_step_rank": 8, "use_bias": True, "use_conv_bias": False,
+              "tie_word_embeddings": False},
+    "mamba2": {"num_heads": 4, "head_dim": 32, "n_groups": 4, "use_bias": True, "tie_word_embeddings": True},
+}  # fmt: skip
+
+
+def written_config(model_type: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The config.json transformers writes for ``model_type``'s config class built with ``fields``."""
+    config = transformers.AutoConfig.for_model(model_type, **fields)
+    return {**config.to_dict(), "model_type": model_type}
+
+
+def shrunk_fields(model_type: str, second: bool) -> dict[str, Any]:
+    """The fields of the shrunk default shape (or the second shape) of ``model_type``."""
+    defaults = transformers.AutoConfig.for_model(model_type).to_dict()
+    layers, own = SHRINK.get(model_type, (2, {}))
+    fields: dict[str, Any] = {k: v for k, v in SMALL.items() if k in defaults}
+    total = defaults.get("num_hidden_layers")
+    for key, value in defaults.items():  # per-layer lists cut to the layers kept
+        if isinstance(value, list) and total and len(value) == total:
+            fields[key] = value[:layers]
+    fields.update(num_hidden_layers=layers, **TOKEN_IDS, **own)
+    if second:
+        fields.update(SECOND.get(model_type, {}))
+    return fields
+
+
+def measured(config: dict[str, Any]) -> tuple[int, Any]:
+    """``parameters()`` of the model transformers builds from ``config`` on the meta device, and the model."""
+    fields = {k: v for k, v in config.items() if k != "model_type"}
+    hf_config = transformers.AutoConfig.for_model(config["model_type"], **fields)
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(hf_config)
+    return sum(p.numel() for p in model.parameters()), model
+
+
+def peft_lora(model: Any, target_modules: Any) -> int:
+    """peft's trainable parameters for LoRA r=8 on ``target_modules`` (adapter weights on the meta device)."""
+    with torch.device("meta"):
+        lora = peft.get_peft_model(model, peft.LoraConfig(r=RANK, target_modules=target_modules))
+    return sum(p.numel() for p in lora.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("second", [False, True], ids=["defaults", "second"])
+@pytest.mark.parametrize("model_type", supported())
+def test_family_equals_transformers_on_its_defaults(model_type: str, second: bool) -> None:
+    config = written_config(model_type, shrunk_fields(model_type, second))
+    spec = spec_from_config(config, Path(f"{model_type}.json"))
+    params, model = measured(config)
+    assert total_params(spec) == params
+    experts = ExpertLayout.fused if spec.is_moe else ExpertLayout.per_expert  # as peft on transformers >= 5
+    targets = resolve_targets(spec, "all-linear", experts)
+    assert lora_params(targets, RANK) == peft_lora(model, peft_target_modules(targets, spec))
+
+
+@pytest.mark.parametrize("model_type", supported())
+def test_aliases_are_transformers_attribute_map(model_type: str) -> None:
+    """Each alias transformers reads as another field is read so here too (``ATTRIBUTE_MAPS``)."""
+    config_class = type(transformers.AutoConfig.for_model(model_type))
+    assert ATTRIBUTE_MAPS.get(model_type, {}) == dict(config_class.attribute_map)
