@@ -22,13 +22,14 @@ def qlora_twin_checks(twin: ModelSpec, tokens: int = 256) -> list[Any]:
     """QLoRA on a real NF4 twin on the CPU (bitsandbytes' kernels do not run under fake tensors), with and without
     peft's prepare_model_for_kbit_training, checkpointing on: the bytes held between steps and the peak at the
     start of backward, counted by the same tracker, against :func:`~estimator.memory.peak.train_peak`."""
+    from estimator.layout import ExpertLayout
     from estimator.memory.activations import Checkpointing, lora_ranks
     from estimator.memory.peak import train_peak
     from estimator.memory.training import TrainSetup, Way, adapter_tensor_sizes
+    from estimator.stores.targets import resolve_targets
     from estimator.validate.report import compare, explained
-    from estimator.validate.training import twin_targets
 
-    targets = twin_targets(twin)
+    targets = resolve_targets(twin, "all-linear", ExpertLayout.fused)  # as transformers >= 5 builds it
     checks = []
     for kbit in (True, False):
         model = nf4_twin(twin, kbit)
