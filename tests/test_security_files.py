@@ -222,3 +222,15 @@ def test_the_config_of_a_model_folder_beside_a_fifo(tmp_path: Path, capsys: pyte
     (where / "config.json").write_text(json.dumps(CONFIG))
     code, _, err = run(capsys, "--config", str(where), "--tokens", "1k")
     assert code == 0, err
+
+
+def test_a_device_or_a_linked_config_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--config", "/dev/zero")
+    assert code == 2 and out == "" and "is not a regular file" in err, err
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps(CONFIG))
+    where = tmp_path / "model"
+    where.mkdir()
+    (where / "config.json").symlink_to(secret)
+    code, out, err = run(capsys, "--config", str(where))
+    assert code == 2 and out == "" and "points outside" in err and err.count("\n") == 1, err

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from estimator.checkpoint.files import regular_size
+from estimator.checkpoint.files import inside, regular_size
 from estimator.errors import EstimatorError
 
 if TYPE_CHECKING:
@@ -71,6 +71,9 @@ def spec_from_path(text: str | Path, name: str | None = None) -> ModelSpec:
         return spec_from_gguf(path, name)
     if path.is_dir():
         if (path / "config.json").is_file():
+            from estimator.checkpoint.safetensors_files import root_of
+
+            inside(root_of(path), path / "config.json")  # never a link out of the folder
             return spec_from_hf_config(path / "config.json", name or default)
         if (path / "adapter_config.json").is_file():
             raise EstimatorError(
