@@ -42,6 +42,7 @@ MULTIPLY_ADD = 2  # FLOPs per weight per token: one multiply, one add
 FORWARD_BACKWARD_FULL = 6  # forward 2, input gradients 2, weight gradients 2
 FORWARD_BACKWARD_FROZEN = 4  # frozen weights: forward 2 and input gradients 2, no weight gradients
 ATTENTION_FORWARD_BACKWARD = 3  # attention has no weights: forward 1x, gradients for Q, K and V 2x
+EXPOSURES_FOR_CAPACITY = 1_000  # Physics of LMs 3.3: 2 bits per parameter once each fact is seen ~1,000 times
 SERVING = KVFormat()  # the default cache: MLA latent, so its attention runs absorbed
 TRAINING = KVFormat(mla=MlaCache.expanded)  # no cache while training: MLA per head
 
@@ -122,6 +123,11 @@ def augmentation_flops(spec: ModelSpec, tokens: int, augmentation: int) -> int:
         return 0
     once = sequence_flops(spec, tokens)
     return once + (augmentation - 1) * (sequence_flops(spec, 2 * tokens) - once)
+
+
+def capacity_epochs(augmentation: int) -> int:
+    """⌈1,000 / A⌉: epochs at which each fact is seen the ~1,000 times behind 2 bits per parameter."""
+    return -(-EXPOSURES_FOR_CAPACITY // augmentation)
 
 
 def breakeven_queries(once_extra_flops: int, per_query_saving_flops: int) -> int | None:

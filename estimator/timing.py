@@ -4,12 +4,16 @@ A phase (prefilling n tokens, decoding g tokens one at a time, a fine-tuning run
 
     seconds = max(FLOPs / peak FLOP/s, bytes / memory bandwidth)
 
-on one accelerator at its peak, with no overlap loss, batching or utilisation below peak: a lower bound
-that real kernels approach within a factor of about two. Bytes, for batch 1:
+on one accelerator (or t in ideal tensor parallel, t times its peaks) at its peak, with no overlap loss or
+utilisation below peak: a lower bound that real kernels approach within a factor of about two. Bytes, for
+a batch of B sequences served together (FLOPs are B times one sequence's):
 
-    prefill n tokens after c cached  = weights read once (every expert)      + KV(c + n) (cache read, new rows written)
-    decode g tokens after c          = g · (N_f · b_w + adapter) / 8          + Σ_{i=1..g} KV(c + i)
+    prefill n tokens after c cached  = weights read once (every expert)      + B · KV(c + n) (cache read, rows written)
+    decode g tokens after c          = g · (N_f · b_w + adapter) / 8          + B · Σ_{i=1..g} KV(c + i)
     fine-tuning                      = compute-bound: its FLOPs / peak
+
+so batching shares the weights' reads among B queries but not the cache's: each query's time is the batch's
+over B, and where reading the cache dominates (a long context) batching saves little.
 
 where N_f are the parameters a token multiplies by (:func:`estimator.cost.forward_params`: MoE decode
 reads only the routed experts), b_w bits per weight, and KV(n) the cache of n tokens
@@ -104,6 +108,7 @@ class Serving:
     weights: DType
     adapter_params: int = 0
     adapter_bits: int = 16
+    batch: int = 1  # sequences served together: the weights read once per step for all of them
 
     @property
     def adapter_bytes(self) -> int:
@@ -120,18 +125,19 @@ class Serving:
         flops = sequence_flops(spec, cached + tokens, kv) - sequence_flops(spec, cached, kv)
         flops += MULTIPLY_ADD * self.adapter_params * tokens
         weights = weights_read_bytes(spec, self.weights, every_expert=True) + self.adapter_bytes
-        return Phase(flops, weights + kv_cache_bytes(spec, cached + tokens, kv))
+        return Phase(self.batch * flops, weights + self.batch * kv_cache_bytes(spec, cached + tokens, kv))
 
     def decode(self, context: int, tokens: int) -> Phase:
-        """Decoding ``tokens`` one at a time after ``context`` (batch 1): each reads the routed weights, the
-        adapter and the cache so far."""
+        """Decoding ``tokens`` one at a time after ``context``, for each of the batch: each step reads the
+        routed weights and the adapter once, and every sequence's cache so far."""
         if tokens == 0:
             return Phase(0, 0)
         spec, kv = self.spec, self.kv
         flops = sequence_flops(spec, context + tokens, kv) - sequence_flops(spec, context, kv)
         flops += MULTIPLY_ADD * self.adapter_params * tokens
         per_token = weights_read_bytes(spec, self.weights, every_expert=False) + self.adapter_bytes
-        return Phase(flops, tokens * per_token + cache_bytes_summed(spec, context + 1, context + tokens, kv))
+        cache = cache_bytes_summed(spec, context + 1, context + tokens, kv)
+        return Phase(self.batch * flops, tokens * per_token + self.batch * cache)
 
 
 def breakeven_queries_by_time(once_extra_s: float, per_query_saving_s: float) -> int | None:
@@ -143,7 +149,8 @@ def breakeven_queries_by_time(once_extra_s: float, per_query_saving_s: float) ->
 
 @dataclass(frozen=True)
 class BreakevenTime:
-    """Seconds each way takes on one accelerator (roofline per phase), and the break-even in time."""
+    """Seconds each way takes on a deployment (roofline per phase), per query at its batch, and the break-even
+    in time; ``*_decode_s_per_token`` is one decoding step of the whole batch."""
 
     device: Roofline
     icl_query_s: float
@@ -154,6 +161,15 @@ class BreakevenTime:
     icl_decode_s_per_token: float  # one generated token after the context and question
     finetuned_decode_s_per_token: float
     icl_decode_bound: str
+    batch: int = 1
+
+    def cumulative_seconds(self, queries: int) -> dict[str, float]:
+        """Total seconds after ``queries`` queries, each way (per-query time × queries, plus what is paid once)."""
+        return {
+            "in_context": queries * self.icl_query_s,
+            "in_context_prefix_cached": self.icl_cached_once_s + queries * self.icl_cached_query_s,
+            "fine_tuned": self.finetune_once_s + queries * self.finetuned_query_s,
+        }
 
     @property
     def queries(self) -> int | None:
@@ -166,22 +182,24 @@ class BreakevenTime:
         )
 
 
-def breakeven_time(result: Breakeven, device: Roofline) -> BreakevenTime:
-    """The break-even of ``result`` (:func:`estimator.cost.breakeven`) in seconds on ``device``: each query
-    a prefill and a decode phase, fine-tuning compute-bound at peak."""
+def breakeven_time(result: Breakeven, device: Roofline, batch: int = 1) -> BreakevenTime:
+    """The break-even of ``result`` (:func:`estimator.cost.breakeven`) in seconds on ``device``: ``batch``
+    queries served together, each a prefill and a decode phase, the batch's time shared among them (a
+    prefix-cached context computed once for all); fine-tuning compute-bound at peak."""
     est = result.est
     t, q, g = est.tokens, result.query_tokens, result.generated_tokens
-    plain = Serving(est.spec, est.kv, est.weights_dtype)
-    tuned = Serving(est.spec, est.kv, est.weights_dtype, result.active_adapter_params, est.adapter_dtype.bits)
-    icl_decode = plain.decode(t + q, g)
+    plain = Serving(est.spec, est.kv, est.weights_dtype, batch=batch)
+    tuned = Serving(est.spec, est.kv, est.weights_dtype, result.active_adapter_params, est.adapter_dtype.bits, batch)
+    icl_decode = plain.decode(t + q, g).seconds(device)
     return BreakevenTime(
         device=device,
-        icl_query_s=plain.prefill(0, t + q).seconds(device) + icl_decode.seconds(device),
-        icl_cached_once_s=plain.prefill(0, t).seconds(device),
-        icl_cached_query_s=plain.prefill(t, q).seconds(device) + icl_decode.seconds(device),
+        icl_query_s=(plain.prefill(0, t + q).seconds(device) + icl_decode) / batch,
+        icl_cached_once_s=Serving(est.spec, est.kv, est.weights_dtype).prefill(0, t).seconds(device),
+        icl_cached_query_s=(plain.prefill(t, q).seconds(device) + icl_decode) / batch,
         finetune_once_s=result.finetune_once_flops / device.bf16_dense_flops_per_s,
-        finetuned_query_s=tuned.prefill(0, q).seconds(device) + tuned.decode(q, g).seconds(device),
+        finetuned_query_s=(tuned.prefill(0, q).seconds(device) + tuned.decode(q, g).seconds(device)) / batch,
         icl_decode_s_per_token=plain.decode(t + q, 1).seconds(device),
         finetuned_decode_s_per_token=tuned.decode(q, 1).seconds(device),
         icl_decode_bound=plain.decode(t + q, 1).bound(device),
+        batch=batch,
     )

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from estimator.cli.app import app, say
-from estimator.cli.options import JsonOpt, query_command
+from estimator.cli.options import CACHE_OPTIONS, MODEL_OPTIONS, JsonOpt, query_command
+from estimator.cost import EXPOSURES_FOR_CAPACITY
 from estimator.errors import EstimatorError
 
 
@@ -19,14 +20,26 @@ class FineTuneChoice(StrEnum):
     full = "full"
 
 
-EXPOSURES_FOR_CAPACITY = 1_000  # Physics of LMs 3.3: 2 bits per parameter once each fact is seen ~1,000 times
 AcceleratorOpt = Annotated[
     str, typer.Option("--accelerator", help="Device for time per query (roofline): h100-sxm, a100-80gb, mi300x, ...")
 ]
+TpOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--tp", "--gpus", help="GPUs in tensor parallel; default the smallest of 1, 2, 4, 8 that holds the batch."
+    ),
+]
+BatchOpt = Annotated[int, typer.Option("--batch", "-b", help="Queries served together (they share weight reads).")]
+QueriesOpt = Annotated[
+    str | None, typer.Option("--queries", help="Also the cumulative FLOPs and time after this many queries: 10k.")
+]
+# The query options break-even reads: the model, its cache, the adapter (rank, targets, experts, dtypes). The
+# rest (--methods, --virtual-tokens, LoReFT, IA3, --pretraining-tokens) would be ignored, so they are refused.
+BREAKEVEN_OPTIONS = (*MODEL_OPTIONS, *CACHE_OPTIONS, "rank", "targets", "experts", "adapter_dtype", "weights_dtype")
 
 
 @app.command("breakeven")
-@query_command(defaults={"methods": "kv,lora"})
+@query_command(defaults={"methods": "kv,lora"}, only=BREAKEVEN_OPTIONS)
 def breakeven_command(
     finetune: Annotated[FineTuneChoice, typer.Option(help="lora (4N + 6P per token) or full (6N).")] = (
         FineTuneChoice.lora
@@ -39,6 +52,9 @@ def breakeven_command(
     query_tokens: Annotated[int, typer.Option(help="Tokens of each question.")] = 100,
     generated_tokens: Annotated[int, typer.Option(help="Tokens generated per answer.")] = 100,
     accelerator: AcceleratorOpt = "h100-sxm",
+    tp: TpOpt = None,
+    batch: BatchOpt = 1,
+    queries: QueriesOpt = None,
     as_json: JsonOpt = False,
     *,
     query: Any,
@@ -47,7 +63,7 @@ def breakeven_command(
     against training it in once, at your epochs and at the ~1,000 exposures behind 2 bits per parameter."""
     from estimator.accelerators import accelerator as device_named
     from estimator.compare import evaluate
-    from estimator.cost import FineTune, breakeven
+    from estimator.cost import FineTune, breakeven, capacity_epochs
     from estimator.timing import breakeven_time
 
     for value, option in (
@@ -60,26 +76,59 @@ def breakeven_command(
     for value, option in ((query_tokens, "--query-tokens"), (generated_tokens, "--generated-tokens")):
         if value < 0:
             raise EstimatorError(f"{option} {value} must be 0 or more; give e.g. 100")
-    device = device_named(accelerator)
+    from estimator.breakeven_deployment import deployment
+    from estimator.units import parse_tokens
+
+    count = None if queries is None else parse_tokens(queries, "--queries")
     est = evaluate(query)
+    device = deployment(est, device_named(accelerator), batch, est.tokens + query_tokens + generated_tokens, tp)
     kind = FineTune(finetune.value)
     runs = [breakeven(est, epochs, augmentation, query_tokens, generated_tokens, kind, train_sequence_tokens)]
     if epochs * augmentation < EXPOSURES_FOR_CAPACITY:  # the regime the capacity constants assume
-        capacity_epochs = -(-EXPOSURES_FOR_CAPACITY // augmentation)
+        epochs_1k = capacity_epochs(augmentation)
         runs.append(
-            breakeven(est, capacity_epochs, augmentation, query_tokens, generated_tokens, kind, train_sequence_tokens)
+            breakeven(est, epochs_1k, augmentation, query_tokens, generated_tokens, kind, train_sequence_tokens)
         )
-    times = [breakeven_time(run, device) for run in runs]
+    times = [breakeven_time(run, device, batch) for run in runs]
     words = breakeven_assumptions(runs[0], device)
     if as_json:
-        record = {**runs[0].to_dict(), **time_record(times[0])}
+        record = {**runs[0].to_dict(), **time_record(times[0]), "deployment": deployment_record(device)}
         if len(runs) > 1:
             record["at_capacity_exposures"] = {**exposure_record(runs[1]), **time_record(times[1])}
+        if count is not None:
+            record["after_queries"] = cumulative_record(runs, times, count)
         from estimator import __version__
 
         typer.echo(json.dumps({"estimator_version": __version__, **record, "assumptions": words}, indent=2))
         return
-    _print_breakeven(runs, times, words)
+    _print_breakeven(runs, times, words, count)
+
+
+def deployment_record(device: Any) -> dict[str, Any]:
+    """The deployment the times are on: GPUs, batch, and the pool that holds the batch."""
+    return {
+        "accelerator": device.name,
+        "gpus": device.gpus,
+        "chosen": "smallest that fits" if device.chosen else "given",
+        "batch": device.batch,
+        "sequence_tokens": device.sequence_tokens,
+        "pool_bytes_per_gpu": device.pool_bytes,
+        "sequence_bytes_per_gpu": device.sequence_bytes,
+        "most_sequences": device.most_sequences,
+    }
+
+
+def cumulative_record(runs: list[Any], times: list[Any], queries: int) -> dict[str, Any]:
+    """Total FLOPs and seconds after ``queries`` queries: in context, prefix cached, and each fine-tuning run."""
+    flops, seconds = runs[0].cumulative_flops(queries), times[0].cumulative_seconds(queries)
+    record: dict[str, Any] = {"queries": queries}
+    for key in ("in_context", "in_context_prefix_cached"):
+        record[f"{key}_flops"], record[f"{key}_seconds"] = flops[key], seconds[key]
+    for run, t in zip(runs, times, strict=True):
+        name = f"fine_tuned_{run.epochs * run.augmentation}_exposures"
+        record[f"{name}_flops"] = run.cumulative_flops(queries)["fine_tuned"]
+        record[f"{name}_seconds"] = t.cumulative_seconds(queries)["fine_tuned"]
+    return record
 
 
 def exposure_record(result: Any) -> dict[str, Any]:
@@ -97,6 +146,7 @@ def time_record(times: Any) -> dict[str, Any]:
     """Seconds on the accelerator, every key with its unit."""
     return {
         "accelerator": getattr(times.device, "name", None),
+        "batch": times.batch,
         "in_context_query_seconds": times.icl_query_s,
         "in_context_prefix_cached_once_seconds": times.icl_cached_once_s,
         "in_context_prefix_cached_query_seconds": times.icl_cached_query_s,
@@ -190,18 +240,26 @@ def breakeven_assumptions(result: Any, device: Any) -> list[str]:
             if result.augmentation > 1
             else []
         ),
-        f"Time on one {device.display_name}: a roofline per phase, max(FLOPs / "
+        f"Time on {device.display_name}: a roofline per phase, max(FLOPs / "
         f"{device.bf16_dense_flops_per_s / 1e12:,.1f} TFLOP/s bf16 dense, bytes / "
-        f"{device.memory_bandwidth_bytes_per_s / 1e12:,.2f} TB/s), batch 1, at peak "
-        "(real kernels reach perhaps half); prefill reads every weight once, each decoded token the routed weights "
-        f"({est.weights_dtype.value}), the adapter and the cache so far; fine-tuning compute-bound. Source: "
-        f"{device.source}.",
+        f"{device.memory_bandwidth_bytes_per_s / 1e12:,.2f} TB/s), the GPUs as one (ideal tensor parallelism, no "
+        f"communication), at peak (real kernels reach perhaps half); "
+        + (
+            "one query at a time"
+            if device.batch == 1
+            else f"{device.batch:,} queries served together, each paying the batch's time over {device.batch:,}"
+        )
+        + ": prefill reads every weight once, each decoding step the routed weights "
+        f"({est.weights_dtype.value}) and the adapter once and every query's cache so far; fine-tuning "
+        f"compute-bound on the same GPUs. Source: {device.source}.",
+        f"Deployment: {device.words()}; vLLM 0.19's pool as `estimate serve-memory` plans it (its budget of the "
+        "memory torch reports, the weights' shard, its reserves), for the in-context query, the larger cache.",
         *(
             [
                 f"{est.tokens:,} tokens exceed {spec.display_name}'s context window of "
-                f"{spec.max_position_embeddings:,} tokens: the in-context figures are those of a context that long."
+                f"{est.context_window_tokens:,} tokens: the in-context figures are those of a context that long."
             ]
-            if est.tokens > spec.max_position_embeddings
+            if est.beyond_context_window
             else []
         ),
     ]
@@ -223,13 +281,16 @@ def _seconds(value: float) -> str:
     return f"{value / 3600:,.3g} h" if value < 86_400 * 3 else f"{value / 86_400:,.3g} days"
 
 
-def _print_breakeven(runs: list[Any], times: list[Any], words: list[str]) -> None:
+def _print_breakeven(runs: list[Any], times: list[Any], words: list[str], count: int | None) -> None:
     from estimator.present.tables import format_table
     from estimator.units import format_bytes, format_flops
 
     result, device = runs[0], times[0].device
     est = result.est
-    say(f"{est.spec.display_name} ({est.spec.name}): {est.tokens:,} tokens of text in every prompt, or trained in once")
+    say(
+        f"{est.spec.display_name} ({est.spec.name}): {est.tokens:,} tokens of text in every prompt, or trained in "
+        f"once; {device.words()}"
+    )
     typer.echo("")
     rows = [
         ("in context", 0, result.icl_query_flops, 0.0, times[0].icl_query_s),
@@ -243,8 +304,12 @@ def _print_breakeven(runs: list[Any], times: list[Any], words: list[str]) -> Non
         for name, once, each, once_s, each_s in rows
     ]
     headers = ["", "FLOPs once", "FLOPs per query", "time once", "time per query"]
-    typer.echo(format_table(headers, body, right={1, 2, 3, 4}))
-    typer.echo(f"(times on one {device.display_name}; exact FLOPs in --json)")
+    if count is not None:  # cumulative totals: what is paid once, plus every query
+        headers += [f"FLOPs, {count:,} queries", f"time, {count:,} queries"]
+        for cells, (_, once, each, once_s, each_s) in zip(body, rows, strict=True):
+            cells += [format_flops(once + count * each), _seconds(once_s + count * each_s)]
+    typer.echo(format_table(headers, body, right=set(range(1, len(headers)))))
+    typer.echo(f"(times on {device.display_name}, batch {device.batch:,}, per query; exact FLOPs in --json)")
     typer.echo("")
     for run, t in zip(runs, times, strict=True):
         lead = "Fine-tuning" if run is result else f"Trained to {run.epochs * run.augmentation:,} exposures, it"
@@ -253,10 +318,11 @@ def _print_breakeven(runs: list[Any], times: list[Any], words: list[str]) -> Non
             f"{_after(run.queries_prefix_cached)} against a prefix-cached context; in time, "
             f"{_after(t.queries)} and {_after(t.queries_prefix_cached)}."
         )
+    each = f"each of the {device.batch:,} queries' " if device.batch > 1 else "the "
     say(
         f"Decoding one token after the context takes {_seconds(times[0].icl_decode_s_per_token)} "
-        f"({times[0].icl_decode_bound}-bound: it reads the weights and the {format_bytes(est.kv_cache_bytes)} cache), "
-        f"fine-tuned {_seconds(times[0].finetuned_decode_s_per_token)}."
+        f"({times[0].icl_decode_bound}-bound: it reads the weights and {each}{format_bytes(est.kv_cache_bytes)} "
+        f"cache), fine-tuned {_seconds(times[0].finetuned_decode_s_per_token)}."
     )
     adapter = f"the adapter {format_bytes(est.lora_bytes)}" if result.finetune.value == "lora" else "no adapter"
     cache = f"the KV cache of the context {format_bytes(est.kv_cache_bytes)} ({est.kv.describe()})"

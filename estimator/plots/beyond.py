@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,7 +11,7 @@ from matplotlib.figure import Figure
 from estimator.capacity import DEFAULT_TEXT_BITS_PER_TOKEN, fill_tokens, knowledge_capacity_bits
 from estimator.compare import Estimate
 from estimator.constants import KNOWLEDGE_BITS_PER_PARAM
-from estimator.cost import Breakeven, breakeven
+from estimator.cost import EXPOSURES_FOR_CAPACITY, Breakeven, breakeven, capacity_epochs
 from estimator.information import vocabulary_bits
 from estimator.plots.style import (
     KV_COLOUR,
@@ -88,43 +89,54 @@ def capacity_vs_tokens(est: Estimate, ranks: Sequence[int] = DEFAULT_RANKS) -> F
     return fig
 
 
-def breakeven_data(est: Estimate) -> tuple[Breakeven, np.ndarray[tuple[int], np.dtype[np.int64]]]:
-    """The break-even of ``est`` at the defaults, and the query counts drawn (1 to past both crossovers)."""
-    result = breakeven(est)
-    crossings = [q for q in (result.queries, result.queries_prefix_cached) if q is not None]
+def breakeven_data(est: Estimate) -> tuple[list[Breakeven], np.ndarray[tuple[int], np.dtype[np.int64]]]:
+    """The break-even of ``est`` at the defaults for both exposure regimes (1 epoch, and the ~1,000
+    exposures behind 2 bits per parameter), and the query counts drawn (1 to past every crossover)."""
+    runs = [breakeven(est), breakeven(est, epochs=capacity_epochs(1))]
+    crossings = [q for run in runs for q in (run.queries, run.queries_prefix_cached) if q is not None]
     top = max([10, *(10 * q for q in crossings)])
     queries = np.asarray(log_grid(1, top, 200), dtype=np.int64)
-    return result, queries
+    return runs, queries
 
 
 def breakeven_queries(est: Estimate) -> Figure:
     """Cumulative FLOPs over the number of queries: the text in every prompt, a prefix-cached context, and
-    fine-tuning once; each crossover with fine-tuning marked."""
-    result, queries = breakeven_data(est)
+    fine-tuning once at 1 epoch and at ~1,000 exposures; each crossing with fine-tuning marked where the
+    curves meet."""
+    runs, queries = breakeven_data(est)
+    result = runs[0]
     q = queries.astype(float)
     icl = q * result.icl_query_flops
     cached = result.icl_cached_once_flops + q * result.icl_cached_query_flops
-    tuned = result.finetune_once_flops + q * result.finetuned_query_flops
     with styled():
-        fig, ax = new_figure(3.2)
+        fig, ax = new_figure(3.4)
         ax.plot(q, icl, color=KV_COLOUR, label="in context, every query")
         ax.plot(q, cached, color=KV_COLOUR, linestyle=(0, (4, 1.5)), label="in context, prefix cached")
-        label = f"LoRA r={est.rank}, trained once ({result.epochs} epoch)"
-        ax.plot(q, tuned, color=OKABE_ITO["blue"], label=label)
-        for n, name in ((result.queries, "every prompt"), (result.queries_prefix_cached, "prefix cached")):
-            if n is not None and n >= 1:
-                y = result.finetune_once_flops + n * result.finetuned_query_flops
-                ax.plot([n], [y], "o", color="#333333", markersize=3)
-                ax.annotate(
-                    f"{n:,} queries\n(vs {name})", (n, y), xytext=(5, 6), textcoords="offset points", fontsize=SMALL_PT
-                )
+        styles = ((OKABE_ITO["blue"], "-"), (OKABE_ITO["orange"], (0, (6, 2))))
+        for run, (colour, dashes) in zip(runs, styles, strict=True):
+            tuned = run.finetune_once_flops + q * run.finetuned_query_flops
+            exposures = f"{run.epochs:,} epoch{'s' if run.epochs != 1 else ''}"
+            ax.plot(q, tuned, color=colour, linestyle=dashes, label=f"LoRA r={est.rank}, trained once ({exposures})")
+            for n, below in ((run.queries, False), (run.queries_prefix_cached, True)):
+                if n is not None and n >= 1:  # where the fine-tuned curve meets an in-context one
+                    y = run.finetune_once_flops + n * run.finetuned_query_flops
+                    ax.plot([n], [y], "o", color="#333333", markersize=3)
+                    right = math.log(n) < math.log(float(q[-1])) / 2  # in the left half: the note goes right
+                    ax.annotate(f"{n:,} queries", (n, y), xytext=(4 if right else -4, -5 if below else 5),
+                                textcoords="offset points", fontsize=SMALL_PT, ha="left" if right else "right",
+                                va="top" if below else "bottom")  # fmt: skip
         ax.set(xscale="log", yscale="log", xlabel="queries answered", ylabel="cumulative FLOPs")
+        low = min(float(icl[0]), float(cached[0]), float(result.finetune_once_flops))
+        ax.set_ylim(bottom=low / 1_000)  # room under the lowest curve for the notes set below their dots
         title(fig, f"{est.spec.display_name}, {format_tokens_short(est.tokens)} tokens: in context or fine-tune?")
         legend_below(ax, ncols=1)
         words = (
             f"Per query {result.query_tokens} question + {result.generated_tokens} generated tokens; fine-tuning "
-            f"(4N + 6P) per token, {result.epochs} epoch, sequences of {result.train_sequence_tokens:,}; once: "
-            f"{format_flops(result.finetune_once_flops)}. FLOPs only (Lampinen et al. 2025 for the trade-off)."
+            f"(4N + 6P) per token, sequences of {result.train_sequence_tokens:,}; once: "
+            f"{format_flops(result.finetune_once_flops)} at 1 epoch, {format_flops(runs[1].finetune_once_flops)} at "
+            f"{runs[1].epochs:,} (the ~{EXPOSURES_FOR_CAPACITY:,} exposures behind 2 bits per parameter). Dots: "
+            "fine-tuning meets the text in every prompt (note above) and a prefix-cached context (below). "
+            "FLOPs only (Lampinen et al. 2025 for the trade-off)."
         )
         add_caption(fig, f"{caption(est)} {words}")
     return fig
