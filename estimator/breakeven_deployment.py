@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from estimator.compare import Estimate
 
 TP_SIZES = (1, 2, 4, 8)  # tensor-parallel sizes tried, as the memory figure tries them
+BEYOND_ONE_NODE = (16, 32, 64)  # named in the refusal where none of TP_SIZES holds the batch
 MAX_GPUS = 1_024
 MAX_BATCH = 1_000_000
 
@@ -129,8 +130,17 @@ def deployment(
             continue
         if candidate.fits:
             return candidate
+    larger = next((size for size in BEYOND_ONE_NODE if _holds(est, device, size, batch, sequence_tokens)), None)
+    fix = f"give --tp {larger} (across nodes)" if larger is not None else "give --tp"
     raise EstimatorError(
         f"{est.spec.display_name} fits {batch:,} in-context quer{'y' if batch == 1 else 'ies'} of {sequence_tokens:,} "
-        f"tokens on none of {', '.join(map(str, TP_SIZES))} × {device.display_name}; give --tp, a smaller --batch "
-        "or a larger --accelerator"
+        f"tokens on none of {', '.join(map(str, TP_SIZES))} × {device.display_name}; {fix}, a smaller --batch, "
+        "--weights-dtype fp8 or a larger --accelerator"
     )
+
+
+def _holds(est: Estimate, device: Accelerator, gpus: int, batch: int, sequence_tokens: int) -> bool:
+    try:
+        return plan(est, device, gpus, batch, sequence_tokens, chosen=False).fits
+    except EstimatorError:
+        return False

@@ -111,6 +111,20 @@ def test_cumulative_totals_and_both_exposure_regimes(capsys: pytest.CaptureFixtu
     assert "1,000 epochs (1,000 exposures)" in out
 
 
+def test_a_model_no_node_holds_names_the_size_that_would(capsys: pytest.CaptureFixture[str]) -> None:
+    """DeepSeek-V3 in bf16: at least 671e9 · 2 bytes over 16 GPUs = 83.9 GB = 78.1 GiB of weights per GPU, more
+    than vLLM's 0.9 · 79.19 = 71.27 GiB budget, so neither 8 nor 16 H100s hold it; 32 do."""
+    assert BUDGET < 671e9 * 2 / 16
+    code, out, err = run(capsys, "breakeven", "--model", "deepseek-v3", "--tokens", "100k")
+    assert code == 2 and out == ""
+    assert err == (
+        "error: DeepSeek-V3 fits 1 in-context query of 100,200 tokens on none of 1, 2, 4, 8 × NVIDIA H100 SXM5 80GB; "
+        "give --tp 32 (across nodes), a smaller --batch, --weights-dtype fp8 or a larger --accelerator\n"
+    )
+    code, out, _ = run(capsys, "breakeven", "--model", "deepseek-v3", "--tokens", "100k", "--tp", "32", "--json")
+    assert code == 0 and json.loads(out)["deployment"]["gpus"] == 32
+
+
 @pytest.mark.parametrize(
     "args",
     [
