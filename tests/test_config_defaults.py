@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from estimator.architecture import total_params
+from estimator.errors import EstimatorError
 from estimator.families import ATTRIBUTE_MAPS, supported
 from estimator.hf_config import spec_from_config
 from estimator.layout import ExpertLayout
@@ -116,10 +117,12 @@ SECOND: dict[str, dict[str, Any]] = {
     "granitemoehybrid": {"num_local_experts": 4, "shared_intermediate_size": 32, "mamba_n_groups": 2,
                          "layer_types": ["full_attention", "linear_attention"], "mamba_proj_bias": True},
     "nemotron_h": {"layers_block_type": ["full_attention", "linear_attention", "moe", "moe"], "n_routed_experts": 4,
-                   "moe_latent_size": 32, "head_dim": 32, "use_bias": True, "mlp_bias": True},
+                   "moe_latent_size": 32, "head_dim": 32, "use_bias": True, "mlp_bias": True,
+                   "tie_word_embeddings": True},
     "falcon_h1": {"mamba_n_groups": 2, "projectors_bias": True, "mlp_bias": True, "attention_bias": True,
                   "mamba_rms_norm": True, "mamba_conv_bias": False, "tie_word_embeddings": True},
-    "zamba2": {"num_mem_blocks": 2, "use_shared_attention_adapter": True, "add_bias_linear": True,
+    "zamba2": {"num_mem_blocks": 2, "use_shared_attention_adapter": True, "add_bias_linear": True, "head_dim": 32,
+               "use_conv_bias": False,
                "layers_block_type": ["hybrid", "linear_attention"] * 4, "mamba_ngroups": 2},
     "deepseek_v2": {"q_lora_rank": None, "first_k_dense_replace": 1, "n_shared_experts": 1, "n_routed_experts": 4},
     "deepseek_v3": {"q_lora_rank": None, "first_k_dense_replace": 1, "n_routed_experts": 4, "attention_bias": True,
@@ -190,3 +193,49 @@ def test_aliases_are_transformers_attribute_map(model_type: str) -> None:
     """Each alias transformers reads as another field is read so here too (``ATTRIBUTE_MAPS``)."""
     config_class = type(transformers.AutoConfig.for_model(model_type))
     assert ATTRIBUTE_MAPS.get(model_type, {}) == dict(config_class.attribute_map)
+
+
+# Names a config class's __post_init__ reads into a field (transformers 5.24's source), written out here.
+POST_INIT_NAMES = [
+    ("falcon", "n_embed", "hidden_size"),
+    ("deepseek_v32", "num_experts", "n_routed_experts"),
+    ("nemotron_h", "mamba_n_groups", "n_groups"),
+    ("nemotron_h", "mamba_d_conv", "conv_kernel"),
+    ("nemotron_h", "mamba_conv_bias", "use_conv_bias"),
+]
+ALIASES = [
+    (model_type, alias, name)
+    for model_type in supported()
+    for alias, name in type(transformers.AutoConfig.for_model(model_type)).attribute_map.items()
+] + POST_INIT_NAMES
+
+
+@pytest.mark.parametrize(("model_type", "alias", "name"), ALIASES, ids=lambda v: str(v))
+def test_a_field_under_its_other_name_counts_the_same(model_type: str, alias: str, name: str) -> None:
+    """A config.json that gives a field under its alias (as earlier releases wrote some) is read as
+    transformers reads it; the alias and the field with different values are refused in one line."""
+    config = written_config(model_type, shrunk_fields(model_type, second=True))
+    if name not in config:  # bamba's and falcon_h1's layers_block_type: a property derived from other fields
+        pytest.skip(f"{model_type} derives {name}; a config.json does not give it")
+    renamed = {(alias if key == name else key): value for key, value in config.items()}
+    params, _ = measured(renamed)
+    assert total_params(spec_from_config(renamed, Path(f"{model_type}.json"))) == params
+    value = config[name]
+    other = (not value) if isinstance(value, bool) else [*value, *value] if isinstance(value, list) else value + 1
+    with pytest.raises(EstimatorError, match=f"both {alias} .* and {name}"):
+        spec_from_config({**renamed, name: other}, Path(f"{model_type}.json"))
+
+
+# Config classes without a head_dim field whose attention reads one where the config.json gives it.
+HEAD_DIM_READ = ["qwen2", "phi3", "olmo2", "olmo3", "phi", "starcoder2", "smollm3", "exaone4", "stablelm", "cohere",
+                 "gpt_neox", "granite", "qwen2_moe", "qwen3_moe", "phimoe", "olmoe", "glm4_moe", "granitemoe", "jamba",
+                 "bamba", "granitemoehybrid", "falcon_h1", "lfm2"]  # fmt: skip
+
+
+@pytest.mark.parametrize("model_type", HEAD_DIM_READ)
+def test_head_dim_given_to_a_class_without_the_field(model_type: str) -> None:
+    """head_dim 32 where hidden / heads is 16: transformers' attention reads it where given."""
+    config = written_config(model_type, {**shrunk_fields(model_type, second=True), "head_dim": 32})
+    assert config["head_dim"] == 32
+    params, _ = measured(config)
+    assert total_params(spec_from_config(config, Path(f"{model_type}.json"))) == params
