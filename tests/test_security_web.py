@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from estimator.web import app as web_app
+from estimator.web import inputs as web_inputs
 from estimator.web import server as web_server
 from estimator.web.app import create_app
 from estimator.web.work import Pool, RefusedError
@@ -223,8 +224,8 @@ def test_a_full_pool_and_a_slow_request_are_503() -> None:
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, int]]:
-    saved = web_server.HEADER_SECONDS
-    web_server.HEADER_SECONDS = 1.0
+    saved = web_server.HEADER_SECONDS, web_inputs.BODY_SECONDS
+    web_server.HEADER_SECONDS = web_inputs.BODY_SECONDS = 1.0
     sock = web_server.listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
     import uvicorn
@@ -238,7 +239,7 @@ def served() -> Iterator[tuple[str, int]]:
     yield "127.0.0.1", port
     running.should_exit = True
     thread.join(timeout=10)
-    web_server.HEADER_SECONDS = saved
+    web_server.HEADER_SECONDS, web_inputs.BODY_SECONDS = saved
 
 
 def request(address: tuple[str, int], path: str) -> tuple[int, float]:
@@ -296,6 +297,17 @@ def test_the_body_cap_holds_while_reading(served: tuple[str, int]) -> None:
             conn.settimeout(10)
             answer = conn.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413") and sent < 16 * 2**20, (answer[:100], sent)
+
+
+def test_a_trickled_body_is_408(served: tuple[str, int]) -> None:
+    head = (b"POST /api/estimate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{")  # fmt: skip
+    start = time.perf_counter()
+    with socket.create_connection(served, timeout=10) as conn:
+        conn.sendall(head)
+        answer = conn.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 s" in answer, answer[:300]
+    assert time.perf_counter() - start < 5
 
 
 def test_half_open_and_idle_connections_are_dropped(served: tuple[str, int]) -> None:

@@ -5,6 +5,7 @@ that quotes at most a short excerpt of the input."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from estimator.errors import EstimatorError
 from estimator.web.work import RefusedError
 
 MAX_BODY_BYTES = 1_000_000
+BODY_SECONDS = 10.0  # from the end of the headers to the end of the body (1 MB arrives in milliseconds here)
 MAX_VALUE_CHARS = 200  # an option's value: a grid or a list of methods is a few dozen characters
 MAX_MESSAGE_CHARS = 400  # an error line: longer ones keep their start and their end (the fix)
 INTEGERS = ("rank", "kv_group_size", "virtual_tokens", "loreft_rank")
@@ -39,16 +41,25 @@ def short(message: str) -> str:
 
 async def read_body(stream: AsyncIterator[bytes], declared: str | None) -> bytes:
     """The request body, refused with 413 as soon as it passes :data:`MAX_BODY_BYTES` (by its Content-Length
-    before a byte is read, else while it arrives)."""
+    before a byte is read, else while it arrives), and with 408 if it has not all arrived within
+    :data:`BODY_SECONDS` (a client trickling its body holds nothing for long)."""
     too_big = f"the request is over {MAX_BODY_BYTES:,} bytes; a config.json is a few kB"
     if declared is not None and (not declared.strip().isdigit() or int(declared) > MAX_BODY_BYTES):
         raise RefusedError(too_big, 413)
-    chunks, size = [], 0
-    async for chunk in stream:
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise RefusedError(too_big, 413)
-        chunks.append(chunk)
+    chunks: list[bytes] = []
+
+    async def gather() -> None:
+        size = 0
+        async for chunk in stream:
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise RefusedError(too_big, 413)
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(gather(), BODY_SECONDS)
+    except TimeoutError:
+        raise RefusedError(f"the request body did not arrive within {BODY_SECONDS:g} s; send it at once", 408) from None
     return b"".join(chunks)
 
 
