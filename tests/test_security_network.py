@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from estimator.offline import OFFLINE_ENV
+
 from .test_checkpoint import write_gguf
 from .test_unknown_family import CONFIG as UNKNOWN
 
@@ -66,8 +68,8 @@ def hooked(tmp_path: Path) -> tuple[dict[str, str], Path]:
     log.write_text("")
     path = os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")])
     env = {**os.environ, "PYTHONPATH": path, "NETWORK_LOG": str(log)}
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "USE_HUB_KERNELS"):
-        env.pop(name, None)  # the tool must switch them itself
+    for name in OFFLINE_ENV:
+        env.pop(name, None)  # the tool must switch them itself (in-process tests may have set them here)
     return env, log
 
 
