@@ -116,11 +116,16 @@ def deployment(
             raise EstimatorError(f"--tp {gpus} must be from 1 to {MAX_GPUS:,}; give e.g. 4")
         given = plan(est, device, gpus, batch, sequence_tokens, chosen=False)
         if not given.fits:
+            pool = (
+                f"vLLM's pool is {given.pool_bytes / 2**30:,.2f} GiB per GPU"
+                if given.pool_bytes > 0
+                else f"the weights and vLLM's reserves exceed its budget by {-given.pool_bytes / 2**30:,.2f} GiB a GPU"
+            )
             raise EstimatorError(
                 f"{est.spec.display_name} does not fit {batch:,} in-context quer{'y' if batch == 1 else 'ies'} of "
-                f"{sequence_tokens:,} tokens on {given.display_name}: vLLM's pool is {given.pool_bytes / 2**30:,.2f} "
-                f"GiB per GPU, the batch needs {batch * given.sequence_bytes / 2**30:,.2f} GiB; give more --tp or a "
-                "smaller --batch, or leave --tp out for the smallest that fits"
+                f"{sequence_tokens:,} tokens on {given.display_name}: {pool}, the batch needs "
+                f"{batch * given.sequence_bytes / 2**30:,.2f} GiB; give more --tp or a smaller --batch, or leave --tp "
+                "out for the smallest that fits"
             )
         return given
     for size in TP_SIZES:
