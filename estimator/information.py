@@ -10,7 +10,10 @@ Per token of text, in bits:
     ceiling  min(log2 V, 8 · C(text) / T)                    (no token of a V-word vocabulary carries more than
              log2 V bits, Llama 3's 128,256: 16.969; a compressor's output C, in bytes, bounds any text's
              information from above: the smallest of lzma -9e, bz2 -9 and zlib -9 over the file)
-    point    the user's measured rate (the model's loss on the text, in bits per token), else the low point
+    point    the user's measured rate (the model's loss on the text, in bits per token); else, where the
+             text is given, its measured rate: a compressor's bits per byte × the text's bytes per token
+             (= 8 · C / T, at most log2 V; an upper bound on this text's information, not a typical
+             text's); else the low reference point
 
 Tokens of a ``--text`` file are the user's count (``--text-tokens``, from their tokenizer), else estimated
 as UTF-8 bytes / 4 (the rule of thumb for English under ~100k-word BPE vocabularies), said so wherever
@@ -132,6 +135,14 @@ def information(
         )
     if given_bits_per_token is not None:
         point, source = given_bits_per_token, "given (e.g. the model's loss on the text)"
+    elif sample is not None:  # this text's own measured rate: what it costs a compressor, per token
+        point = ceiling
+        source = (
+            f"measured: {sample.best_compressor} compresses the text to {sample.compressed_bits_per_byte:.3f} "
+            f"bits/byte × {sample.size_bytes / sample.tokens:.2f} bytes per token"
+            + (", capped at log2 V" if sample.compressed_bits_per_token > ceiling else "")
+            + ", an upper bound on its information"
+        )
     else:
         point, source = reference, f"Chinchilla's irreducible loss, {TEXT_NATS_PER_TOKEN.value} nats, a reference point"
     return Information(point, min(reference, point), max(ceiling, point), source, ceiling_source)
