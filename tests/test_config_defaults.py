@@ -13,6 +13,7 @@ Skipped where torch is not installed (install the `validate` extra; CI does).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,12 @@ import pytest
 from estimator.architecture import total_params
 from estimator.errors import EstimatorError
 from estimator.families import ATTRIBUTE_MAPS, supported
-from estimator.hf_config import spec_from_config
+from estimator.hf_config import ALIASES, TEXT_MODEL_TYPES, spec_from_config, spec_from_hf_config
 from estimator.layout import ExpertLayout
 from estimator.stores.kinds import peft_target_modules
 from estimator.stores.targets import lora_params, resolve_targets
+
+from .conftest import EXTRA_CONFIGS, ZOO_CONFIGS
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -203,14 +206,14 @@ POST_INIT_NAMES = [
     ("nemotron_h", "mamba_d_conv", "conv_kernel"),
     ("nemotron_h", "mamba_conv_bias", "use_conv_bias"),
 ]
-ALIASES = [
+ALIAS_CASES = [
     (model_type, alias, name)
     for model_type in supported()
     for alias, name in type(transformers.AutoConfig.for_model(model_type)).attribute_map.items()
 ] + POST_INIT_NAMES
 
 
-@pytest.mark.parametrize(("model_type", "alias", "name"), ALIASES, ids=lambda v: str(v))
+@pytest.mark.parametrize(("model_type", "alias", "name"), ALIAS_CASES, ids=lambda v: str(v))
 def test_a_field_under_its_other_name_counts_the_same(model_type: str, alias: str, name: str) -> None:
     """A config.json that gives a field under its alias (as earlier releases wrote some) is read as
     transformers reads it; the alias and the field with different values are refused in one line."""
@@ -239,3 +242,19 @@ def test_head_dim_given_to_a_class_without_the_field(model_type: str) -> None:
     assert config["head_dim"] == 32
     params, _ = measured(config)
     assert total_params(spec_from_config(config, Path(f"{model_type}.json"))) == params
+
+
+@pytest.mark.parametrize("config_path", ZOO_CONFIGS + EXTRA_CONFIGS, ids=lambda p: p.stem)
+def test_a_real_config_saved_again_by_transformers_counts_the_same(config_path: Path) -> None:
+    """A real config.json, loaded and saved by the pinned transformers (its names, its derived fields: Qwen3's
+    num_local_experts, Qwen2-MoE's sliding_window 0 and layer_types, DeepSeek V3.2's indexed layer_types),
+    counts what the original counts; test_transformers_oracle.py compares the original with the model
+    transformers builds from it, which is the model of the saved config too."""
+    original = json.loads(config_path.read_text())
+    config, model_type = original, original["model_type"]
+    if model_type in TEXT_MODEL_TYPES:  # a multimodal wrapper: its language model, as the tool reads it
+        config, model_type = original["text_config"], TEXT_MODEL_TYPES[model_type]
+    model_type = ALIASES.get(model_type, model_type)
+    fields = {k: v for k, v in config.items() if k != "model_type"}
+    saved = written_config(model_type, fields)
+    assert total_params(spec_from_config(saved, config_path)) == total_params(spec_from_hf_config(config_path))

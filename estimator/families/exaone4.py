@@ -35,12 +35,13 @@ WINDOW, PATTERN = 4096, 4  # Exaone4Config defaults
 
 
 def pattern(value: Any) -> str | None:
-    """``sliding_window_pattern``: a whole number of layers, or a string such as "LLLG"."""
+    """``sliding_window_pattern``: a whole number of layers (0 as Exaone4Config writes it when sliding_window is
+    null), or a string such as "LLLG"."""
     if isinstance(value, str) and len(value) <= MAX_LAYERS:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_LAYERS:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_LAYERS:
         return None
-    return f"a whole number from 1 to {MAX_LAYERS:,} or a string such as 'LLLG'"
+    return f"a whole number from 0 to {MAX_LAYERS:,} or a string such as 'LLLG'"
 
 
 def _layer_types(r: Reader, n: Any, window: Any) -> Any:
@@ -48,7 +49,7 @@ def _layer_types(r: Reader, n: Any, window: Any) -> Any:
     if (types := r.config.get("layer_types")) is not None:
         return types
     every = r.get("sliding_window_pattern", PATTERN, f"{PATTERN} (Exaone4Config default)")
-    if window is None or not isinstance(every, int):
+    if window is None or not isinstance(every, int) or every == 0:
         raise EstimatorError(
             f"{r.path}: config.json has no layer_types, and transformers cannot derive them from "
             f"sliding_window {window!r} and sliding_window_pattern {every!r}; give layer_types"

@@ -114,10 +114,10 @@ def _qwen2_moe_windows(r: Reader, n: int) -> dict[str, Any]:
         raise EstimatorError(f"{r.path}: layer_types lists {len(types)} layers, not num_hidden_layers ({n}); fix it")
     if "sliding_attention" not in types:
         return {}
-    window = r.get("sliding_window", 4096) if use else 0
+    window = r.get("sliding_window", 4096, "4,096 (Qwen2MoeConfig default)", null_is_default=False) if use else 0
     if not window:
         raise EstimatorError(
-            f"{r.path}: layer_types has sliding layers but the window is 0 (use_sliding_window {use}, sliding_window "
+            f"{r.path}: layer_types has sliding layers but no window (use_sliding_window {use}, sliding_window "
             f"{r.config.get('sliding_window')}); give use_sliding_window true and a sliding_window"
         )
     return {"sliding_window": window, "layer_types": tuple(types)}
