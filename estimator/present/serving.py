@@ -61,7 +61,7 @@ class ServingReport:
                 hits = [r.bytes for r in p.reserves if r.label.split(":")[0] == label]
                 cells.append(gib(hits[0]) if hits else "–")
             rows.append([label, *cells])
-        rows.append(["KV pool", *(gib(p.pool_bytes) for p in self.pools)])
+        rows.append(["KV pool", *(pool_words(p.pool_bytes) for p in self.pools)])
         if first.knobs.block_tokens > 1 and any(p.blocks is not None for p in self.pools):
             rows.append([f"GPU blocks of {max(1, first.knobs.block_tokens)} tokens",
                          *(f"{p.blocks:,}" if p.blocks is not None else "–" for p in self.pools)])  # fmt: skip
@@ -88,7 +88,8 @@ class ServingReport:
                     longest += " (context window)"
             fits = "no (past context)" if v.past_context else "yes" if v.fits else "no"
             room = gib(v.headroom_bytes) if v.fits else f"short by {gib(v.short_bytes)}"
-            rows.append([str(v.tp), str(v.batch), gib(v.cache_bytes), gib(v.pool.pool_bytes), fits,
+            pool = gib(v.pool.pool_bytes) if v.pool.pool_bytes >= 0 else "none"
+            rows.append([str(v.tp), str(v.batch), gib(v.cache_bytes), pool, fits,
                          "–" if v.past_context else room, f"{v.most_sequences:,}", longest])  # fmt: skip
         return rows
 
@@ -108,6 +109,11 @@ class ServingReport:
         }
 
 
+def pool_words(pool_bytes: int) -> str:
+    """The pool in GiB, or what the engine lacks to start ("none, short by 62.36") where nothing is left."""
+    return gib(pool_bytes) if pool_bytes >= 0 else f"none, short by {gib(-pool_bytes)}"
+
+
 def pool_record(tp: int, pool: Pool, offload: int) -> dict[str, Any]:
     k = pool.knobs
     return {
@@ -117,7 +123,9 @@ def pool_record(tp: int, pool: Pool, offload: int) -> dict[str, Any]:
         "budget_bytes": pool.budget_bytes,
         "weights_bytes": pool.weights_bytes,
         "reserves": [{"label": r.label, "bytes": r.bytes, "source": r.source} for r in pool.reserves],
-        "kv_pool_bytes": pool.pool_bytes,
+        "kv_pool_bytes": max(0, pool.pool_bytes),
+        "pool_shortfall_bytes": max(0, -pool.pool_bytes),  # what the engine lacks to start (0: it starts)
+        "engine_starts": pool.pool_bytes > 0,
         "block_tokens": k.block_tokens,
         "gpu_blocks": pool.blocks,
         "kv_cache_tokens": pool.tokens,
@@ -135,7 +143,7 @@ def verdict_record(v: Verdict) -> dict[str, Any]:
         "batch": v.batch,
         "cache_bytes_per_gpu": v.cache_bytes,
         "sequence_bytes_per_gpu": v.sequence_bytes,
-        "kv_pool_bytes_per_gpu": v.pool.pool_bytes,
+        "kv_pool_bytes_per_gpu": max(0, v.pool.pool_bytes),
         "fits": v.fits,
         "past_context_window": v.past_context,
         "headroom_bytes": v.headroom_bytes,
