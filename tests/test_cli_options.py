@@ -10,6 +10,7 @@ import pytest
 import typer
 
 from estimator.cli.app import app
+from estimator.cli.breakeven import BREAKEVEN_OPTIONS
 from estimator.cli.main import LAZY_COMMANDS, register_commands
 from estimator.cli.options import QUERY_OPTION_NAMES, SERVING_OPTIONS, TRAINING_OPTIONS
 from estimator.compare import estimate
@@ -19,7 +20,11 @@ from estimator.zoo import load_spec
 from .test_cli import run
 
 NO_QUERY = {"models", "constants", "serve", "inspect"}  # the commands that take no model (inspect reads a path)
-RESTRICTED = {"serve-memory": SERVING_OPTIONS, "train-memory": TRAINING_OPTIONS}  # the rest would do nothing there
+RESTRICTED = {  # the rest would do nothing there
+    "serve-memory": SERVING_OPTIONS,
+    "train-memory": TRAINING_OPTIONS,
+    "breakeven": BREAKEVEN_OPTIONS,  # no --methods, prefix/prompt, LoReFT, IA3 or pretraining options
+}
 
 
 def _commands() -> dict[str, set[str]]:
