@@ -86,8 +86,17 @@ def bytes_per_token_vs_tokens(est: Estimate, ranks: Sequence[int] = DEFAULT_RANK
         bottom.axhline(1, color="#555555", linewidth=0.8)
         bottom.text(t[-1], 1, "equal bytes ", fontsize=SMALL_PT, va="top", ha="right", color="#555555")
         bottom.set(xscale="log", yscale="log", xlabel="tokens of new text learned, T", ylabel="KV ÷ LoRA bytes")
-        add_caption(fig, caption(est, pretraining=True))
+        add_caption(fig, caption(est, pretraining=True) + _no_crossing(est))
     return fig
+
+
+def _no_crossing(est: Estimate) -> str:
+    """Where the query's LoRA never crosses the cache, the reason, in the caption (no dot is drawn for it)."""
+    if est.crossover.tokens is not None:
+        return ""
+    from estimator.present.words import crossover_words
+
+    return f" r={est.rank}: " + crossover_words(est.crossover, est.lora_bytes)
 
 
 def _plot_cache(ax: Axes, data: Sweep, est: Estimate) -> None:
