@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +34,23 @@ def cli_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
     return json.loads(capsys.readouterr().out)
 
 
+def cli_table(capsys: pytest.CaptureFixture[str], *args: str) -> list[list[str]]:
+    """The rows of the table ``estimate`` prints, each line split into its words."""
+    assert main(list(args)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("stored as"))
+    end = lines.index("", start)
+    return [line.split() for line in lines[start + 1 : end]]
+
+
+def cli_refusal(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """The one line the CLI refuses with, without its ``error: `` prefix."""
+    assert main(list(args)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err, err
+    return err.removeprefix("error: ")
+
+
 @pytest.mark.parametrize("model", model_names())
 def test_the_api_gives_the_cli_numbers_for_every_zoo_model(
     client: TestClient, capsys: pytest.CaptureFixture[str], model: str
@@ -48,7 +60,68 @@ def test_the_api_gives_the_cli_numbers_for_every_zoo_model(
     for row in served["methods"]:
         row.pop("label")
     served.pop("summary")
+    cells = served.pop("table")
     assert served == printed
+    assert [" ".join(row["cells"]).split() for row in cells] == cli_table(
+        capsys, "--model", model, "--tokens", "1M", "--rank", "16"
+    )  # the page's cells are the CLI's: its rounding, the SI size, "—" where it gives none
+
+
+def test_the_models_api_is_the_cli_models_json_and_its_ratios_the_cli_ones(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served = client.get("/api/models", params={"tokens": "1M", "rank": "512"}).json()
+    assert main(["models", "--tokens", "1M", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    ratios = {r["name"]: (r.pop("kv_to_lora_bytes_ratio"), r.pop("cells")) for r in served}
+    assert served == printed
+    windowed = beyond = 0
+    for name, (ratio, cells) in ratios.items():
+        args = ("--model", name, "--tokens", "1M", "--rank", "512", "--methods", "kv,lora")
+        if main(list(args)) == 2:  # the CLI refuses the rank: no ratio
+            capsys.readouterr()
+            assert ratio is None and cells[3] == "—", name
+            beyond += 1
+            continue
+        capsys.readouterr()
+        rows = cli_table(capsys, *args)
+        kv, lora = rows[0], rows[-1]
+        if lora[-1] == "—":  # a cache that keeps only a window: the CLI gives no ratio
+            windowed += 1
+        assert (cells[3], cells[2]) == (lora[-1], kv[-2]), name
+        if lora[-1] != "—":
+            assert ratio == pytest.approx(cli_json(capsys, *args)["kv_to_lora_bytes_ratio"]), name
+        else:
+            assert ratio is None, name
+    assert windowed and beyond  # both kinds of "—" are met
+
+
+REFUSALS = [
+    {"model": "llama3.1-8b", "rank": "5000", "targets": "qv"},
+    {"model": "llama3.1-8b", "rank": "5000", "targets": "q_proj,v_proj"},
+    {"model": "gpt2", "targets": "qv"},
+    {"model": "phi3-mini", "targets": "q,v"},
+    {"model": "llama3.1-8b", "targets": "nothing_here"},
+    {"model": "llama3-70b", "tokens": "1e400"},
+    {"model": "llama3-70b", "tokens": "0"},
+    {"model": "llama3-70b", "tokens": "7.05"},
+    {"model": "llama3-70b", "rank": "0"},
+    {"model": "llama3-70b", "kv_dtype": "fp7"},
+    {"model": "llama3-70b", "methods": "kv,nope"},
+    {"model": "llama3-70b", "experts": "some"},
+    {"model": "llama3-70b", "window_cache": "w-2"},
+    {"model": "llama3-7b"},
+]
+
+
+@pytest.mark.parametrize("params", REFUSALS, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
+def test_every_refusal_of_the_cli_is_the_api_s_in_its_words(
+    client: TestClient, capsys: pytest.CaptureFixture[str], params: dict[str, str]
+) -> None:
+    args = [item for key, value in params.items() for item in (f"--{key.replace('_', '-')}", value)]
+    line = cli_refusal(capsys, *args)
+    response = client.get("/api/estimate", params=params)
+    assert (response.status_code, response.json()) == (400, {"error": line})
 
 
 def test_the_api_takes_the_cli_options_and_a_pasted_config(
@@ -120,127 +193,6 @@ def test_the_server_survives_a_thousand_malformed_requests(client: TestClient) -
         assert "error" in response.json() or response.status_code == 200
     assert client.get("/api/estimate").status_code == 200  # still serving
     assert 400 in statuses
-
-
-# ---------------------------------------------------------------- the page in a real browser
-
-BROWSER, DRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    import uvicorn
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not running.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    running.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if BROWSER is None or DRIVER is None:
-        pytest.skip("no chromium and chromedriver on this machine (CI installs Debian's: apt-get install chromium "
-                    "chromium-driver)")  # fmt: skip
-    selenium = pytest.importorskip("selenium")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    del selenium
-    options = webdriver.ChromeOptions()
-    options.binary_location = BROWSER
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1600"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
-    ARTIFACTS.mkdir(exist_ok=True)
-    yield driver
-    driver.quit()
-
-
-def settled(driver: Any, previous: str | None = None, timeout: float = 20) -> str:
-    """Wait until the page has rendered an update newer than ``previous``; return its number."""
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    def ready(d: Any) -> str | bool:
-        value = d.execute_script("return document.body.dataset.ready || ''")
-        return value if value and value != previous else False
-
-    return str(WebDriverWait(driver, timeout).until(ready))
-
-
-def row_texts(driver: Any) -> dict[str, list[str]]:
-    script = ("return [...document.querySelectorAll('#table tbody tr')].map(tr => "
-              "[tr.dataset.method, ...[...tr.cells].map(td => td.textContent)])")  # fmt: skip
-    return {row[0]: row[1:] for row in driver.execute_script(script)}
-
-
-def set_value(driver: Any, element_id: str, value: str, event: str = "change") -> None:
-    driver.execute_script(
-        "const e = document.getElementById(arguments[0]); e.value = arguments[1];"
-        "e.dispatchEvent(new Event(arguments[2], {bubbles: true}));",
-        element_id, value, event,
-    )  # fmt: skip
-
-
-def test_the_page_updates_live_and_agrees_with_the_cli(
-    server: str, browser: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
-    browser.get(server + "?model=llama3-70b&tokens=100k&rank=32")
-    version = settled(browser)
-    rows = row_texts(browser)
-    printed = cli_json(capsys, "--model", "llama3-70b", "--tokens", "100k", "--rank", "32")
-    lora = next(m for m in printed["methods"] if m["method"] == "lora")
-    assert rows["lora"][0] == "LoRA r=32, all-linear (bf16)"
-    assert rows["lora"][1] == f"{lora['params']:,}" and rows["lora"][2] == f"{lora['bytes']:,}"
-    assert rows["kv"][3] == "327,680" and rows["lora"][4] == "39.6x"
-    assert browser.find_element("id", "chart-tokens").find_elements("tag name", "canvas")
-    browser.save_screenshot(str(ARTIFACTS / "page-llama3-70b.png"))
-
-    set_value(browser, "rank", "7", "input")  # the rank slider: 2^7 = 128
-    version = settled(browser, version)
-    rank128 = cli_json(capsys, "--model", "llama3-70b", "--tokens", "100k", "--rank", "128")
-    lora128 = next(m for m in rank128["methods"] if m["method"] == "lora")
-    assert row_texts(browser)["lora"][1] == f"{lora128['params']:,}"
-    set_value(browser, "tokens-text", "1M")
-    version = settled(browser, version)
-    at_1m = cli_json(capsys, "--model", "llama3-70b", "--tokens", "1M", "--rank", "128")
-    assert row_texts(browser)["kv"][2] == f"{at_1m['kv_cache']['bytes']:,}"
-    assert "tokens=1M" in browser.current_url and "rank=128" in browser.current_url
-
-    shared = browser.current_url  # a shared link reproduces the view
-    browser.get(server)
-    version = settled(browser)
-    browser.get(shared)
-    version = settled(browser, None)
-    assert row_texts(browser)["kv"][2] == f"{at_1m['kv_cache']['bytes']:,}"
-
-    config = (ROOT / "tests" / "data" / "hf_configs" / "qwen2.5-7b.json").read_text()
-    browser.execute_script("document.getElementById('paste').open = true")
-    set_value(browser, "config", config, "input")
-    browser.find_element("id", "use-config").click()
-    version = settled(browser, version)
-    pasted = cli_json(capsys, "--config", str(ROOT / "tests" / "data" / "hf_configs" / "qwen2.5-7b.json"),
-                      "--tokens", "1M", "--rank", "128")  # fmt: skip
-    assert row_texts(browser)["kv"][2] == f"{pasted['kv_cache']['bytes']:,}"
-
-    set_value(browser, "tokens-text", "abc")
-    version = settled(browser, version)
-    assert "cannot read token count 'abc'" in browser.find_element("id", "error").text
-    browser.save_screenshot(str(ARTIFACTS / "page-error.png"))
-    severe = [
-        entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE" and "/api/" not in entry["message"]
-    ]  # fmt: skip  (a 400 the page shows is logged as a failed fetch)
-    assert severe == []
 
 
 def test_the_page_fetches_nothing_from_elsewhere() -> None:

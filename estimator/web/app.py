@@ -103,7 +103,29 @@ def labelled(est: Any) -> dict[str, Any]:
         row["label"] = labels.get(row["method"], row["method"])
     data["assumptions"] = assumptions(est)
     data["summary"] = [model_line(est), crossover_line(est), holding_line(est) or parity_line(est)]
+    data["table"] = table_cells(est)
     return data
+
+
+def table_cells(est: Any) -> list[dict[str, Any]]:
+    """The CLI's table as its cells (``estimate``'s rounding, SI size, "—" where it gives none), one dict a row."""
+    from estimator.present.tables import format_ratio, method_label
+    from estimator.stores.base import Method
+    from estimator.units import format_bytes, format_number
+
+    holds, rows = est.holds_all_tokens, []
+    for row in est.rows:
+        is_kv = row.method is Method.kv
+        cells = [method_label(est, row.method), "—" if row.params is None else f"{row.params:,}", f"{row.bytes:,}",
+                 format_bytes(row.bytes), format_number(row.bytes_per_token) if holds or not is_kv else "—",
+                 format_ratio(row.kv_ratio) if holds else "—"]  # fmt: skip
+        rows.append({"method": row.method.value, "cells": cells})
+        if is_kv and est.kv_state_bytes and est.kv_growing_bytes:  # the two parts apart, as the CLI
+            for name, size in (("of which the KV cache (grows)", est.kv_growing_bytes),
+                               ("of which the fixed state", est.kv_state_bytes)):  # fmt: skip
+                cells = [name, "—", f"{size:,}", format_bytes(size), format_number(size / est.tokens), ""]
+                rows.append({"method": "", "cells": cells})
+    return rows
 
 
 def finite(value: Any) -> Any:
@@ -112,10 +134,13 @@ def finite(value: Any) -> Any:
 
 
 def estimate_answer(params: dict[str, Any], config: Any) -> Response:
+    from estimator.cli.headline import check_rank
     from estimator.compare import evaluate
 
-    query, own = build(params, config, ("format",))
+    query, own = build(params, config, ("format", "allow_beyond_full_rank"))
     est = evaluate(query)
+    if own.get("allow_beyond_full_rank") != "True":  # the CLI's refusal, in its words
+        check_rank(est, False)
     if own.get("format") == "csv":
         import csv
         import io
@@ -196,20 +221,31 @@ def zoo_records_cached(tokens: int, rank: int) -> str:
 
 
 def zoo_records_json(tokens: int, rank: int) -> str:
+    """``estimate models --json`` at ``tokens``, each record with the KV ÷ LoRA of ``estimate --methods kv,lora``
+    at ``tokens`` and ``rank`` (null where the CLI gives none: a cache that keeps only a window, a rank the CLI
+    refuses) and ``cells``, the page's row as the CLI prints its numbers."""
     from estimator.cli.models import model_record
     from estimator.compare import evaluate
+    from estimator.present.tables import format_ratio
     from estimator.query import Query
     from estimator.stores.base import Method
+    from estimator.units import format_number
     from estimator.zoo import load_all_specs
 
     records = []
-    for spec in load_all_specs():
+    for spec in sorted(load_all_specs(), key=lambda s: s.name):  # as `estimate models` lists them
         record = model_record(spec, tokens)
         try:
             est = evaluate(Query(spec, tokens=tokens, rank=rank, methods=(Method.kv, Method.lora)))
-            record["kv_to_lora_bytes_ratio"] = finite(est.ratio)
+            usable = est.holds_all_tokens and not est.beyond_full_rank
+            ratio = finite(est.ratio) if usable else None
         except EstimatorError:
-            record["kv_to_lora_bytes_ratio"] = None
+            ratio = None
+        per_token = record["kv_bytes_per_token"]
+        record["kv_to_lora_bytes_ratio"] = ratio
+        record["cells"] = [record["display_name"], f"{record['params']:,}",
+                           "—" if per_token is None else format_number(per_token),
+                           "—" if ratio is None else format_ratio(ratio)]  # fmt: skip
         records.append(record)
     return json.dumps(records)
 
