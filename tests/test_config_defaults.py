@@ -258,3 +258,57 @@ def test_a_real_config_saved_again_by_transformers_counts_the_same(config_path: 
     fields = {k: v for k, v in config.items() if k != "model_type"}
     saved = written_config(model_type, fields)
     assert total_params(spec_from_config(saved, config_path)) == total_params(spec_from_hf_config(config_path))
+
+
+def held_window(spec: Any, layer: int) -> int | str | None:
+    """The window or chunk the tool gives one layer's cache (None: every token; "nothing": the layer reads
+    another layer's cache, Gemma 3n's last num_kv_shared_layers, or has no token mixer, Nemotron-H's MLP layers)."""
+    if layer >= spec.num_hidden_layers - (getattr(spec, "num_kv_shared_layers", None) or 0):
+        return "nothing"
+    if spec.layer_types is not None and spec.layer_types[layer] == "mlp":
+        return "nothing"
+    if spec.layer_types is not None and spec.layer_types[layer] == "chunked_attention":
+        return int(spec.attention_chunk_size)
+    window = spec.layer_windows()[layer]
+    return None if window is None else int(window)
+
+
+@pytest.mark.parametrize("second", [False, True], ids=["defaults", "second"])
+@pytest.mark.parametrize("model_type", supported())
+def test_cache_windows_are_transformers_cache_layers(model_type: str, second: bool) -> None:
+    """Each layer's window (or chunk) is the one transformers' cache gives that layer: the ``sliding_window`` of
+    the layers ``DynamicCache(config=...)`` builds (sliding and chunked layers alike), None for the others, and
+    its placeholder (``DummyLayer``) where a layer keeps no cache of its own. Bytes per layer are the other
+    tests' (test_family_*: forward passes); this one catches a window field a family does not read."""
+    config = written_config(model_type, shrunk_fields(model_type, second))
+    spec = spec_from_config(config, Path(f"{model_type}.json"))
+    fields = {k: v for k, v in config.items() if k != "model_type"}
+    cache = transformers.DynamicCache(config=transformers.AutoConfig.for_model(model_type, **fields))
+    measured_windows = [
+        "nothing" if type(layer).__name__ == "DummyLayer" else getattr(layer, "sliding_window", None)
+        for layer in cache.layers
+    ]
+    assert [held_window(spec, i) for i in range(spec.num_hidden_layers)] == measured_windows
+
+
+@pytest.mark.parametrize("key", ["sliding_window", "attention_chunk_size"])
+@pytest.mark.parametrize("model_type", supported())
+def test_a_window_transformers_caches_is_modelled_or_refused(model_type: str, key: str) -> None:
+    """A window of 16 given to any family: transformers' cache layers slide (or chunk) where it reads it; the
+    tool gives every layer the same window, or refuses the config in one line naming the field."""
+    try:
+        config = written_config(model_type, {**shrunk_fields(model_type, second=True), key: 16})
+        fields = {k: v for k, v in config.items() if k != "model_type"}
+        cache = transformers.DynamicCache(config=transformers.AutoConfig.for_model(model_type, **fields))
+    except (ValueError, TypeError, AttributeError):  # the config class refuses the field or its value
+        pytest.skip(f"transformers refuses {key} on {model_type}")
+    measured_windows = [
+        "nothing" if type(layer).__name__ == "DummyLayer" else getattr(layer, "sliding_window", None)
+        for layer in cache.layers
+    ]
+    try:
+        spec = spec_from_config(config, Path(f"{model_type}.json"))
+    except EstimatorError as refused:
+        assert key in str(refused)
+        return
+    assert [held_window(spec, i) for i in range(spec.num_hidden_layers)] == measured_windows

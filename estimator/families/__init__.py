@@ -51,6 +51,28 @@ POST_INIT_ALIASES: dict[str, dict[str, str]] = {
 }
 
 
+# Families whose attention reads no window: given a sliding_window, transformers 5.24's cache (DynamicCache)
+# still keeps only the last W - 1 tokens of every layer while the attention reads all of them. Not modelled:
+# such a config is refused, naming the field; so is an attention_chunk_size (which that cache takes for a
+# window where sliding_window is unset) outside Llama 4, the one family that chunks.
+WINDOWLESS = frozenset(
+    {"llama", "falcon", "gpt2", "olmo2", "phi", "stablelm", "cohere", "gptj", "gpt_neox", "gpt_bigcode", "granite"}
+    | {"glm4", "olmoe", "glm4_moe", "granitemoe", "deepseek_v2", "deepseek_v3"}
+)
+
+
+def refuse_unread_window(config: dict[str, Any], model_type: str, path: Path) -> None:
+    """One line for a window field a family does not read (see :data:`WINDOWLESS`)."""
+    keys = ("sliding_window",) * (model_type in WINDOWLESS) + ("attention_chunk_size",) * (model_type != "llama4_text")
+    for key in keys:
+        if config.get(key) is not None:
+            raise EstimatorError(
+                f"{path}: {key} is {str(config[key])[:20]}, but a {model_type} model's attention reads no such window "
+                f"(transformers 5.24's cache would keep only the last {key} - 1 tokens of each layer); not "
+                f"modelled: remove it or set it to null"
+            )
+
+
 def canonical_names(config: dict[str, Any], model_type: str, path: Path) -> dict[str, Any]:
     """``config`` with each alias of ``model_type``'s config class renamed to the field it stands for, as
     transformers reads it; both names with different values are refused (which one wins is not the JSON's
@@ -83,6 +105,7 @@ class Reader:
         from estimator.families.schema import problem
 
         config = canonical_names(config, model_type, path)
+        refuse_unread_window(config, model_type, path)
         if (wrong := problem(config, fields or {})) is not None:
             raise EstimatorError(f"{path}: {wrong}; fix the config.json")
         self.config = config
