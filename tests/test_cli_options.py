@@ -11,6 +11,7 @@ import typer
 
 from estimator.cli.app import app
 from estimator.cli.breakeven import BREAKEVEN_OPTIONS
+from estimator.cli.figures import FIGURE_OPTIONS
 from estimator.cli.main import LAZY_COMMANDS, register_commands
 from estimator.cli.options import QUERY_OPTION_NAMES, SERVING_OPTIONS, TRAINING_OPTIONS
 from estimator.compare import estimate
@@ -24,6 +25,7 @@ RESTRICTED = {  # the rest would do nothing there
     "serve-memory": SERVING_OPTIONS,
     "train-memory": TRAINING_OPTIONS,
     "breakeven": BREAKEVEN_OPTIONS,  # no --methods, prefix/prompt, LoReFT, IA3 or pretraining options
+    **dict.fromkeys(("figures", "plot", "sweep"), FIGURE_OPTIONS),  # no --methods, prefix/prompt, LoReFT, IA3
 }
 
 

@@ -107,3 +107,19 @@ def test_compare_still_refuses_what_no_model_takes(capsys: pytest.CaptureFixture
     assert code == 2 and err.startswith("error: the query applies to none of the models: unknown target 'q_proj'")
     code, _out, err = run(capsys, "compare", "--model", "nonesuch,llama3-8b")
     assert code == 2 and err.startswith("error: unknown model 'nonesuch'")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["figures", "--loreft-rank", "4"],
+        ["plot", "tokens", "--methods", "dora"],
+        ["sweep", "--virtual-tokens", "5"],
+        ["--ia3-targets", "q", "sweep"],
+    ],
+)
+def test_figure_commands_refuse_options_they_would_ignore(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    """The figures and sweeps draw the cache, LoRA and pretraining rows only: DoRA's, IA3's, LoReFT's and the
+    virtual tokens' options would change nothing, so they are refused rather than silently dropped."""
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == "" and err.startswith("error: ") and err.count("\n") == 1

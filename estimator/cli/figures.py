@@ -15,10 +15,14 @@ from typing import Annotated, Any
 import typer
 
 from estimator.cli.app import app, say
-from estimator.cli.options import CsvOpt, JsonOpt, query_command
+from estimator.cli.options import CACHE_OPTIONS, MODEL_OPTIONS, CsvOpt, JsonOpt, query_command
 from estimator.errors import EstimatorError
 
 FIGURE_METHODS = {"methods": "kv,lora,pretraining"}  # the rows the figures draw
+# The query options the figures and sweeps read: the model, its cache, the LoRA (rank, targets, experts, dtypes)
+# and the pretraining row. They draw no DoRA, IA3, LoReFT, prefix or prompt row, so those options are refused.
+FIGURE_OPTIONS = (*MODEL_OPTIONS, *CACHE_OPTIONS, "rank", "targets", "experts", "adapter_dtype", "weights_dtype",
+                  "pretraining_tokens")  # fmt: skip
 
 
 class Kind(StrEnum):
@@ -49,7 +53,7 @@ def _formats(text: str) -> list[str]:
 
 
 @app.command("figures")
-@query_command(defaults=FIGURE_METHODS)
+@query_command(defaults=FIGURE_METHODS, only=FIGURE_OPTIONS)
 def figures(
     out: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("figures"),
     formats: FormatOpt = "png,svg",
@@ -83,7 +87,7 @@ RanksOpt = Annotated[
 
 
 @app.command("plot")
-@query_command(defaults=FIGURE_METHODS)
+@query_command(defaults=FIGURE_METHODS, only=FIGURE_OPTIONS)
 def plot(
     kind: KindArg,
     out: OutOpt = None,
@@ -134,7 +138,7 @@ TABLE_ROWS = 200  # the printed table's limit; larger sweeps go to --csv, --json
 
 
 @app.command("sweep")
-@query_command(defaults=FIGURE_METHODS)
+@query_command(defaults=FIGURE_METHODS, only=FIGURE_OPTIONS)
 def sweep_command(
     tokens: GridOpt = "1k:1B:log7",
     rank: RankGridOpt = "8,32,128",
