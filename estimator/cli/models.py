@@ -21,6 +21,7 @@ SortOpt = Annotated[str, typer.Option("--sort", help="Order: name, params or kv 
 def model_record(spec: Any, tokens: int) -> dict[str, Any]:
     """One zoo model's numbers at T tokens of text (bf16 cache, the default conventions)."""
     from estimator.architecture import active_params, total_params
+    from estimator.compare import context_window_tokens
     from estimator.kv import kv_bytes_per_token, kv_cache_bytes, kv_state_bytes, kv_tokens_held
     from estimator.units import DType
 
@@ -28,6 +29,7 @@ def model_record(spec: Any, tokens: int) -> dict[str, Any]:
     state = kv_state_bytes(spec, DType.bf16)
     held = kv_tokens_held(spec, tokens, DType.bf16)
     holds = held >= tokens or state > 0
+    window = context_window_tokens(spec)  # None: no window of its own (an SSM)
     return {
         "name": spec.name,
         "display_name": spec.display_name,
@@ -37,16 +39,17 @@ def model_record(spec: Any, tokens: int) -> dict[str, Any]:
         "kv_cache_bytes": cache,
         "kv_state_bytes": state,
         "kv_bytes_per_token": cache / tokens if holds else None,
-        "tokens_held": held,
+        "tokens_held": None if held == 0 and state > 0 else held,  # None: a fixed state, no tokens
+        "holds_text_as": "state" if held == 0 and state > 0 else "tokens",
         "holds_all_tokens": holds,
-        "beyond_context_window": tokens > spec.max_position_embeddings,
+        "beyond_context_window": window is not None and tokens > window,
         "kv_bytes_per_cached_token_bf16": kv_bytes_per_token(spec, DType.bf16),
         "num_hidden_layers": spec.num_hidden_layers,
         "num_attention_heads": spec.num_attention_heads,
         "num_key_value_heads": spec.num_key_value_heads,
         "head_dim": spec.head_dim,
         "sliding_window_tokens": spec.sliding_window,
-        "max_position_embeddings_tokens": spec.max_position_embeddings,
+        "max_position_embeddings_tokens": window,
         "pretraining_tokens": spec.pretraining_tokens,
         "source": spec.source,
     }
@@ -66,7 +69,6 @@ def models(tokens: ModelsTokensOpt = "100k", sort: SortOpt = "name", as_json: Js
 
     The rate is given at a stated T because windows and fixed states make it depend on T (Gemma 3 27B:
     507,904 bytes per cached token while no window is full, 82,356 per token at 1M)."""
-    from estimator.families.schema import MAX_CONTEXT
     from estimator.present.tables import format_table
     from estimator.units import format_number, format_tokens_short, parse_tokens
     from estimator.zoo import load_all_specs
@@ -89,13 +91,13 @@ def models(tokens: ModelsTokensOpt = "100k", sort: SortOpt = "name", as_json: Js
             f"{r['active_params']:,}" if r["active_params"] != r["params"] else "—",
             "—" if r["kv_bytes_per_token"] is None else format_number(r["kv_bytes_per_token"]),
             "state only"
-            if r["tokens_held"] == 0
+            if r["tokens_held"] is None
             else f"{r['tokens_held']:,}" + ("" if r["holds_all_tokens"] else " (window)"),
             "—" if r["sliding_window_tokens"] is None else f"{r['sliding_window_tokens']:,}",
             str(r["num_hidden_layers"]),
             f"{r['num_attention_heads']}/{r['num_key_value_heads']}",
             "none"
-            if r["max_position_embeddings_tokens"] >= MAX_CONTEXT
+            if r["max_position_embeddings_tokens"] is None
             else f"{r['max_position_embeddings_tokens']:,}" + ("" if not r["beyond_context_window"] else " <"),
             "—" if r["pretraining_tokens"] is None else format_tokens_short(r["pretraining_tokens"]),
             r["source"],

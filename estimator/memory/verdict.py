@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from estimator.memory.serving import ServeSetup
     from estimator.specs import ModelSpec
 
-NO_WINDOW = 10**12  # a context window this long is no limit (state-space models declare none)
-
 
 @dataclass(frozen=True, kw_only=True)
 class Verdict:
@@ -60,7 +58,9 @@ class Verdict:
 
 def context_window(spec: ModelSpec) -> int | None:
     """The model's context window, max_position_embeddings (None where a model declares no limit)."""
-    return None if spec.max_position_embeddings >= NO_WINDOW else spec.max_position_embeddings
+    from estimator.compare import context_window_tokens
+
+    return context_window_tokens(spec)
 
 
 def sequence_bytes(
