@@ -16,6 +16,7 @@ from typing import Any
 from estimator.checkpoint.files import printable
 from estimator.errors import EstimatorError, UnknownFamilyError
 from estimator.families import Reader, family, supported
+from estimator.families.towers import language_model_note
 from estimator.specs import ModelSpec, validate_spec
 
 TEXT_MODEL_TYPES = {"gemma3": "gemma3_text", "llama4": "llama4_text", "gemma3n": "gemma3n_text"}  # wrapper -> its LM
@@ -119,8 +120,7 @@ def _language_model(config: dict[str, Any], path: Path) -> tuple[dict[str, Any],
         text_type = text.get("model_type") or TEXT_MODEL_TYPES[model_type]
         if not isinstance(text_type, str):
             raise EstimatorError(f"{path}: text_config.model_type is {text_type!r}, not a string; fix the config.json")
-        note = f"language model only (text_config of {model_type}): the vision tower and projector are not counted"
-        return text, text_type, [note]
+        return text, text_type, [language_model_note(config, path)]
     if model_type not in supported():
         raise UnknownFamilyError(
             f"{path}: model_type {model_type!r} is not a family the estimator knows (the main query, `estimate "

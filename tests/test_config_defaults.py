@@ -312,3 +312,35 @@ def test_a_window_transformers_caches_is_modelled_or_refused(model_type: str, ke
         assert key in str(refused)
         return
     assert [held_window(spec, i) for i in range(spec.num_hidden_layers)] == measured_windows
+
+
+SMALL_VISION = {"hidden_size": 64, "intermediate_size": 96, "num_attention_heads": 4, "image_size": 112,
+                "patch_size": 14}  # fmt: skip
+WRAPPERS = {
+    "gemma3-defaults": {"model_type": "gemma3", "text_config": {"num_hidden_layers": 2},
+                        "vision_config": {"num_hidden_layers": 2}},
+    "gemma3-second": {"model_type": "gemma3", "text_config": {"num_hidden_layers": 2, **SMALL},
+                      "vision_config": {"num_hidden_layers": 2, "vision_use_head": False, **SMALL_VISION}},
+    "llama4-defaults": {"model_type": "llama4", "text_config": {"num_hidden_layers": 2, "num_local_experts": 2},
+                        "vision_config": {"num_hidden_layers": 2}},
+    "llama4-second": {"model_type": "llama4",
+                      "text_config": {"num_hidden_layers": 2, **SMALL, "intermediate_size_mlp": 128, "head_dim": 16,
+                                      "num_local_experts": 2},
+                      "vision_config": {"num_hidden_layers": 2, **SMALL_VISION, "projector_input_dim": 128,
+                                        "projector_output_dim": 128, "vision_output_dim": 96}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", [*WRAPPERS, "gemma-3-27b (tests/data)"])
+def test_a_wrapper_states_what_its_language_model_leaves_out(name: str) -> None:
+    """A multimodal wrapper is counted for its language model, and the note gives the rest: the language model
+    and the parts outside it sum to the whole model transformers builds (``AutoModelForImageTextToText``)."""
+    given = WRAPPERS.get(name) or json.loads((ZOO_CONFIGS[0].parent / "gemma3-27b.json").read_text())
+    model_type = given["model_type"]
+    config = transformers.AutoConfig.for_model(model_type, **{k: v for k, v in given.items() if k != "model_type"})
+    written = {**config.to_dict(), "model_type": model_type}
+    with torch.device("meta"):
+        whole = sum(p.numel() for p in transformers.AutoModelForImageTextToText.from_config(config).parameters())
+    spec = spec_from_config(written, Path(f"{model_type}.json"))
+    more = whole - total_params(spec)
+    assert any(f"the whole model has {more:,} parameters more" in note for note in spec.notes)
