@@ -1,63 +1,84 @@
-// The page is one client of the JSON API (/api/estimate, /api/sweep, /api/models); every number comes from it.
+// The page is one client of the JSON API (/api/estimate, /api/sweep, /api/models); every number comes from it,
+// formatted by the server as the CLI prints it. The state lives in `state` and in the URL (a pasted config in
+// its fragment, deflated); every control writes the state, and `show` writes every control from it.
 "use strict";
 
 const METHODS = ["kv", "lora", "dora", "ia3", "loreft", "prefix", "prompt", "full", "pretraining"];
-const FIELDS = ["model", "tokens", "rank", "targets", "adapter_dtype", "kv_dtype", "experts", "window_cache",
-                "mla_cache", "state_dtype"];
+const TEXTS = ["tokens", "rank", "targets"];  // typed, read by the server as the CLI reads them
+const SELECTS = ["adapter_dtype", "kv_dtype", "experts", "window_cache", "mla_cache", "state_dtype"];
+const FIELDS = ["model", ...TEXTS, ...SELECTS, "methods"];
 const DEFAULTS = { model: "llama3-70b", tokens: "100k", rank: "32", targets: "all-linear", adapter_dtype: "bf16",
                    kv_dtype: "bf16", experts: "per-expert", window_cache: "w", mla_cache: "latent", state_dtype: "auto",
                    methods: "all" };
 const COLOURS = ["#D55E00", "#56B4E9", "#0072B2", "#009E73", "#CC79A7", "#000000"];
+const MAX_FRAGMENT = 16000;  // characters of a deflated config in a link; longer ones are not put in it
 const $ = (id) => document.getElementById(id);
 const state = { ...DEFAULTS };
 let config = null;   // a pasted config.json (an object), used instead of the zoo model
-let latest = null;   // the last /api/estimate answer
 let charts = [];
 let timer = null;
 let generation = 0;
+let lastField = "model";  // the control the person changed last: a refusal is shown next to it
 
-function readUrl() {
+const b64url = (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+const unb64url = (text) => Uint8Array.from(atob(text.replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0));
+async function pipe(bytes, stream) {
+  return new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(stream)).arrayBuffer());
+}
+
+async function readUrl() {
   const params = new URLSearchParams(window.location.search);
-  for (const key of [...FIELDS, "methods"]) if (params.has(key)) state[key] = params.get(key);
+  for (const key of FIELDS) if (params.has(key)) state[key] = params.get(key);
+  const hash = new URLSearchParams(window.location.hash.slice(1));
+  if (hash.has("config")) {
+    try {
+      const text = new TextDecoder().decode(await pipe(unb64url(hash.get("config")), new DecompressionStream("deflate-raw")));
+      config = JSON.parse(text);
+      $("config").value = text;
+      $("paste").open = true;
+    } catch (error) { showError("the link's config could not be read (" + error.message + "); paste the config.json again", "config"); }
+  }
+}
+
+let fragment = "";  // the deflated pasted config, for the link
+async function pack() {
+  fragment = "";
+  if (!config) return "";
+  const packed = b64url(await pipe(new TextEncoder().encode(JSON.stringify(config)), new CompressionStream("deflate-raw")));
+  if (packed.length > MAX_FRAGMENT) return `the pasted config is not in the link: deflated it takes ${packed.length.toLocaleString("en-US")} characters, over ${MAX_FRAGMENT.toLocaleString("en-US")}; share the file with the link`;
+  fragment = "config=" + packed;
+  return "";
 }
 
 function writeUrl() {
   const params = new URLSearchParams();
-  for (const key of [...FIELDS, "methods"]) if (state[key] !== DEFAULTS[key]) params.set(key, state[key]);
-  if (config) params.delete("model");
-  const url = window.location.pathname + (params.toString() ? "?" + params : "");
+  for (const key of FIELDS) if (state[key] !== DEFAULTS[key] && !(key === "model" && config)) params.set(key, state[key]);
+  const url = window.location.pathname + (params.toString() ? "?" + params : "") + (fragment ? "#" + fragment : "");
   window.history.replaceState(null, "", url);
   $("share").href = url;
 }
 
-function tokensFrom(text) {  // "100k" -> 100000, as the CLI reads it (the server checks it again)
-  const m = /^\s*([0-9]*\.?[0-9]+)\s*([kKmMbBgGtT]?)\s*$/.exec(text);
+function tokensFrom(text) {  // "100k" -> 100000, to place the slider (the server reads the text itself)
+  const m = /^\s*([0-9_]*\.?[0-9]+(?:e[0-9]+)?)\s*([kKmMbBgGtT]?)\s*$/.exec(text);
   if (!m) return null;
-  const scale = { "": 1, k: 1e3, m: 1e6, b: 1e9, g: 1e9, t: 1e12 }[m[2].toLowerCase()];
-  return Number(m[1]) * scale;
+  return Number(m[1].replace(/_/g, "")) * { "": 1, k: 1e3, m: 1e6, b: 1e9, g: 1e9, t: 1e12 }[m[2].toLowerCase()];
 }
 
-function shortTokens(n) {
+function shortTokens(n) {  // three significant figures: the slider's steps (1.12M), read back exactly by the CLI
   for (const [suffix, scale] of [["T", 1e12], ["B", 1e9], ["M", 1e6], ["k", 1e3]]) {
-    if (n >= scale) { const v = n / scale; return (Number.isInteger(v) ? v : +v.toPrecision(3)) + suffix; }
+    if (n >= scale) return +(n / scale).toPrecision(3) + suffix;
   }
   return String(Math.round(n));
 }
 
-const number = (v, digits = 2) => v === null || v === undefined ? "—"
-  : Number.isInteger(v) ? v.toLocaleString("en-US")
-  : v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
-const ratio = (v) => v === null || v === undefined ? "—"
-  : v >= 1000 ? Math.round(v).toLocaleString("en-US") + "x" : (v >= 10 ? v.toFixed(1) : v.toFixed(2).replace(/0$/, "")) + "x";
-
-function syncInputs() {
-  for (const key of FIELDS) if ($(key) && key !== "model") $(key).value = state[key];
-  if ($("model").querySelector(`option[value="${CSS.escape(state.model)}"]`)) $("model").value = state.model;
-  $("tokens-text").value = state.tokens;
+function show() {  // every control from the state
+  for (const key of [...TEXTS, ...SELECTS]) $(key).value = state[key];
+  $("model").value = config ? "" : state.model;
+  $("pasted-option").hidden = !config;
   const t = tokensFrom(state.tokens);
-  if (t) $("tokens").value = Math.log10(t);
-  $("rank-text").value = state.rank;
-  $("rank").value = Math.round(Math.log2(Number(state.rank) || 1));
+  if (t) $("tokens-slider").value = Math.log10(t);
+  const r = Number(state.rank);
+  if (Number.isInteger(r) && r > 0) $("rank-slider").value = Math.round(Math.log2(r));
   const chosen = state.methods === "all" ? METHODS : state.methods.split(",");
   for (const box of document.querySelectorAll("#methods input")) box.checked = chosen.includes(box.value);
 }
@@ -65,7 +86,7 @@ function syncInputs() {
 function queryParams(extra = {}) {
   const params = {};
   for (const key of FIELDS) if (!(key === "model" && config)) params[key] = state[key];
-  params.methods = state.methods;
+  if ($("beyond").checked) params.allow_beyond_full_rank = "true";
   return { ...params, ...extra };
 }
 
@@ -80,48 +101,87 @@ async function api(path, extra = {}) {
   return body;
 }
 
-function showError(message) {
-  $("error").hidden = !message;
-  $("error").textContent = message || "";
+function fieldOf(message) {  // the control a refusal is about: the one just changed, else the one it names
+  if (lastField !== "model") return lastField;
+  const named = [["token count", "tokens"], ["rank", "rank"], ["target", "targets"], ["config", "config"]];
+  for (const [words, key] of named) if (message.includes(words)) return key;
+  return "model";
+}
+
+function showError(message, field) {
+  const error = $("error");
+  for (const el of document.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+  error.hidden = !message;
+  error.textContent = message || "";
+  $("output").classList.toggle("stale", Boolean(message));
+  if (!message) return;
+  const key = field || fieldOf(message);
+  const control = key === "config" ? $("config") : $(key);
+  control.setAttribute("aria-invalid", "true");
+  (control.closest("label") || control.closest(".buttons") || control).after(error);
+  if (key === "config") $("use-config").parentElement.after(error);
+}
+
+function cellsRow(cells, method) {
+  const tr = document.createElement("tr");
+  if (method !== undefined) tr.dataset.method = method;
+  for (const text of cells) { const td = document.createElement("td"); td.textContent = text; tr.append(td); }
+  return tr;
 }
 
 function renderTable(est) {
-  const body = $("table").querySelector("tbody");
-  body.replaceChildren();
-  for (const row of est.methods) {
-    const tr = document.createElement("tr");
-    tr.dataset.method = row.method;
-    for (const text of [row.label, number(row.params), number(row.bytes), number(row.bytes_per_token),
-                        ratio(row.kv_to_this_bytes_ratio)]) {
-      const td = document.createElement("td");
-      td.textContent = text;
-      tr.append(td);
-    }
-    body.append(tr);
-  }
+  $("table").querySelector("tbody").replaceChildren(...est.table.map((row) => cellsRow(row.cells, row.method)));
   $("model-line").textContent = est.summary[0];
   $("summary").textContent = est.summary.slice(1).join(" ");
-  const list = $("assumptions");
-  list.replaceChildren(...est.assumptions.map((text) => { const li = document.createElement("li"); li.textContent = text; return li; }));
+  $("assumptions").replaceChildren(...est.assumptions.map((text) => { const li = document.createElement("li"); li.textContent = text; return li; }));
   const blob = new Blob([JSON.stringify(est, null, 2)], { type: "application/json" });
   $("dl-json").href = URL.createObjectURL(blob);
-  $("dl-csv").href = config ? "#" : "/api/estimate?" + new URLSearchParams(queryParams({ format: "csv" }));
+  $("dl-csv").hidden = Boolean(config);  // the CSV of a pasted config is in the JSON's rows
+  $("dl-csv").href = "/api/estimate?" + new URLSearchParams(queryParams({ format: "csv" }));
 }
 
-const tick = (v) => v === null || v === undefined ? "" : v >= 1 ? shortTokens(v) : v.toPrecision(1);
+const tick = (v) => v === null || v === undefined ? "" : v >= 1 ? shortTokens(v) : +v.toPrecision(1) + "";
+const decades = (u, axis, min, max) => {
+  const out = [];
+  for (let e = Math.ceil(Math.log10(min) - 1e-9); e <= Math.floor(Math.log10(max) + 1e-9); e++) out.push(10 ** e);
+  return out;
+};
 
-function chart(target, title, xs, series, xLabel) {
-  const width = Math.min(560, Math.max(320, target.parentElement.parentElement.clientWidth / 2 - 20));
+function markers(marks) {  // vertical lines, labelled, at the x of each mark: the chart's reading of the query
+  return { hooks: { draw: (u) => {
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.font = `${12 * devicePixelRatio}px system-ui, sans-serif`;
+    marks.forEach((m, i) => {
+      if (!(m.x >= u.scales.x.min && m.x <= u.scales.x.max)) return;
+      const x = Math.round(u.valToPos(m.x, "x", true));
+      ctx.strokeStyle = m.colour; ctx.fillStyle = m.colour; ctx.lineWidth = devicePixelRatio;
+      ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
+      ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+      const right = x + ctx.measureText(m.label).width + 4 * devicePixelRatio > u.bbox.left + u.bbox.width;
+      ctx.textAlign = right ? "right" : "left"; ctx.textBaseline = "top";
+      ctx.fillText(m.label, x + (right ? -3 : 3) * devicePixelRatio, u.bbox.top + (2 + 14 * i) * devicePixelRatio);
+    });
+    ctx.restore();
+  } } };
+}
+
+function chart(target, xs, series, xLabel, marks) {
+  const room = target.parentElement.parentElement.clientWidth;  // two side by side where they fit, else one
+  const width = Math.max(260, Math.min(560, room >= 1000 ? room / 2 - 12 : room - 4));
+  const grid = { stroke: "#ececec", width: 1 };
   const opts = {
-    title, width, height: 300,
+    width, height: 280, legend: { live: false }, plugins: [markers(marks)],
     scales: { x: { distr: 3, time: false }, y: { distr: 3 } },
-    axes: [{ label: xLabel, values: (u, ticks) => ticks.map(tick) },
-           { label: "bytes per token", size: 70, values: (u, ticks) => ticks.map(tick) }],
+    axes: [{ label: xLabel, grid, splits: decades, values: (u, ticks) => ticks.map(tick) },
+           { label: "bytes per token", size: 60, grid, splits: decades, values: (u, ticks) => ticks.map(tick) }],
     series: [{ label: xLabel }, ...series.map((s, i) => ({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 2,
                                                            dash: s.dash, spanGaps: false }))],
   };
   target.replaceChildren();
-  return new uPlot(opts, [xs, ...series.map((s) => s.values)], target);
+  const plot = new uPlot(opts, [xs, ...series.map((s) => s.values)], target);
+  plot.marks = marks;
+  return plot;
 }
 
 function renderCharts(tokensSweep, rankSweep, est) {
@@ -137,93 +197,107 @@ function renderCharts(tokensSweep, rankSweep, est) {
   for (const [rank, rows] of byRank) series.push({ label: `LoRA r=${rank}`, values: rows.map((r) => r.lora_bytes_per_token) });
   const pre = est.methods.find((m) => m.method === "pretraining");
   if (pre) series.push({ label: "pretraining", values: xs.map(() => pre.bytes_per_token), dash: [6, 4] });
-  const ranks = rankSweep.rows.map((r) => r.rank);
+  const T = est.query.tokens, rank = est.query.rank;
+  const whole = (n) => n.toLocaleString("en-US");
+  const tokenMarks = [{ label: `T = ${whole(T)}`, x: T, colour: "#000" }];
+  if (est.crossover_tokens) tokenMarks.push({ label: `crossover at r=${rank}: ${whole(est.crossover_tokens)}`, x: est.crossover_tokens, colour: "#0072B2" });
+  const context = est.model.context_window_tokens;
+  if (context) tokenMarks.push({ label: `context window ${whole(context)}`, x: context, colour: "#777" });
+  const rankMarks = [{ label: `r = ${rank}`, x: rank, colour: "#000" }];
+  if (est.parity_rank) rankMarks.push({ label: `parity rank ${whole(est.parity_rank)}`, x: est.parity_rank, colour: "#0072B2" });
   charts = [
-    chart($("chart-tokens"), "", xs, series, "tokens"),
-    chart($("chart-rank"), "", ranks, [{ label: "KV cache", values: rankSweep.rows.map((r) => r.kv_bytes_per_token) },
-                                       { label: "LoRA", values: rankSweep.rows.map((r) => r.lora_bytes_per_token) }], "rank"),
+    chart($("chart-tokens"), xs, series, "tokens", tokenMarks),
+    chart($("chart-rank"), rankSweep.rows.map((r) => r.rank),
+          [{ label: `KV cache at T = ${shortTokens(T)}`, values: rankSweep.rows.map((r) => r.kv_bytes_per_token) },
+           { label: "LoRA", values: rankSweep.rows.map((r) => r.lora_bytes_per_token) }], "rank", rankMarks),
   ];
   const canvas = $("chart-tokens").querySelector("canvas");
   if (canvas) $("dl-png").href = canvas.toDataURL("image/png");
 }
 
-function renderModels(records) {
-  const body = $("models").querySelector("tbody");
-  body.replaceChildren();
-  for (const r of records) {
-    const tr = document.createElement("tr");
-    for (const text of [r.display_name, number(r.params), number(r.kv_bytes_per_token), ratio(r.kv_to_lora_bytes_ratio)]) {
-      const td = document.createElement("td");
-      td.textContent = text;
-      tr.append(td);
-    }
-    body.append(tr);
-  }
-}
-
 async function update() {
   const mine = ++generation;
+  const why = await pack();
+  if (mine !== generation) return;
+  $("share-note").textContent = why;
   writeUrl();
   try {
     const rank = Number(state.rank);
-    const ranks = [...new Set([8, rank, 128])].sort((a, b) => a - b).join(",");
+    const ranks = [...new Set([8, rank, 128])].filter((r) => r > 0).sort((a, b) => a - b).join(",");
     const [est, tokensSweep, rankSweep] = await Promise.all([
       api("/api/estimate"),
       api("/api/sweep", { tokens: "100:1B:log60", ranks }),
       api("/api/sweep", { tokens: String(state.tokens), ranks: "1:8192:x2" }),
     ]);
+    let models = null;
+    if (!config) {
+      const response = await fetch("/api/models?" + new URLSearchParams({ tokens: state.tokens, rank: state.rank }));
+      models = await response.json();
+      if (!response.ok) throw new Error(models.error);
+    }
     if (mine !== generation) return;  // a newer update is on its way
     showError("");
-    latest = est;
     renderTable(est);
     renderCharts(tokensSweep, rankSweep, est);
-    if (!config) {
-      const models = await (await fetch("/api/models?" + new URLSearchParams({ tokens: state.tokens, rank: state.rank }))).json();
-      if (mine === generation && Array.isArray(models)) renderModels(models);
-    }
-    document.body.dataset.ready = String(mine);
+    $("models-part").hidden = !models;
+    if (models) $("models").querySelector("tbody").replaceChildren(...models.map((r) => cellsRow(r.cells)));
   } catch (error) {
-    if (mine === generation) { showError(error.message); document.body.dataset.ready = String(mine); }
+    if (mine === generation) showError(error.message);
   }
+  if (mine === generation) document.body.dataset.ready = String(mine);
 }
 
-function schedule() {
+function schedule(field) {
+  lastField = field;
   clearTimeout(timer);
   timer = setTimeout(update, 120);
 }
 
-function wire() {
-  for (const key of FIELDS) {
-    if (!$(key) || key === "model") continue;
-    $(key).addEventListener("change", () => { state[key] = $(key).value; schedule(); });
+function usePasted() {
+  try { config = JSON.parse($("config").value); } catch (error) {
+    generation++;  // an update in flight must not clear this
+    showError("the pasted text is not JSON (" + error.message + "); paste the whole config.json", "config");
+    return;
   }
-  $("model").addEventListener("change", () => { state.model = $("model").value; config = null; schedule(); });
-  $("tokens").addEventListener("input", () => {
-    state.tokens = shortTokens(Math.round(10 ** Number($("tokens").value)));
-    $("tokens-text").value = state.tokens;
-    schedule();
+  show();
+  schedule("config");
+}
+
+function wire() {
+  for (const key of [...TEXTS, ...SELECTS]) {
+    $(key).addEventListener("change", () => { state[key] = $(key).value.trim(); show(); schedule(key); });
+  }
+  $("model").addEventListener("change", () => {
+    if (!$("model").value) return;
+    state.model = $("model").value; config = null; show(); schedule("model");
   });
-  $("tokens-text").addEventListener("change", () => { state.tokens = $("tokens-text").value.trim(); syncInputs(); schedule(); });
-  $("rank").addEventListener("input", () => { state.rank = String(2 ** Number($("rank").value)); $("rank-text").value = state.rank; schedule(); });
-  $("rank-text").addEventListener("change", () => { state.rank = $("rank-text").value; syncInputs(); schedule(); });
+  $("tokens-slider").addEventListener("input", () => {
+    state.tokens = shortTokens(10 ** Number($("tokens-slider").value));
+    $("tokens").value = state.tokens;
+    schedule("tokens");
+  });
+  $("rank-slider").addEventListener("input", () => {
+    state.rank = String(2 ** Number($("rank-slider").value));
+    $("rank").value = state.rank;
+    schedule("rank");
+  });
+  $("beyond").addEventListener("change", () => schedule("rank"));
   for (const box of document.querySelectorAll("#methods input")) {
     box.addEventListener("change", () => {
       const chosen = [...document.querySelectorAll("#methods input:checked")].map((b) => b.value);
       state.methods = chosen.length === METHODS.length ? "all" : chosen.join(",") || "kv";
-      schedule();
+      show();
+      schedule("methods");
     });
   }
-  $("use-config").addEventListener("click", () => {
-    try { config = JSON.parse($("config").value); } catch (error) { showError("the pasted text is not JSON: " + error.message); return; }
-    schedule();
-  });
-  $("clear-config").addEventListener("click", () => { config = null; $("config").value = ""; schedule(); });
+  $("use-config").addEventListener("click", usePasted);
+  $("clear-config").addEventListener("click", () => { config = null; $("config").value = ""; show(); schedule("model"); });
   const drop = $("paste");
   drop.addEventListener("dragover", (event) => event.preventDefault());
   drop.addEventListener("drop", async (event) => {
     event.preventDefault();
     const file = event.dataTransfer.files[0];
-    if (file) { $("config").value = await file.text(); drop.open = true; $("use-config").click(); }
+    if (file) { $("config").value = await file.text(); drop.open = true; usePasted(); }
   });
 }
 
@@ -235,10 +309,12 @@ async function start() {
     label.append(box, " " + method);
     $("methods").append(label);
   }
-  readUrl();
+  await readUrl();
   const models = await (await fetch("/api/models")).json();
-  $("model").replaceChildren(...models.map((m) => { const o = document.createElement("option"); o.value = m.name; o.textContent = m.display_name; return o; }));
-  syncInputs();
+  const pasted = document.createElement("option");
+  pasted.value = ""; pasted.id = "pasted-option"; pasted.textContent = "pasted config.json"; pasted.hidden = true;
+  $("model").replaceChildren(pasted, ...models.map((m) => { const o = document.createElement("option"); o.value = m.name; o.textContent = m.display_name; return o; }));
+  show();
   wire();
   await update();
 }
