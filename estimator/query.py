@@ -15,7 +15,9 @@ from typing import Any
 from estimator.errors import EstimatorError
 from estimator.layout import ConvCache, ExpertLayout, KVFormat, MlaCache, WindowCache
 from estimator.specs import ModelSpec
-from estimator.stores.base import LoReFT, Method, parse_methods
+from estimator.stores.base import CORE, LoReFT, Method, parse_methods
+from estimator.stores.tuner_kinds import check_tuner_options, parse_tuner_options
+from estimator.stores.tuners import TunerOptions
 from estimator.units import KV_DTYPES, MAX_COUNT, MAX_RANK, STORAGE_DTYPES, DType, parse_dtype
 
 ADAPTER_DTYPES = (DType.bf16, DType.fp16, DType.fp32)
@@ -80,7 +82,7 @@ class Query:
     tokens: int = 100_000
     rank: int = 32
     targets: str = "all-linear"
-    methods: tuple[Method, ...] = tuple(Method)
+    methods: tuple[Method, ...] = CORE
     adapter_dtype: DType = DType.bf16
     kv: KVFormat = field(default_factory=KVFormat)
     weights_dtype: DType = DType.bf16
@@ -89,6 +91,7 @@ class Query:
     virtual_tokens: int = 20
     loreft: LoReFT = field(default_factory=LoReFT)
     ia3_targets: str | None = None  # None: peft's default for the family
+    tuner_options: TunerOptions = ()  # peft tuners' knobs other than the rank (--tuner-option), each once
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -109,6 +112,8 @@ class Query:
         set_(self, "kv", as_kv_format(self.kv))
         set_(self, "experts", choice(self.experts, ExpertLayout, "--experts"))
         _check_loreft(self.loreft, self.spec)
+        set_(self, "tuner_options", _tuner_options(self.tuner_options))
+        check_tuner_options(self.tuner_options, self.methods)
         from estimator.stores.targets import resolve_targets  # resolving validates the words
 
         resolve_targets(self.spec, self.targets, self.experts)
@@ -132,6 +137,23 @@ def _methods(value: object) -> tuple[Method, ...]:
     if not isinstance(value, tuple | list) or not value:
         raise EstimatorError(f"methods {value!r} must be a non-empty tuple of methods; give e.g. ('kv', 'lora')")
     return parse_methods(",".join(m.value if isinstance(m, Method) else str(m) for m in value))
+
+
+def _tuner_options(value: object) -> TunerOptions:
+    """Tuner knobs from ``"n_frequency=2000,u=32"``, a mapping or pairs; each read as its peft default's type."""
+    if isinstance(value, str):
+        return parse_tuner_options(value)
+    if isinstance(value, dict):
+        pairs: Any = tuple(value.items())
+    elif isinstance(value, tuple | list):
+        pairs = value
+    else:
+        raise EstimatorError(f"tuner_options {value!r} must be text such as 'n_frequency=2000' or name-value pairs")
+    try:
+        text = ",".join(f"{name}={str(knob).lower() if isinstance(knob, bool) else knob}" for name, knob in pairs)
+    except (TypeError, ValueError):
+        raise EstimatorError(f"tuner_options {value!r} must be name-value pairs; give e.g. (('u', 32),)") from None
+    return parse_tuner_options(text)
 
 
 def _check_loreft(loreft: object, spec: ModelSpec) -> None:
@@ -174,7 +196,7 @@ def query_from_options(
     adapter_dtype: DType | str = DType.bf16,
     weights_dtype: DType | str = DType.bf16,
     pretraining_tokens: int | str | None = None,
-    methods: tuple[Method | str, ...] | str = tuple(Method),
+    methods: tuple[Method | str, ...] | str = CORE,
     experts: ExpertLayout | str = ExpertLayout.per_expert,
     virtual_tokens: int = 20,
     loreft: LoReFT | None = None,
@@ -191,6 +213,7 @@ def query_from_options(
     loreft_positions: str | None = None,
     loreft_untied: bool | None = None,
     name: str | None = None,
+    tuner_options: str | None = None,
 ) -> Query:
     """The query of every option the CLI takes, by the CLI's names and in its words.
 
@@ -236,6 +259,7 @@ def query_from_options(
         virtual_tokens,
         reft,
         ia3_targets,
+        tuner_options or (),  # type: ignore[arg-type]  # text is read by the query
     )
 
 

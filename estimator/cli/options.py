@@ -39,7 +39,8 @@ TargetsOpt = Annotated[
 MethodsOpt = Annotated[
     str,
     typer.Option(
-        help="Rows to show: all, or a comma list of kv, lora, dora, ia3, loreft, prefix, prompt, full, pretraining."
+        help="Rows to show: all, or a comma list of kv, lora, dora, ia3, loreft, prefix, prompt, full, pretraining, "
+        "peft's other tuners by name (vera, lokr, ...) or peft for all of them."
     ),
 ]
 AdapterDtypeOpt = Annotated[str, typer.Option(help="Adapter storage: bf16, fp16, fp32.")]
@@ -75,6 +76,13 @@ ReftUntiedOpt = Annotated[bool, typer.Option("--loreft-untied", help="Separate i
 Ia3Opt = Annotated[
     str | None, typer.Option(help="IA3 targets (a comma list as --targets); default: peft's for the model.")
 ]
+TunerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tuner-option",
+        help="Knobs of peft's tuners other than the rank (--rank), e.g. n_frequency=2000,u=32; default: peft's.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON; every key names its unit.")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="One CSV row per mechanism.")]
 
@@ -104,6 +112,7 @@ QUERY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("loreft_positions", ReftPositionsOpt, "f7+l7"),
     ("loreft_untied", ReftUntiedOpt, False),
     ("ia3_targets", Ia3Opt, None),
+    ("tuner_option", TunerOpt, None),
 )
 QUERY_OPTION_NAMES = tuple(name for name, _, _ in QUERY_OPTIONS)
 # The query options a command that answers another question takes (the rest keep their defaults and stay
@@ -193,6 +202,7 @@ def build_query(values: dict[str, Any], default_model: str | None = None, spec: 
             values["loreft_rank"], parse_layers(values["loreft_layers"], spec), first, last, not values["loreft_untied"]
         ),
         values["ia3_targets"],
+        values["tuner_option"] or (),
     )
 
 

@@ -8,6 +8,7 @@ from estimator.kv import mla_forms, windowed
 
 if TYPE_CHECKING:
     from estimator.compare import Crossover, Estimate
+    from estimator.stores import Method
 
 
 def estimate_record(est: Estimate) -> dict[str, Any]:
@@ -91,6 +92,7 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
                 "kv_to_this_bytes_ratio": r.kv_ratio if holds else None,
                 "crossover_tokens": r.crossover_tokens,
                 "crossover_reason": None if r.crossover is None else r.crossover.reason.value,
+                **three_sizes(est, r.method),
             }
             for r in est.rows
         ],
@@ -104,6 +106,18 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
         "parity_lora_params": est.parity_params if holds else None,
         "parity_fraction_of_model_params": est.parity_fraction_of_params if holds else None,
     }
+
+
+def three_sizes(est: Estimate, method: Method) -> dict[str, int | None]:
+    """A trained row's saved and minimal sizes (peft's tuners: :class:`~estimator.stores.base.Footprint`;
+    the other stores save and need exactly their trained parameters); null for the cache and pretraining."""
+    from estimator.stores import STORES
+
+    fp = STORES[method].footprint(est.query)
+    keys = ("saved_params", "saved_bytes", "minimal_params", "minimal_bytes")
+    if fp is None:
+        return dict.fromkeys(keys)
+    return dict(zip(keys, (fp.saved_params, fp.saved_bytes, fp.minimal_params, fp.minimal_bytes), strict=True))
 
 
 def crossover_record(crossing: Crossover) -> dict[str, Any]:

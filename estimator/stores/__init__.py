@@ -7,10 +7,11 @@ here; the table, JSON, CSV, sweep, capacity and validation rows follow (see CONT
 
 from estimator.stores.base import LoReFT, Method, Size, Store, parse_layers, parse_methods, parse_positions
 from estimator.stores.kinds import IA3, DoRA, Full, KVCache, LoRA, LoReFTStore, Prefix, Pretraining, Prompt
+from estimator.stores.tuner_kinds import TUNERS
 
 STORES: dict[Method, Store] = {
     store.method: store
-    for store in (KVCache(), LoRA(), DoRA(), IA3(), LoReFTStore(), Prefix(), Prompt(), Full(), Pretraining())
+    for store in (KVCache(), LoRA(), DoRA(), IA3(), LoReFTStore(), Prefix(), Prompt(), Full(), Pretraining(), *TUNERS)
 }
 TRAINED = tuple(method for method, store in STORES.items() if store.trained)
 

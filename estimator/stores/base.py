@@ -27,6 +27,17 @@ class Method(StrEnum):
     prompt = "prompt"
     full = "full"
     pretraining = "pretraining"
+    # peft's other tuners (peft's type names in lower case): shown by name or with ``peft``, never in ``all``
+    vera = "vera"
+    lokr = "lokr"
+    loha = "loha"
+    fourierft = "fourierft"
+    vblora = "vblora"
+    tinylora = "tinylora"
+
+
+CORE = tuple(Method)[: tuple(Method).index(Method.pretraining) + 1]  # ``all``: the nine rows of the table
+PEFT_TUNERS = tuple(m for m in Method if m not in CORE)  # ``peft``: every other tuner of peft
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: a record, never a key
@@ -37,6 +48,20 @@ class Size:
     params: int | None
     bytes: int
     tokens: int
+
+
+@dataclass(frozen=True, eq=False)
+class Footprint:
+    """A trained store's three sizes: trained (what the optimiser updates), saved (what ``save_pretrained``
+    writes with the store's defaults) and minimal (what must be kept when seeded or derived parts are
+    regenerated); elements, and bytes in the adapter dtype (integer indices at their own width)."""
+
+    params: int
+    bytes: int
+    saved_params: int
+    saved_bytes: int
+    minimal_params: int
+    minimal_bytes: int
 
 
 class Store:
@@ -55,6 +80,15 @@ class Store:
         params = self.params(q)
         assert params is not None
         return Size(params, bits_to_bytes(params * q.adapter_dtype.bits), q.tokens)
+
+    def footprint(self, q: Query) -> Footprint | None:
+        """Trained, saved and minimal sizes; for most stores all three are the trained parameters."""
+        if not self.trained:
+            return None
+        params = self.params(q)
+        assert params is not None
+        size = bits_to_bytes(params * q.adapter_dtype.bits)
+        return Footprint(params, size, params, size, params, size)
 
     def label(self, q: Query) -> str:
         raise NotImplementedError
@@ -104,15 +138,19 @@ def loreft_params(spec: ModelSpec, loreft: LoReFT) -> int:
 
 
 def parse_methods(text: str) -> tuple[Method, ...]:
-    """``all``, or a comma list of kv, lora, dora, ia3, loreft, prefix, prompt, full, pretraining."""
+    """``all`` (the nine rows), or a comma list of kv, lora, dora, ia3, loreft, prefix, prompt, full, pretraining,
+    peft's other tuners by name (vera, lokr, ...) and ``peft`` for all of those."""
     words = [w.strip().lower() for w in text.split(",") if w.strip()]
     if words == ["all"]:
-        return tuple(Method)
-    valid = ", ".join(m.value for m in Method)
+        return CORE
+    valid = ", ".join(m.value for m in Method) + ", peft"
     if "all" in words:
         raise EstimatorError(f"--methods {text!r} mixes all with single methods; give all alone, or a list of: {valid}")
-    chosen = []
+    chosen: list[Method] = []
     for word in words:
+        if word == "peft":
+            chosen.extend(PEFT_TUNERS)
+            continue
         if word not in Method.__members__:
             raise EstimatorError(f"unknown method {word!r}; use all or a comma list of: {valid}")
         chosen.append(Method(word))

@@ -1,0 +1,140 @@
+"""peft's other tuners (VeRA, LoKr, LoHa, FourierFT, VB-LoRA, TinyLoRA): trained, saved and minimal sizes.
+
+Three independent references: hand arithmetic from Llama 3 70B's config.json (written out below), peft's
+own trainable count on the meta device for every dense zoo family (a refusal must match peft's), and the
+file ``save_pretrained`` writes for a tiny real twin.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from estimator.errors import EstimatorError, MethodNotApplicableError
+from estimator.query import Query
+from estimator.stores import STORES, Method
+from estimator.stores.base import CORE, PEFT_TUNERS, parse_methods
+from estimator.zoo import load_spec, validate_spec
+
+# Llama 3 70B (config.json): hidden 8,192, intermediate 28,672, 64 heads, 8 KV heads of 128, 80 layers.
+# Per layer: q, o 8,192 -> 8,192; k, v 8,192 -> 1,024; gate, up 8,192 -> 28,672; down 28,672 -> 8,192.
+L, D, F, KV = 80, 8192, 28672, 1024
+SUM_OUT = D + KV + KV + D + F + F + D  # 83,968 per layer
+SUM_IN_OUT = (D + D) + (D + KV) * 2 + (D + D) + (D + F) * 3  # 161,792 per layer
+
+
+def llama70(method: str, **options: Any) -> Query:
+    return Query(load_spec("llama3-70b"), 100_000, 32, methods=method, tuner_options=tuple(options.items()))
+
+
+def test_llama3_70b_by_hand() -> None:
+    """Every tuner's three sizes on Llama 3 70B, all-linear, r = 32, from the config's widths."""
+    vera = STORES[Method.vera].footprint(llama70("vera"))
+    assert vera.params == L * (SUM_OUT + 7 * 32) == 6_735_360  # λ_b (d_out) and λ_d (r) per map
+    assert vera.saved_params == 6_735_360 + 32 * F + F * 32 == 8_570_368  # shared A (r × max d_in), B
+    assert vera.minimal_params == 6_735_360
+    # LoKr: 8,192 = 64 · 128, 1,024 = 32 · 32, 28,672 = 128 · 224; W1 full, W2 low-rank (32 < 128 / 2, 224 / 2)
+    q_map = 64 * 64 + 32 * (128 + 128)
+    k_map = 32 * 64 + 32 * (32 + 128)
+    gate_map = 128 * 64 + 32 * (224 + 128)
+    down_map = 64 * 128 + 32 * (128 + 224)
+    assert STORES[Method.lokr].params(llama70("lokr")) == L * (2 * q_map + 2 * k_map + 2 * gate_map + down_map)
+    assert STORES[Method.lokr].params(llama70("lokr")) == 7_782_400
+    assert STORES[Method.loha].params(llama70("loha")) == 2 * 32 * L * SUM_IN_OUT == 828_375_040
+    assert STORES[Method.fourierft].params(llama70("fourierft")) == 1000 * 7 * L == 560_000
+    vb = STORES[Method.vblora].footprint(llama70("vblora"))
+    subvectors = 32 * L * SUM_IN_OUT // 256  # 1,617,920 sub-vectors of 256
+    assert vb.params == vb.saved_params == 256 * 256 + subvectors * 256 == 414_253_056
+    assert vb.minimal_params == 256 * 256 + subvectors * (2 - 1) + subvectors * 2  # bank, weights, indices
+    assert vb.minimal_bytes == (256 * 256 + subvectors) * 2 + subvectors * 2 * 2 == 9_838_592  # int16 indices
+    tiny = STORES[Method.tinylora].footprint(llama70("tinylora"))
+    assert tiny.params == tiny.minimal_params == 7 * L * 64 == 35_840
+    assert tiny.saved_params == 35_840 + 32 * L * SUM_IN_OUT + 7 * L * 64 * 32 * 32 == 450_923_520
+    assert STORES[Method.tinylora].params(llama70("tinylora", weight_tying=1.0)) == 64  # one shared v
+
+
+def test_options_and_methods() -> None:
+    assert parse_methods("all") == CORE and Method.vera not in CORE
+    assert parse_methods("peft") == (Method.kv, *PEFT_TUNERS)
+    assert STORES[Method.fourierft].params(llama70("fourierft", n_frequency=2000)) == 2000 * 560
+    vb = STORES[Method.vblora].footprint(llama70("vblora", save_only_topk_weights=True))
+    assert vb.saved_bytes == vb.minimal_bytes == 9_838_592
+    for bad, message in (
+        ("u=3", "sizes none of the chosen rows"),
+        ("r=8", "--rank"),
+        ("n_frequency=x", "whole number"),
+        ("n_frequency=1,n_frequency=2", "twice"),
+        ("bogus=1", "unknown tuner option"),
+    ):
+        with pytest.raises(EstimatorError, match=message):
+            Query(load_spec("llama3-70b"), methods="fourierft,vera", tuner_options=bad)
+    with pytest.raises(EstimatorError, match="exceeds the entries"):
+        STORES[Method.fourierft].params(llama70("fourierft", n_frequency=10**9))
+
+
+peft = pytest.importorskip("peft")
+torch = pytest.importorskip("torch")
+from estimator.validate import measure  # noqa: E402
+
+FAMILIES = ("llama2-7b", "mistral-7b-v0.1", "qwen2.5-7b", "qwen3-0.6b", "gemma2-9b", "phi3-mini", "gpt2", "falcon-7b")
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_trained_parameters_equal_peft_on_the_meta_device(name: str) -> None:
+    """peft builds each tuner on the meta-device model; its trainable count is the estimate, or both refuse."""
+    spec = load_spec(name)
+    base = measure.build_model(spec)
+    for method in PEFT_TUNERS:
+        q = Query(spec, 100_000, 32, methods=(method,))
+        store = STORES[method]
+        try:
+            expected: int | None = store.params(q)
+        except MethodNotApplicableError:
+            expected = None
+        try:
+            with measure._quiet(), torch.device("meta"):
+                adapted = peft.get_peft_model(copy.deepcopy(base), measure.build_config(store.peft_config(q)))
+            measured: int | None = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
+        except (ValueError, TypeError):
+            measured = None
+        assert expected == measured, (name, method)
+
+
+def tiny_llama() -> Any:
+    """A real Llama small enough to save: widths that every tuner's defaults divide (VB-LoRA's 256)."""
+    fields = {**load_spec("llama3-70b").to_dict(), "num_hidden_layers": 2, "hidden_size": 256}
+    fields.update(intermediate_size=512, num_attention_heads=4, num_key_value_heads=4, head_dim=64, vocab_size=256)
+    return validate_spec({**fields, "name": "tiny-llama", "display_name": "tiny llama"}, "tiny-llama", "fix the test")
+
+
+def saved_tensor_bytes(spec: Any, config: Any) -> int:
+    """Bytes of the tensors peft writes to adapter_model.safetensors for a real fp32 model of ``spec``."""
+    from safetensors import safe_open
+
+    model = measure.build_model(spec, device="cpu", dtype=torch.float32)
+    with measure._quiet():
+        adapted = peft.get_peft_model(model, measure.build_config(config), autocast_adapter_dtype=False)
+    with tempfile.TemporaryDirectory() as folder:
+        adapted.save_pretrained(folder, safe_serialization=True)
+        with safe_open(str(Path(folder) / "adapter_model.safetensors"), framework="pt") as handle:
+            return sum(handle.get_tensor(k).numel() * handle.get_tensor(k).element_size() for k in handle.keys())  # noqa: SIM118
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [(m, ()) for m in PEFT_TUNERS]
+    + [
+        (Method.vblora, (("save_only_topk_weights", True),)),
+        (Method.vera, (("save_projection", False),)),
+        (Method.tinylora, (("save_projection", False), ("weight_tying", 0.5))),
+    ],
+)
+def test_saved_file_of_a_tiny_twin(method: Method, options: tuple[tuple[str, Any], ...]) -> None:
+    """The bytes of the saved file's tensors (fp32; VB-LoRA's indices at their own width) are the saved size."""
+    q = Query(tiny_llama(), 64, 8, methods=(method,), adapter_dtype="fp32", tuner_options=options)
+    store = STORES[method]
+    assert store.footprint(q).saved_bytes == saved_tensor_bytes(q.spec, store.peft_config(q))
