@@ -200,3 +200,31 @@ def test_the_page_fetches_nothing_from_elsewhere() -> None:
     script = (ROOT / "estimator" / "web" / "static" / "app.js").read_text()
     for text in (page, script):
         assert "http://" not in text and "https://" not in text and "//cdn" not in text
+
+
+def test_the_options_are_the_cli_s_names_defaults_help_and_choices(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer
+
+    from estimator.cli.app import app
+
+    command = typer.main.get_command(app)
+    params = {p.name: p for p in command.params}  # type: ignore[attr-defined]
+    served = client.get("/api/options").json()
+    names = [o["name"] for o in served["options"]]
+    assert names == [n for n in params if n in names] and "config" not in names and "name" not in names
+    assert set(names) == {n for n in params if n not in ("config", "name", "as_json", "as_csv", "version",
+                                                         "allow_beyond_full_rank")}  # fmt: skip
+    for option in served["options"]:
+        declared = params[option["name"]]
+        assert option["help"] == declared.help and (option["default"] == declared.default or option["name"] == "model")
+        for value in option["choices"] or ():  # each value the page offers, the CLI takes
+            flag = f"--{option['name'].replace('_', '-')}"
+            rows = ["--methods", "kv,lora"] if option["name"] != "methods" else []
+            assert main(["--model", "llama3-8b", flag, value, *rows, "--json"]) == 0, (flag, value)
+            capsys.readouterr()
+        if option["choices"]:  # and what it refuses, it refuses listing exactly those
+            line = client.get("/api/estimate", params={option["name"]: "zz"}).json()["error"]
+            assert all(c in line or c == "auto" for c in option["choices"]), line  # the CLI's line omits auto
+    assert client.get("/api/options", params={"x": "1"}).status_code == 400

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from urllib.request import urlopen
 
 import pytest
 
@@ -104,7 +105,7 @@ def cli_rows(capsys: pytest.CaptureFixture[str], *args: str) -> list[list[str]]:
 
 VIEW = """
 const field = (id) => document.getElementById(id).value;
-return {state: {...state}, pasted: config !== null,
+return {state: {...state}, defaults: {...DEFAULTS}, pasted: config !== null,
   fields: {model: field('model'), tokens: field('tokens'), rank: field('rank'), targets: field('targets'),
            kv_dtype: field('kv_dtype'), tokens_slider: field('tokens-slider'), rank_slider: field('rank-slider')},
   rows: [...document.querySelectorAll('#table tbody tr')].map(tr => [...tr.cells].map(td => td.textContent)),
@@ -119,10 +120,15 @@ def view(driver: Any) -> dict[str, Any]:
     return dict(driver.execute_script(VIEW))
 
 
-def cli_args(state: dict[str, str], config: Path | None = None) -> list[str]:
+def cli_args(seen: dict[str, Any], config: Path | None = None) -> list[str]:
+    """The command line of the page's query: every option the page holds away from its default."""
+    state, defaults = seen["state"], seen["defaults"]
     args = ["--config", str(config)] if config else ["--model", state["model"]]
-    for key in ("tokens", "rank", "targets", "kv_dtype"):
-        args += [f"--{key.replace('_', '-')}", state[key]]
+    for key, value in state.items():
+        if key == "model" or value == defaults[key]:
+            continue
+        option = "--" + key.replace("_", "-")
+        args += [option if value == "true" else "--no-" + option[2:]] if value in ("true", "false") else [option, value]
     return args
 
 
@@ -138,8 +144,8 @@ def agrees(driver: Any, capsys: pytest.CaptureFixture[str], config: Path | None 
     for key in ("tokens", "rank", "targets", "kv_dtype"):
         assert query.get(key, {"tokens": "100k", "rank": "32", "targets": "all-linear", "kv_dtype": "bf16"}[key]) \
             == state[key], key  # fmt: skip
-    assert [" ".join(row).split() for row in seen["rows"]] == cli_rows(capsys, *cli_args(state, config))
-    estimate = json.loads(cli_text(capsys, *cli_args(state, config), "--json")[1])
+    assert [" ".join(row).split() for row in seen["rows"]] == cli_rows(capsys, *cli_args(seen, config))
+    estimate = json.loads(cli_text(capsys, *cli_args(seen, config), "--json")[1])
     tokens, rank = estimate["query"]["tokens"], estimate["query"]["rank"]
     assert float(fields["rank_slider"]) == min(13, round(math.log2(rank)))
     assert abs(10 ** float(fields["tokens_slider"]) / tokens - 1) < 0.012  # the slider sits at T (its step: 1%)
@@ -327,3 +333,35 @@ def test_a_pasted_or_dropped_config_is_the_query_and_travels_in_the_link(
     Select(browser.find_element("id", "model")).select_by_visible_text("Llama 3 8B")  # back to the zoo
     version = settled(browser, version)
     assert agrees(browser, capsys)["state"]["model"] == "llama3-8b" and urlsplit(browser.current_url).fragment == ""
+
+
+def test_the_controls_are_the_options_the_server_declares(
+    server: str, browser: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    viewport(browser, 1280, 800)
+    browser.get(server)
+    version = settled(browser)
+    declared = json.loads(browser.execute_script("return JSON.stringify(OPTIONS)"))
+    assert declared == json.loads(urlopen(server + "api/options").read())["options"]
+    browser.find_element("css selector", "#more summary").click()  # the options beyond the common ones
+    for option in declared:
+        if option["choices"] and option["name"] != "methods":
+            select = Select(browser.find_element("id", option["name"]))
+            assert [o.text for o in select.options] == option["choices"]
+            assert select.first_selected_option.text == str(option["default"])
+    boxes = browser.find_elements("css selector", "#methods input")
+    assert [b.get_attribute("value") for b in boxes] == next(o for o in declared if o["name"] == "methods")["choices"]
+    script = (ROOT / "estimator" / "web" / "static" / "app.js").read_text()
+    assert not any(f'"{c}"' in script for c in ("bf16", "per-expert", "latent", "lora", "100k"))  # none written twice
+    typed = browser.find_element("id", "virtual_tokens")
+    keys(browser, typed, "40", Keys.TAB)
+    version = settled(browser, version)
+    seen = agrees(browser, capsys)
+    assert any(row[0] == "prefix tuning (40 virtual tokens)" for row in seen["rows"])
+    assert "virtual_tokens=40" in browser.current_url
+    browser.find_element("id", "kv_zero_point").click()  # a flag, off
+    settled(browser, version)
+    assert agrees(browser, capsys)["state"]["kv_zero_point"] == "false" and "kv_zero_point=false" in browser.current_url

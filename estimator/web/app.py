@@ -8,6 +8,8 @@ takes them, ``tokens=100k``):
   capped at 1 MB, never executed). ``format=csv`` gives the CLI's CSV.
 - ``GET|POST /api/sweep``: KV against LoRA over ``tokens`` × ``ranks`` grids (``1k:1B:log50``, ``8,32``),
   the rows of ``estimate sweep --json``, at most 20,000 points.
+- ``GET /api/options``: every query option a client may send (name, default, help, kind, the values the CLI
+  takes), from the CLI's own declarations; the page builds its controls from it.
 - ``GET /api/models``: the zoo at ``tokens`` (``estimate models --json``), with each model's KV ÷ LoRA at
   ``tokens`` and ``rank`` for the comparison.
 Bad input is HTTP 400 with ``{"error": "<the CLI's one line>"}`` (413 for a body over 1 MB, 415 for a POST
@@ -254,6 +256,14 @@ def zoo_records(tokens: int, rank: int) -> Any:
     return json.loads(zoo_records_cached(tokens, rank))
 
 
+async def options_endpoint(request: Request) -> Response:
+    from estimator.web.options import option_records
+
+    if request.query_params:
+        raise EstimatorError("/api/options takes no parameters; ask GET /api/options")
+    return JSONResponse(option_records())
+
+
 async def page(request: Request) -> Response:
     return FileResponse(STATIC / "index.html", media_type="text/html")
 
@@ -287,6 +297,7 @@ def create_app(bound: str = "127.0.0.1") -> Any:
         Route("/api/estimate", estimate_endpoint, methods=["GET", "POST"]),
         Route("/api/sweep", sweep_endpoint, methods=["GET", "POST"]),
         Route("/api/models", models_endpoint, methods=["GET"]),
+        Route("/api/options", options_endpoint, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     handlers: dict[Any, Any] = {EstimatorError: bad_input, HTTPException: not_found}

@@ -3,17 +3,18 @@
 // its fragment, deflated); every control writes the state, and `show` writes every control from it.
 "use strict";
 
-const METHODS = ["kv", "lora", "dora", "ia3", "loreft", "prefix", "prompt", "full", "pretraining"];
 const TEXTS = ["tokens", "rank", "targets"];  // typed, read by the server as the CLI reads them
-const SELECTS = ["adapter_dtype", "kv_dtype", "experts", "window_cache", "mla_cache", "state_dtype"];
-const FIELDS = ["model", ...TEXTS, ...SELECTS, "methods"];
-const DEFAULTS = { model: "llama3-70b", tokens: "100k", rank: "32", targets: "all-linear", adapter_dtype: "bf16",
-                   kv_dtype: "bf16", experts: "per-expert", window_cache: "w", mla_cache: "latent", state_dtype: "auto",
-                   methods: "all" };
+const UP_FRONT = ["adapter_dtype", "kv_dtype", "experts", "window_cache", "mla_cache", "state_dtype"];  // the rest: "More"
+const OWN = ["model", ...TEXTS, "methods"];  // options with controls of their own; the others are built from /api/options
+let OPTIONS = [];    // GET /api/options: every query option (name, default, help, kind, choices), as the CLI declares it
+let METHODS = [];    // the rows one can ask for, and those "all" stands for
+let ALL_METHODS = [];
+let FIELDS = [];     // the state's keys, in the URL when not at their default
+const DEFAULTS = { allow_beyond_full_rank: "false" };  // the estimate command's own flag; the rest from /api/options
 const COLOURS = ["#D55E00", "#56B4E9", "#0072B2", "#009E73", "#CC79A7", "#000000"];
 const MAX_FRAGMENT = 16000;  // characters of a deflated config in a link; longer ones are not put in it
 const $ = (id) => document.getElementById(id);
-const state = { ...DEFAULTS };
+const state = {};
 let config = null;   // a pasted config.json (an object), used instead of the zoo model
 let charts = [];
 let timer = null;
@@ -58,7 +59,7 @@ function writeUrl() {
   $("share").href = url;
 }
 
-function tokensFrom(text) {  // "100k" -> 100000, to place the slider (the server reads the text itself)
+function tokensFrom(text) {  // 100k -> 100000, to place the slider (the server reads the text itself)
   const m = /^\s*([0-9_]*\.?[0-9]+(?:e[0-9]+)?)\s*([kKmMbBgGtT]?)\s*$/.exec(text);
   if (!m) return null;
   return Number(m[1].replace(/_/g, "")) * { "": 1, k: 1e3, m: 1e6, b: 1e9, g: 1e9, t: 1e12 }[m[2].toLowerCase()];
@@ -72,26 +73,30 @@ function shortTokens(n) {  // three significant figures: the slider's steps (1.1
 }
 
 function show() {  // every control from the state
-  for (const key of [...TEXTS, ...SELECTS]) $(key).value = state[key];
+  for (const key of FIELDS) {
+    const control = $(key);
+    if (!control || key === "model" || key === "methods") continue;
+    if (control.type === "checkbox") control.checked = state[key] === "true"; else control.value = state[key];
+  }
   $("model").value = config ? "" : state.model;
   $("pasted-option").hidden = !config;
   const t = tokensFrom(state.tokens);
   if (t) $("tokens-slider").value = Math.log10(t);
   const r = Number(state.rank);
   if (Number.isInteger(r) && r > 0) $("rank-slider").value = Math.round(Math.log2(r));
-  const chosen = state.methods === "all" ? METHODS : state.methods.split(",");
+  const chosen = state.methods === "all" ? ALL_METHODS : state.methods.split(",");
   for (const box of document.querySelectorAll("#methods input")) box.checked = chosen.includes(box.value);
 }
 
-function queryParams(extra = {}) {
-  const params = {};
-  for (const key of FIELDS) if (!(key === "model" && config)) params[key] = state[key];
-  if ($("beyond").checked) params.allow_beyond_full_rank = "true";
+function queryParams(extra = {}, path = "/api/estimate") {  // the options not at the CLI's default
+  const params = config ? {} : { model: state.model };
+  for (const key of FIELDS) if (key !== "model" && state[key] !== DEFAULTS[key]) params[key] = state[key];
+  if (path !== "/api/estimate") delete params.allow_beyond_full_rank;  // the estimate's own flag
   return { ...params, ...extra };
 }
 
 async function api(path, extra = {}) {
-  const params = queryParams(extra);
+  const params = queryParams(extra, path);
   const response = config
     ? await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
                           body: JSON.stringify({ ...params, config }) })
@@ -264,8 +269,14 @@ function usePasted() {
 }
 
 function wire() {
-  for (const key of [...TEXTS, ...SELECTS]) {
-    $(key).addEventListener("change", () => { state[key] = $(key).value.trim(); show(); schedule(key); });
+  for (const key of FIELDS) {
+    const control = $(key);
+    if (!control || key === "model" || key === "methods") continue;
+    control.addEventListener("change", () => {
+      state[key] = control.type === "checkbox" ? String(control.checked) : control.value.trim();
+      show();
+      schedule(key === "allow_beyond_full_rank" ? "rank" : key);
+    });
   }
   $("model").addEventListener("change", () => {
     if (!$("model").value) return;
@@ -281,11 +292,11 @@ function wire() {
     $("rank").value = state.rank;
     schedule("rank");
   });
-  $("beyond").addEventListener("change", () => schedule("rank"));
   for (const box of document.querySelectorAll("#methods input")) {
     box.addEventListener("change", () => {
       const chosen = [...document.querySelectorAll("#methods input:checked")].map((b) => b.value);
-      state.methods = chosen.length === METHODS.length ? "all" : chosen.join(",") || "kv";
+      const all = chosen.length === ALL_METHODS.length && ALL_METHODS.every((m) => chosen.includes(m));
+      state.methods = all ? "all" : chosen.join(",") || "kv";
       show();
       schedule("methods");
     });
@@ -301,7 +312,45 @@ function wire() {
   });
 }
 
+const words = { kv: "KV", mla: "MLA", ia3: "IA3", loreft: "LoReFT", dtype: "dtype" };
+const labelOf = (name) => name.split("_").map((w, i) => words[w] || (i ? w : w[0].toUpperCase() + w.slice(1))).join(" ");
+
+function control(option) {  // a labelled control for one option of /api/options, its help read out with it
+  const label = document.createElement("label");
+  let input;
+  if (option.choices) {
+    input = document.createElement("select");
+    input.append(...option.choices.map((c) => { const o = document.createElement("option"); o.textContent = c; return o; }));
+  } else {
+    input = document.createElement("input");
+    if (option.kind === "flag") input.type = "checkbox"; else { input.size = 9; input.autocomplete = "off"; }
+  }
+  input.id = option.name;
+  const help = document.createElement("small");
+  help.id = option.name + "-help"; help.textContent = option.help; help.className = "help";
+  input.setAttribute("aria-describedby", help.id);
+  input.title = option.help;
+  label.className = option.kind === "flag" ? "check" : "";
+  label.append(labelOf(option.name) + " ", input);
+  return [label, help];
+}
+
 async function start() {
+  const declared = await (await fetch("/api/options")).json();
+  OPTIONS = declared.options;
+  ALL_METHODS = declared.all_methods;
+  for (const option of OPTIONS) {
+    DEFAULTS[option.name] = option.default === null ? "" : String(option.default);
+    if (option.name === "methods") METHODS = option.choices;
+    if (option.name === "targets") $("target-presets").append(...option.suggestions.map((t) => { const o = document.createElement("option"); o.value = t; return o; }));
+    if (OWN.includes(option.name) || option.kind === "list") continue;
+    (UP_FRONT.includes(option.name) ? $("up-front") : $("more-options")).append(...control(option));
+  }
+  for (const [key, help] of [["tokens", "tokens-help"], ["rank", "rank-help"], ["targets", "targets-help"]]) {
+    $(help).textContent = OPTIONS.find((o) => o.name === key).help;
+  }
+  FIELDS = [...OPTIONS.filter((o) => o.kind !== "list").map((o) => o.name), "allow_beyond_full_rank"];
+  Object.assign(state, DEFAULTS);
   for (const method of METHODS) {
     const label = document.createElement("label");
     const box = document.createElement("input");
