@@ -4,7 +4,8 @@
 - qwen2_moe: ``num_experts`` experts of width ``moe_intermediate_size``, plus one gated shared
   expert (``shared_expert_intermediate_size``) with a scalar gate ``shared_expert_gate`` (d -> 1);
   q, k, v biases from ``qkv_bias`` (default true). A layer is sparse unless listed in
-  ``mlp_only_layers``, and only every ``decoder_sparse_step``-th layer.
+  ``mlp_only_layers``, and only every ``decoder_sparse_step``-th layer. Windows by ``layer_types`` as
+  Qwen2MoeConfig writes them (``sliding_window`` 0 while ``use_sliding_window`` is false: no layer slides).
 - qwen3_moe: as qwen2_moe without the shared expert, no biases by default, q and k RMSNorm; transformers 5
   writes the expert count as ``num_local_experts`` (``num_experts``, as earlier releases wrote it, is its alias).
 

@@ -13,8 +13,11 @@ Every layer: one RMSNorm ``norm`` (d) and its ``mixer``:
   (``experts.up_proj`` E × F × d, ``experts.down_proj`` E × d × F) and a shared ungated MLP of
   ``moe_shared_expert_intermediate_size``; with ``moe_latent_size``, fc1/fc2 latent projections around them.
 
-``norm_f`` at the end; ``lm_head`` unless tied. Layers without a token mixer (-, E) hold no cache. peft's
-LoRA refuses the Mamba ``out_proj`` on this model type. The recurrent state is float32 in transformers.
+``norm_f`` at the end; ``lm_head``, never tied (transformers 5.24's NemotronHForCausalLM ties nothing, whatever
+``tie_word_embeddings`` says). ``layers_block_type`` wins over ``hybrid_override_pattern``, as NemotronHConfig reads
+them; ``mamba_n_groups``, ``mamba_d_conv`` and ``mamba_conv_bias`` are read as the fields they stand for.
+Layers without a token mixer (-, E) hold no cache. peft's LoRA refuses the Mamba ``out_proj`` on this model
+type. The recurrent state is float32 in transformers.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """Zamba2 (Zyphra's Zamba2 1.2B, 2.7B, 7B): Mamba-2 layers, and hybrid layers that also run a shared transformer.
 
 Every layer holds a Mamba-2 (``mamba``, d_inner = mamba_expand · d in ``n_mamba_heads`` heads, ``mamba_ngroups``,
-``mamba_d_state``, ``mamba_d_conv``; in_proj/out_proj biases from ``add_bias_linear``) and an
-``input_layernorm`` (d). A hybrid layer (``layers_block_type`` "hybrid") first runs ``shared_transformer`` on
-[hidden, embedding] (2d wide): ``input_layernorm`` (2d), attention q, k, v (2d -> heads · head_dim, head_dim =
-2d / heads), o (-> d), ``pre_ff_layernorm`` (d), ``feed_forward.gate_up_proj`` (d -> 2F) and ``down_proj``
-(F -> d) (biases from ``add_bias_linear``), then its own ``linear`` (d -> d).
+``mamba_d_state``, ``mamba_d_conv``; in_proj/out_proj biases from ``add_bias_linear``; the conv1d always has a
+bias in transformers 5.24, whatever ``use_conv_bias`` says) and an ``input_layernorm`` (d). A hybrid layer
+(``layers_block_type`` "hybrid") first runs ``shared_transformer`` on [hidden, embedding] (2d wide):
+``input_layernorm`` (2d), attention q, k, v (2d -> heads · head_dim, head_dim = ``attention_head_dim`` where
+the config gives it, else 2d / heads), o (-> d), ``pre_ff_layernorm`` (d), ``feed_forward.gate_up_proj``
+(d -> 2F) and ``down_proj`` (F -> d) (biases from ``add_bias_linear``), then its own ``linear`` (d -> d).
 
 There are ``num_mem_blocks`` shared transformers, used in turn by the hybrid layers (block b = j mod M for the
 j-th hybrid layer): their weights are tied, counted once per block, but each hybrid layer caches its own keys and
