@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import shutil
 import socket
 import threading
@@ -257,6 +258,7 @@ def test_no_control_is_beyond_a_phone_s_right_edge(server: str, browser: Any, wi
     browser.get(server)
     settled(browser)
     browser.find_element("css selector", "#paste summary").click()
+    browser.find_element("css selector", "#more summary").click()
     outside = browser.execute_script(
         "return [...document.querySelectorAll('input, select, button, textarea, summary, a, canvas, h2, p')]"
         ".filter(e => e.getClientRects().length && e.getBoundingClientRect().right > innerWidth + 0.5)"
@@ -330,6 +332,15 @@ def test_a_pasted_or_dropped_config_is_the_query_and_travels_in_the_link(
     drop_file(browser, browser.find_element("id", "paste"), dropped)
     version = settled(browser, version)
     agrees(browser, capsys, dropped)
+    noise = dict(json.loads(dropped.read_text()), notes=random.Random(1).randbytes(20_000).hex())  # too big a link
+    browser.execute_async_script("navigator.clipboard.writeText(arguments[0]).then(arguments[1])", json.dumps(noise))
+    box = browser.find_element("id", "config")  # a fresh page since the link was loaded
+    ActionChains(browser).click(box).key_down(Keys.CONTROL).send_keys("a", "v").key_up(Keys.CONTROL).perform()
+    browser.find_element("id", "use-config").click()
+    version = settled(browser, version)
+    agrees(browser, capsys, dropped)  # the same counts: the note is no field a reader uses
+    note = browser.find_element("id", "share-note").text
+    assert note.startswith("the pasted config is not in the link") and urlsplit(browser.current_url).fragment == ""
     Select(browser.find_element("id", "model")).select_by_visible_text("Llama 3 8B")  # back to the zoo
     version = settled(browser, version)
     assert agrees(browser, capsys)["state"]["model"] == "llama3-8b" and urlsplit(browser.current_url).fragment == ""
