@@ -34,6 +34,18 @@ class Method(StrEnum):
     fourierft = "fourierft"
     vblora = "vblora"
     tinylora = "tinylora"
+    hra = "hra"
+    road = "road"
+    oft = "oft"
+    boft = "boft"
+    miss = "miss"
+    gralora = "gralora"
+    c3a = "c3a"
+    waveft = "waveft"
+    delora = "delora"
+    shira = "shira"
+    randlora = "randlora"
+    unilora = "unilora"
 
 
 CORE = tuple(Method)[: tuple(Method).index(Method.pretraining) + 1]  # ``all``: the nine rows of the table

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 from estimator.errors import EstimatorError, MethodNotApplicableError
 from estimator.stores.base import Method
 from estimator.stores.tuners import Elements, Knob, PeftTuner, TunerOptions
+from estimator.stores.tuners_more import MORE_TUNERS
 
 if TYPE_CHECKING:
     from estimator.layout import LinearMap
@@ -241,7 +242,7 @@ class TinyLoRA(PeftTuner):
         return tinylora_elements(maps, q.rank, u, float(knobs["weight_tying"]), bool(knobs["save_projection"]))
 
 
-TUNERS: tuple[PeftTuner, ...] = (VeRA(), LoKr(), LoHa(), FourierFT(), VBLoRA(), TinyLoRA())
+TUNERS: tuple[PeftTuner, ...] = (VeRA(), LoKr(), LoHa(), FourierFT(), VBLoRA(), TinyLoRA(), *MORE_TUNERS)
 KNOBS: dict[str, Knob] = {name: default for tuner in TUNERS for name, default in tuner.knobs.items()}
 
 
@@ -267,7 +268,9 @@ def parse_tuner_options(text: str | None) -> TunerOptions:
 
 
 def _knob_value(name: str, text: str, default: Knob) -> Knob:
-    """``text`` read as the type of peft's default for the knob (a bool as true/false)."""
+    """``text`` read as the type of peft's default for the knob (a bool as true/false, a name as itself)."""
+    if isinstance(default, str):
+        return text
     if isinstance(default, bool):
         if text.lower() in ("true", "false"):
             return text.lower() == "true"

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from estimator.query import Query
     from estimator.stores.peft_configs import PeftConfig
 
-Knob = int | float | bool
+Knob = int | float | bool | str
 CONV1D_FAMILIES = ("gpt2",)  # model types whose linear maps are transformers' Conv1D (weights stored d_in × d_out)
 TunerOptions = tuple[tuple[str, Knob], ...]
 
@@ -68,6 +68,7 @@ class PeftTuner(Store):
     knobs: ClassVar[dict[str, Knob]] = {}
     formula: ClassVar[str] = ""
     conv1d: ClassVar[bool] = True  # whether peft's tuner adapts GPT-2's Conv1D (LyCORIS's LoKr and LoHa do not)
+    meta: ClassVar[bool] = True  # whether peft builds it on the meta device (BOFT, SHiRA, UniLoRA read values)
 
     def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
         raise NotImplementedError
