@@ -190,3 +190,15 @@ def test_saved_file_of_a_tiny_twin(method: Method, options: tuple[tuple[str, Any
     store = STORES[method]
     footprint = store.footprint(q)
     assert (footprint.params, footprint.saved_bytes) == saved_tensor_bytes(q.spec, store.peft_config(q))
+
+
+def test_validate_checks_the_tuners_it_is_asked_for() -> None:
+    """``estimate validate --methods ...`` measures each named tuner with peft; all agree exactly; none unasked."""
+    from estimator.validate.adapter_checks import tuner_checks
+
+    q = Query(load_spec("qwen3-0.6b"), 100_000, 32, methods="vera,boft,c3a")
+    checks, notes = tuner_checks(q)
+    assert [c.quantity.split(" ")[0].rstrip(",") for c in checks] == ["VeRA", "saved", "BOFT", "saved", "C3A"]
+    assert all(c.status == "ok" for c in checks)
+    assert notes == [notes[0]] and "c3a: not measured on the twin" in notes[0]  # the twin's widths: 64, 32
+    assert tuner_checks(Query(load_spec("qwen3-0.6b"))) == ([], [])

@@ -1,5 +1,6 @@
-"""Adapters measured: peft's trainable parameters for every store it builds, the saved LoRA file of a
-real twin, LoReFT to pyreft's shapes, and one per-expert MoE block."""
+"""Adapters measured: peft's trainable parameters for every store it builds (its other tuners where
+``--methods`` names them), the saved LoRA and tuner files of a real twin, LoReFT to pyreft's shapes, and one
+per-expert MoE block."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from estimator.validate.report import Check, compare, explained
 if TYPE_CHECKING:
     from estimator.query import Query
     from estimator.specs import ModelSpec
+    from estimator.stores.peft_configs import PeftConfig
 
 PEFT_DTYPES = {"float32": DType.fp32, "bfloat16": DType.bf16, "float16": DType.fp16}
 TWIN_TOKENS = 64
@@ -66,7 +68,8 @@ def peft_store_checks(q: Query) -> tuple[list[Check], list[str]]:
             checks.append(explained(_label(q, method), expected, measured, *peft_own))
         else:
             checks.append(compare(_label(q, method), expected, measured))
-    return checks, notes
+    tuned, tuner_notes = tuner_checks(q)  # peft's other tuners, where --methods names them
+    return checks + tuned, notes + tuner_notes
 
 
 def loreft_check(q: Query) -> Check:
@@ -154,3 +157,73 @@ def _saved_check(
         f"every adapter weight in --adapter-dtype"
     )
     return explained(label, expected, tensor_bytes, expected + extra, f"{why}; {note}")
+
+
+def tuner_checks(q: Query) -> tuple[list[Check], list[str]]:
+    """peft's other tuners among ``--methods`` (``peft`` for all): the trainable count peft builds on the
+    meta-device model (on the real twin where peft reads values: BOFT, SHiRA, UniLoRA), and the tensor bytes
+    ``save_pretrained`` writes for the twin in fp32 (indices at their own width), each exactly."""
+    from estimator.errors import EstimatorError
+    from estimator.query import Query as TwinQuery
+    from estimator.stores.tuners import PeftTuner
+
+    checks: list[Check] = []
+    notes: list[str] = []
+    tuners = [store for m in q.methods if isinstance(store := STORES[m], PeftTuner)]
+    if not tuners:
+        return checks, notes
+    twin, _ = twin_spec(q.spec, TWIN_TOKENS)
+    for store in tuners:
+        name = store.method.value
+        try:
+            expected = store.footprint(q)
+        except MethodNotApplicableError as why:
+            notes.append(f"{name}: {why}, so it is not measured.")
+            continue
+        if store.meta:
+            try:
+                measured = measure.peft_trainable_params(q.spec, store.peft_config(q))
+            except (ValueError, TypeError) as refusal:
+                notes.append(f"{name}: peft refuses it on this model ({_first_line(refusal)}), so it is not measured.")
+                continue
+            checks.append(compare(f"{store.label(q)} trained (peft)", expected.params, measured))
+        own = tuple((key, value) for key, value in q.tuner_options if key in store.knobs)
+        try:
+            tq = TwinQuery(twin, TWIN_TOKENS, q.rank, q.targets, (store.method,), DType.fp32, experts=q.experts,
+                           tuner_options=own)  # fmt: skip
+            on_twin = store.footprint(tq)
+            trainable, tensor_bytes = saved_tuner(twin, store.peft_config(tq))
+        except (EstimatorError, ValueError, TypeError) as why:
+            notes.append(f"{name}: not measured on the twin ({_first_line(why)}).")
+            continue
+        if not store.meta:
+            checks.append(compare(f"{store.title} trained on the twin (peft, real weights)", on_twin.params, trainable))
+        checks.append(
+            compare(f"saved {store.title} tensors of the twin (fp32, bytes)", on_twin.saved_bytes, tensor_bytes)
+        )
+    return checks, notes
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def saved_tuner(twin: ModelSpec, config: PeftConfig) -> tuple[int, int]:
+    """peft's trainable count on a real fp32 model of the twin, and the tensor bytes of its saved adapter file."""
+    import tempfile
+    from pathlib import Path
+
+    import peft
+    import torch
+    from safetensors import safe_open
+
+    model = measure.build_model(twin, device="cpu", dtype=torch.float32)
+    with measure._quiet():
+        adapted = peft.get_peft_model(model, measure.build_config(config), autocast_adapter_dtype=False)
+    trainable = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
+    with tempfile.TemporaryDirectory() as folder:
+        adapted.save_pretrained(folder, safe_serialization=True)
+        with safe_open(str(Path(folder) / "adapter_model.safetensors"), framework="pt") as handle:
+            tensors = [handle.get_tensor(key) for key in handle.keys()]  # noqa: SIM118 - safe_open is not a mapping
+    return trainable, sum(t.numel() * t.element_size() for t in tensors)
