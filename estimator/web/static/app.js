@@ -351,13 +351,17 @@ async function start() {
   }
   FIELDS = [...OPTIONS.filter((o) => o.kind !== "list").map((o) => o.name), "allow_beyond_full_rank"];
   Object.assign(state, DEFAULTS);
+  const others = document.createElement("details");  // the rows beyond "all" (peft's other tuners), folded
+  others.id = "more-methods";
+  others.append(Object.assign(document.createElement("summary"), { textContent: "more rows" }));
   for (const method of METHODS) {
     const label = document.createElement("label");
     const box = document.createElement("input");
     box.type = "checkbox"; box.value = method;
     label.append(box, " " + method);
-    $("methods").append(label);
+    (ALL_METHODS.includes(method) ? $("methods") : others).append(label);
   }
+  if (others.children.length > 1) $("methods").append(others);
   await readUrl();
   const models = await (await fetch("/api/models")).json();
   const pasted = document.createElement("option");
