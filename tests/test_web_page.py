@@ -367,7 +367,7 @@ def test_the_controls_are_the_options_the_server_declares(
             assert select.first_selected_option.text == str(option["default"])
     boxes = browser.find_elements("css selector", "#methods input")
     assert [b.get_attribute("value") for b in boxes] == next(o for o in declared if o["name"] == "methods")["choices"]
-    script = (ROOT / "estimator" / "web" / "static" / "app.js").read_text()
+    script = "".join(p.read_text() for p in (ROOT / "estimator" / "web" / "static").glob("*.js"))
     assert not any(f'"{c}"' in script for c in ("bf16", "per-expert", "latent", "lora", "100k"))  # none written twice
     typed = browser.find_element("id", "virtual_tokens")
     keys(browser, typed, "40", Keys.TAB)
