@@ -90,6 +90,15 @@ def test_llama3_70b_by_hand_rotations_sparse_and_relatives() -> None:
     shared = 32 * F + F * (F // 32) * 32  # A (r × 28,672) and B (28,672 × 896 × r): 823,001,088
     assert rand.saved_params == rand.params + (maps + 1) * shared  # written once per name (see the twin below)
     assert trained("unilora") == 256
+    assert trained("hira") == lora and trained("beft") == sum_out
+    assert trained("adalora") == lora + 32 * maps  # P, Q and E of init_r = --rank
+    assert trained("poly") == 4 * lora + 4 * maps  # four skills of rank r, four routing logits per map
+    p_tuning = STORES[Method.p_tuning].footprint(llama70("p_tuning"))
+    assert p_tuning.params == 20 * D + 3 * D * D + 3 * D == 201_515_008  # embeddings and the MLP d -> d -> d -> d
+    assert p_tuning.saved_params == p_tuning.minimal_params == 20 * D  # the file keeps the output embeddings
+    cartridge = STORES[Method.cartridge].footprint(llama70("cartridge"))
+    per_token = 2 * L * 8 * 128  # a cache row: 163,840
+    assert (cartridge.params, cartridge.saved_params) == (19 * per_token, 20 * per_token)  # one frozen, saved
 
 
 def test_options_and_methods() -> None:

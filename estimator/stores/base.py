@@ -46,6 +46,12 @@ class Method(StrEnum):
     shira = "shira"
     randlora = "randlora"
     unilora = "unilora"
+    hira = "hira"
+    beft = "beft"
+    adalora = "adalora"
+    poly = "poly"
+    p_tuning = "p_tuning"
+    cartridge = "cartridge"
 
 
 CORE = tuple(Method)[: tuple(Method).index(Method.pretraining) + 1]  # ``all``: the nine rows of the table

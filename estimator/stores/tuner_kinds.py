@@ -13,6 +13,7 @@ from estimator.errors import EstimatorError, MethodNotApplicableError
 from estimator.stores.base import Method
 from estimator.stores.tuners import Elements, Knob, PeftTuner, TunerOptions
 from estimator.stores.tuners_more import MORE_TUNERS
+from estimator.stores.tuners_others import OTHER_TUNERS
 
 if TYPE_CHECKING:
     from estimator.layout import LinearMap
@@ -242,7 +243,7 @@ class TinyLoRA(PeftTuner):
         return tinylora_elements(maps, q.rank, u, float(knobs["weight_tying"]), bool(knobs["save_projection"]))
 
 
-TUNERS: tuple[PeftTuner, ...] = (VeRA(), LoKr(), LoHa(), FourierFT(), VBLoRA(), TinyLoRA(), *MORE_TUNERS)
+TUNERS: tuple[PeftTuner, ...] = (VeRA(), LoKr(), LoHa(), FourierFT(), VBLoRA(), TinyLoRA(), *MORE_TUNERS, *OTHER_TUNERS)
 KNOBS: dict[str, Knob] = {name: default for tuner in TUNERS for name, default in tuner.knobs.items()}
 
 

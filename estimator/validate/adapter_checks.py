@@ -180,7 +180,13 @@ def tuner_checks(q: Query) -> tuple[list[Check], list[str]]:
         except MethodNotApplicableError as why:
             notes.append(f"{name}: {why}, so it is not measured.")
             continue
-        if store.meta:
+        if store.meta and q.spec.n_routed_experts is not None and q.experts is not ExpertLayout.none:
+            notes.append(
+                f"{name}: the estimate adapts each expert's nn.Linear (--experts {q.experts.value}); transformers "
+                f"{measure.transformers_version()} builds fused expert tensors, which peft's {store.title} does not "
+                "adapt, so the meta-device count is not compared."
+            )
+        elif store.meta:
             try:
                 measured = measure.peft_trainable_params(q.spec, store.peft_config(q))
             except (ValueError, TypeError) as refusal:

@@ -1,0 +1,153 @@
+"""peft's remaining tuners that build a causal LM with their defaults: HiRA, BEFT, AdaLoRA and Poly on linear
+maps; P-tuning and Cartridges on virtual tokens (``--virtual-tokens``), as peft 0.21 builds them.
+
+Worked numbers: Llama 3 70B, all-linear (M = 560 maps, Σ c_m (d_in + d_out) = 12,943,360, Σ c_m d_out =
+6,717,440), r = 32, n = 20 virtual tokens, d = 8,192.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from estimator.errors import EstimatorError, MethodNotApplicableError
+from estimator.stores.base import Method
+from estimator.stores.tuners import Elements, Knob, PeftTuner
+
+if TYPE_CHECKING:
+    from estimator.layout import LinearMap
+    from estimator.query import Query
+    from estimator.stores.peft_configs import PeftConfig
+
+ADALORA_TOTAL_STEP = 1  # peft refuses AdaLoRA without a schedule length; it sizes nothing
+
+
+def _sum(maps: tuple[LinearMap, ...], per_map: int, per_width: int) -> int:
+    """Σ c_m (per_width · (d_in + d_out) + per_map)."""
+    return sum((per_width * (m.d_in + m.d_out) + per_map) * m.copies for m in maps)
+
+
+class HiRA(PeftTuner):
+    method = Method.hira
+    title, peft_kind = "HiRA", "HiraConfig"
+    formula = "A (r × d_in) and B (d_out × r) per map, applied as a Hadamard product with the base weight;"
+
+    def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
+        """r · Σ c_m (d_in + d_out) (Llama 3 70B, r = 32: 414,187,520, as LoRA)."""
+        n = _sum(maps, 0, q.rank)
+        return Elements(n, n, n)
+
+
+class BEFT(PeftTuner):
+    method = Method.beft
+    title, peft_kind = "BEFT", "BeftConfig"
+    rank_knob = None
+    conv1d = False
+    formula = "a bias of d_out per map;"
+
+    def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
+        """Σ c_m d_out (Llama 3 70B: 6,717,440)."""
+        n = sum(m.d_out * m.copies for m in maps)
+        return Elements(n, n, n)
+
+
+class AdaLoRA(PeftTuner):
+    method = Method.adalora
+    title, peft_kind = "AdaLoRA", "AdaLoraConfig"
+    rank_knob = "init_r"
+    formula = (
+        "an SVD-shaped LoRA per map, P (init_r × d_in), Q (d_out × init_r) and the singular values E (init_r), "
+        "as created (the budget later prunes E to target_r on average, the shapes stay);"
+    )
+
+    def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
+        """init_r · Σ c_m (d_in + d_out + 1) (Llama 3 70B, init_r = 32: 414,187,520 + 32 · 560 = 414,205,440)."""
+        n = _sum(maps, q.rank, q.rank)
+        return Elements(n, n, n)
+
+    def peft_config(self, q: Query) -> PeftConfig:
+        config = super().peft_config(q)
+        config.kwargs["total_step"] = ADALORA_TOTAL_STEP
+        return config
+
+
+class Poly(PeftTuner):
+    method = Method.poly
+    title, peft_kind = "Poly", "PolyConfig"
+    knobs: ClassVar[dict[str, Knob]] = {"n_tasks": 1, "n_skills": 4, "n_splits": 1}
+    conv1d = False
+    formula = "n_skills LoRAs of rank r per map and n_tasks × n_splits · n_skills routing logits;"
+
+    def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
+        """Σ c_m (S · r · (d_in + d_out) + T · P · S) for S skills, T tasks, P splits.
+        Llama 3 70B, r = 32, S = 4, T = P = 1: 4 · 414,187,520 + 4 · 560 = 1,656,752,320."""
+        tasks, skills, splits = (knobs[k] for k in ("n_tasks", "n_skills", "n_splits"))
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in (tasks, skills, splits)):
+            raise EstimatorError("Poly's n_tasks, n_skills and n_splits must be positive whole numbers")
+        assert isinstance(tasks, int) and isinstance(skills, int) and isinstance(splits, int)
+        if any(m.d_in % splits or m.d_out % splits for m in maps):
+            raise MethodNotApplicableError(f"Poly's n_splits {splits} must divide every width")
+        n = _sum(maps, tasks * splits * skills, skills * q.rank)
+        return Elements(n, n, n)
+
+
+class _Virtual(PeftTuner):
+    """A tuner of ``--virtual-tokens`` virtual tokens: no linear maps, no rank."""
+
+    rank_knob = None
+
+    def maps(self, q: Query) -> tuple[LinearMap, ...]:
+        return ()
+
+    def label(self, q: Query) -> str:
+        return f"{self.title} ({q.virtual_tokens} virtual tokens, {q.adapter_dtype.value})"
+
+    def peft_config(self, q: Query) -> PeftConfig:
+        from estimator.stores.peft_configs import PeftConfig
+
+        kwargs = {"task_type": "CAUSAL_LM", "num_virtual_tokens": q.virtual_tokens, **self.settings(q)}
+        return PeftConfig(self.peft_kind, kwargs)
+
+
+class PTuning(_Virtual):
+    method = Method.p_tuning
+    title, peft_kind = "P-tuning", "PromptEncoderConfig"
+    formula = (
+        "n virtual token embeddings of d through an MLP d -> d -> d -> d (encoder_hidden_size = d, peft's default) "
+        "while training; the file keeps the n output embeddings only;"
+    )
+
+    def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
+        """trained = n · d + 3 · d² + 3 · d (three linear layers with biases); saved = minimal = n · d.
+        Llama 3 70B, n = 20: 163,840 + 201,326,592 + 24,576 = 201,515,008 trained; 163,840 saved."""
+        d, n = q.spec.hidden_size, q.virtual_tokens
+        return Elements(n * d + 3 * d * d + 3 * d, n * d, n * d)
+
+
+class Cartridge(_Virtual):
+    method = Method.cartridge
+    title, peft_kind = "Cartridge", "CartridgeConfig"
+    knobs: ClassVar[dict[str, Knob]] = {"num_frozen_tokens": 1}
+    formula = (
+        "a trained KV cache of n virtual tokens (as prefix tuning), its first num_frozen_tokens frozen but saved "
+        "(an attention sink, not regenerable from a seed);"
+    )
+
+    def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
+        """per token e = 2 · L · K · d_h (peft's prefix width, from config.json's heads as
+        :func:`~estimator.stores.peft_rules.peft_prefix_params` states where it differs from the cache);
+        trained = (n − f) · e, saved = minimal = n · e.
+        Llama 3 70B, n = 20, f = 1: e = 2 · 80 · 8 · 128 = 163,840: 3,112,960 trained, 3,276,800 saved."""
+        from estimator.stores.peft_rules import peft_prefix_params
+
+        frozen = knobs["num_frozen_tokens"]
+        n = q.virtual_tokens
+        if isinstance(frozen, bool) or not isinstance(frozen, int) or not 0 <= frozen <= n:
+            raise EstimatorError(f"Cartridge's num_frozen_tokens {frozen!r} must lie in [0, {n}] (--virtual-tokens)")
+        if not q.spec.num_attention_heads:
+            raise MethodNotApplicableError(f"{q.spec.display_name} has no attention heads to prepend a cache to")
+        own = peft_prefix_params(q.spec, n)  # where peft's prefix width is not the cache's (Falcon, MLA): peft's
+        per_token = own[0] // n if own else 2 * q.spec.num_hidden_layers * q.spec.kv_heads * q.spec.attention_head_dim
+        return Elements((n - frozen) * per_token, n * per_token, n * per_token)
+
+
+OTHER_TUNERS: tuple[PeftTuner, ...] = (HiRA(), BEFT(), AdaLoRA(), Poly(), PTuning(), Cartridge())
