@@ -112,7 +112,7 @@ def randlora_elements(
     D = (28,672, 28,672), N = 896: 32 · 28,672 + 28,672 · 896 · 32 = 823,001,088.
     peft 0.21's state dict names the shared pair once at the model and once in each of the M adapted modules,
     and ``save_pretrained`` writes every name: saved = trained + (M + 1) · shared (measured on the twin), here
-    847,544,320 + 561 · 823,001,088 = 462,550,154,688, more than the model; minimal = trained.
+    847,544,320 + 561 · 823,001,088 = 462,551,154,688, more than the model; minimal = trained.
     """
     trained = 0
     for m in maps:
