@@ -52,6 +52,7 @@ class Method(StrEnum):
     poly = "poly"
     p_tuning = "p_tuning"
     cartridge = "cartridge"
+    ln_tuning = "ln_tuning"
 
 
 CORE = tuple(Method)[: tuple(Method).index(Method.pretraining) + 1]  # ``all``: the nine rows of the table

@@ -1,5 +1,6 @@
 """peft's remaining tuners that build a causal LM with their defaults: HiRA, BEFT, AdaLoRA and Poly on linear
-maps; P-tuning and Cartridges on virtual tokens (``--virtual-tokens``), as peft 0.21 builds them.
+maps; P-tuning and Cartridges on virtual tokens (``--virtual-tokens``); LN tuning on the norms, as peft 0.21
+builds them.
 
 Worked numbers: Llama 3 70B, all-linear (M = 560 maps, Σ c_m (d_in + d_out) = 12,943,360, Σ c_m d_out =
 6,717,440), r = 32, n = 20 virtual tokens, d = 8,192.
@@ -150,4 +151,38 @@ class Cartridge(_Virtual):
         return Elements((n - frozen) * per_token, n * per_token, n * per_token)
 
 
-OTHER_TUNERS: tuple[PeftTuner, ...] = (HiRA(), BEFT(), AdaLoRA(), Poly(), PTuning(), Cartridge())
+class LNTuning(PeftTuner):
+    method = Method.ln_tuning
+    title, peft_kind = "LN tuning", "LNTuningConfig"
+    rank_knob = None
+    formula = "a trained copy of each norm peft targets by default for the family (weights and biases);"
+
+    def maps(self, q: Query) -> tuple[LinearMap, ...]:
+        return ()
+
+    def label(self, q: Query) -> str:
+        return f"LN tuning ({q.adapter_dtype.value})"
+
+    def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
+        """Σ of the targeted norms' parameters. Llama 3 70B (input_layernorm, post_attention_layernorm, norm):
+        2 · 80 · 8,192 + 8,192 = 1,318,912."""
+        from estimator.architecture import layout_of
+        from estimator.stores.peft_rules import LN_TUNING_DEFAULTS, LN_TUNING_UNNAMED
+
+        names = LN_TUNING_DEFAULTS.get(q.spec.model_type)
+        if q.spec.model_type in LN_TUNING_UNNAMED:
+            raise MethodNotApplicableError(
+                f"peft tunes {q.spec.model_type}'s norms by their module names, which the layout keeps together"
+            )
+        if names is None:
+            raise MethodNotApplicableError(f"peft has no default LN-tuning targets for {q.spec.model_type}")
+        n = sum(t.params for t in layout_of(q.spec).other_tensors() if t.name in names)
+        return Elements(n, n, n)
+
+    def peft_config(self, q: Query) -> PeftConfig:
+        from estimator.stores.peft_configs import PeftConfig
+
+        return PeftConfig(self.peft_kind, {"task_type": "CAUSAL_LM"})
+
+
+OTHER_TUNERS: tuple[PeftTuner, ...] = (HiRA(), BEFT(), AdaLoRA(), Poly(), PTuning(), Cartridge(), LNTuning())
