@@ -53,6 +53,9 @@ class Method(StrEnum):
     p_tuning = "p_tuning"
     cartridge = "cartridge"
     ln_tuning = "ln_tuning"
+    peanut = "peanut"
+    deft = "deft"
+    psoft = "psoft"
 
 
 CORE = tuple(Method)[: tuple(Method).index(Method.pretraining) + 1]  # ``all``: the nine rows of the table

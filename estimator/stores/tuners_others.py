@@ -185,4 +185,54 @@ class LNTuning(PeftTuner):
         return PeftConfig(self.peft_kind, {"task_type": "CAUSAL_LM"})
 
 
-OTHER_TUNERS: tuple[PeftTuner, ...] = (HiRA(), BEFT(), AdaLoRA(), Poly(), PTuning(), Cartridge(), LNTuning())
+class Peanut(PeftTuner):
+    method = Method.peanut
+    title, peft_kind = "PEANuT", "PeanutConfig"
+    knobs: ClassVar[dict[str, Knob]] = {"depth": 0}
+    conv1d = False
+    formula = "A (r × d_out) and B (d_out × r) on the map's output, and depth pairs of r × r in between;"
+
+    def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
+        """Σ c_m (2 · r · d_out + 2 · depth · r²). Llama 3 70B, r = 32, depth 0: 64 · 6,717,440 = 429,916,160."""
+        depth = knobs["depth"]
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            raise EstimatorError(f"PEANuT's depth {depth!r} must be a whole number of at least 0")
+        n = sum((2 * q.rank * m.d_out + 2 * depth * q.rank**2) * m.copies for m in maps)
+        return Elements(n, n, n)
+
+
+class DeFT(PeftTuner):
+    method = Method.deft
+    title, peft_kind = "DeFT", "DeftConfig"
+    knobs: ClassVar[dict[str, Knob]] = {"para": False}
+    formula = "P (d_out × r) and, unless para (PaRa), R (r × d_in) per map;"
+
+    def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
+        """r · Σ c_m (d_out + d_in) (PaRa: r · Σ c_m d_out). Llama 3 70B, r = 32: 414,187,520."""
+        n = _sum(maps, 0, q.rank) - (q.rank * sum(m.d_in * m.copies for m in maps) if knobs["para"] else 0)
+        return Elements(n, n, n)
+
+
+class PSOFT(PeftTuner):
+    method = Method.psoft
+    title, peft_kind = "PSOFT", "PsoftConfig"
+    knobs: ClassVar[dict[str, Knob]] = {"psoft_orth": True, "psoft_mag_a": True, "psoft_mag_b": True}
+    conv1d = False
+    formula = (
+        "an r × r rotation (r (r − 1) / 2 skew entries when orthogonal) and two magnitude vectors of r per map, "
+        "inside the base weight's top-r singular subspace (derived from the base model, not saved);"
+    )
+
+    def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
+        """M · (r (r − 1) / 2 + 2 r). Llama 3 70B, r = 32: 560 · (496 + 64) = 313,600."""
+        r = q.rank
+        if any(r > min(m.d_in, m.d_out) for m in maps):
+            raise EstimatorError(f"PSOFT's rank {r} exceeds a map's smaller width; lower --rank")
+        rotation = r * (r - 1) // 2 if knobs["psoft_orth"] else r * r
+        n = (rotation + r * bool(knobs["psoft_mag_a"]) + r * bool(knobs["psoft_mag_b"])) * sum(m.copies for m in maps)
+        return Elements(n, n, n)
+
+
+OTHER_TUNERS: tuple[PeftTuner, ...] = (
+    HiRA(), BEFT(), AdaLoRA(), Poly(), PTuning(), Cartridge(), LNTuning(), Peanut(), DeFT(), PSOFT()
+)  # fmt: skip

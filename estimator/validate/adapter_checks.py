@@ -189,7 +189,7 @@ def tuner_checks(q: Query) -> tuple[list[Check], list[str]]:
         elif store.meta:
             try:
                 measured = measure.peft_trainable_params(q.spec, store.peft_config(q))
-            except (ValueError, TypeError) as refusal:
+            except (ValueError, TypeError, NotImplementedError) as refusal:
                 notes.append(f"{name}: peft refuses it on this model ({_first_line(refusal)}), so it is not measured.")
                 continue
             checks.append(compare(f"{store.label(q)} trained (peft)", expected.params, measured))
@@ -199,7 +199,7 @@ def tuner_checks(q: Query) -> tuple[list[Check], list[str]]:
                            tuner_options=own)  # fmt: skip
             on_twin = store.footprint(tq)
             trainable, tensor_bytes = saved_tuner(twin, store.peft_config(tq))
-        except (EstimatorError, ValueError, TypeError) as why:
+        except (EstimatorError, ValueError, TypeError, NotImplementedError) as why:
             notes.append(f"{name}: not measured on the twin ({_first_line(why)}).")
             continue
         if not store.meta:
