@@ -101,6 +101,9 @@ def test_llama3_70b_by_hand_rotations_sparse_and_relatives() -> None:
     assert (cartridge.params, cartridge.saved_params) == (19 * per_token, 20 * per_token)  # one frozen, saved
     assert trained("ln_tuning") == 2 * L * D + D  # input_layernorm, post_attention_layernorm, norm
     assert trained("peanut") == 2 * 32 * sum_out and trained("deft") == lora
+    sparse = STORES[Method.supertuning].footprint(llama70("supertuning"))  # 1% of each weight: ⌊d_in · d_out / 100⌋
+    assert sparse.params == L * (2 * 671_088 + 2 * 83_886 + 3 * 2_348_810) == sparse.minimal_params
+    assert sparse.saved_bytes == sparse.params * 2 + sparse.params * 4  # bf16 values and their int32 indices
     assert trained("psoft") == maps * (32 * 31 // 2 + 2 * 32)  # a skew r × r rotation and two vectors of r
 
 

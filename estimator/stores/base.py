@@ -56,6 +56,7 @@ class Method(StrEnum):
     peanut = "peanut"
     deft = "deft"
     psoft = "psoft"
+    supertuning = "supertuning"
 
 
 CORE = tuple(Method)[: tuple(Method).index(Method.pretraining) + 1]  # ``all``: the nine rows of the table
