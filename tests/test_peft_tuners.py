@@ -122,7 +122,7 @@ def test_options_and_methods() -> None:
     ):
         with pytest.raises(EstimatorError, match=message):
             Query(load_spec("llama3-70b"), methods="fourierft,vera", tuner_options=bad)
-    with pytest.raises(EstimatorError, match="exceeds the entries"):
+    with pytest.raises(MethodNotApplicableError, match="exceeds the entries"):
         STORES[Method.fourierft].params(llama70("fourierft", n_frequency=10**9))
 
 

@@ -96,7 +96,7 @@ def fourierft_params(maps: tuple[LinearMap, ...], n_frequency: int) -> int:
     (regenerated, never saved): n · M. Llama 3 70B, n = 1,000: 560,000."""
     small = [m.short_name for m in maps if m.d_in * m.d_out < n_frequency]
     if small:
-        raise EstimatorError(
+        raise MethodNotApplicableError(
             f"FourierFT's n_frequency {n_frequency:,} exceeds the entries of {', '.join(dict.fromkeys(small))}; "
             "give a smaller --tuner-option n_frequency"
         )

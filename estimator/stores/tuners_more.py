@@ -205,7 +205,9 @@ class GraLoRA(_Rank):
         k = _whole(knobs["gralora_k"], "gralora_k", self.title)
         _divides(maps, k, self.title, "gralora_k")
         if rank % k:
-            raise EstimatorError(f"GraLoRA's rank {rank} must be a multiple of gralora_k {k}; give another --rank")
+            raise MethodNotApplicableError(
+                f"GraLoRA's rank {rank} must be a multiple of gralora_k {k}; give another --rank"
+            )
         return lora_like_params(maps, rank)
 
 
@@ -232,8 +234,12 @@ class WaveFT(_Rank):
 
     def count(self, maps: tuple[LinearMap, ...], rank: int, knobs: dict[str, Knob]) -> int:
         n = _whole(knobs["n_frequency"], "n_frequency", self.title)
-        if any(m.d_in * m.d_out < n for m in maps):
-            raise EstimatorError(f"WaveFT's n_frequency {n:,} exceeds a map's entries; give a smaller n_frequency")
+        small = [m.short_name for m in maps if m.d_in * m.d_out < n]
+        if small:
+            raise MethodNotApplicableError(
+                f"WaveFT's n_frequency {n:,} exceeds the entries of {', '.join(dict.fromkeys(small))}; give a smaller "
+                "--tuner-option n_frequency or other --targets"
+            )
         return n * sum(m.copies for m in maps)
 
 
@@ -266,8 +272,12 @@ class SHiRA(PeftTuner):
     def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
         """trained = r Σ c_m (d_in + d_out); saved = minimal = trained floats + 2 · trained int32 indices.
         Llama 3 70B, r = 32: 414,187,520 floats and 828,375,040 indices."""
-        if any(q.rank * (m.d_in + m.d_out) > m.d_in * m.d_out for m in maps):
-            raise EstimatorError(f"SHiRA's r · (d_in + d_out) at rank {q.rank} exceeds a map's entries; lower --rank")
+        small = [m.short_name for m in maps if q.rank * (m.d_in + m.d_out) > m.d_in * m.d_out]
+        if small:
+            raise MethodNotApplicableError(
+                f"SHiRA's r · (d_in + d_out) at rank {q.rank} exceeds the entries of "
+                f"{', '.join(dict.fromkeys(small))}; lower --rank or other --targets"
+            )
         n = lora_like_params(maps, q.rank)
         return Elements(n, n, n, 2 * n, 2 * n, INT32_BITS)
 

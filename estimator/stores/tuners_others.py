@@ -226,8 +226,11 @@ class PSOFT(PeftTuner):
     def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
         """M · (r (r − 1) / 2 + 2 r). Llama 3 70B, r = 32: 560 · (496 + 64) = 313,600."""
         r = q.rank
-        if any(r > min(m.d_in, m.d_out) for m in maps):
-            raise EstimatorError(f"PSOFT's rank {r} exceeds a map's smaller width; lower --rank")
+        small = [m.short_name for m in maps if r > min(m.d_in, m.d_out)]
+        if small:
+            raise MethodNotApplicableError(
+                f"PSOFT's rank {r} exceeds the smaller width of {', '.join(dict.fromkeys(small))}; lower --rank"
+            )
         rotation = r * (r - 1) // 2 if knobs["psoft_orth"] else r * r
         n = (rotation + r * bool(knobs["psoft_mag_a"]) + r * bool(knobs["psoft_mag_b"])) * sum(m.copies for m in maps)
         return Elements(n, n, n)
