@@ -8,6 +8,7 @@ to SI (GB = 10^9 bytes) or IEC (GiB = 2^30 bytes) text for printing.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from enum import StrEnum
 
 from estimator.errors import EstimatorError
@@ -227,3 +228,16 @@ def format_tokens_approx(tokens: float) -> str:
         if tokens >= scale:
             return f"{tokens / scale:.3g}{suffix}"
     return f"{tokens:,.0f}"
+
+
+def largest_fitting(fits: Callable[[int], bool], limit: int, low: int = 1) -> int:
+    """The largest n in [low, limit] with ``fits(n)``, for a ``fits`` that holds up to some n and fails after it
+    (memory that only grows with n); ``low - 1`` where not even ``low`` fits. A bisection: ⌈log2(limit)⌉ calls,
+    24 for a limit of 10^7."""
+    if not fits(low):
+        return low - 1
+    high = limit
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid - 1)
+    return low

@@ -90,3 +90,17 @@ def test_formatting() -> None:
     assert format_tokens_short(15_000_000_000_000) == "15T"
     assert format_tokens_short(1_500_000) == "1.5M"
     assert format_tokens_short(2_528) == "2,528"
+
+
+def test_largest_fitting_by_bisection() -> None:
+    from estimator.units import largest_fitting
+
+    calls: list[int] = []
+
+    def fits(n: int) -> bool:
+        calls.append(n)
+        return n * n <= 1000  # 31² = 961, 32² = 1,024
+
+    assert largest_fitting(fits, 10**7) == 31 and len(calls) <= 1 + 24
+    assert largest_fitting(lambda n: False, 100) == 0 and largest_fitting(lambda n: True, 100) == 100
+    assert largest_fitting(lambda n: n <= 5, 100, low=7) == 6

@@ -39,6 +39,7 @@ from estimator.memory.formats import FP32_BYTES, WeightFormat, matrix_bytes
 from estimator.memory.loss import loss_backward_bytes, loss_forward_bytes
 from estimator.memory.training import Offload, Way, train_memory
 from estimator.memory.weights import linear_format
+from estimator.units import largest_fitting
 
 if TYPE_CHECKING:
     from estimator.memory.training import TrainMemory, TrainSetup
@@ -189,30 +190,12 @@ def fits(spec: ModelSpec, setup: TrainSetup, budget: int) -> bool:
 def longest_tokens(spec: ModelSpec, setup: TrainSetup, budget: int, limit: int) -> int:
     """The largest T ≤ ``limit`` whose step fits ``budget`` at the setup's micro-batch (0 if not even one token):
     every phase grows with T, so a bisection finds it exactly."""
-    if not fits(spec, replace(setup, tokens=1), budget):
-        return 0
-    low, high = 1, limit
-    while low < high:
-        mid = (low + high + 1) // 2
-        if fits(spec, replace(setup, tokens=mid), budget):
-            low = mid
-        else:
-            high = mid - 1
-    return low
+    return largest_fitting(lambda t: fits(spec, replace(setup, tokens=t), budget), limit)
 
 
 def largest_micro_batch(spec: ModelSpec, setup: TrainSetup, budget: int, limit: int = 4096) -> int:
     """The largest micro-batch B ≤ ``limit`` of the setup's T tokens that fits ``budget`` (0 if not one)."""
-    if not fits(spec, replace(setup, micro_batch=1), budget):
-        return 0
-    low, high = 1, limit
-    while low < high:
-        mid = (low + high + 1) // 2
-        if fits(spec, replace(setup, micro_batch=mid), budget):
-            low = mid
-        else:
-            high = mid - 1
-    return low
+    return largest_fitting(lambda b: fits(spec, replace(setup, micro_batch=b), budget), limit)
 
 
 OFFLOAD_WORDS = {

@@ -20,7 +20,7 @@ from estimator.layout import KVFormat
 from estimator.memory.formats import FP32_BYTES, WeightFormat
 from estimator.memory.parallel import gpu_groups
 from estimator.memory.weights import NO_PADDING, ExpertPadding, weight_bytes_per_gpu
-from estimator.units import BITS_PER_BYTE
+from estimator.units import BITS_PER_BYTE, largest_fitting
 
 if TYPE_CHECKING:
     from estimator.specs import ModelSpec
@@ -151,13 +151,4 @@ def longest_tokens(spec: ModelSpec, batch: int, setup: ServeSetup, budget: int, 
     """The largest T ≤ ``limit`` at which ``batch`` sequences fit (0 if not even one token): the cache only
     grows with T, so a bisection finds it exactly."""
     weights = weight_bytes_per_gpu(spec, setup.weights, setup.tp)
-    if not serve_memory(spec, 1, batch, setup, budget, weights=weights).fits:
-        return 0
-    low, high = 1, limit
-    while low < high:
-        mid = (low + high + 1) // 2
-        if serve_memory(spec, mid, batch, setup, budget, weights=weights).fits:
-            low = mid
-        else:
-            high = mid - 1
-    return low
+    return largest_fitting(lambda t: serve_memory(spec, t, batch, setup, budget, weights=weights).fits, limit)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from estimator.kv import kv_max_cache_bytes
 from estimator.memory.paged import BlockLayout, block_layout
 from estimator.memory.serving import cache_bytes_per_gpu
+from estimator.units import largest_fitting
 
 if TYPE_CHECKING:
     from estimator.memory.engines import Pool
@@ -105,13 +106,7 @@ def verdict(
     longest: int | None
     if batch * need(top) <= pool.pool_bytes:
         longest = None if window is None and kv_max_cache_bytes(spec, at.kv) is not None else top
-    elif batch * need(1) > pool.pool_bytes:
-        longest = 0
     else:
-        low, high = 1, top
-        while low < high:
-            mid = (low + high + 1) // 2
-            low, high = (mid, high) if batch * need(mid) <= pool.pool_bytes else (low, mid - 1)
-        longest = low
+        longest = largest_fitting(lambda t: batch * need(t) <= pool.pool_bytes, top)
     return Verdict(tp=setup.tp, batch=batch, tokens=tokens, pool=pool, sequence_bytes=per, most_sequences=most,
                    longest_tokens=longest, context_window=window)  # fmt: skip

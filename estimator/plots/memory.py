@@ -42,6 +42,7 @@ def memory_curve(est: Estimate, device: str = "h100-sxm", batch: int = 1) -> Mem
     from estimator.memory.paged import block_layout
     from estimator.memory.serving import ServeSetup
     from estimator.memory.verdict import sequence_bytes
+    from estimator.units import largest_fitting
 
     spec, gpu = est.spec, accelerator(device)
     reported = gpu.usable_memory_bytes
@@ -67,10 +68,8 @@ def memory_curve(est: Estimate, device: str = "h100-sxm", batch: int = 1) -> Mem
 
     tokens = np.unique(np.geomspace(1_000, top, 200).round().astype(np.int64))
     cache = np.array([need(int(t)) for t in tokens], dtype=float) / GiB
-    low, high = 0, top
-    while low < high:  # the longest context whose cache fits the pool (past the window too, drawn dotted)
-        mid = (low + high + 1) // 2
-        low, high = (mid, high) if need(mid) <= pool.pool_bytes else (low, mid - 1)
+    # the longest context whose cache fits the pool (past the window too, drawn dotted)
+    low = largest_fitting(lambda t: need(t) <= pool.pool_bytes, top)
     other = sum(r.bytes for r in pool.reserves)
     return MemoryCurve(tokens, pool.weights_bytes / GiB, other / GiB, cache, pool.budget_bytes / GiB,
                        reported / GiB, setup.tp, low, gpu.display_name)  # fmt: skip
