@@ -7,6 +7,7 @@ r the rank. Worked numbers: Llama 3 70B, all-linear (q, k, v, o, gate, up, down 
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, ClassVar
 
 from estimator.errors import EstimatorError, MethodNotApplicableError
@@ -14,6 +15,7 @@ from estimator.stores.base import Method
 from estimator.stores.tuners import Elements, Knob, PeftTuner, TunerOptions
 from estimator.stores.tuners_more import MORE_TUNERS
 from estimator.stores.tuners_others import OTHER_TUNERS
+from estimator.units import MAX_COUNT
 
 if TYPE_CHECKING:
     from estimator.layout import LinearMap
@@ -276,11 +278,13 @@ def _knob_value(name: str, text: str, default: Knob) -> Knob:
         if text.lower() in ("true", "false"):
             return text.lower() == "true"
         raise EstimatorError(f"--tuner-option {name}={text}: give true or false")
+    kind = "a whole number" if isinstance(default, int) else "a number"
     try:
-        value: Knob = int(text) if isinstance(default, int) else float(text)
+        value: int | float = int(text) if isinstance(default, int) else float(text)
     except ValueError:
-        kind = "a whole number" if isinstance(default, int) else "a number"
         raise EstimatorError(f"--tuner-option {name}={text}: give {kind}, e.g. {name}={default}") from None
+    if not math.isfinite(value) or abs(value) > MAX_COUNT:
+        raise EstimatorError(f"--tuner-option {name}={text}: give {kind} of at most {MAX_COUNT:,}, e.g. {default}")
     return value
 
 

@@ -81,6 +81,8 @@ def oft_params(maps: tuple[LinearMap, ...], block: int) -> int:
 def boft_params(maps: tuple[LinearMap, ...], block: int, factor: int) -> int:
     """BOFT: F butterfly factors of d_in / b blocks of b × b, and a scale of d_out, per map:
     F · d_in · b + d_out. Llama 3 70B, b = 4, F = 1: 4 · 6,225,920 + 6,717,440 = 31,621,120."""
+    if factor > max(m.d_in for m in maps).bit_length():  # 2^(F − 1) · b must fit in d_in
+        raise MethodNotApplicableError(f"peft's BOFT: boft_n_butterfly_factor {factor} exceeds what d_in admits")
     bad = [m.short_name for m in maps if m.d_in % (block * 2 ** (factor - 1))]
     if bad:
         raise MethodNotApplicableError(
