@@ -49,10 +49,18 @@ def compare_command(
 ) -> None:
     """Models side by side at each token count: KV and state bytes per token, tokens held, LoRA bytes,
     KV ÷ LoRA, crossover, parity rank and context window; every other option as in `estimate`."""
-    from estimator.compare import evaluate
-
     if sum((as_json, as_csv, markdown)) > 1:
         raise EstimatorError("--json, --csv and --markdown exclude each other; pick one")
+    estimates, skipped = compared(model, config, tokens, allow_beyond_full_rank, options)
+    emit(estimates, as_json, as_csv, markdown, skipped)
+
+
+def compared(
+    model: str | None, config: list[Path] | None, tokens: str, allow_beyond_full_rank: bool, options: dict[str, Any]
+) -> tuple[list[Any], list[tuple[str, str]]]:
+    """The estimates of each model at each token count, and the models left out (with why)."""
+    from estimator.compare import evaluate
+
     configs = list(config or [])
     names = _split(model, "--model") if model is not None else []
     if not names and not configs:
@@ -78,7 +86,7 @@ def compare_command(
             estimates.append(est)
     if not estimates:
         raise EstimatorError("the query applies to none of the models: " + "; ".join(w for _, w in skipped))
-    emit(estimates, as_json, as_csv, markdown, skipped)
+    return estimates, skipped
 
 
 def applicable_query(values: dict[str, Any]) -> Any:

@@ -21,6 +21,7 @@ MemoryOpt = Annotated[
     typer.Option("--memory", help="A custom device size with its unit instead (80GiB; 24GB is 10^9 bytes each)."),
 ]
 Count = Annotated[int | None, typer.Option(min=0)]
+DEFAULTS = {"methods": "kv", "tokens": "8192"}  # this command's query defaults
 
 
 def counts(text: str, what: str) -> tuple[int, ...]:
@@ -38,7 +39,7 @@ def weights_help() -> str:
 
 
 @app.command("serve-memory")
-@query_command(defaults={"methods": "kv", "tokens": "8192"}, only=SERVING_OPTIONS, build=False)
+@query_command(defaults=DEFAULTS, only=SERVING_OPTIONS, build=False)
 def serve_memory_command(
     batch: Annotated[str, typer.Option("--batch", "-b", help="Sequences of --tokens at once: 1, or a list 1,8.")] = "1",
     tp: Annotated[str, typer.Option("--tp", help="Tensor-parallel GPUs: 1, or a list 1,2,4,8.")] = "1",

@@ -64,8 +64,11 @@ def plans(query: Any, ways: tuple[Any, ...], options: dict[str, Any]) -> list[tu
     return out
 
 
+DEFAULTS = {"tokens": "4096", "methods": "lora", "experts": "fused"}  # this command's query defaults
+
+
 @app.command("train-memory")
-@query_command(defaults={"tokens": "4096", "methods": "lora", "experts": "fused"}, only=TRAINING_OPTIONS)
+@query_command(defaults=DEFAULTS, only=TRAINING_OPTIONS)
 def train_memory_command(
     way: Annotated[str, typer.Option("--way", help="Comma list: lora, dora, qlora (LoRA on NF4 weights), full.")] = (
         "lora,qlora,full"
@@ -118,6 +121,29 @@ def train_memory_command(
     peak of a step (the loss's tensors at the start of backward, the recomputed layer, gradients, the optimizer
     step); fits or not, the longest sequence and the largest micro-batch that fit. Mixtures of experts are as
     transformers >= 5 builds them (--experts fused), which bitsandbytes leaves unquantised."""
+    settings = {k: v for k, v in locals().items() if k not in ("query", "as_json")}
+    rows, words, record, device_name = train_report(query, **settings)
+    if as_json:
+        typer.echo(json.dumps(record, indent=2))
+        return
+    typer.echo(
+        f"{query.spec.display_name} fine-tuned on sequences of {query.tokens:,} tokens, micro-batch {micro_batch}, "
+        f"{gpus} GPU(s) at ZeRO stage {zero}, on {device_name}"
+    )
+    typer.echo("")
+    for line in table_lines(rows, record["memory_bytes"], query.tokens):
+        typer.echo(line)
+    typer.echo("")
+    for word in words:
+        say(word, "- ")
+
+
+# fmt: off
+def train_report(query: Any, *, way: str, micro_batch: int, optimizer: str, precision: str, checkpointing: str,
+                 loss: str, loss_chunk: int, kbit_prepare: bool, lora_dropout: float, offload: str, autocast: bool,
+                 gpus: int, zero: int, accelerator: str, memory: str | None) -> tuple[list[Any], list[str], Any, str]:
+    # fmt: on
+    """(rows, assumptions, the ``--json`` record, the device's words) of ``estimate train-memory``."""
     from estimator.accelerators import accelerator as device_named
     from estimator.memory.activations import Checkpointing
     from estimator.memory.loss import Loss
@@ -169,27 +195,15 @@ def train_memory_command(
     if any(longest > window for *_, longest, _, _ in rows):
         words.append(f"The longest sequences beyond {window:,} tokens exceed the model's context window: they fit in "
                      "memory, but the model was not trained on positions that far.")  # fmt: skip
-    if as_json:
-        record = {
-            "model": query.spec.name,
-            "tokens": query.tokens,
-            "memory_bytes": capacity,
-            "accelerator": None if memory is not None else device.name,
-            "ways": [way_record(w, peak, label, capacity, longest, most) for w, _, peak, longest, most, label in rows],
-            "assumptions": words,
-        }
-        typer.echo(json.dumps(record, indent=2))
-        return
-    typer.echo(
-        f"{query.spec.display_name} fine-tuned on sequences of {query.tokens:,} tokens, micro-batch {micro_batch}, "
-        f"{gpus} GPU(s) at ZeRO stage {zero}, on {device_name}"
-    )
-    typer.echo("")
-    for line in table_lines(rows, capacity, query.tokens):
-        typer.echo(line)
-    typer.echo("")
-    for word in words:
-        say(word, "- ")
+    record = {
+        "model": query.spec.name,
+        "tokens": query.tokens,
+        "memory_bytes": capacity,
+        "accelerator": None if memory is not None else device.name,
+        "ways": [way_record(w, peak, label, capacity, longest, most) for w, _, peak, longest, most, label in rows],
+        "assumptions": words,
+    }
+    return rows, words, record, device_name
 
 
 def outcome(spec: Any, setup: Any, capacity: int) -> tuple[Any, Any, int, int]:
