@@ -37,6 +37,8 @@ def test_llama3_70b_by_hand() -> None:
     assert vera.params == L * (SUM_OUT + 7 * 32) == 6_735_360  # λ_b (d_out) and λ_d (r) per map
     assert vera.saved_params == 6_735_360 + 32 * F + F * 32 == 8_570_368  # shared A (r × max d_in), B
     assert vera.minimal_params == 6_735_360
+    pvera = STORES[Method.pvera].footprint(llama70("pvera"))  # λ_d of 2r, A of 2r rows
+    assert (pvera.params, pvera.saved_params) == (L * (SUM_OUT + 7 * 64), L * (SUM_OUT + 7 * 64) + 64 * F + F * 32)
     # LoKr: 8,192 = 64 · 128, 1,024 = 32 · 32, 28,672 = 128 · 224; W1 full, W2 low-rank (32 < 128 / 2, 224 / 2)
     q_map = 64 * 64 + 32 * (128 + 128)
     k_map = 32 * 64 + 32 * (32 + 128)

@@ -57,6 +57,7 @@ class Method(StrEnum):
     deft = "deft"
     psoft = "psoft"
     supertuning = "supertuning"
+    pvera = "pvera"
 
 
 CORE = tuple(Method)[: tuple(Method).index(Method.pretraining) + 1]  # ``all``: the nine rows of the table

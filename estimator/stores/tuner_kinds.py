@@ -167,6 +167,20 @@ class VeRA(PeftTuner):
         return vera_elements(maps, q.rank, bool(knobs["save_projection"]))
 
 
+class PVeRA(PeftTuner):
+    method = Method.pvera
+    title, peft_kind = "PVeRA", "PveraConfig"
+    knobs: ClassVar[dict[str, Knob]] = {"save_projection": True}
+    formula = "VeRA with a shared A of 2r rows: Σ (d_out + 2r) trained per map; A (2r × max d_in), B (max d_out × r);"
+
+    def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
+        """trained = Σ c_m (d_out + 2r); saved + 2r · max d_in + max d_out · r with ``save_projection``.
+        Llama 3 70B, r = 32: 6,717,440 + 64 · 560 = 6,753,280; + 64 · 28,672 + 28,672 · 32 = 2,752,512 shared."""
+        trained = sum((m.d_out + 2 * q.rank) * m.copies for m in maps)
+        shared = 2 * q.rank * max(m.d_in for m in maps) + max(m.d_out for m in maps) * q.rank
+        return Elements(trained, trained + (shared if knobs["save_projection"] else 0), trained)
+
+
 class LoKr(PeftTuner):
     method = Method.lokr
     title, peft_kind = "LoKr", "LoKrConfig"
@@ -245,7 +259,17 @@ class TinyLoRA(PeftTuner):
         return tinylora_elements(maps, q.rank, u, float(knobs["weight_tying"]), bool(knobs["save_projection"]))
 
 
-TUNERS: tuple[PeftTuner, ...] = (VeRA(), LoKr(), LoHa(), FourierFT(), VBLoRA(), TinyLoRA(), *MORE_TUNERS, *OTHER_TUNERS)
+TUNERS: tuple[PeftTuner, ...] = (
+    VeRA(),
+    PVeRA(),
+    LoKr(),
+    LoHa(),
+    FourierFT(),
+    VBLoRA(),
+    TinyLoRA(),
+    *MORE_TUNERS,
+    *OTHER_TUNERS,
+)
 KNOBS: dict[str, Knob] = {name: default for tuner in TUNERS for name, default in tuner.knobs.items()}
 
 
