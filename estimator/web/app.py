@@ -10,6 +10,8 @@ takes them, ``tokens=100k``):
   the rows of ``estimate sweep --json``, at most 20,000 points.
 - ``GET /api/options``: every query option a client may send (name, default, help, kind, the values the CLI
   takes), from the CLI's own declarations; the page builds its controls from it.
+- ``GET /api/serve-memory``, ``/api/train-memory``, ``/api/compare``: ``estimate serve-memory|train-memory|compare
+  --json``, the options read by the CLI's own parser (:mod:`estimator.web.commands`).
 - ``GET /api/models``: the zoo at ``tokens`` (``estimate models --json``), with each model's KV ÷ LoRA at
   ``tokens`` and ``rank`` for the comparison.
 Bad input is HTTP 400 with ``{"error": "<the CLI's one line>"}`` (413 for a body over 1 MB, 415 for a POST
@@ -290,6 +292,7 @@ def create_app(bound: str = "127.0.0.1") -> Any:
     from starlette.exceptions import HTTPException
 
     from estimator.offline import go_offline
+    from estimator.web import commands
 
     go_offline()
     routes = [
@@ -298,6 +301,9 @@ def create_app(bound: str = "127.0.0.1") -> Any:
         Route("/api/sweep", sweep_endpoint, methods=["GET", "POST"]),
         Route("/api/models", models_endpoint, methods=["GET"]),
         Route("/api/options", options_endpoint, methods=["GET"]),
+        Route("/api/serve-memory", commands.serve_memory_endpoint, methods=["GET", "POST"]),
+        Route("/api/train-memory", commands.train_memory_endpoint, methods=["GET", "POST"]),
+        Route("/api/compare", commands.compare_endpoint, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     handlers: dict[Any, Any] = {EstimatorError: bad_input, HTTPException: not_found}

@@ -1,0 +1,169 @@
+"""``/api/serve-memory``, ``/api/train-memory`` and ``/api/compare``: a subcommand's options read by the CLI's own
+parser (click, as typer declares them: the same types, ranges and one-line refusals), then the CLI's own functions
+(``build_report``, ``train_report``, ``compared``), so each answer is that command's ``--json``.
+
+Parameters are the command's option names (``memory_fraction`` or ``memory-fraction``), values as the CLI takes
+them; a flag is ``true`` or ``false``. Paths (``config``, ``name``) and output switches are never taken."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from estimator.errors import EstimatorError
+from estimator.web.inputs import FALSE, TRUE, excerpt, option_value
+
+COMMANDS = {
+    "serve-memory": "estimator.cli.serve_memory",
+    "train-memory": "estimator.cli.train_memory",
+    "compare": "estimator.cli.compare",
+}
+MAX_MODELS_CHARS = 4_000  # compare's list of models: some 250 zoo names
+NOT_TAKEN = ("config", "name", "as_json", "as_csv", "markdown")
+
+
+@functools.cache
+def _command(name: str) -> tuple[Any, Any]:
+    """(the group, the subcommand) as click sees them; built once."""
+    import importlib
+
+    import typer
+
+    from estimator.cli.app import app
+
+    importlib.import_module(COMMANDS[name])
+    group = typer.main.get_command(app)
+    return group, group.commands[name]  # type: ignore[attr-defined]
+
+
+def command_params(name: str) -> list[Any]:
+    """The click parameters of subcommand ``name`` a client may give."""
+    return [p for p in _command(name)[1].params if p.name not in NOT_TAKEN and p.opts]
+
+
+def _args(name: str, params: dict[str, Any]) -> list[str]:
+    """The command line that gives ``params``."""
+    by_name = {p.name: p for p in command_params(name)}
+    args: list[str] = []
+    for key, raw in params.items():
+        param = by_name.get(key.replace("-", "_"))
+        if param is None:
+            allowed = ", ".join(by_name)
+            raise EstimatorError(f"unknown parameter {excerpt(key)}; /api/{name} takes: {allowed}")
+        if param.is_flag:
+            text = str(raw).strip().lower() if isinstance(raw, str) else raw
+            if text is True or text in TRUE:
+                args.append(param.opts[0])
+            elif text is False or text in FALSE:
+                if param.secondary_opts:
+                    args.append(param.secondary_opts[0])
+            else:
+                raise EstimatorError(f"{key} {excerpt(raw)} is not a flag; give true or false")
+            continue
+        if name == "compare" and param.name == "model" and isinstance(raw, str):  # a list of models: longer
+            if len(raw) > MAX_MODELS_CHARS:
+                raise EstimatorError(f"model is {len(raw):,} characters long; give at most {MAX_MODELS_CHARS:,}")
+            args += [param.opts[0], raw.strip()]
+            continue
+        args += [param.opts[0], str(option_value(key, raw))]
+    return args
+
+
+def parsed(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The command's parameter values, read by its click parser: a refusal is the CLI's one line."""
+    from typer._click.core import Context  # typer >= 0.24 carries its own click, as estimator.cli.main reads it
+    from typer._click.exceptions import UsageError
+
+    group, command = _command(name)
+    try:
+        ctx = command.make_context(name, _args(name, params), parent=Context(group, info_name="estimate"))
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "estimate"
+        raise EstimatorError(f"{' '.join(exc.format_message().split()).rstrip('.')}; see `{where} --help`") from None
+    return dict(ctx.params)
+
+
+def own_names(name: str) -> set[str]:
+    """The command's own parameters (not the query's options that ``query_command`` adds)."""
+    import inspect
+
+    func = inspect.unwrap(_command(name)[1].callback)
+    return set(inspect.signature(func).parameters) - {"options", "query"}
+
+
+def split(name: str, values: dict[str, Any], offered: tuple[str, ...], defaults: dict[str, Any]) -> tuple[Any, Any]:
+    """(the query's option values as ``query_command`` gives them, the command's own values)."""
+    from estimator.cli.options import QUERY_OPTIONS
+
+    own = own_names(name)
+    options = {k: values[k] for k in offered if k in values and k not in own}
+    for key, _, default in QUERY_OPTIONS:
+        options.setdefault(key, defaults.get(key, default))
+    return options, {k: v for k, v in values.items() if k in own}
+
+
+def serve_memory_record(params: dict[str, Any]) -> Any:
+    """``estimate serve-memory --json``."""
+    from estimator.cli import serve_memory
+    from estimator.cli.options import DEFAULT_MODEL, SERVING_OPTIONS, build_query
+
+    options, settings = split("serve-memory", parsed("serve-memory", params), SERVING_OPTIONS, serve_memory.DEFAULTS)
+    query = build_query(options, DEFAULT_MODEL)
+    return serve_memory.build_report(query, settings, None).record()
+
+
+def train_memory_record(params: dict[str, Any]) -> Any:
+    """``estimate train-memory --json``."""
+    from estimator.cli import train_memory
+    from estimator.cli.options import DEFAULT_MODEL, TRAINING_OPTIONS, build_query
+
+    options, settings = split("train-memory", parsed("train-memory", params), TRAINING_OPTIONS, train_memory.DEFAULTS)
+    settings.pop("as_json", None)
+    return train_memory.train_report(build_query(options, DEFAULT_MODEL), **settings)[2]
+
+
+def compare_records(params: dict[str, Any]) -> Any:
+    """``estimate compare --json`` (the models it leaves out, and why, in ``left_out``: the CLI's note)."""
+    from estimator.cli import compare
+    from estimator.cli.options import QUERY_OPTION_NAMES
+    from estimator.present import comparison
+
+    values = parsed("compare", params)
+    options, own = split("compare", values, QUERY_OPTION_NAMES, {})
+    estimates, skipped = compare.compared(own["model"], None, own["tokens"], own["allow_beyond_full_rank"], options)
+    return [comparison.comparison_record(e) for e in estimates], comparison.left_out_note(skipped)
+
+
+async def _params(request: Any) -> dict[str, Any]:
+    from estimator.web.app import read_request
+
+    params, config = await read_request(request)
+    if config is not None:
+        raise EstimatorError(f"{request.url.path} takes zoo models, not a posted config; give model=NAME")
+    return params
+
+
+async def serve_memory_endpoint(request: Any) -> Any:
+    from starlette.responses import JSONResponse
+
+    params = await _params(request)
+    return JSONResponse(await request.app.state.queries.run(serve_memory_record, params))
+
+
+async def train_memory_endpoint(request: Any) -> Any:
+    from starlette.responses import JSONResponse
+
+    params = await _params(request)
+    return JSONResponse(await request.app.state.queries.run(train_memory_record, params))
+
+
+async def compare_endpoint(request: Any) -> Any:
+    """The records of ``estimate compare --json``; the note of the models it leaves out (the CLI's stderr line)
+    percent-encoded in the ``X-Left-Out`` header."""
+    from urllib.parse import quote
+
+    from starlette.responses import JSONResponse
+
+    params = await _params(request)
+    records, note = await request.app.state.queries.run(compare_records, params)
+    return JSONResponse(records, headers={"X-Left-Out": quote(note)} if note else None)
