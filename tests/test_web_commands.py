@@ -174,3 +174,48 @@ def test_a_post_of_options_is_the_get(client: TestClient) -> None:
     posted = client.post("/api/train-memory", json=params)
     got = client.get("/api/train-memory", params={k: str(v).lower() for k, v in params.items()})
     assert posted.status_code == 200 and posted.json() == got.json()
+
+
+def printed_rows(capsys: pytest.CaptureFixture[str], args: list[str]) -> list[list[str]]:
+    """Every line the CLI prints, split into words (the tables' cells, joined and split the same way)."""
+    assert main(args) == 0
+    return [line.split() for line in capsys.readouterr().out.splitlines()]
+
+
+def test_cells_are_the_cli_tables_as_printed(client: TestClient, capsys: pytest.CaptureFixture[str]) -> None:
+    params = {"model": "qwen3-30b-a3b", "tp": "1,2", "batch": "1,16", "engine": "sglang"}
+    served = client.get("/api/serve-memory", params={**params, "cells": "true"}).json()
+    tables = served.pop("tables")
+    assert served == client.get("/api/serve-memory", params=params).json()  # the rest is the --json
+    lines = printed_rows(capsys, ["serve-memory", *cli_args(params)])
+    assert tables["headline"].split() == lines[0]
+    for row in tables["pool"] + tables["verdict"]:
+        assert " ".join(row).split() in lines, row
+    params = {"model": "llama3-8b", "way": "lora,full", "zero": "2", "gpus": "4"}
+    served = client.get("/api/train-memory", params={**params, "cells": "true"}).json()
+    lines = printed_rows(capsys, ["train-memory", *cli_args(params)])
+    for row in served.pop("tables")["components"]:
+        assert " ".join(row).split() in lines, row
+    params = {"model": "llama3-8b,gpt2", "tokens": "32k,1M"}
+    served = client.get("/api/compare", params={**params, "cells": "true"}).json()
+    assert served["records"] == client.get("/api/compare", params=params).json()
+    lines = printed_rows(capsys, ["compare", *cli_args(params)])
+    for table in served["tables"]:
+        assert table["caption"].split() in lines and " ".join(table["head"]).split() in lines
+        assert all(" ".join(row).split() in lines for row in table["rows"])
+        assert all(note.split() in lines for note in table["notes"])
+    assert client.get("/api/compare", params={"cells": "maybe"}).status_code == 400
+
+
+def test_the_options_name_each_command_s_parameters_with_values_the_cli_takes(client: TestClient) -> None:
+    from estimator.web.commands import command_params
+
+    served = client.get("/api/options").json()["commands"]
+    for command, records in served.items():
+        assert [r["name"] for r in records] == [p.name for p in command_params(command)]
+        for record in records:
+            for value in (record["choices"] or [])[:40]:
+                params = {"model": "llama3-8b,qwen3-8b" if command == "compare" else "llama3-8b", record["name"]: value}
+                answer = client.get(f"/api/{command}", params=params)
+                taken = answer.status_code == 200 or not answer.json()["error"].startswith(("unknown", "Invalid"))
+                assert taken, (command, record["name"], value, answer.text)  # refused, if at all, for another reason

@@ -215,6 +215,18 @@ def outcome(spec: Any, setup: Any, capacity: int) -> tuple[Any, Any, int, int]:
 
 
 def table_lines(rows: list[Any], capacity: int, tokens: int) -> list[str]:
+    """The table, its columns padded: the first to the left, the rest right."""
+    table = table_cells(rows, capacity, tokens)
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in table
+    ]
+
+
+def table_cells(rows: list[Any], capacity: int, tokens: int) -> list[tuple[str, ...]]:
     """The table: the persistent rows, then the deciding phase's parts, the peak and the verdicts."""
     table = [("per GPU, GiB", *(label for *_, label in rows))]
     for field, name in PERSISTENT:
@@ -231,13 +243,7 @@ def table_lines(rows: list[Any], capacity: int, tokens: int) -> list[str]:
                                                           for _, _, p, *_ in rows)))  # fmt: skip
     table.append(("longest sequence (tokens)", *(f"{longest:,}" for *_, longest, _, _ in rows)))
     table.append((f"largest micro-batch at {tokens:,}", *(f"{most:,}" for *_, most, _ in rows)))
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    return [
-        "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ).rstrip()
-        for line in table
-    ]
+    return table
 
 
 PHASE_WORDS = {

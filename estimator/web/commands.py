@@ -103,23 +103,33 @@ def split(name: str, values: dict[str, Any], offered: tuple[str, ...], defaults:
 
 
 def serve_memory_record(params: dict[str, Any]) -> Any:
-    """``estimate serve-memory --json``."""
+    """``estimate serve-memory --json`` (with ``cells``: its headline and its two tables as the CLI prints them)."""
     from estimator.cli import serve_memory
     from estimator.cli.options import DEFAULT_MODEL, SERVING_OPTIONS, build_query
 
+    params, cells = with_cells(params)
     options, settings = split("serve-memory", parsed("serve-memory", params), SERVING_OPTIONS, serve_memory.DEFAULTS)
-    query = build_query(options, DEFAULT_MODEL)
-    return serve_memory.build_report(query, settings, None).record()
+    report = serve_memory.build_report(build_query(options, DEFAULT_MODEL), settings, None)
+    record = report.record()
+    if cells:
+        record["tables"] = {"headline": report.headline(), "pool": report.pool_table(),
+                            "verdict": report.verdict_table()}  # fmt: skip
+    return record
 
 
 def train_memory_record(params: dict[str, Any]) -> Any:
-    """``estimate train-memory --json``."""
+    """``estimate train-memory --json`` (with ``cells``: its table as the CLI prints it)."""
     from estimator.cli import train_memory
     from estimator.cli.options import DEFAULT_MODEL, TRAINING_OPTIONS, build_query
 
+    params, cells = with_cells(params)
     options, settings = split("train-memory", parsed("train-memory", params), TRAINING_OPTIONS, train_memory.DEFAULTS)
     settings.pop("as_json", None)
-    return train_memory.train_report(build_query(options, DEFAULT_MODEL), **settings)[2]
+    query = build_query(options, DEFAULT_MODEL)
+    rows, _, record, _ = train_memory.train_report(query, **settings)
+    if cells:
+        record["tables"] = {"components": train_memory.table_cells(rows, record["memory_bytes"], query.tokens)}
+    return record
 
 
 def compare_records(params: dict[str, Any]) -> Any:
@@ -128,10 +138,29 @@ def compare_records(params: dict[str, Any]) -> Any:
     from estimator.cli.options import QUERY_OPTION_NAMES
     from estimator.present import comparison
 
-    values = parsed("compare", params)
-    options, own = split("compare", values, QUERY_OPTION_NAMES, {})
+    params, cells = with_cells(params)
+    options, own = split("compare", parsed("compare", params), QUERY_OPTION_NAMES, {})
     estimates, skipped = compare.compared(own["model"], None, own["tokens"], own["allow_beyond_full_rank"], options)
-    return [comparison.comparison_record(e) for e in estimates], comparison.left_out_note(skipped)
+    records: Any = [comparison.comparison_record(e) for e in estimates]
+    if cells:  # one table per token count, as `estimate compare` prints them
+        tables = [{"caption": f"At {comparison.caption(first, group)}", "head": [h for _, h in comparison.COLUMNS],
+                   "rows": [[comparison._cell(key, r) for key, _ in comparison.COLUMNS] for r in group],
+                   "notes": comparison.full_rank_notes([e for e in estimates if e.tokens == first.tokens])}
+                  for first, group in comparison.by_tokens(estimates)]  # fmt: skip
+        records = {"records": records, "tables": tables, "footnote": comparison.FOOTNOTE}
+    return records, comparison.left_out_note(skipped)
+
+
+def with_cells(params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The parameters without ``cells`` (the page's: the CLI's tables as it prints them), and whether it was asked."""
+    params = dict(params)
+    raw = params.pop("cells", "false")
+    text = str(raw).strip().lower() if isinstance(raw, str) else raw
+    if text is True or text in TRUE:
+        return params, True
+    if text is False or text in FALSE:
+        return params, False
+    raise EstimatorError(f"cells {excerpt(raw)} is not a flag; give true or false")
 
 
 async def _params(request: Any) -> dict[str, Any]:
@@ -167,3 +196,44 @@ async def compare_endpoint(request: Any) -> Any:
     params = await _params(request)
     records, note = await request.app.state.queries.run(compare_records, params)
     return JSONResponse(records, headers={"X-Left-Out": quote(note)} if note else None)
+
+
+PANEL_CHOICES = {  # the values of each closed option, from the enums the CLI reads it with
+    "engine": ("estimator.memory.engines", "Engine"),
+    "weights_dtype": ("estimator.memory.formats", "WeightFormat"),
+    "optimizer": ("estimator.memory.training", "Optimizer"),
+    "precision": ("estimator.memory.training", "Precision"),
+    "offload": ("estimator.memory.training", "Offload"),
+    "checkpointing": ("estimator.memory.activations", "Checkpointing"),
+    "loss": ("estimator.memory.loss", "Loss"),
+}
+
+
+def command_records() -> dict[str, list[dict[str, Any]]]:
+    """Each command's options for the page (name, default, help, kind, choices), from its click declaration."""
+    import importlib
+
+    from estimator.accelerators import accelerator_names
+    from estimator.web.options import choices
+
+    closed = choices()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name in COMMANDS:
+        records = []
+        for param in command_params(name):
+            values = closed.get(param.name)
+            if param.name in PANEL_CHOICES and (param.name != "weights_dtype" or name == "serve-memory"):
+                module, enum = PANEL_CHOICES[param.name]
+                values = [str(m.value) for m in getattr(importlib.import_module(module), enum)]
+                values = ["auto", *values] if param.name == "weights_dtype" else values  # serve-memory's own
+            elif param.name == "accelerator":
+                values = accelerator_names()
+            elif param.name == "zero":
+                values = ["0", "1", "2", "3"]
+            kind = "flag" if param.is_flag else "list" if param.name in ("way", "model", "tp", "batch") else "text"
+            default = param.default if param.name != "model" or name != "serve-memory" else None
+            records.append({"name": param.name, "default": None if default is None else str(default).lower()
+                            if isinstance(default, bool) else str(default), "help": param.help or "",
+                            "kind": kind, "choices": values})  # fmt: skip
+        out[name] = records
+    return out

@@ -89,4 +89,6 @@ def option_records() -> dict[str, Any]:
         if name == "targets":
             record["suggestions"] = list(PRESETS)  # presets, or any comma list of maps
         records.append(record)
-    return {"options": records, "all_methods": _values(CORE)}
+    from estimator.web.commands import command_records
+
+    return {"options": records, "all_methods": _values(CORE), "commands": command_records()}
