@@ -44,9 +44,8 @@ from estimator.web.inputs import (
     grid_points_at_most,
     option_value,
     options_from,
-    parse_body,
     query_params,
-    read_body,
+    read_request,
     short,
 )
 from estimator.web.work import Pool
@@ -70,20 +69,6 @@ def spec_from_posted(config: Any) -> Any:
     if len(raw) > MAX_BODY_BYTES:
         raise EstimatorError(f"the config is over {MAX_BODY_BYTES:,} bytes; a config.json is a few kB")
     return spec_from_config(parse_config_json(raw, "posted config.json"), Path("config.json"))
-
-
-async def read_request(request: Request) -> tuple[dict[str, Any], Any]:
-    """The options of a GET (its query string) or a POST (a JSON body, ``config`` optional), and the posted
-    config's object (None without one); read and bounded on the event loop, nothing built yet."""
-    params: dict[str, Any] = query_params(request.query_params.multi_items())
-    config = None
-    if request.method == "POST":
-        posted = parse_body(await read_body(request.stream(), request.headers.get("content-length")))
-        params.update({k: v for k, v in posted.items() if k != "config"})
-        config = posted.get("config")
-        if config is not None:
-            params.pop("model", None)
-    return params, config
 
 
 def build(params: dict[str, Any], config: Any, extra: tuple[str, ...] = ()) -> tuple[Any, dict[str, str]]:

@@ -11,7 +11,7 @@ import functools
 from typing import Any
 
 from estimator.errors import EstimatorError
-from estimator.web.inputs import FALSE, TRUE, excerpt, option_value
+from estimator.web.inputs import FALSE, TRUE, excerpt, option_value, read_request
 
 COMMANDS = {
     "serve-memory": "estimator.cli.serve_memory",
@@ -164,8 +164,6 @@ def with_cells(params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
 
 
 async def _params(request: Any) -> dict[str, Any]:
-    from estimator.web.app import read_request
-
     params, config = await read_request(request)
     if config is not None:
         raise EstimatorError(f"{request.url.path} takes zoo models, not a posted config; give model=NAME")
@@ -196,44 +194,3 @@ async def compare_endpoint(request: Any) -> Any:
     params = await _params(request)
     records, note = await request.app.state.queries.run(compare_records, params)
     return JSONResponse(records, headers={"X-Left-Out": quote(note)} if note else None)
-
-
-PANEL_CHOICES = {  # the values of each closed option, from the enums the CLI reads it with
-    "engine": ("estimator.memory.engines", "Engine"),
-    "weights_dtype": ("estimator.memory.formats", "WeightFormat"),
-    "optimizer": ("estimator.memory.training", "Optimizer"),
-    "precision": ("estimator.memory.training", "Precision"),
-    "offload": ("estimator.memory.training", "Offload"),
-    "checkpointing": ("estimator.memory.activations", "Checkpointing"),
-    "loss": ("estimator.memory.loss", "Loss"),
-}
-
-
-def command_records() -> dict[str, list[dict[str, Any]]]:
-    """Each command's options for the page (name, default, help, kind, choices), from its click declaration."""
-    import importlib
-
-    from estimator.accelerators import accelerator_names
-    from estimator.web.options import choices
-
-    closed = choices()
-    out: dict[str, list[dict[str, Any]]] = {}
-    for name in COMMANDS:
-        records = []
-        for param in command_params(name):
-            values = closed.get(param.name)
-            if param.name in PANEL_CHOICES and (param.name != "weights_dtype" or name == "serve-memory"):
-                module, enum = PANEL_CHOICES[param.name]
-                values = [str(m.value) for m in getattr(importlib.import_module(module), enum)]
-                values = ["auto", *values] if param.name == "weights_dtype" else values  # serve-memory's own
-            elif param.name == "accelerator":
-                values = accelerator_names()
-            elif param.name == "zero":
-                values = ["0", "1", "2", "3"]
-            kind = "flag" if param.is_flag else "list" if param.name in ("way", "model", "tp", "batch") else "text"
-            default = param.default if param.name != "model" or name != "serve-memory" else None
-            records.append({"name": param.name, "default": None if default is None else str(default).lower()
-                            if isinstance(default, bool) else str(default), "help": param.help or "",
-                            "kind": kind, "choices": values})  # fmt: skip
-        out[name] = records
-    return out

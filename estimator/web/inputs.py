@@ -142,3 +142,17 @@ def grid_points_at_most(text: str) -> int:
             return int(step[2]) if len(step[2]) <= 9 else 10**9
         return MAX_X_POINTS
     return text.count(",") + 1
+
+
+async def read_request(request: Any) -> tuple[dict[str, Any], Any]:
+    """The options of a GET (its query string) or a POST (a JSON body, ``config`` optional), and the posted
+    config's object (None without one); read and bounded on the event loop, nothing built yet."""
+    params: dict[str, Any] = query_params(request.query_params.multi_items())
+    config = None
+    if request.method == "POST":
+        posted = parse_body(await read_body(request.stream(), request.headers.get("content-length")))
+        params.update({k: v for k, v in posted.items() if k != "config"})
+        config = posted.get("config")
+        if config is not None:
+            params.pop("model", None)
+    return params, config

@@ -1,6 +1,7 @@
 """``GET /api/options``: the query's options as the CLI declares them (:data:`estimator.cli.options.QUERY_OPTIONS`:
 names, defaults, help) with the values the CLI's own readers take (its dtype tuples and enums), so the page
-writes no list of options, defaults or choices of its own."""
+writes no list of options, defaults or choices of its own; and under ``commands`` the options of ``serve-memory``,
+``train-memory`` and ``compare`` (:mod:`estimator.web.commands`), from their click declarations."""
 
 from __future__ import annotations
 
@@ -89,6 +90,45 @@ def option_records() -> dict[str, Any]:
         if name == "targets":
             record["suggestions"] = list(PRESETS)  # presets, or any comma list of maps
         records.append(record)
-    from estimator.web.commands import command_records
-
     return {"options": records, "all_methods": _values(CORE), "commands": command_records()}
+
+
+PANEL_CHOICES = {  # the values of each closed option, from the enums the CLI reads it with
+    "engine": ("estimator.memory.engines", "Engine"),
+    "weights_dtype": ("estimator.memory.formats", "WeightFormat"),
+    "optimizer": ("estimator.memory.training", "Optimizer"),
+    "precision": ("estimator.memory.training", "Precision"),
+    "offload": ("estimator.memory.training", "Offload"),
+    "checkpointing": ("estimator.memory.activations", "Checkpointing"),
+    "loss": ("estimator.memory.loss", "Loss"),
+}
+
+
+def command_records() -> dict[str, list[dict[str, Any]]]:
+    """Each command's options for the page (name, default, help, kind, choices), from its click declaration."""
+    import importlib
+
+    from estimator.accelerators import accelerator_names
+    from estimator.web.commands import COMMANDS, command_params
+
+    closed = choices()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name in COMMANDS:
+        records = []
+        for param in command_params(name):
+            values = closed.get(param.name)
+            if param.name in PANEL_CHOICES and (param.name != "weights_dtype" or name == "serve-memory"):
+                module, enum = PANEL_CHOICES[param.name]
+                values = [str(m.value) for m in getattr(importlib.import_module(module), enum)]
+                values = ["auto", *values] if param.name == "weights_dtype" else values  # serve-memory's own
+            elif param.name == "accelerator":
+                values = accelerator_names()
+            elif param.name == "zero":
+                values = ["0", "1", "2", "3"]
+            kind = "flag" if param.is_flag else "list" if param.name in ("way", "model", "tp", "batch") else "text"
+            default = param.default if param.name != "model" or name != "serve-memory" else None
+            records.append({"name": param.name, "default": None if default is None else str(default).lower()
+                            if isinstance(default, bool) else str(default), "help": param.help or "",
+                            "kind": kind, "choices": values})  # fmt: skip
+        out[name] = records
+    return out

@@ -1,0 +1,185 @@
+// The panels for memory to serve (/api/serve-memory), to fine-tune (/api/train-memory) and the comparison of
+// models (/api/compare). Each panel's controls are built from the options the server declares for its command
+// (GET /api/options: "commands"); its tables are the CLI's, cell by cell, as the server sends them (cells=true).
+// Serving and fine-tuning take the page's model; a panel asks the server only while it is open.
+"use strict";
+(() => {
+  const PANELS = {
+    "serve-memory": {
+      id: "serve", fields: ["tokens", "engine", "accelerator", "memory", "tp", "batch", "weights_dtype",
+                            "memory_fraction", "kv_dtype", "max_num_seqs"],
+      tables: (data) => [data.tables.pool, data.tables.verdict], words: (data) => data.tables.headline,
+    },
+    "train-memory": {
+      id: "train", fields: ["tokens", "way", "optimizer", "checkpointing", "loss", "precision", "micro_batch", "gpus",
+                            "zero", "rank", "targets", "accelerator", "memory"],
+      tables: (data) => [data.tables.components], words: () => "",
+    },
+    "compare": {
+      id: "compare", fields: ["model", "tokens", "rank", "targets", "kv_dtype"],
+      tables: (data) => data.tables.map((t) => [t.head, ...t.rows]),
+      words: (data) => data.tables.map((t) => [t.caption, ...t.notes].join(" ")).join(" · "),
+      captions: (data) => data.tables.map((t) => t.caption),
+    },
+  };
+  const FIRST_COMPARED = "llama3-8b,qwen3-8b";  // the example of compare's --model help
+  const byId = (id) => document.getElementById(id);
+  const declared = {};  // command -> {name -> record}
+  const values = {};    // command -> {name -> the control's value}
+  const serial = {};    // command -> the number of the latest request (a late answer to an older one is dropped)
+  const timers = {};
+
+  function labelOf(name) {
+    return name.replace(/_/g, " ").replace(/^tp$/, "TP (tensor-parallel GPUs)").replace(/^zero$/, "ZeRO stage")
+      .replace(/^gpus$/, "GPUs");
+  }
+
+  function control(command, record) {  // a select for a closed option, a checkbox for a flag, else a text field
+    const id = `${PANELS[command].id}-${record.name}`;
+    const label = document.createElement("label");
+    label.append(labelOf(record.name) + " ");
+    let input;
+    if (record.choices && record.choices.length) {
+      input = document.createElement("select");
+      if (record.default === null) input.append(new Option("(default)", ""));
+      for (const choice of record.choices) input.append(new Option(choice, choice));
+    } else if (record.kind === "flag") {
+      input = document.createElement("input");
+      input.type = "checkbox";
+      label.classList.add("check");
+    } else {
+      input = document.createElement("input");
+      input.autocomplete = "off";
+      input.size = 10;
+      if (record.default === null) input.placeholder = "default";
+    }
+    input.id = id;
+    input.name = record.name;
+    input.title = record.help;
+    input.setAttribute("aria-describedby", `${id}-help`);
+    const help = document.createElement("small");
+    help.id = `${id}-help`;
+    help.className = "help";
+    help.textContent = record.help;
+    label.append(input);
+    return [label, help, input];
+  }
+
+  function read(command, input) {
+    return input.type === "checkbox" ? String(input.checked) : input.value.trim();
+  }
+
+  function build(command, records) {
+    const panel = PANELS[command];
+    const box = byId(`${panel.id}-controls`);
+    declared[command] = Object.fromEntries(records.map((r) => [r.name, r]));
+    values[command] = {};
+    for (const name of panel.fields) {
+      const record = declared[command][name];
+      if (!record) continue;
+      const [label, help, input] = control(command, record);
+      const start = name === "model" ? FIRST_COMPARED : record.default;
+      if (input.type === "checkbox") input.checked = start === "true"; else input.value = start === null ? "" : start;
+      values[command][name] = read(command, input);
+      box.append(label, help);
+      const changed = () => {
+        values[command][name] = read(command, input);
+        clearTimeout(timers[command]);
+        timers[command] = setTimeout(() => ask(command, name), input.tagName === "SELECT" ? 0 : 250);
+      };
+      input.addEventListener("change", changed);
+      if (input.tagName === "INPUT" && input.type !== "checkbox") input.addEventListener("input", changed);
+    }
+  }
+
+  function query(command) {  // what differs from the command's defaults, and the page's model
+    const params = new URLSearchParams();
+    const model = byId("model");
+    if (command !== "compare" && model && model.value) params.set("model", model.value);
+    for (const [name, value] of Object.entries(values[command])) {
+      const record = declared[command][name];
+      if (value !== "" && value !== (record.default === null ? "" : record.default)) params.set(name, value);
+    }
+    params.set("cells", "true");
+    return params;
+  }
+
+  function table(rows, label) {
+    const box = document.createElement("div");
+    box.className = "scroll";
+    box.tabIndex = 0;
+    box.setAttribute("role", "region");
+    box.setAttribute("aria-label", label);
+    const element = document.createElement("table");
+    const head = element.createTHead().insertRow();
+    for (const cell of rows[0]) {
+      const th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = cell;
+      head.append(th);
+    }
+    const body = element.createTBody();
+    for (const row of rows.slice(1)) {
+      const tr = body.insertRow();
+      for (const cell of row) tr.insertCell().textContent = cell;
+    }
+    box.append(element);
+    return box;
+  }
+
+  async function ask(command, field) {
+    const panel = PANELS[command];
+    const root = byId(`${panel.id}-panel`);
+    if (!root.open || !declared[command]) return;
+    const number = (serial[command] || 0) + 1;
+    serial[command] = number;
+    const error = byId(`${panel.id}-error`);
+    let data = null;
+    let line = "";
+    try {
+      const answer = await fetch(`/api/${command}?` + query(command));
+      const body = await answer.json();
+      if (answer.ok) data = body; else line = body.error || `HTTP ${answer.status}`;
+      if (answer.ok && answer.headers.get("X-Left-Out")) line = decodeURIComponent(answer.headers.get("X-Left-Out"));
+    } catch (failure) {
+      line = `the server did not answer (${failure.message}); is \`estimate serve\` still running?`;
+    }
+    if (number !== serial[command]) return;  // a newer request is on its way
+    for (const input of byId(`${panel.id}-controls`).querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+    error.textContent = line;
+    error.hidden = !line;
+    error.className = data ? "note" : "alert";
+    root.classList.toggle("stale", !data);
+    if (!data) {
+      const culprit = field && byId(`${panel.id}-${field}`);
+      if (culprit) {
+        culprit.setAttribute("aria-invalid", "true");
+        culprit.closest("label").after(error);  // the CLI's line next to the field
+      }
+    } else {
+      const records = command === "compare" ? data.records : data;
+      const out = byId(`${panel.id}-tables`);
+      const captions = panel.captions ? panel.captions(data) : [];
+      out.replaceChildren(...panel.tables(data).map((rows, i) => table(rows, captions[i] || rows[0][0])));
+      byId(`${panel.id}-words`).textContent = panel.words(data);
+      root.dataset.model = Array.isArray(records) ? records.map((r) => r.model).join(",") : records.model;
+      byId(`${panel.id}-controls`).after(error);
+    }
+    root.dataset.ready = String(number);
+  }
+
+  async function start() {
+    let records;
+    try {
+      records = (await (await fetch("/api/options")).json()).commands;
+    } catch (failure) { return; }
+    for (const command of Object.keys(PANELS)) {
+      build(command, records[command] || []);
+      byId(`${PANELS[command].id}-panel`).addEventListener("toggle", () => ask(command, null));
+    }
+    const model = byId("model");
+    if (model) model.addEventListener("change", () => { ask("serve-memory", null); ask("train-memory", null); });
+  }
+
+  start();
+})();
