@@ -167,6 +167,8 @@ def test_the_compare_view_by_hand(
                          "--kv-dtype", "fp8")  # fmt: skip
     printed(seen["tables"], lines)
     assert len(seen["tables"]) == 2
+    words = browser.execute_script("return [...document.querySelectorAll('#compare-tables p')].map(p => p.textContent)")
+    assert words[0].split() in lines and words[0].startswith("At 32,000 tokens")  # each table under its caption
     shown = [row for table in seen["tables"] for row in table[1:]]
     by_tokens = sorted(records, key=lambda r: r["tokens"])  # one table per token count, as the CLI prints them
     assert [(row[0], row[1]) for row in shown] == [(r["model"], f"{r['params']:,}") for r in by_tokens]

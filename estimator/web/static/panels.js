@@ -8,18 +8,18 @@
     "serve-memory": {
       id: "serve", fields: ["tokens", "engine", "accelerator", "memory", "tp", "batch", "weights_dtype",
                             "memory_fraction", "kv_dtype", "max_num_seqs"],
-      tables: (data) => [data.tables.pool, data.tables.verdict], words: (data) => data.tables.headline,
+      tables: (data) => [{rows: data.tables.pool}, {rows: data.tables.verdict}],
+      words: (data) => data.tables.headline,
     },
     "train-memory": {
       id: "train", fields: ["tokens", "way", "optimizer", "checkpointing", "loss", "precision", "micro_batch", "gpus",
                             "zero", "rank", "targets", "accelerator", "memory"],
-      tables: (data) => [data.tables.components], words: () => "",
+      tables: (data) => [{rows: data.tables.components}], words: () => "",
     },
     "compare": {
       id: "compare", fields: ["model", "tokens", "rank", "targets", "kv_dtype"],
-      tables: (data) => data.tables.map((t) => [t.head, ...t.rows]),
-      words: (data) => data.tables.map((t) => [t.caption, ...t.notes].join(" ")).join(" · "),
-      captions: (data) => data.tables.map((t) => t.caption),
+      tables: (data) => data.tables.map((t) => ({rows: [t.head, ...t.rows], before: t.caption, after: t.notes.join(" ")})),
+      words: (data) => data.footnote,
     },
   };
   const FIRST_COMPARED = "llama3-8b,qwen3-8b";  // the example of compare's --model help
@@ -104,7 +104,8 @@
     return params;
   }
 
-  function table(rows, label) {
+  function table({rows, before, after}) {  // the CLI's table, with the line it prints above and below it
+    const label = before || rows[0][0];
     const box = document.createElement("div");
     box.className = "scroll";
     box.tabIndex = 0;
@@ -124,13 +125,16 @@
       for (const cell of row) tr.insertCell().textContent = cell;
     }
     box.append(element);
-    return box;
+    const words = (text) => Object.assign(document.createElement("p"), {className: "words", textContent: text});
+    return [...(before ? [words(before)] : []), box, ...(after ? [words(after)] : [])];
   }
 
   async function ask(command, field) {
     const panel = PANELS[command];
     const root = byId(`${panel.id}-panel`);
     if (!root.open || !declared[command]) return;
+    const pasted = byId("paste-note");  // serving and fine-tuning read zoo models here (the CLI: --config FILE)
+    if (pasted) pasted.hidden = command === "compare" || typeof config === "undefined" || config === null;
     const number = (serial[command] || 0) + 1;
     serial[command] = number;
     const error = byId(`${panel.id}-error`);
@@ -159,8 +163,7 @@
     } else {
       const records = command === "compare" ? data.records : data;
       const out = byId(`${panel.id}-tables`);
-      const captions = panel.captions ? panel.captions(data) : [];
-      out.replaceChildren(...panel.tables(data).map((rows, i) => table(rows, captions[i] || rows[0][0])));
+      out.replaceChildren(...panel.tables(data).flatMap(table));
       byId(`${panel.id}-words`).textContent = panel.words(data);
       root.dataset.model = Array.isArray(records) ? records.map((r) => r.model).join(",") : records.model;
       byId(`${panel.id}-controls`).after(error);
