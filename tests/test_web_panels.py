@@ -113,6 +113,13 @@ def test_the_serving_panel_by_hand(
     assert [row[6] for row in verdict[1:]] == [f"{r['most_sequences']:,}" for r in record["rows"]]
     assert not seen["stale"] and not seen["error"]
     fits_on_a_phone(seen, size[0])
+    shared = browser.current_url  # the link gives the same panel, open, with the same values and tables
+    assert "panels=serve" in shared and "serve.engine=sglang" in shared and "serve.tp=1%2C2" in shared
+    browser.get("about:blank")
+    browser.get(shared)
+    again = answered(browser, "serve")
+    assert again["tables"] == seen["tables"] and find("tp").get_attribute("value") == "1,2"
+    seen = again
 
     refused = change(browser, "serve", seen, find("tp"), "two")  # a refusal: the CLI's line, beside its field
     assert main(["serve-memory", "--model", "llama3-8b", "--engine", "sglang", "--tp", "two"]) == 2

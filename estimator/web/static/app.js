@@ -51,9 +51,11 @@ async function pack() {
   return "";
 }
 
+const isPanelKey = (key) => key === "panels" || /^(serve|train|compare)\./.test(key);  // panels.js's own
 function writeUrl() {
   const params = new URLSearchParams();
   for (const key of FIELDS) if (state[key] !== DEFAULTS[key] && !(key === "model" && config)) params.set(key, state[key]);
+  for (const [key, value] of new URLSearchParams(window.location.search)) if (isPanelKey(key)) params.set(key, value);
   const url = window.location.pathname + (params.toString() ? "?" + params : "") + (fragment ? "#" + fragment : "");
   window.history.replaceState(null, "", url);
   $("share").href = url;

@@ -1,7 +1,8 @@
 // The panels for memory to serve (/api/serve-memory), to fine-tune (/api/train-memory) and the comparison of
 // models (/api/compare). Each panel's controls are built from the options the server declares for its command
 // (GET /api/options: "commands"); its tables are the CLI's, cell by cell, as the server sends them (cells=true).
-// Serving and fine-tuning take the page's model; a panel asks the server only while it is open.
+// Serving and fine-tuning take the page's model; a panel asks the server only while it is open. The URL keeps the
+// open panels (panels=serve,compare) and each value away from its default (serve.tp=2), so a link gives the view.
 "use strict";
 (() => {
   const PANELS = {
@@ -78,7 +79,8 @@
       const record = declared[command][name];
       if (!record) continue;
       const [label, help, input] = control(command, record);
-      const start = name === "model" ? FIRST_COMPARED : record.default;
+      const linked = new URLSearchParams(window.location.search).get(`${panel.id}.${name}`);
+      const start = linked !== null ? linked : name === "model" ? FIRST_COMPARED : record.default;
       if (input.type === "checkbox") input.checked = start === "true"; else input.value = start === null ? "" : start;
       values[command][name] = read(command, input);
       box.append(label, help);
@@ -92,10 +94,27 @@
     }
   }
 
+  function writeUrl() {  // the panels' part of the URL; app.js keeps it when it writes its own
+    const params = new URLSearchParams(window.location.search);
+    for (const key of [...params.keys()]) if (key === "panels" || /^(serve|train|compare)\./.test(key)) params.delete(key);
+    const open = Object.values(PANELS).filter((p) => byId(`${p.id}-panel`).open).map((p) => p.id);
+    if (open.length) params.set("panels", open.join(","));
+    for (const [command, panel] of Object.entries(PANELS)) {
+      for (const [name, value] of Object.entries(values[command] || {})) {
+        const record = declared[command][name];
+        const start = name === "model" ? FIRST_COMPARED : record.default === null ? "" : record.default;
+        if (value !== start) params.set(`${panel.id}.${name}`, value);
+      }
+    }
+    const url = window.location.pathname + (params.toString() ? "?" + params : "") + window.location.hash;
+    window.history.replaceState(null, "", url);
+    if (byId("share")) byId("share").href = url;
+  }
+
   function query(command) {  // what differs from the command's defaults, and the page's model
     const params = new URLSearchParams();
     const model = byId("model");
-    if (command !== "compare" && model && model.value) params.set("model", model.value);
+    if (command !== "compare" && model) params.set("model", model.value);
     for (const [name, value] of Object.entries(values[command])) {
       const record = declared[command][name];
       if (value !== "" && value !== (record.default === null ? "" : record.default)) params.set(name, value);
@@ -132,7 +151,13 @@
   async function ask(command, field) {
     const panel = PANELS[command];
     const root = byId(`${panel.id}-panel`);
+    if (declared[command]) writeUrl();
     if (!root.open || !declared[command]) return;
+    const model = byId("model");
+    if (command !== "compare" && model && !model.value) {  // the page has not yet filled its model: ask after it
+      setTimeout(() => ask(command, field), 50);
+      return;
+    }
     const pasted = byId("paste-note");  // serving and fine-tuning read zoo models here (the CLI: --config FILE)
     if (pasted) pasted.hidden = command === "compare" || typeof config === "undefined" || config === null;
     const number = (serial[command] || 0) + 1;
@@ -180,6 +205,8 @@
       build(command, records[command] || []);
       byId(`${PANELS[command].id}-panel`).addEventListener("toggle", () => ask(command, null));
     }
+    const linked = (new URLSearchParams(window.location.search).get("panels") || "").split(",");
+    for (const panel of Object.values(PANELS)) if (linked.includes(panel.id)) byId(`${panel.id}-panel`).open = true;
     const model = byId("model");
     if (model) model.addEventListener("change", () => { ask("serve-memory", null); ask("train-memory", null); });
   }
