@@ -219,3 +219,41 @@ def test_the_options_name_each_command_s_parameters_with_values_the_cli_takes(cl
                 answer = client.get(f"/api/{command}", params=params)
                 taken = answer.status_code == 200 or not answer.json()["error"].startswith(("unknown", "Invalid"))
                 assert taken, (command, record["name"], value, answer.text)  # refused, if at all, for another reason
+
+
+NEW = ["/api/serve-memory", "/api/train-memory", "/api/compare"]
+
+
+@pytest.mark.parametrize("path", NEW)
+def test_the_new_endpoints_keep_the_server_s_guards(client: TestClient, path: str) -> None:
+    """Another site's page is 403, a POST not declared JSON 415, a body over 1 MB 413, a full pool 503."""
+    from estimator.web.work import Pool
+
+    assert client.get(path, headers={"origin": "http://evil.example"}).status_code == 403
+    assert client.get(path, headers={"sec-fetch-site": "cross-site"}).status_code == 403
+    assert client.post(path, content=b"{}", headers={"content-type": "text/plain"}).status_code == 415
+    big = b'{"model": "' + b"x" * 1_100_000 + b'"}'
+    assert client.post(path, content=big, headers={"content-type": "application/json"}).status_code == 413
+    assert client.post(path, content=b"[1]", headers={"content-type": "application/json"}).status_code == 400
+    app = create_app()
+    full = Pool(workers=1, waiting=0)
+    full.in_flight = 1  # the bound reached: the request is turned away before it computes
+    app.app.state.queries = full
+    busy = TestClient(app, base_url="http://127.0.0.1:8000").get(path, params={"model": "llama3-8b,qwen3-8b"})
+    assert busy.status_code == 503 and "busy" in busy.json()["error"]
+
+
+@pytest.mark.parametrize("path", NEW)
+def test_any_json_body_is_200_or_one_short_line(client: TestClient, path: str) -> None:
+    import random
+
+    names = ["model", "tokens", "tp", "batch", "engine", "memory", "way", "gpus", "zero", "rank", "cells", "x"]
+    values: list[Any] = ["1k", "8", "0", "-1", "1e400", "gpt2", "llama3-8b", "", "true", None, 3, 2.5, [1], {"a": 1}]
+    chosen = random.Random(24)
+    for _ in range(40):
+        body = {chosen.choice(names): chosen.choice(values) for _ in range(chosen.randint(0, 4))}
+        answer = client.post(path, json=body)
+        assert answer.status_code in (200, 400), (body, answer.text)
+        if answer.status_code == 400:
+            line = answer.json()["error"]
+            assert "\n" not in line and len(line) <= 420, line
