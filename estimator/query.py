@@ -213,7 +213,7 @@ def query_from_options(
     loreft_positions: str | None = None,
     loreft_untied: bool | None = None,
     name: str | None = None,
-    tuner_options: str | None = None,
+    tuner_option: str | None = None,
 ) -> Query:
     """The query of every option the CLI takes, by the CLI's names and in its words.
 
@@ -259,7 +259,7 @@ def query_from_options(
         virtual_tokens,
         reft,
         ia3_targets,
-        tuner_options or (),  # type: ignore[arg-type]  # text is read by the query
+        tuner_option or (),  # type: ignore[arg-type]  # text is read by the query
     )
 
 
