@@ -228,3 +228,43 @@ def test_the_options_are_the_cli_s_names_defaults_help_and_choices(
             line = client.get("/api/estimate", params={option["name"]: "zz"}).json()["error"]
             assert all(c in line or c == "auto" for c in option["choices"]), line  # the CLI's line omits auto
     assert client.get("/api/options", params={"x": "1"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"model": "gpt2", "tokens": "1k,100k", "ranks": "8,32"},
+        {"model": "mistral-7b-v0.1", "tokens": "1k:1M:log4", "ranks": "1:64:x4", "kv-dtype": "int4"},
+        {"model": "qwen3-next-80b-a3b", "tokens": "1k,1M", "ranks": "16", "targets": "attention"},
+        {"model": "llama3-70b", "tokens": "100k", "ranks": "8,2048", "targets": "q_proj,v_proj"},
+    ],
+)
+def test_the_sweep_rows_are_the_cli_rows(
+    client: TestClient, capsys: pytest.CaptureFixture[str], params: dict[str, str]
+) -> None:
+    """/api/sweep gives the rows `estimate sweep --json` prints for the same options, to the last digit."""
+    args = [item for key, value in params.items() for item in (f"--{key}", value)]
+    printed = cli_json(capsys, "sweep", *args)
+    served = client.get("/api/sweep", params=params)
+    assert served.status_code == 200, served.text
+    assert served.json()["rows"] == printed["rows"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"model": "gpt2", "tokens": "1k", "ranks": "0"},
+        {"model": "gpt2", "tokens": "0", "ranks": "8"},
+        {"model": "gpt2", "tokens": "1k", "ranks": "8", "kv-dtype": "int3"},
+        {"model": "gpt2", "tokens": "1k", "ranks": "8", "targets": "qv"},
+        {"model": "llama3-7b", "tokens": "1k", "ranks": "8"},
+    ],
+)
+def test_a_sweep_refusal_is_the_cli_line(
+    client: TestClient, capsys: pytest.CaptureFixture[str], params: dict[str, str]
+) -> None:
+    args = [item for key, value in params.items() for item in (f"--{key}", value)]
+    assert main(["sweep", *args, "--json"]) == 2
+    line = capsys.readouterr().err.strip().removeprefix("error: ")
+    served = client.get("/api/sweep", params=params)
+    assert served.status_code == 400 and served.json()["error"] == line
