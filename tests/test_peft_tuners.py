@@ -8,8 +8,6 @@ file ``save_pretrained`` writes for a tiny real twin.
 from __future__ import annotations
 
 import copy
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,18 +178,10 @@ def tiny_llama() -> Any:
 
 def saved_tensor_bytes(spec: Any, config: Any) -> tuple[int, int]:
     """peft's trainable count on a real fp32 model of ``spec``, and the bytes of the tensors it writes to
-    adapter_model.safetensors."""
-    from safetensors import safe_open
+    adapter_model.safetensors (measured by peft and safetensors, as `estimate validate` measures them)."""
+    from estimator.validate.adapter_checks import saved_tuner
 
-    model = measure.build_model(spec, device="cpu", dtype=torch.float32)
-    with measure._quiet():
-        adapted = peft.get_peft_model(model, measure.build_config(config), autocast_adapter_dtype=False)
-    trainable = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
-    with tempfile.TemporaryDirectory() as folder:
-        adapted.save_pretrained(folder, safe_serialization=True)
-        with safe_open(str(Path(folder) / "adapter_model.safetensors"), framework="pt") as handle:
-            tensors = [handle.get_tensor(k) for k in handle.keys()]  # noqa: SIM118 - safe_open is not a mapping
-    return trainable, sum(t.numel() * t.element_size() for t in tensors)
+    return saved_tuner(spec, config)
 
 
 @pytest.mark.parametrize(
