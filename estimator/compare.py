@@ -11,7 +11,7 @@ import inspect
 from dataclasses import dataclass
 from enum import StrEnum
 from os import PathLike
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from estimator.architecture import active_params, param_breakdown, total_params
 from estimator.errors import MethodNotApplicableError
@@ -31,6 +31,9 @@ from estimator.specs import ModelSpec
 from estimator.stores import STORES, Method
 from estimator.stores.targets import Targets, lora_bytes, lora_params, resolve_targets
 from estimator.units import BITS_PER_BYTE, DType
+
+if TYPE_CHECKING:
+    from estimator.frontier.rows import KVMethodRow
 
 
 class CrossoverReason(StrEnum):
@@ -146,6 +149,7 @@ class Estimate:
     parity_params: int
     rows: tuple[MethodRow, ...] = ()
     skipped: tuple[tuple[Method, str], ...] = ()
+    kv_method_rows: tuple[KVMethodRow, ...] = ()  # --kv-method: the shrunk caches beside the plain one
 
     @property
     def spec(self) -> ModelSpec:
@@ -290,6 +294,11 @@ def evaluate(q: Query) -> Estimate:
     adapter = lora_bytes(targets, q.rank, q.adapter_dtype)
     parity = parity_rank(targets, kv_bytes, q.adapter_dtype)
     rows, skipped = _rows(q, kv_bytes)
+    shrunk: tuple[KVMethodRow, ...] = ()
+    if q.kv_methods:
+        from estimator.frontier.rows import kv_method_rows
+
+        shrunk = kv_method_rows(q, kv_bytes, tuple(r for r in rows if r.crossover is not None))
     return Estimate(
         query=q,
         targets=targets,
@@ -308,6 +317,7 @@ def evaluate(q: Query) -> Estimate:
         parity_params=lora_params(targets, parity),
         rows=rows,
         skipped=skipped,
+        kv_method_rows=shrunk,
     )
 
 

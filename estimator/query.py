@@ -13,6 +13,7 @@ from os import PathLike
 from typing import Any
 
 from estimator.errors import EstimatorError
+from estimator.frontier.methods import KVMethod
 from estimator.layout import ConvCache, ExpertLayout, KVFormat, MlaCache, WindowCache
 from estimator.specs import ModelSpec
 from estimator.stores.base import CORE, LoReFT, Method, parse_methods
@@ -92,6 +93,7 @@ class Query:
     loreft: LoReFT = field(default_factory=LoReFT)
     ia3_targets: str | None = None  # None: peft's default for the family
     tuner_options: TunerOptions = ()  # peft tuners' knobs other than the rank (--tuner-option), each once
+    kv_methods: tuple[KVMethod, ...] = ()  # cache-shrinking methods shown beside the cache (--kv-method)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -113,6 +115,7 @@ class Query:
         set_(self, "experts", choice(self.experts, ExpertLayout, "--experts"))
         _check_loreft(self.loreft, self.spec)
         set_(self, "tuner_options", _tuner_options(self.tuner_options))
+        set_(self, "kv_methods", _kv_methods(self.kv_methods))
         check_tuner_options(self.tuner_options, self.methods)
         from estimator.stores.targets import resolve_targets  # resolving validates the words
 
@@ -137,6 +140,17 @@ def _methods(value: object) -> tuple[Method, ...]:
     if not isinstance(value, tuple | list) or not value:
         raise EstimatorError(f"methods {value!r} must be a non-empty tuple of methods; give e.g. ('kv', 'lora')")
     return parse_methods(",".join(m.value if isinstance(m, Method) else str(m) for m in value))
+
+
+def _kv_methods(value: object) -> tuple[KVMethod, ...]:
+    """Cache-shrinking methods from ``"nvfp4,commvq:bits=1"`` or a tuple of :class:`KVMethod` values."""
+    from estimator.frontier import parse_kv_methods
+
+    if isinstance(value, str):
+        return parse_kv_methods(value) if value.strip() else ()
+    if not isinstance(value, tuple | list) or not all(isinstance(m, KVMethod) for m in value):
+        raise EstimatorError(f"kv_methods {value!r} must be text such as 'nvfp4,commvq:bits=1' or KVMethod values")
+    return parse_kv_methods(",".join(m.text for m in value)) if value else ()
 
 
 def _tuner_options(value: object) -> TunerOptions:
@@ -214,6 +228,7 @@ def query_from_options(
     loreft_untied: bool | None = None,
     name: str | None = None,
     tuner_option: str | None = None,
+    kv_method: str | None = None,
 ) -> Query:
     """The query of every option the CLI takes, by the CLI's names and in its words.
 
@@ -224,7 +239,8 @@ def query_from_options(
     ``conv_cache`` K-1/K, ``state_dtype`` auto/fp32/bf16/fp16) and the LoReFT shape (``loreft_rank``,
     ``loreft_layers`` "all" or "0,4,8", ``loreft_positions`` "f7+l7", ``loreft_untied``) refine
     ``kv_dtype`` and ``loreft``; None keeps the default (KVFormat(): group 64 with zero points, latent,
-    w, K-1, the cache's dtype). Bad input raises :class:`~estimator.errors.EstimatorError`.
+    w, K-1, the cache's dtype). ``kv_method``: cache-shrinking methods shown beside the cache, as
+    ``"nvfp4,commvq:bits=1,mha2mla:rank=64;rope=8"``. Bad input raises :class:`~estimator.errors.EstimatorError`.
     """
     from estimator.stores.base import parse_layers, parse_positions
 
@@ -260,6 +276,7 @@ def query_from_options(
         reft,
         ia3_targets,
         tuner_option or (),  # type: ignore[arg-type]  # text is read by the query
+        kv_methods=kv_method or (),  # type: ignore[arg-type]  # text is read by the query
     )
 
 

@@ -155,6 +155,11 @@ def print_table(est: Any) -> None:
         say(parity_line(est))
     if (check := checkpoint_check(est.spec)) is not None:
         say(check.line())
+    if est.kv_method_rows:
+        from estimator.present import frontier
+
+        for line in frontier.lines(est):
+            say(line)
     typer.echo("")
     typer.echo("Assumptions:")
     for line in assumptions(est):

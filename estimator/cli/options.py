@@ -83,6 +83,15 @@ TunerOpt = Annotated[
         help="Knobs of peft's tuners other than the rank (--rank), e.g. n_frequency=2000,u=32; default: peft's.",
     ),
 ]
+KvMethodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--kv-method",
+        help="Cache-shrinking methods to show beside the cache, a comma list, parameters after ':' parted by ';': "
+        "nvfp4, turboquant:bits=3.5, commvq:bits=1, kvtc:ratio=20, mha2mla:rank=64;rope=8, transmla:rank=512;rope=64, "
+        "kvzip:keep=0.3, kvzap:keep=0.3, dms:ratio=8, rkv:keep=0.1, cartridge:tokens=2048.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON; every key names its unit.")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="One CSV row per mechanism.")]
 
@@ -113,6 +122,7 @@ QUERY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("loreft_untied", ReftUntiedOpt, False),
     ("ia3_targets", Ia3Opt, None),
     ("tuner_option", TunerOpt, None),
+    ("kv_method", KvMethodOpt, None),
 )
 QUERY_OPTION_NAMES = tuple(name for name, _, _ in QUERY_OPTIONS)
 # The query options a command that answers another question takes (the rest keep their defaults and stay
@@ -203,6 +213,7 @@ def build_query(values: dict[str, Any], default_model: str | None = None, spec: 
         ),
         values["ia3_targets"],
         values["tuner_option"] or (),
+        kv_methods=values["kv_method"] or (),
     )
 
 

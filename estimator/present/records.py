@@ -17,6 +17,7 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
     pretraining = est.pretraining_bytes_per_token
     holds = est.holds_all_tokens  # else the cache keeps only the last w tokens: no rate per token of the text
     from estimator import __version__
+    from estimator.present.frontier import records as frontier_records
     from estimator.present.words import context_warning, headline_line
 
     warning = context_warning(est)
@@ -96,6 +97,7 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
             }
             for r in est.rows
         ],
+        "kv_methods": frontier_records(est),  # --kv-method: the shrunk caches (estimator.present.frontier)
         "kv_to_lora_bytes_ratio": est.ratio if holds else None,
         "kv_to_pretraining_bytes_per_token_ratio": None
         if pretraining is None or not holds

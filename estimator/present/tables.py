@@ -58,6 +58,10 @@ def estimate_table(est: Estimate) -> str:
             for name, size in (("  of which the KV cache (grows)", est.kv_growing_bytes),
                                ("  of which the fixed state", est.kv_state_bytes)):  # fmt: skip
                 body.append([name, "—", f"{size:,}", format_bytes(size), format_number(size / est.tokens), ""])
+        if row.method is Method.kv and est.kv_method_rows:  # --kv-method: the shrunk caches beside the plain one
+            from estimator.present import frontier
+
+            body.extend(frontier.table_rows(est))
     return format_table(headers, body, right={1, 2, 3, 4, 5})
 
 
@@ -70,4 +74,8 @@ def csv_rows(est: Estimate) -> list[list[object]]:
          r.bytes_per_token if holds or r.method is not Method.kv else "", r.kv_ratio if holds else "", est.tokens]
         for r in est.rows
     ]  # fmt: skip
+    if est.kv_method_rows:
+        from estimator.present import frontier
+
+        body.extend(frontier.csv_rows(est))
     return [header, *body]

@@ -168,6 +168,10 @@ def assumptions(est: Estimate) -> list[str]:
     words += [f"{method.value}: {why}" for method, why in est.skipped]
     if Method.pretraining in est.methods and (w := STORES[Method.pretraining].assumption(est.query)):
         words.append(w)
+    if est.kv_method_rows:
+        from estimator.present import frontier
+
+        words += frontier.assumptions(est)
     if est.beyond_full_rank:
         words.append(
             f"Rank {est.rank:,} is beyond the full rank of {', '.join(est.targets.narrowest())} "

@@ -1,0 +1,115 @@
+"""The ``--kv-method`` rows in words, tables, CSV and JSON: each shrunk cache beside the plain one, and every
+trained store measured against it. The bytes are computed; the quality is the paper's, cited in the
+assumptions, never mixed with the bytes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from estimator.units import format_bytes, format_number
+
+if TYPE_CHECKING:
+    from estimator.compare import Estimate
+    from estimator.frontier.rows import Against, KVMethodRow
+
+
+def table_rows(est: Estimate) -> list[list[str]]:
+    """One table row per method (the headline table's columns), with its fixed part apart where it has both."""
+    from estimator.present.tables import format_ratio
+
+    body = []
+    for row in est.kv_method_rows:
+        body.append(
+            [
+                row.label,
+                "—",
+                f"{row.bytes:,}",
+                format_bytes(row.bytes),
+                format_number(row.bytes_per_token),
+                format_ratio(row.kv_ratio),
+            ]
+        )
+        if row.fixed_bytes and row.growing_bytes:
+            for name, size in (("  of which grows", row.growing_bytes), ("  of which fixed", row.fixed_bytes)):
+                body.append([name, "—", f"{size:,}", format_bytes(size), format_number(size / est.tokens), ""])
+    return body
+
+
+def against_words(row: KVMethodRow, against: Against) -> str:
+    """Against the NVFP4 cache (9.22 GB) the LoRA (r=32, 828 MB) is 11.1x smaller; they meet at 8,989 tokens."""
+    from estimator.present.tables import format_ratio
+
+    ratio = against.cache_to_store_ratio
+    size = format_ratio(ratio) + " smaller" if ratio >= 1 else format_ratio(1 / ratio) + " larger"
+    crossing = against.crossover
+    if crossing.tokens is not None:
+        meet = f"the cache reaches its bytes at {crossing.tokens:,} tokens"
+    elif crossing.reason == "state-exceeds":
+        meet = "the cache's fixed part alone exceeds it, so it is smaller at any length"
+    else:
+        meet = f"the cache never reaches it (it stops at {crossing.ceiling_bytes or 0:,} bytes)"
+    return f"Against the {row.label}, {format_bytes(row.bytes)}: {against.label} is {size}; {meet}."
+
+
+def lines(est: Estimate) -> list[str]:
+    """Every trained store against every method's cache, one sentence each."""
+    return [against_words(row, a) for row in est.kv_method_rows for a in row.against]
+
+
+def assumptions(est: Estimate) -> list[str]:
+    """Per method: what is counted, the quality the paper states (cited), and what it costs besides bytes."""
+    words = []
+    for row in est.kv_method_rows:
+        m = row.method
+        words.append(
+            f"{row.label} (--kv-method {m.text}, {m.kind}): bytes computed from the model's layout "
+            f"({format_number(row.growing_bytes)} growing + {format_number(row.fixed_bytes)} fixed at "
+            f"{est.tokens:,} tokens). Quality, as the paper states it: {m.paper}. Costs besides bytes: {m.costs}."
+        )
+    if any(r.method.kind == "eviction" for r in est.kv_method_rows):
+        words.append(
+            "Eviction keeps ⌈f · h⌉ of the h tokens each layer holds: a sliding-window layer already holds at most "
+            "w, and eviction keeps f of those; recurrent states are untouched. A query-agnostic eviction (KVzip, "
+            "KVzap) leaves a cache any later query can reuse (prefix caching still works); a query-aware one "
+            "does not."
+        )
+    return words
+
+
+def records(est: Estimate) -> list[dict[str, Any]]:
+    """The JSON rows: the keys of the ``methods`` rows, plus the two parts and the trained stores against it."""
+    return [
+        {
+            "method": row.method.text,
+            "kind": row.method.kind,
+            "label": row.label,
+            "params": None,
+            "bytes": row.bytes,
+            "growing_bytes": row.growing_bytes,
+            "fixed_bytes": row.fixed_bytes,
+            "bytes_per_token": row.bytes_per_token,
+            "kv_to_this_bytes_ratio": row.kv_ratio,
+            "crossover_tokens": None,
+            "crossover_reason": None,
+            "against": [
+                {
+                    "method": a.method,
+                    "this_to_store_bytes_ratio": a.cache_to_store_ratio,
+                    "crossover_tokens": a.crossover.tokens,
+                    "crossover_reason": a.crossover.reason.value,
+                }
+                for a in row.against
+            ],
+            "quality_cited": row.method.paper,
+            "costs": row.method.costs,
+        }
+        for row in est.kv_method_rows
+    ]
+
+
+def csv_rows(est: Estimate) -> list[list[object]]:
+    """CSV rows in the headline's columns (mechanism, method, params, bytes, bytes_per_token, kv_to_this_ratio, T)."""
+    return [
+        [row.label, row.method.text, "", row.bytes, row.bytes_per_token, row.kv_ratio, est.tokens]
+        for row in est.kv_method_rows
+    ]
