@@ -129,7 +129,8 @@ QUERY_OPTION_NAMES = tuple(name for name, _, _ in QUERY_OPTIONS)
 # out of its --help): serving reads the model and its cache's format; fine-tuning the model and the adapter.
 MODEL_OPTIONS = ("model", "config", "name", "tokens")
 CACHE_OPTIONS = ("kv_dtype", "kv_group_size", "kv_zero_point", "mla_cache", "window_cache", "conv_cache", "state_dtype")
-SERVING_OPTIONS = (*MODEL_OPTIONS, *CACHE_OPTIONS, "weights_dtype")  # its own --weights-dtype replaces the query's
+# serve-memory's own --weights-dtype replaces the query's
+SERVING_OPTIONS = (*MODEL_OPTIONS, *CACHE_OPTIONS, "weights_dtype", "kv_method")
 TRAINING_OPTIONS = (*MODEL_OPTIONS, "rank", "targets", "experts")
 
 

@@ -4,6 +4,7 @@ batches of sequences at --tokens: fits or not, headroom, most sequences, longest
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
@@ -86,10 +87,11 @@ def serve_memory_command(
     query = build_query(options, DEFAULT_MODEL)
     settings = {k: v for k, v in locals().items() if k not in ("options", "query", "build_query", "DEFAULT_MODEL")}
     report = build_report(query, settings, options["config"])
+    fits = kv_method_fits(query, report, settings)
     if as_json:
         import json
 
-        typer.echo(json.dumps(report.record(), indent=2, allow_nan=False))
+        typer.echo(json.dumps(with_kv_methods(report.record(), query, fits), indent=2, allow_nan=False))
         return
     typer.echo(report.headline())
     typer.echo("")
@@ -98,8 +100,33 @@ def serve_memory_command(
     typer.echo("per GPU, GiB (2^30 bytes)")
     print_table(report.verdict_table(), left=2)
     typer.echo("")
+    if fits:
+        from estimator.memory import frontier_fit
+
+        print_table(frontier_fit.fit_rows(fits, query.tokens), left=1)
+        typer.echo("")
+        report = replace(report, assumptions=(*report.assumptions, *frontier_fit.fit_assumptions(query)))
     for word in report.assumptions:
         say(word, "- ")
+
+
+def kv_method_fits(query: Any, report: Any, options: dict[str, Any]) -> tuple[Any, ...]:
+    """``--kv-method``: each method's cache for each --batch against the first pool (none without the option)."""
+    if not query.kv_methods:
+        return ()
+    from estimator.memory.frontier_fit import method_fits
+
+    return method_fits(query, report.pools[0], counts(options["batch"], "--batch"))
+
+
+def with_kv_methods(record: dict[str, Any], query: Any, fits: tuple[Any, ...]) -> dict[str, Any]:
+    """The JSON with the ``kv_methods`` rows and their assumption, where --kv-method is given."""
+    if fits:
+        from estimator.memory.frontier_fit import fit_assumptions, fit_records
+
+        record["kv_methods"] = fit_records(fits)
+        record["assumptions"] = [*record["assumptions"], *fit_assumptions(query)]
+    return record
 
 
 def print_table(rows: list[list[str]], left: int) -> None:
@@ -113,8 +140,6 @@ def print_table(rows: list[list[str]], left: int) -> None:
 def build_report(query: Any, options: dict[str, Any], config: Any = None) -> Any:
     """Read the options, plan the pool per TP size and judge each (TP size, batch); ``config``: the path of
     --config, whose checkpoint's own format (quantization_config, GGUF types) is the default."""
-    from dataclasses import replace
-
     from estimator.accelerators import accelerator as device_named
     from estimator.memory.engine_rules import default_knobs, mxfp4_backend, plan_pool
     from estimator.memory.engines import Engine, Reserve, check_knobs
@@ -132,6 +157,10 @@ def build_report(query: Any, options: dict[str, Any], config: Any = None) -> Any
 
     spec, tokens = query.spec, query.tokens
     engine = choice(options["engine"], Engine, "--engine")
+    if query.kv_methods:  # --kv-method: refused before the pool is planned where it is not modelled
+        from estimator.memory.frontier_fit import check_serving
+
+        check_serving(query, engine.value, counts(options["tp"], "--tp"))
     device = device_named(options["accelerator"])
     if options["memory"] is not None:
         capacity, name, reported = parse_bytes(options["memory"], "--memory"), "(--memory)", True

@@ -109,8 +109,9 @@ def serve_memory_record(params: dict[str, Any]) -> Any:
 
     params, cells = with_cells(params)
     options, settings = split("serve-memory", parsed("serve-memory", params), SERVING_OPTIONS, serve_memory.DEFAULTS)
-    report = serve_memory.build_report(build_query(options, DEFAULT_MODEL), settings, None)
-    record = report.record()
+    query = build_query(options, DEFAULT_MODEL)
+    report = serve_memory.build_report(query, settings, None)
+    record = serve_memory.with_kv_methods(report.record(), query, serve_memory.kv_method_fits(query, report, settings))
     if cells:
         record["tables"] = {"headline": report.headline(), "pool": report.pool_table(),
                             "verdict": report.verdict_table()}  # fmt: skip
