@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Self
 
 from estimator.layout.formats import KVFormat, MlaCache
-from estimator.layout.mixers import MULTIPLY_ADD, Mixer, causal_positions
+from estimator.layout.mixers import MULTIPLY_ADD, Mixer, causal_positions, split
 
 
 @dataclass(frozen=True)
@@ -54,3 +55,10 @@ class LatentAttention(Mixer):
         """2 · width(fmt) · Σ_t positions, plus the indexer's 2 · H_i · d_i per earlier key (it scores all)."""
         indexer = MULTIPLY_ADD * self.index_heads * self.index_head_dim * causal_positions(n)
         return MULTIPLY_ADD * self.flops_width(fmt) * self.attended_positions(n) + indexer
+
+    def shard(self, tp: int) -> Self:
+        """H/t heads per GPU; the latent cache is shared by every head, so each GPU holds all of it
+        (DeepSeek-V3, t = 8: 128 → 16 heads, 576 latent values per token on every GPU)."""
+        if tp > 1:
+            split(self.heads, tp, "the attention heads")
+        return self

@@ -15,12 +15,43 @@ So the cache of T tokens is Σ_groups layers · (bits_per_token · held_tokens(T
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Self
 
+from estimator.errors import EstimatorError
 from estimator.layout.formats import KVFormat, window_tokens
+from estimator.units import format_number
 
 KV_TENSORS = 2  # one key and one value vector per KV head per token
 MULTIPLY_ADD = 2  # FLOPs per multiply-accumulate
+
+
+def divisors_hint(n: int) -> str:
+    """The tensor-parallel sizes up to 64 that divide ``n`` (12: 1, 2, 3, 4, 6, 12)."""
+    return ", ".join(str(t) for t in range(1, min(n, 64) + 1) if n % t == 0)
+
+
+def split(size: int, tp: int, what: str) -> int:
+    """``size`` / t, refused in one line with the sizes that divide it when it does not split evenly."""
+    if size % tp:
+        raise EstimatorError(
+            f"{what} ({size:,}) cannot be split evenly over {tp} GPUs; use a tensor-parallel size that divides it "
+            f"({divisors_hint(size)})"
+        )
+    return size // tp
+
+
+def kv_heads_per_gpu(kv_heads: int, tp: int) -> int:
+    """max(1, K / t): KV heads one GPU holds; K must divide t or t divide K (vLLM's rule).
+    K = 8: t = 4 → 2, t = 16 → 1 (each head on two GPUs)."""
+    if kv_heads >= tp:
+        return split(kv_heads, tp, "the KV heads")
+    if tp % kv_heads:
+        raise EstimatorError(
+            f"{tp} GPUs cannot share {kv_heads} KV heads evenly; use a tensor-parallel size that divides "
+            f"{kv_heads} or is a multiple of it"
+        )
+    return 1
 
 
 def causal_positions(n: int, cap: int | None = None) -> int:
@@ -78,6 +109,22 @@ class Mixer:
         matmuls): 2 · width · Σ_t positions attended (Llama 3 70B, n = 2: 2 · 16,384 · 3 = 98,304)."""
         return MULTIPLY_ADD * self.attention_width * self.attended_positions(n)
 
+    def shard(self, tp: int) -> Self:
+        """This layer as one of t tensor-parallel GPUs holds it (every kind says how it splits; one GPU
+        holds any kind whole)."""
+        if tp == 1:
+            return self
+        raise EstimatorError(
+            f"no tensor-parallel split of {self.kind} layers is modelled; use --tp 1 "
+            f"(or write {type(self).__name__}.shard)"
+        )
+
+    def describe(self, fmt: KVFormat) -> str:
+        """What one layer of this kind holds, per held token or per sequence, in words."""
+        vectors = " + ".join(f"{count} × {length}" for count, length in self.vectors(fmt))
+        per_token = format_number(self.bits_per_token(fmt) / 8)
+        return f"{self.kind}: {vectors} elements = {per_token} bytes per held token"
+
 
 @dataclass(frozen=True)
 class Attention(Mixer):
@@ -126,3 +173,23 @@ class Attention(Mixer):
     def attention_width(self) -> int:
         """H · (d_qk + d_v) (QKᵀ and A·V; Llama 3 70B: 64 · 256 = 16,384)."""
         return self.heads * (self.head_dim + (self.v_head_dim or self.head_dim))
+
+    def shard(self, tp: int) -> Self:
+        """H/t query heads and max(1, K/t) KV heads per GPU, as vLLM splits them.
+        Llama 3 70B, t = 8: 64 → 8 query heads, 8 → 1 KV head: 1/8 of the cache per GPU."""
+        if tp == 1:
+            return self
+        heads = split(self.heads, tp, "the attention heads")
+        return replace(self, heads=heads, kv_heads=kv_heads_per_gpu(self.kv_heads, tp))
+
+    def describe(self, fmt: KVFormat) -> str:
+        """Llama 3 70B in bf16: "attention: 16 × 128 elements = 4,096 bytes per held token"; a window or a
+        chunk is named; a layer reading another layer's cache holds nothing of its own."""
+        if not self.stores_kv:
+            return "attention over an earlier layer's cache (shared KV): nothing held of its own"
+        span = ""
+        if self.sliding_window is not None:
+            span = f", at most a window of {self.sliding_window:,}"
+        elif self.chunk is not None:
+            span = f", at most its chunk of {self.chunk:,}"
+        return super().describe(fmt) + span

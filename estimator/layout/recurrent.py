@@ -9,11 +9,12 @@ grow with the text, so per token of text they fall as 1/T, like an adapter's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Self
 
-from estimator.layout.formats import KVFormat
-from estimator.layout.mixers import Mixer
-from estimator.units import DType
+from estimator.layout.formats import ConvCache, KVFormat
+from estimator.layout.mixers import Mixer, split
+from estimator.units import DType, format_number
 
 FLOAT_DTYPES = (DType.fp32, DType.bf16, DType.fp16)
 
@@ -57,6 +58,28 @@ class RecurrentState(Mixer):
     def attended_positions(self, n: int) -> int:
         return 0
 
+    def shard(self, tp: int) -> Self:
+        """1/t of the convolution channels and of the state per GPU (split by head; Mamba-2's B/C groups
+        assumed to split too). Mamba-2 of 8,192 + 2 · 8 · 128 channels, t = 2: 4,608 channels per GPU."""
+        if tp == 1:
+            return self
+        channels = split(self.conv_channels, tp, f"the {self.label} convolution channels")
+        return replace(
+            self, conv_channels=channels, state_elements=split(self.state_elements, tp, f"the {self.label} state")
+        )
+
+    def describe(self, fmt: KVFormat) -> str:
+        """Its convolution and recurrent states and their bytes per sequence, whatever the text's length."""
+        act = activation_dtype(fmt)
+        state = fmt.state_dtype or act
+        cols = fmt.conv_columns(self.conv_kernel)
+        rule = "K − 1, as engines" if fmt.conv is ConvCache.kernel_minus_one else "K, as transformers"
+        parts = [f"a convolution state of {self.conv_channels:,} channels × {cols} inputs ({rule}) in {act.value}"]
+        if self.state_elements:
+            parts.append(f"a recurrent state of {self.state_elements:,} elements in {state.value}")
+        size = format_number(self.fixed_bits(fmt) / 8)
+        return f"{self.label}: {' and '.join(parts)}, {size} bytes per sequence, whatever its length"
+
 
 @dataclass(frozen=True)
 class Parallel(Mixer):
@@ -93,6 +116,13 @@ class Parallel(Mixer):
     def attention_flops(self, n: int, fmt: KVFormat) -> int:
         return sum(part.attention_flops(n, fmt) for part in self.parts)
 
+    def shard(self, tp: int) -> Self:
+        """Each part split as its own kind splits."""
+        return replace(self, parts=tuple(part.shard(tp) for part in self.parts))
+
+    def describe(self, fmt: KVFormat) -> str:
+        return " and ".join(part.describe(fmt) for part in self.parts)
+
 
 @dataclass(frozen=True)
 class NoMixer(Mixer):
@@ -112,3 +142,10 @@ class NoMixer(Mixer):
 
     def attended_positions(self, n: int) -> int:
         return 0
+
+    def shard(self, tp: int) -> Self:
+        """Nothing held, nothing to split."""
+        return self
+
+    def describe(self, fmt: KVFormat) -> str:
+        return "no token mixing (MLP only): nothing held"

@@ -20,17 +20,18 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never, cast
 
 from estimator.architecture import layout_of
 from estimator.layout.latent import LatentAttention
 from estimator.layout.mixers import Attention
-from estimator.layout.recurrent import NoMixer
+from estimator.layout.recurrent import NoMixer, Parallel, RecurrentState
 from estimator.memory.parallel import gpu_groups
 from estimator.units import BITS_PER_BYTE
 
 if TYPE_CHECKING:
     from estimator.layout import KVFormat
+    from estimator.layout.kinds import AnyMixer
     from estimator.specs import ModelSpec
 
 GROUP_SLACK = 1.25  # vLLM uses the largest type's count as the group size below this ratio
@@ -80,14 +81,18 @@ def block_layout(
     pages = set()
     groups = [g for model in (spec, draft) if model is not None for g in gpu_groups(layout_of(model), tp)]
     for g in groups:
-        mixer = g.mixer
-        if isinstance(mixer, NoMixer) or (isinstance(mixer, Attention) and not mixer.stores_kv):
-            continue
-        if not isinstance(mixer, Attention | LatentAttention) or mixer.fixed_bits(fmt):
-            return None
-        span = None
-        if isinstance(mixer, Attention):
-            span = mixer.sliding_window if mixer.sliding_window is not None else mixer.chunk
+        mixer = cast("AnyMixer", g.mixer)
+        match mixer:
+            case NoMixer() | Attention(stores_kv=False):
+                continue  # holds nothing of its own
+            case RecurrentState() | Parallel():
+                return None  # a fixed state per sequence: not paged alike
+            case Attention():
+                span = mixer.sliding_window if mixer.sliding_window is not None else mixer.chunk
+            case LatentAttention():
+                span = None
+            case _:
+                assert_never(mixer)
         types[span] += g.layers
         pages.add(block * mixer.bits_per_token(fmt))
     if len(pages) != 1 or not types:

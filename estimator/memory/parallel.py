@@ -18,13 +18,16 @@ A size that does not divide is refused with the sizes that do.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import assert_never, cast
 
-from estimator.errors import EstimatorError
 from estimator.layout import LinearMap, ParamTensor
 from estimator.layout.groups import LayerGroup, Layout
+from estimator.layout.kinds import AnyMixer
 from estimator.layout.latent import LatentAttention
-from estimator.layout.mixers import Attention, Mixer
+from estimator.layout.mixers import Attention, Mixer, divisors_hint, kv_heads_per_gpu, split
 from estimator.layout.recurrent import NoMixer, Parallel, RecurrentState
+
+__all__ = ["Shard", "divisors_hint", "gpu_groups", "kv_heads_per_gpu", "shard_map", "split", "tensor_elements"]
 
 VOCAB_PADDING = 64  # vLLM's DEFAULT_VOCAB_PADDING_SIZE
 ROW_PARALLEL = frozenset({"o", "down"})
@@ -40,49 +43,6 @@ class Shard:
     bias: int
 
 
-def divisors_hint(n: int) -> str:
-    return ", ".join(str(t) for t in range(1, min(n, 64) + 1) if n % t == 0)
-
-
-def split(size: int, tp: int, what: str) -> int:
-    if size % tp:
-        raise EstimatorError(
-            f"{what} ({size:,}) cannot be split evenly over {tp} GPUs; use a tensor-parallel size that divides it "
-            f"({divisors_hint(size)})"
-        )
-    return size // tp
-
-
-def kv_heads_per_gpu(kv_heads: int, tp: int) -> int:
-    """max(1, K / t): KV heads one GPU holds; K must divide t or t divide K (vLLM's rule).
-    K = 8: t = 4 → 2, t = 16 → 1 (each head on two GPUs)."""
-    if kv_heads >= tp:
-        return split(kv_heads, tp, "the KV heads")
-    if tp % kv_heads:
-        raise EstimatorError(
-            f"{tp} GPUs cannot share {kv_heads} KV heads evenly; use a tensor-parallel size that divides "
-            f"{kv_heads} or is a multiple of it"
-        )
-    return 1
-
-
-def check_mixer(mixer: Mixer, tp: int) -> None:
-    """Refuse what is not modelled or does not split: recurrent layers above t = 1, heads over t."""
-    if tp == 1:
-        return
-    if isinstance(mixer, Attention):
-        split(mixer.heads, tp, "the attention heads")
-        kv_heads_per_gpu(mixer.kv_heads, tp)
-    elif isinstance(mixer, LatentAttention):
-        split(mixer.heads, tp, "the attention heads")
-    elif isinstance(mixer, RecurrentState):
-        split(mixer.conv_channels, tp, f"the {mixer.label} convolution channels")
-        split(mixer.state_elements, tp, f"the {mixer.label} state")
-    elif isinstance(mixer, Parallel):
-        for part in mixer.parts:
-            check_mixer(part, tp)
-
-
 def shard_map(linear: LinearMap, mixer: Mixer, tp: int) -> Shard:
     """One GPU's shard of ``linear`` (per instance) in a layer whose token mixer is ``mixer``."""
     whole = Shard(linear.d_in, linear.d_out, linear.d_out if linear.bias else 0)
@@ -90,16 +50,21 @@ def shard_map(linear: LinearMap, mixer: Mixer, tp: int) -> Shard:
         return whole
     if linear.roles <= ROW_PARALLEL:
         return replace(whole, d_in=split(linear.d_in, tp, f"{linear.name}'s input"))
-    if isinstance(mixer, Attention) and linear.roles & {"k", "v"}:
-        kv_out = mixer.kv_heads * (mixer.head_dim * ("k" in linear.roles) + v_dim(mixer) * ("v" in linear.roles))
-        kept = kv_heads_per_gpu(mixer.kv_heads, tp) * kv_out // mixer.kv_heads
-        q_out = split(linear.d_out - kv_out, tp, f"{linear.name}'s query part")
-        d_out = q_out + kept
-        return Shard(linear.d_in, d_out, d_out if linear.bias else 0)
-    if not isinstance(mixer, Attention | LatentAttention | NoMixer) and linear.d_out % tp and linear.d_in % tp == 0:
-        return replace(whole, d_in=linear.d_in // tp)  # Mamba's x_proj: row-parallel over the inner width
-    d_out = split(linear.d_out, tp, f"{linear.name}'s output")
-    return Shard(linear.d_in, d_out, d_out if linear.bias else 0)
+    mixer.shard(tp)  # refuses, in one line, heads that do not split and a kind with no split modelled
+    kind = cast("AnyMixer", mixer)  # every Mixer built is one of the declared kinds (tests/test_mixer_kinds.py)
+    match kind:
+        case Attention() if linear.roles & {"k", "v"}:
+            kv_out = kind.kv_heads * (kind.head_dim * ("k" in linear.roles) + v_dim(kind) * ("v" in linear.roles))
+            kept = kv_heads_per_gpu(kind.kv_heads, tp) * kv_out // kind.kv_heads
+            q_out = split(linear.d_out - kv_out, tp, f"{linear.name}'s query part")
+            return Shard(linear.d_in, q_out + kept, q_out + kept if linear.bias else 0)
+        case RecurrentState() | Parallel() if linear.d_out % tp and linear.d_in % tp == 0:
+            return replace(whole, d_in=linear.d_in // tp)  # Mamba's x_proj: row-parallel over the inner width
+        case Attention() | LatentAttention() | RecurrentState() | Parallel() | NoMixer():
+            d_out = split(linear.d_out, tp, f"{linear.name}'s output")
+            return Shard(linear.d_in, d_out, d_out if linear.bias else 0)
+        case _:
+            assert_never(kind)
 
 
 def v_dim(mixer: Attention) -> int:
@@ -119,22 +84,7 @@ def tensor_elements(tensor: ParamTensor, vocab: int, tp: int) -> int:
     return split(tensor.numel, tp, tensor.name)
 
 
-def gpu_mixer(mixer: Mixer, tp: int) -> Mixer:
-    """The mixer as one GPU sees it: attention with max(1, K/t) KV heads (and H/t heads), a recurrent layer
-    with 1/t of its channels and state; an MLA latent whole."""
-    if tp == 1:
-        return mixer
-    if isinstance(mixer, Attention):
-        return replace(mixer, heads=mixer.heads // tp, kv_heads=kv_heads_per_gpu(mixer.kv_heads, tp))
-    if isinstance(mixer, RecurrentState):
-        return replace(mixer, conv_channels=mixer.conv_channels // tp, state_elements=mixer.state_elements // tp)
-    if isinstance(mixer, Parallel):
-        return replace(mixer, parts=tuple(gpu_mixer(part, tp) for part in mixer.parts))
-    return mixer
-
-
 def gpu_groups(layout: Layout, tp: int) -> tuple[LayerGroup, ...]:
-    """Each layer group with its mixer as one GPU holds it (for the cache); checks every mixer splits."""
-    for group in layout.groups:
-        check_mixer(group.mixer, tp)
-    return tuple(replace(group, mixer=gpu_mixer(group.mixer, tp)) for group in layout.groups)
+    """Each layer group with its mixer as one GPU holds it (for the cache): each kind splits itself
+    (:meth:`estimator.layout.Mixer.shard`), refusing in one line what does not split or is not modelled."""
+    return tuple(replace(group, mixer=group.mixer.shard(tp)) for group in layout.groups)

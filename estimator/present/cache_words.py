@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING
 
 from estimator.architecture import layout_of
 from estimator.kv import KV_TENSORS, MlaCache, WindowCache, kv_bytes_per_token, mla_forms
-from estimator.layout import Attention, ConvCache, KVFormat
-from estimator.layout.recurrent import NoMixer, Parallel, RecurrentState, activation_dtype
+from estimator.layout import Attention
+from estimator.layout.latent import LatentAttention
 from estimator.transformers_rules import transformers_kv_heads
 from estimator.units import format_bytes, format_number
 
 if TYPE_CHECKING:
     from estimator.compare import Estimate
-    from estimator.layout import Mixer
 
 
 def cache_words(est: Estimate) -> list[str]:
@@ -31,7 +30,7 @@ def _uniform(est: Estimate) -> bool:
     """Every layer is attention with the same cache row (windows may differ), or latent attention."""
     mixers = [g.mixer for g in layout_of(est.spec).groups]
     if mla_forms(est.spec):
-        return all(not isinstance(m, Attention | RecurrentState | Parallel | NoMixer) for m in mixers)
+        return all(isinstance(m, LatentAttention) for m in mixers)
     rows = {m.vectors(est.kv) for m in mixers if isinstance(m, Attention)}
     return len(rows) == 1 and all(isinstance(m, Attention) and m.chunk is None and m.stores_kv for m in mixers)
 
@@ -93,39 +92,11 @@ def _uniform_attention_words(est: Estimate) -> list[str]:
     return words
 
 
-def _describe(mixer: Mixer, fmt: KVFormat) -> str:
-    """One kind of layer: what it holds per token, or per sequence."""
-    if isinstance(mixer, Parallel):
-        return " and ".join(_describe(part, fmt) for part in mixer.parts)
-    if isinstance(mixer, RecurrentState):
-        act = activation_dtype(fmt)
-        state = fmt.state_dtype or act
-        cols = fmt.conv_columns(mixer.conv_kernel)
-        rule = "K − 1, as engines" if fmt.conv is ConvCache.kernel_minus_one else "K, as transformers"
-        parts = [f"a convolution state of {mixer.conv_channels:,} channels × {cols} inputs ({rule}) in {act.value}"]
-        if mixer.state_elements:
-            parts.append(f"a recurrent state of {mixer.state_elements:,} elements in {state.value}")
-        size = format_number(mixer.fixed_bits(fmt) / 8)
-        return f"{mixer.label}: {' and '.join(parts)}, {size} bytes per sequence, whatever its length"
-    if isinstance(mixer, NoMixer):
-        return "no token mixing (MLP only): nothing held"
-    if isinstance(mixer, Attention) and not mixer.stores_kv:
-        return "attention over an earlier layer's cache (shared KV): nothing held of its own"
-    vectors = " + ".join(f"{count} × {length}" for count, length in mixer.vectors(fmt))
-    per_token = format_number(mixer.bits_per_token(fmt) / 8)
-    span = ""
-    if isinstance(mixer, Attention) and mixer.sliding_window is not None:
-        span = f", at most a window of {mixer.sliding_window:,}"
-    elif isinstance(mixer, Attention) and mixer.chunk is not None:
-        span = f", at most its chunk of {mixer.chunk:,}"
-    return f"{mixer.kind}: {vectors} elements = {per_token} bytes per held token{span}"
-
-
 def _per_kind_words(est: Estimate) -> list[str]:
     spec, fmt = est.spec, est.kv
     kinds: Counter[str] = Counter()
     for group in layout_of(spec).groups:
-        kinds[_describe(group.mixer, fmt)] += group.layers
+        kinds[group.mixer.describe(fmt)] += group.layers
     parts = "; ".join(f"{n} of {spec.num_hidden_layers} layers hold {what}" for what, n in kinds.items())
     per_token = format_number(est.kv_bytes_per_token_unbounded)
     state = est.kv_state_bytes

@@ -1,0 +1,108 @@
+"""The contract of every kind of token mixer: one example of each answers every question the folds ask
+(cache rows, caps, fixed state, FLOPs width, its tensor-parallel split, its words), with numbers worked by
+hand from the published shapes; a kind with no split modelled is refused in one line, never passed through.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from dataclasses import dataclass
+
+import pytest
+
+import estimator.layout
+from estimator.errors import EstimatorError
+from estimator.layout import Attention, KVFormat, LayerGroup, Layout, Mixer
+from estimator.layout.kinds import KINDS
+from estimator.layout.latent import LatentAttention
+from estimator.layout.recurrent import NoMixer, Parallel, RecurrentState
+from estimator.memory.parallel import gpu_groups
+from estimator.units import DType
+
+BF16 = KVFormat(DType.bf16)
+LLAMA3_70B = Attention(heads=64, kv_heads=8, head_dim=128)  # config.json: 64 heads, 8 KV heads, 8,192 / 64
+GEMMA2_LOCAL = Attention(heads=16, kv_heads=8, head_dim=256, sliding_window=4096)  # Gemma 2 9B's local layers
+DEEPSEEK_V3 = LatentAttention(heads=128, kv_lora_rank=512, rope_dim=64, nope_dim=128, v_head_dim=128)
+# Mamba-2 at d_model 4,096: d_inner 8,192, 8 groups of state 128, 128 heads of 64; kernel 4
+MAMBA2 = RecurrentState(label="Mamba-2", conv_channels=8192 + 2 * 8 * 128, conv_kernel=4, state_elements=128 * 64 * 128)
+FALCON_H1 = Parallel(parts=(Attention(heads=32, kv_heads=8, head_dim=128), MAMBA2))
+EXAMPLES: tuple[Mixer, ...] = (LLAMA3_70B, GEMMA2_LOCAL, DEEPSEEK_V3, MAMBA2, FALCON_H1, NoMixer())
+
+
+def every_mixer_class() -> set[type]:
+    """Every concrete Mixer subclass defined in estimator.layout's modules."""
+    found: set[type] = set()
+    for info in pkgutil.iter_modules(estimator.layout.__path__):
+        module = importlib.import_module(f"estimator.layout.{info.name}")
+        found |= {c for _, c in inspect.getmembers(module, inspect.isclass) if issubclass(c, Mixer) and c is not Mixer}
+    return found
+
+
+def test_every_kind_is_declared_once_and_has_an_example() -> None:
+    assert every_mixer_class() == set(KINDS)
+    assert {type(m) for m in EXAMPLES} == set(KINDS)
+
+
+@pytest.mark.parametrize("mixer", EXAMPLES, ids=lambda m: m.kind)
+def test_every_kind_answers_every_question(mixer: Mixer) -> None:
+    for tp in (1, 2):
+        shard = mixer.shard(tp)
+        assert type(shard) is type(mixer)
+        assert shard.bits_per_token(BF16) >= 0 and shard.fixed_bits(BF16) >= 0
+    assert mixer.describe(BF16)
+    assert mixer.attention_width >= 0
+    assert mixer.attended_positions(4) >= 0
+
+
+def test_attention_by_hand() -> None:
+    # 2 (K and V) · 8 heads · 128 · 2 bytes = 4,096 bytes per token and layer
+    assert LLAMA3_70B.bits_per_token(BF16) == 4096 * 8
+    assert LLAMA3_70B.describe(BF16) == "attention: 16 × 128 elements = 4,096 bytes per held token"
+    eight = LLAMA3_70B.shard(8)  # vLLM: 64 / 8 query heads, max(1, 8 / 8) KV heads
+    assert (eight.heads, eight.kv_heads) == (8, 1)
+    sixteen = LLAMA3_70B.shard(16)  # 8 KV heads over 16 GPUs: each head held twice
+    assert (sixteen.heads, sixteen.kv_heads) == (4, 1)
+    assert GEMMA2_LOCAL.describe(BF16).endswith(", at most a window of 4,096")
+    assert GEMMA2_LOCAL.cap_tokens(BF16) == 4096
+
+
+def test_latent_attention_by_hand() -> None:
+    # the latent of 512 + the RoPE key of 64: 576 values, 1,152 bytes per token and layer, whole on every GPU
+    assert DEEPSEEK_V3.bits_per_token(BF16) == 1152 * 8
+    assert DEEPSEEK_V3.shard(8) == DEEPSEEK_V3
+    assert DEEPSEEK_V3.describe(BF16) == "latent attention: 1 × 576 elements = 1,152 bytes per held token"
+
+
+def test_recurrent_state_by_hand() -> None:
+    # conv: 10,240 channels × 3 inputs (K − 1) × 2 bytes = 61,440; state: 1,048,576 × 2 bytes = 2,097,152
+    assert MAMBA2.fixed_bits(BF16) == (61_440 + 2_097_152) * 8
+    assert MAMBA2.describe(BF16).endswith("2,158,592 bytes per sequence, whatever its length")
+    half = MAMBA2.shard(2)
+    assert (half.conv_channels, half.state_elements) == (5120, 524_288)
+    assert FALCON_H1.shard(2).parts == (Attention(16, 4, 128), half)
+
+
+def test_a_split_that_does_not_divide_is_one_line() -> None:
+    with pytest.raises(EstimatorError, match=r"^the attention heads \(64\) cannot be split evenly over 3 GPUs"):
+        LLAMA3_70B.shard(3)
+    with pytest.raises(EstimatorError, match=r"^12 GPUs cannot share 8 KV heads evenly"):
+        Attention(heads=48, kv_heads=8, head_dim=128).shard(12)  # 48 / 12 query heads, but 8 KV heads over 12
+
+
+@dataclass(frozen=True)
+class Unmodelled(Mixer):
+    """A kind someone adds without saying how it splits."""
+
+    kind = "new kind"
+
+    def vectors(self, fmt: KVFormat) -> tuple[tuple[int, int], ...]:
+        return ((2, 64),)
+
+
+def test_a_kind_without_a_split_is_refused_not_passed_through() -> None:
+    layout = Layout((LayerGroup(2, Unmodelled(), (), ()),), ())
+    assert gpu_groups(layout, 1)[0].mixer == Unmodelled()  # one GPU holds it whole: nothing to split
+    with pytest.raises(EstimatorError, match=r"^no tensor-parallel split of new kind layers is modelled; use --tp 1"):
+        gpu_groups(layout, 2)
