@@ -19,7 +19,13 @@ from estimator.families import Reader, family, supported
 from estimator.families.towers import language_model_note
 from estimator.specs import ModelSpec, validate_spec
 
-TEXT_MODEL_TYPES = {"gemma3": "gemma3_text", "llama4": "llama4_text", "gemma3n": "gemma3n_text"}  # wrapper -> its LM
+TEXT_MODEL_TYPES = {
+    "gemma3": "gemma3_text",
+    "llama4": "llama4_text",
+    "gemma3n": "gemma3n_text",
+    "qwen3_5": "qwen3_5_text",
+    "qwen3_5_moe": "qwen3_5_moe_text",
+}  # wrapper -> its LM
 ALIASES = {"kimi_k2": "deepseek_v3"}  # model types transformers builds with another family's code
 
 
@@ -120,6 +126,13 @@ def _language_model(config: dict[str, Any], path: Path) -> tuple[dict[str, Any],
         text_type = text.get("model_type") or TEXT_MODEL_TYPES[model_type]
         if not isinstance(text_type, str):
             raise EstimatorError(f"{path}: text_config.model_type is {text_type!r}, not a string; fix the config.json")
+        if model_type in ("qwen3_5", "qwen3_5_moe") and config.get("tie_word_embeddings", False) != text.get(
+            "tie_word_embeddings", False
+        ):  # the wrapper ties its lm_head by its own flag, a text-only model by text_config's (both default false)
+            raise EstimatorError(
+                f"{path}: tie_word_embeddings differs between the {model_type} config and its text_config (the "
+                f"wrapper ties by its own, a text-only model by text_config's); set both to the same value"
+            )
         return text, text_type, [language_model_note(config, path)]
     if model_type not in supported():
         raise UnknownFamilyError(

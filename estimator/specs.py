@@ -28,7 +28,7 @@ ModelType = Literal[
     "phimoe", "olmoe", "glm4_moe", "granitemoe",
     # hybrid and recurrent
     "qwen3_next", "jamba", "falcon_h1", "granitemoehybrid", "bamba", "nemotron_h", "zamba2", "lfm2", "mamba",
-    "mamba2",
+    "mamba2", "qwen3_5_text", "qwen3_5_moe_text",
 ]  # fmt: skip
 # What each layer mixes tokens with: attention over every token, a sliding window or a chunk; a recurrent
 # state (gated DeltaNet "linear_attention", "mamba", a short "conv"); both at once ("hybrid"); or nothing ("mlp").

@@ -67,6 +67,7 @@ SHRINK: dict[str, tuple[int, dict[str, Any]]] = {
     **{t: (2, {"num_experts": 8}) for t in ("qwen3_moe", "qwen2_moe", "olmoe")},
     **{t: (2, {"num_local_experts": 8}) for t in ("gpt_oss", "granitemoe", "phimoe", "mixtral")},
     "glm4_moe": (2, {"n_routed_experts": 8}),
+    **{t: (4, {"num_experts": 8}) for t in ("qwen3_5_text", "qwen3_5_moe_text")},  # 3 DeltaNet, 1 attention
 }  # fmt: skip
 
 # model_type -> the second shape: fields moved from the defaults (beside the shrink).
@@ -142,6 +143,11 @@ SECOND: dict[str, dict[str, Any]] = {
     "mamba": {"intermediate_size": 96, "time_step_rank": 8, "use_bias": True, "use_conv_bias": False,
               "tie_word_embeddings": False},
     "mamba2": {"num_heads": 4, "head_dim": 32, "n_groups": 4, "use_bias": True, "tie_word_embeddings": True},
+    "qwen3_5_text": {"linear_num_value_heads": 4, "linear_num_key_heads": 2, "head_dim": 32, "attention_bias": True,
+                     "tie_word_embeddings": True, "layer_types": ["full_attention", "linear_attention"] * 2},
+    "qwen3_5_moe_text": {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 48, "head_dim": 32,
+                         "shared_expert_intermediate_size": 32, "linear_conv_kernel_dim": 3, "linear_num_key_heads": 2,
+                         "linear_key_head_dim": 16, "linear_value_head_dim": 16, "linear_num_value_heads": 4},
 }  # fmt: skip
 
 

@@ -242,6 +242,7 @@ MODULE_OF = {
     **dict.fromkeys(("deepseek_v2", "deepseek_v3"), "deepseek"),
     **{"llama4_text": "llama4", "gemma3n_text": "gemma3n", "deepseek_v32": "deepseek_v32"},
     **{"qwen3_next": "qwen3_next", "lfm2": "lfm2", "mamba": "mamba", "mamba2": "mamba"},
+    **dict.fromkeys(("qwen3_5_text", "qwen3_5_moe_text"), "qwen3_5"),
 }
 
 
