@@ -10,9 +10,21 @@ from estimator.frontier.sizes import method_cache_bytes, method_fixed_bytes
 from estimator.query import MAX_TOKENS
 
 if TYPE_CHECKING:
-    from estimator.compare import Crossover, MethodRow
+    from estimator.compare import MethodRow
     from estimator.frontier.methods import KVMethod
     from estimator.query import Query
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """Where a method's cache first holds a store's bytes: the fields of :class:`estimator.compare.Crossover`,
+    the reason as its value (crosses, state-exceeds, never-reaches); ``state_bytes``: the cache's fixed part."""
+
+    tokens: int | None
+    reason: str
+    state_multiple: float | None = None
+    ceiling_bytes: int | None = None
+    state_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -23,7 +35,7 @@ class Against:
     method: str  # the store's Method value (lora, dora, ...)
     label: str
     cache_to_store_ratio: float
-    crossover: Crossover
+    crossover: Crossing
 
 
 @dataclass(frozen=True)
@@ -40,22 +52,20 @@ class KVMethodRow:
     against: tuple[Against, ...]
 
 
-def method_crossover(q: Query, method: KVMethod, adapter_bytes: int) -> Crossover:
+def method_crossover(q: Query, method: KVMethod, adapter_bytes: int) -> Crossing:
     """Smallest T at which the method's cache holds at least A bytes, and why it never does.
 
     C(0) is its fixed part: where that alone ≥ A there is no crossing (a Cartridge of 2,048 tokens on
     Llama 3.1 8B, 268,435,456 bytes, against a rank-8 q,v LoRA of 6,815,744: 39.4 times it); where the cache
     stops growing below A it never reaches it; otherwise the cache is non-decreasing in T and T is searched
-    (Llama 3 70B, NVFP4, r = 32 LoRA of 828,375,040 bytes: ⌈(828,375,040 − 640) / 184,320⌉ = 4,495).
+    (Llama 3 70B, NVFP4, r = 32 LoRA of 828,375,040 bytes: ⌈(828,375,040 − 640) / 92,160⌉ = 8,989).
     """
-    from estimator.compare import Crossover, CrossoverReason
-
     fixed = method_fixed_bytes(q, method)
     ceiling = method_cache_bytes(q, method, MAX_TOKENS)
     if fixed >= adapter_bytes:
-        return Crossover(None, CrossoverReason.state_exceeds, fixed / adapter_bytes, ceiling, fixed)
+        return Crossing(None, "state-exceeds", fixed / adapter_bytes, ceiling, fixed)
     if ceiling < adapter_bytes:
-        return Crossover(None, CrossoverReason.never_reaches, None, ceiling, fixed)
+        return Crossing(None, "never-reaches", None, ceiling, fixed)
     low, high = 1, MAX_TOKENS
     while low < high:
         mid = (low + high) // 2
@@ -63,7 +73,7 @@ def method_crossover(q: Query, method: KVMethod, adapter_bytes: int) -> Crossove
             high = mid
         else:
             low = mid + 1
-    return Crossover(high, CrossoverReason.crosses, None, None, fixed)
+    return Crossing(high, "crosses", None, None, fixed)
 
 
 def kv_method_rows(q: Query, kv_bytes: int, trained: tuple[MethodRow, ...]) -> tuple[KVMethodRow, ...]:

@@ -13,28 +13,6 @@ if TYPE_CHECKING:
     from estimator.frontier.rows import Against, KVMethodRow
 
 
-def table_rows(est: Estimate) -> list[list[str]]:
-    """One table row per method (the headline table's columns), with its fixed part apart where it has both."""
-    from estimator.present.tables import format_ratio
-
-    body = []
-    for row in est.kv_method_rows:
-        body.append(
-            [
-                row.label,
-                "—",
-                f"{row.bytes:,}",
-                format_bytes(row.bytes),
-                format_number(row.bytes_per_token),
-                format_ratio(row.kv_ratio),
-            ]
-        )
-        if row.fixed_bytes and row.growing_bytes:
-            for name, size in (("  of which grows", row.growing_bytes), ("  of which fixed", row.fixed_bytes)):
-                body.append([name, "—", f"{size:,}", format_bytes(size), format_number(size / est.tokens), ""])
-    return body
-
-
 def against_words(row: KVMethodRow, against: Against) -> str:
     """Against the NVFP4 cache (9.22 GB) the LoRA (r=32, 828 MB) is 11.1x smaller; they meet at 8,989 tokens."""
     from estimator.present.tables import format_ratio
@@ -96,20 +74,12 @@ def records(est: Estimate) -> list[dict[str, Any]]:
                     "method": a.method,
                     "this_to_store_bytes_ratio": a.cache_to_store_ratio,
                     "crossover_tokens": a.crossover.tokens,
-                    "crossover_reason": a.crossover.reason.value,
+                    "crossover_reason": a.crossover.reason,
                 }
                 for a in row.against
             ],
             "quality_cited": row.method.paper,
             "costs": row.method.costs,
         }
-        for row in est.kv_method_rows
-    ]
-
-
-def csv_rows(est: Estimate) -> list[list[object]]:
-    """CSV rows in the headline's columns (mechanism, method, params, bytes, bytes_per_token, kv_to_this_ratio, T)."""
-    return [
-        [row.label, row.method.text, "", row.bytes, row.bytes_per_token, row.kv_ratio, est.tokens]
         for row in est.kv_method_rows
     ]

@@ -58,10 +58,8 @@ def estimate_table(est: Estimate) -> str:
             for name, size in (("  of which the KV cache (grows)", est.kv_growing_bytes),
                                ("  of which the fixed state", est.kv_state_bytes)):  # fmt: skip
                 body.append([name, "—", f"{size:,}", format_bytes(size), format_number(size / est.tokens), ""])
-        if row.method is Method.kv and est.kv_method_rows:  # --kv-method: the shrunk caches beside the plain one
-            from estimator.present import frontier
-
-            body.extend(frontier.table_rows(est))
+        if row.method is Method.kv:  # --kv-method: the shrunk caches beside the plain one
+            body.extend(kv_method_rows(est))
     return format_table(headers, body, right={1, 2, 3, 4, 5})
 
 
@@ -74,8 +72,32 @@ def csv_rows(est: Estimate) -> list[list[object]]:
          r.bytes_per_token if holds or r.method is not Method.kv else "", r.kv_ratio if holds else "", est.tokens]
         for r in est.rows
     ]  # fmt: skip
-    if est.kv_method_rows:
-        from estimator.present import frontier
+    return [header, *body, *kv_method_csv_rows(est)]
 
-        body.extend(frontier.csv_rows(est))
-    return [header, *body]
+
+def kv_method_rows(est: Estimate) -> list[list[str]]:
+    """One table row per method (the headline table's columns), with its fixed part apart where it has both."""
+    body = []
+    for row in est.kv_method_rows:
+        body.append(
+            [
+                row.label,
+                "—",
+                f"{row.bytes:,}",
+                format_bytes(row.bytes),
+                format_number(row.bytes_per_token),
+                format_ratio(row.kv_ratio),
+            ]
+        )
+        if row.fixed_bytes and row.growing_bytes:
+            for name, size in (("  of which grows", row.growing_bytes), ("  of which fixed", row.fixed_bytes)):
+                body.append([name, "—", f"{size:,}", format_bytes(size), format_number(size / est.tokens), ""])
+    return body
+
+
+def kv_method_csv_rows(est: Estimate) -> list[list[object]]:
+    """CSV rows in the headline's columns (mechanism, method, params, bytes, bytes_per_token, kv_to_this_ratio, T)."""
+    return [
+        [row.label, row.method.text, "", row.bytes, row.bytes_per_token, row.kv_ratio, est.tokens]
+        for row in est.kv_method_rows
+    ]
