@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from estimator.layout.groups import LinearMap
+from estimator.layout.maps import LinearMap
 
 
 @dataclass(frozen=True)
