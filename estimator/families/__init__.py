@@ -39,6 +39,8 @@ _ALIAS_GROUPS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("bamba", "falcon_h1"), _BLOCK_TYPES),
     (("zamba2",), {**_BLOCK_TYPES, "head_dim": "attention_head_dim"}),
     (("granitemoehybrid",), {"layers_block_type": "layer_types"}),
+    (("ernie4_5_moe",), {"num_experts": "moe_num_experts", "num_experts_per_tok": "moe_k"}),
+    (("hunyuan_v1_moe",), {"num_experts_per_tok": "moe_topk", "num_local_experts": "num_experts"}),
 )
 ATTRIBUTE_MAPS: dict[str, dict[str, str]] = {t: aliases for types, aliases in _ALIAS_GROUPS for t in types}
 
@@ -58,6 +60,7 @@ POST_INIT_ALIASES: dict[str, dict[str, str]] = {
 WINDOWLESS = frozenset(
     {"llama", "falcon", "gpt2", "olmo2", "phi", "stablelm", "cohere", "gptj", "gpt_neox", "gpt_bigcode", "granite"}
     | {"glm4", "olmoe", "glm4_moe", "granitemoe", "deepseek_v2", "deepseek_v3"}
+    | {"ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe"}
 )
 
 
@@ -238,6 +241,8 @@ MODULE_OF = {
     **{"gptj": "gptj", "gpt_neox": "gpt_neox", "gpt_bigcode": "gpt_bigcode", "granite": "granite", "glm4": "glm4"},
     **dict.fromkeys(("mixtral", "qwen2_moe", "qwen3_moe"), "moe"),
     **{t: t for t in ("gpt_oss", "phimoe", "olmoe", "glm4_moe", "granitemoe")},
+    **dict.fromkeys(("ernie4_5", "ernie4_5_moe"), "ernie"),
+    **dict.fromkeys(("hunyuan_v1_dense", "hunyuan_v1_moe"), "hunyuan"),
     **{t: t for t in ("jamba", "bamba", "granitemoehybrid", "nemotron_h", "falcon_h1", "zamba2")},
     **dict.fromkeys(("deepseek_v2", "deepseek_v3"), "deepseek"),
     **{"llama4_text": "llama4", "gemma3n_text": "gemma3n", "deepseek_v32": "deepseek_v32"},

@@ -33,6 +33,8 @@ PEFT_CONVERTS = (
     "olmoe",
     "glm4_moe",
     "deepseek_v32",
+    "ernie4_5_moe",
+    "hunyuan_v1_moe",
 )
 PEFT_CONVERTED_NAMES = ("gate_proj", "up_proj", "down_proj")
 
