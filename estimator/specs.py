@@ -23,11 +23,13 @@ ModelType = Literal[
     "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3", "falcon", "gpt2",
     "olmo2", "olmo3", "phi", "starcoder2", "smollm3", "exaone4", "cohere", "cohere2", "stablelm", "gptj",
     "gpt_neox", "gpt_bigcode", "granite", "glm4", "gemma3n_text",
+    "gemma", "bloom", "opt", "seed_oss", "apertus", "ministral", "ministral3", "vaultgemma", "granite_swa",
     # mixtures of experts
     "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "deepseek_v32", "gpt_oss", "llama4_text",
     "phimoe", "olmoe", "glm4_moe", "granitemoe",
     "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe",
     # hybrid and recurrent
+    "falcon_mamba",
     "qwen3_next", "jamba", "falcon_h1", "granitemoehybrid", "bamba", "nemotron_h", "zamba2", "lfm2", "mamba",
     "mamba2", "qwen3_5_text", "qwen3_5_moe_text",
 ]  # fmt: skip

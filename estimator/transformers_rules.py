@@ -31,6 +31,7 @@ FP32_WEIGHTS: dict[str, tuple[tuple[str, ...], tuple[int, int]]] = {
 # model_type: the dtype transformers keeps a recurrent state in (None: the model's, as the activations).
 STATE_DTYPES: dict[str, DType] = {
     **dict.fromkeys(("qwen3_next", "mamba", "mamba2"), DType.fp32),  # the scans run and return float32
+    "falcon_mamba": DType.fp32,  # Mamba's scan, with norms on B, C and the time step
     **dict.fromkeys(("qwen3_5_text", "qwen3_5_moe_text"), DType.fp32),  # Qwen3-Next's gated DeltaNet
     # Mamba-1 (Jamba) and Mamba-2 hybrids: their torch scans return the last state in float32, which the cache keeps
     **dict.fromkeys(("jamba", "bamba", "granitemoehybrid", "nemotron_h", "falcon_h1", "zamba2"), DType.fp32),

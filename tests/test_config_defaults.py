@@ -46,6 +46,7 @@ TOKEN_IDS = {"bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
 SHRINK: dict[str, tuple[int, dict[str, Any]]] = {
     **dict.fromkeys(("gemma3_text", "gemma2", "cohere2", "exaone4", "olmo3", "smollm3", "qwen3_next"), (6, {})),
     "llama4_text": (8, {"num_local_experts": 4}),
+    "ministral": (2, {"head_dim": 16}),  # MinistralConfig's null head_dim: its attention cannot be built
     "jamba": (8, {"num_experts": 4, "mamba_dt_rank": 8}),
     "zamba2": (8, {"n_mamba_heads": 4, "adapter_rank": 8}),
     "gemma3n_text": (10, {"num_kv_shared_layers": 5, "hidden_size_per_layer_input": 16, "laurel_rank": 8,

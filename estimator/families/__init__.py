@@ -39,6 +39,7 @@ _ALIAS_GROUPS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("bamba", "falcon_h1"), _BLOCK_TYPES),
     (("zamba2",), {**_BLOCK_TYPES, "head_dim": "attention_head_dim"}),
     (("granitemoehybrid",), {"layers_block_type": "layer_types"}),
+    (("bloom",), {"num_hidden_layers": "n_layer", "num_attention_heads": "n_head"}),
     (("ernie4_5_moe",), {"num_experts": "moe_num_experts", "num_experts_per_tok": "moe_k"}),
     (("hunyuan_v1_moe",), {"num_experts_per_tok": "moe_topk", "num_local_experts": "num_experts"}),
 )
@@ -48,6 +49,7 @@ ATTRIBUTE_MAPS: dict[str, dict[str, str]] = {t: aliases for types, aliases in _A
 # Names a config class's __post_init__ reads into a field (not in its attribute_map): {name: the field}.
 POST_INIT_ALIASES: dict[str, dict[str, str]] = {
     "falcon": {"n_embed": "hidden_size"},
+    "bloom": {"n_embed": "hidden_size"},
     "deepseek_v32": {"num_experts": "n_routed_experts"},
     "nemotron_h": {"mamba_n_groups": "n_groups", "mamba_d_conv": "conv_kernel", "mamba_conv_bias": "use_conv_bias"},
 }
@@ -60,6 +62,7 @@ POST_INIT_ALIASES: dict[str, dict[str, str]] = {
 WINDOWLESS = frozenset(
     {"llama", "falcon", "gpt2", "olmo2", "phi", "stablelm", "cohere", "gptj", "gpt_neox", "gpt_bigcode", "granite"}
     | {"glm4", "olmoe", "glm4_moe", "granitemoe", "deepseek_v2", "deepseek_v3"}
+    | {"gemma", "bloom", "opt", "seed_oss", "apertus"}
     | {"ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe"}
 )
 
@@ -247,6 +250,8 @@ MODULE_OF = {
     **dict.fromkeys(("deepseek_v2", "deepseek_v3"), "deepseek"),
     **{"llama4_text": "llama4", "gemma3n_text": "gemma3n", "deepseek_v32": "deepseek_v32"},
     **{"qwen3_next": "qwen3_next", "lfm2": "lfm2", "mamba": "mamba", "mamba2": "mamba"},
+    **{t: t for t in ("gemma", "bloom", "opt", "seed_oss", "apertus", "granite_swa")},
+    **{"vaultgemma": "gemma", "ministral": "ministral", "ministral3": "ministral", "falcon_mamba": "mamba"},
     **dict.fromkeys(("qwen3_5_text", "qwen3_5_moe_text"), "qwen3_5"),
 }
 

@@ -1,4 +1,4 @@
-"""Mamba and Mamba-2: pure state-space models, every layer one mixer block, no attention and no MLP.
+"""Mamba, FalconMamba and Mamba-2: pure state-space models, every layer one mixer block, no attention and no MLP.
 
 Every layer is an RMSNorm and a mixer (``backbone.layers.{i}.norm``, ``.mixer``); the model adds the
 embeddings, ``norm_f`` and an output head (tied by default for Mamba, untied for Mamba-2). With
@@ -9,6 +9,9 @@ d_inner = expand · hidden_size:
   step and B, C), ``dt_proj`` (R -> d_inner, always with a bias), ``A_log`` (d_inner × N), ``D``
   (d_inner), ``out_proj`` (d_inner -> d); ``use_bias`` adds biases to in_proj and out_proj. R is
   ``time_step_rank`` ("auto": ⌈hidden / 16⌉). State per layer: conv d_inner × K, recurrent d_inner · N.
+- FalconMamba (``FalconMambaMixer``): Mamba's mixer and defaults; its RMS norms on B, C and the time step
+  (``b_layernorm``, ``c_layernorm``, ``dt_layernorm``) hold no parameters (weightless: their ``weight`` is a
+  non-persistent buffer), so it counts and caches as Mamba.
 - Mamba-2 (``Mamba2Mixer``): H heads of P (H · P = d_inner), G groups of B and C of N each;
   ``in_proj`` (d -> 2 d_inner + 2 G N + H: z, x, B, C and the time step), a depthwise ``conv1d`` over
   the conv_dim = d_inner + 2 G N channels of x, B, C, ``dt_bias``, ``A_log`` and ``D`` (H each), a gated
@@ -28,7 +31,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
-from estimator.families.schema import MAX_CONTEXT, count, flag
+from estimator.families.activation import activation
+from estimator.families.schema import MAX_CONTEXT, count, flag, text
 from estimator.layout import LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import output_head, roles
 from estimator.layout.recurrent import RecurrentState
@@ -36,8 +40,10 @@ from estimator.layout.recurrent import RecurrentState
 if TYPE_CHECKING:
     from estimator.specs import ModelSpec
 
+MAMBA1 = ("mamba", "falcon_mamba")  # Mamba-1 mixers
 _DEFAULTS: dict[str, dict[str, Any]] = {  # MambaConfig / Mamba2Config defaults for absent keys
     "mamba": {"vocab_size": 50280, "state_size": 16, "conv_kernel": 4, "expand": 2, "tie_word_embeddings": True},
+    "falcon_mamba": {"vocab_size": 50280, "state_size": 16, "conv_kernel": 4, "expand": 2, "tie_word_embeddings": True},
     "mamba2": {
         "vocab_size": 32768,
         "state_size": 128,
@@ -65,6 +71,7 @@ FIELDS = {
     "use_conv_bias": flag,
     "num_heads": count(1, 10**6),
     "n_groups": count(1, 10**6),
+    "hidden_act": text,
 }
 
 
@@ -76,7 +83,7 @@ def _default(r: Reader, key: str) -> Any:
 def _inner(r: Reader, expand: Any, hidden: Any) -> Any:
     """d_inner: Mamba's ``intermediate_size`` where the config has it (MambaConfig derives it from expand, but
     a config.json's value is set after and wins), else expand · hidden_size (always so for Mamba-2)."""
-    if r.model_type == "mamba" and r.config.get("intermediate_size") is not None:
+    if r.model_type in MAMBA1 and r.config.get("intermediate_size") is not None:
         return r.config["intermediate_size"]
     return expand * hidden
 
@@ -84,6 +91,7 @@ def _inner(r: Reader, expand: Any, hidden: Any) -> Any:
 def read(r: Reader) -> dict[str, Any]:
     n, hidden = r.need("num_hidden_layers"), r.need("hidden_size")
     expand = _default(r, "expand")
+    activation(r, "hidden_act", "silu")  # the mixer's ACT2FN[hidden_act]: one with parameters is refused
     fields: dict[str, Any] = {
         "num_hidden_layers": n,
         "hidden_size": hidden,
@@ -93,14 +101,14 @@ def read(r: Reader) -> dict[str, Any]:
         ),
         "tie_word_embeddings": _default(r, "tie_word_embeddings"),
         "layer_types": ("mamba",) * n,
-        "mamba_version": 1 if r.model_type == "mamba" else 2,
+        "mamba_version": 1 if r.model_type in MAMBA1 else 2,
         "mamba_d_state": _default(r, "state_size"),
         "mamba_d_conv": _default(r, "conv_kernel"),
         "mamba_d_inner": _inner(r, expand, hidden),
         "mamba_conv_bias": r.get("use_conv_bias", True),
         "mamba_proj_bias": r.get("use_bias", False),
     }
-    if r.model_type == "mamba":
+    if r.model_type in MAMBA1:
         rank = r.get("time_step_rank", "auto")
         fields["mamba_dt_rank"] = -(-hidden // 16) if rank == "auto" else rank
         if rank == "auto":
@@ -117,7 +125,7 @@ def mixer(spec: ModelSpec) -> RecurrentState:
     """The state of one layer. Mamba 2.8B: conv 5,120 channels × 4, recurrent 5,120 · 16 = 81,920.
     Mamba-Codestral 7B: conv 8,192 + 2 · 8 · 128 = 10,240 channels × 4, recurrent 128 · 64 · 128."""
     di, n, k = spec.need("mamba_d_inner"), spec.need("mamba_d_state"), spec.need("mamba_d_conv")
-    if spec.model_type == "mamba":
+    if spec.model_type in MAMBA1:
         return RecurrentState("Mamba", di, k, di * n)
     heads, groups = spec.need("mamba_n_heads"), spec.need("mamba_n_groups")
     return RecurrentState("Mamba-2", di + 2 * groups * n, k, heads * spec.need("mamba_head_dim") * n)
@@ -128,7 +136,7 @@ def _maps(spec: ModelSpec) -> tuple[LinearMap, ...]:
     bias = spec.mamba_proj_bias
     out = LinearMap("mixer.out_proj", di, d, bias, roles("down"), "mlp")
     gate_up = roles("gate", "up")
-    if spec.model_type == "mamba":
+    if spec.model_type in MAMBA1:
         rank = spec.need("mamba_dt_rank")
         return (
             LinearMap("mixer.in_proj", d, 2 * di, bias, gate_up, "mlp"),
@@ -147,7 +155,7 @@ def _tensors(spec: ModelSpec) -> tuple[ParamTensor, ...]:
     tensors = [ParamTensor("mixer.conv1d", conv * state.conv_kernel, "recurrent")]
     if spec.mamba_conv_bias:
         tensors.append(ParamTensor("mixer.conv1d.bias", conv, "recurrent"))
-    if spec.model_type == "mamba":
+    if spec.model_type in MAMBA1:
         di = spec.need("mamba_d_inner")
         tensors.append(ParamTensor("mixer.A_log", di * spec.need("mamba_d_state"), "recurrent"))
         tensors.append(ParamTensor("mixer.D", di, "recurrent"))
@@ -176,7 +184,7 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
         "use_conv_bias": spec.mamba_conv_bias,
         "use_bias": spec.mamba_proj_bias,
     }
-    if spec.model_type == "mamba":
+    if spec.model_type in MAMBA1:
         config["time_step_rank"] = spec.mamba_dt_rank
     else:
         config.update(num_heads=spec.mamba_n_heads, head_dim=spec.mamba_head_dim, n_groups=spec.mamba_n_groups)
@@ -189,7 +197,7 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     expand = spec.need("mamba_d_inner") // spec.hidden_size
     hidden = update.get("hidden_size", spec.hidden_size)
     update = {**update, "intermediate_size": None, "mamba_d_inner": expand * hidden}
-    if spec.model_type == "mamba":
+    if spec.model_type in MAMBA1:
         update["mamba_dt_rank"] = -(-hidden // 16)
     else:
         head_dim = 8
@@ -199,4 +207,4 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return update
 
 
-FAMILIES = [Family(("mamba", "mamba2"), read, build, to_config, fields=FIELDS, twin=twin)]
+FAMILIES = [Family(("mamba", "falcon_mamba", "mamba2"), read, build, to_config, fields=FIELDS, twin=twin)]

@@ -81,7 +81,8 @@ IA3_FEEDFORWARD_NAMES = frozenset({"down_proj", "w2", "dense_4h_to_h", "c_proj",
 
 # model_type: short names of nn.Linear modules peft's all-linear leaves alone for the family (beside lm_head).
 ALL_LINEAR_SKIPS: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("mamba", "mamba2"), ("out_proj",)),  # peft refuses LoRA there (_check_lora_target_modules_mamba)
+    # peft refuses LoRA there (_check_lora_target_modules_mamba)
+    **dict.fromkeys(("mamba", "falcon_mamba", "mamba2"), ("out_proj",)),
     **dict.fromkeys(("falcon_h1", "nemotron_h"), ("out_proj",)),  # the same check names these two hybrids
 }
 
