@@ -110,6 +110,8 @@ def read(r: Reader) -> dict[str, Any]:
         "linear_conv_kernel_dim": _field(r, "linear_conv_kernel_dim"),
         **{key: _field(r, key) for key in _LINEAR},
     }
+    if r.config.get("sliding_window") is not None:
+        r.note("sliding_window is not read: Qwen3.5's attention and transformers' cache keep every token")
     if r.config.get("mtp_num_hidden_layers"):
         r.note("the checkpoint's multi-token-prediction layer is not part of the transformers model: not counted")
     if r.model_type == "qwen3_5_text":

@@ -1,0 +1,167 @@
+"""Families qwen3_5_text and qwen3_5_moe_text (and the qwen3_5 / qwen3_5_moe wrappers' language models).
+
+The config class's own defaults (shrunk) and a second shape are compared with transformers and peft in
+tests/test_config_defaults.py and tests/test_family_defaults_kv.py (parameters, LoRA r=8 all-linear, the cache
+after a forward pass). Here: counts by hand from the formulas on a small config, the wrappers against the whole
+model transformers builds (vision tower left out by name), the layer map read from full_attention_interval, and
+the refusals. No verbatim public config.json of a Qwen3.5 model was found, so none is used as one.
+
+Conventions: parameters as transformers 5.24 builds them; LoRA as peft 0.21 adapts the model (it does not convert
+qwen3_5_moe_text's fused experts: they and the router keep no adapter); the cache in bf16 with transformers' K
+convolution columns and its float32 recurrent state.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from estimator.architecture import total_params
+from estimator.errors import EstimatorError
+from estimator.hf_config import spec_from_hf_config
+from estimator.kv import kv_bytes_per_token, kv_state_bytes
+from estimator.layout import ConvCache, ExpertLayout, KVFormat
+from estimator.stores.targets import lora_params, resolve_targets
+from estimator.units import DType
+
+TRANSFORMERS_FP32 = KVFormat(DType.bf16, conv=ConvCache.kernel, state_dtype=DType.fp32)
+
+# d 64, 4 layers (3 DeltaNet, 1 attention: the default interval 4), V 1,000; attention H 4, K 2, d_h 16;
+# DeltaNet H_k 2, d_k 16, H_v 4, d_v 16, kernel 4.
+QWEN35_SMALL: dict[str, Any] = {
+    "model_type": "qwen3_5_text", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 1000,
+    "linear_num_key_heads": 2, "linear_key_head_dim": 16, "linear_num_value_heads": 4, "linear_value_head_dim": 16,
+}  # fmt: skip
+QWEN35_MOE_SMALL: dict[str, Any] = {
+    **{k: v for k, v in QWEN35_SMALL.items() if k != "intermediate_size"}, "model_type": "qwen3_5_moe_text",
+    "num_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 48,
+}  # fmt: skip
+
+
+def written(tmp_path: Path, config: dict[str, Any]) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _delta_net_by_hand(d: int) -> int:
+    conv = 2 * 2 * 16 + 4 * 16  # q, k, v channels: 128
+    return (
+        d * conv  # in_proj_qkv
+        + d * 4 * 16  # in_proj_z
+        + 2 * d * 4  # in_proj_b, in_proj_a
+        + 4 * 16 * d  # out_proj
+        + conv * 4  # conv1d, no bias
+        + 2 * 4  # dt_bias, A_log
+        + 16  # gated norm of d_v
+    )
+
+
+def test_qwen3_5_params_by_hand(tmp_path: Path) -> None:
+    d, v = 64, 1000
+    delta_net = _delta_net_by_hand(d)
+    assert delta_net == 17_432
+    attention = d * 2 * 4 * 16 + 2 * d * 2 * 16 + 4 * 16 * d + 2 * 16  # q twice as wide (gate), k, v, o, q/k norms
+    mlp = 3 * d * 128
+    expected = 3 * delta_net + attention + 4 * (mlp + 2 * d) + 2 * v * d + d  # untied head, final norm
+    assert expected == 295_592
+    assert total_params(spec_from_hf_config(written(tmp_path, QWEN35_SMALL))) == expected
+
+
+def test_qwen3_5_moe_params_and_lora_by_hand(tmp_path: Path) -> None:
+    """Experts in every layer; peft adapts every nn.Linear but the fused experts and the bare router weight."""
+    d = 64
+    spec = spec_from_hf_config(written(tmp_path, QWEN35_MOE_SMALL))
+    moe = 8 * d + 8 * 3 * d * 32 + 3 * d * 48 + d  # router, experts, shared expert, its gate
+    attention = d * 2 * 4 * 16 + 2 * d * 2 * 16 + 4 * 16 * d + 2 * 16
+    expected = 3 * _delta_net_by_hand(d) + attention + 4 * (moe + 2 * d) + 2 * 1000 * d + d
+    assert total_params(spec) == expected == 433_064
+    delta_net = (d + 128) + (d + 64) + 2 * (d + 4) + (64 + d)
+    attention_lora = (d + 128) + 2 * (d + 32) + (64 + d)
+    shared = 2 * (d + 48) + (48 + d) + (d + 1)  # gate, up, down of the shared expert; its gate
+    targets = resolve_targets(spec, "all-linear", ExpertLayout.fused)
+    assert lora_params(targets, 8) == 8 * (3 * delta_net + attention_lora + 4 * shared) == 30_944
+
+
+def test_qwen3_5_cache_and_state_by_hand(tmp_path: Path) -> None:
+    spec = spec_from_hf_config(written(tmp_path, QWEN35_SMALL))
+    assert kv_bytes_per_token(spec, DType.bf16) == 1 * 2 * 2 * 16 * 2  # one attention layer: K and V, 2 heads of 16
+    conv, state = 128, 4 * 16 * 16  # channels; H_v · d_k · d_v
+    assert kv_state_bytes(spec, TRANSFORMERS_FP32) == 3 * (conv * 4 * 2 + state * 4) == 15_360
+
+
+def test_qwen3_5_layer_map_from_full_attention_interval(tmp_path: Path) -> None:
+    """__post_init__ reads full_attention_interval (no field of the class) into layer_types: the same spec."""
+    types = ["linear_attention", "full_attention"] * 2
+    given = spec_from_hf_config(written(tmp_path / "a", {**QWEN35_SMALL, "layer_types": types}))
+    derived = spec_from_hf_config(written(tmp_path / "b", {**QWEN35_SMALL, "full_attention_interval": 2}))
+    assert derived.layer_types == given.layer_types == tuple(types)
+    assert total_params(derived) == total_params(given)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"layer_types": ["linear_attention", "sliding_attention"] * 2}, "layer_types"),
+        ({"num_experts": 0, "model_type": "qwen3_5_moe_text"}, "num_experts"),
+    ],
+    ids=["sliding-layer", "no-experts"],
+)
+def test_qwen3_5_refuses_what_it_does_not_model(tmp_path: Path, changes: dict[str, Any], field: str) -> None:
+    config = {**(QWEN35_MOE_SMALL if "num_experts" in changes else QWEN35_SMALL), **changes}
+    with pytest.raises(EstimatorError, match=field) as error:
+        spec_from_hf_config(written(tmp_path, config))
+    assert "\n" not in str(error.value)
+
+
+def test_qwen3_5_notes_a_window_its_code_never_reads(tmp_path: Path) -> None:
+    """Qwen3.5's attention and transformers' cache for it read no sliding_window (its full_attention layers keep
+    every token): the count and the cache are the same, and the note says the field was not read."""
+    plain = spec_from_hf_config(written(tmp_path / "a", QWEN35_SMALL))
+    windowed = spec_from_hf_config(written(tmp_path / "b", {**QWEN35_SMALL, "sliding_window": 16}))
+    assert windowed.sliding_window is None and windowed.layer_types == plain.layer_types
+    assert kv_bytes_per_token(windowed, DType.bf16) == kv_bytes_per_token(plain, DType.bf16)
+    assert any("sliding_window" in note and "not read" in note for note in windowed.notes)
+
+
+def _wrapper(model_type: str, text: dict[str, Any], tie: bool) -> dict[str, Any]:
+    vision = {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+              "num_position_embeddings": 16, "patch_size": 4}  # fmt: skip
+    return {"model_type": model_type, "tie_word_embeddings": tie, "vision_config": vision,
+            "text_config": {**text, "tie_word_embeddings": tie}}  # fmt: skip
+
+
+def test_a_wrapper_ties_as_its_own_flag_says_and_refuses_a_mismatch(tmp_path: Path) -> None:
+    text = {k: v for k, v in QWEN35_SMALL.items() if k != "model_type"}
+    config = _wrapper("qwen3_5", text, tie=True)
+    config["text_config"]["tie_word_embeddings"] = False
+    with pytest.raises(EstimatorError, match="tie_word_embeddings differs") as error:
+        spec_from_hf_config(written(tmp_path, config))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.validation
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize(
+    ("wrapper", "text", "tie"),
+    [("qwen3_5", QWEN35_SMALL, True), ("qwen3_5_moe", QWEN35_MOE_SMALL, False)],
+    ids=["qwen3_5-tied", "qwen3_5_moe"],
+)
+def test_a_wrapper_counts_its_language_model(tmp_path: Path, wrapper: str, text: dict[str, Any], tie: bool) -> None:
+    """The wrapper's language model and head as transformers builds them (every parameter outside model.visual)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    inner = {k: v for k, v in text.items() if k != "model_type"}
+    config = _wrapper(wrapper, inner, tie)
+    spec = spec_from_hf_config(written(tmp_path, config))
+    assert spec.model_type == text["model_type"] and spec.tie_word_embeddings is tie
+    hf = transformers.AutoConfig.for_model(wrapper, **{k: v for k, v in config.items() if k != "model_type"})
+    with torch.device("meta"):
+        model = transformers.AutoModelForImageTextToText.from_config(hf)
+    language = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("model.visual."))
+    assert total_params(spec) == language
