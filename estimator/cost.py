@@ -152,10 +152,10 @@ class Breakeven:
     active_adapter_params: int  # computed per token
     training_flops: int
     augmentation_flops: int
-    icl_query_flops: int
-    icl_cached_once_flops: int
-    icl_cached_query_flops: int
-    finetuned_query_flops: int
+    in_context_query_flops: int
+    in_context_prefix_cached_once_flops: int
+    in_context_prefix_cached_query_flops: int
+    fine_tuned_query_flops: int
 
     @property
     def finetune_once_flops(self) -> int:
@@ -164,22 +164,23 @@ class Breakeven:
     @property
     def queries(self) -> int | None:
         """Queries after which fine-tuning is cheaper than putting the text in every prompt."""
-        return breakeven_queries(self.finetune_once_flops, self.icl_query_flops - self.finetuned_query_flops)
+        return breakeven_queries(self.finetune_once_flops, self.in_context_query_flops - self.fine_tuned_query_flops)
 
     @property
     def queries_prefix_cached(self) -> int | None:
         """The same against a context whose KV cache is computed once and kept (prefix caching)."""
         return breakeven_queries(
-            self.finetune_once_flops - self.icl_cached_once_flops,
-            self.icl_cached_query_flops - self.finetuned_query_flops,
+            self.finetune_once_flops - self.in_context_prefix_cached_once_flops,
+            self.in_context_prefix_cached_query_flops - self.fine_tuned_query_flops,
         )
 
     def cumulative_flops(self, queries: int) -> dict[str, int]:
         """Total FLOPs after ``queries`` queries, each way."""
         return {
-            "in_context": queries * self.icl_query_flops,
-            "in_context_prefix_cached": self.icl_cached_once_flops + queries * self.icl_cached_query_flops,
-            "fine_tuned": self.finetune_once_flops + queries * self.finetuned_query_flops,
+            "in_context": queries * self.in_context_query_flops,
+            "in_context_prefix_cached": self.in_context_prefix_cached_once_flops
+            + queries * self.in_context_prefix_cached_query_flops,
+            "fine_tuned": self.finetune_once_flops + queries * self.fine_tuned_query_flops,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,10 +200,10 @@ class Breakeven:
             "training_flops": self.training_flops,
             "augmentation_flops": self.augmentation_flops,
             "finetune_once_flops": self.finetune_once_flops,
-            "in_context_query_flops": self.icl_query_flops,
-            "in_context_prefix_cached_once_flops": self.icl_cached_once_flops,
-            "in_context_prefix_cached_query_flops": self.icl_cached_query_flops,
-            "fine_tuned_query_flops": self.finetuned_query_flops,
+            "in_context_query_flops": self.in_context_query_flops,
+            "in_context_prefix_cached_once_flops": self.in_context_prefix_cached_once_flops,
+            "in_context_prefix_cached_query_flops": self.in_context_prefix_cached_query_flops,
+            "fine_tuned_query_flops": self.fine_tuned_query_flops,
             "breakeven_queries": self.queries,
             "breakeven_queries_prefix_cached": self.queries_prefix_cached,
             "kv_cache_bytes_held": self.est.kv_cache_bytes,
@@ -246,8 +247,8 @@ def breakeven(
         active_adapter_params=active,
         training_flops=per_epoch * epochs,
         augmentation_flops=augmentation_flops(spec, tokens, augmentation),
-        icl_query_flops=with_context,
-        icl_cached_once_flops=context,
-        icl_cached_query_flops=with_context - context,
-        finetuned_query_flops=sequence_flops(spec, per_query, est.kv) + MULTIPLY_ADD * active * per_query,
+        in_context_query_flops=with_context,
+        in_context_prefix_cached_once_flops=context,
+        in_context_prefix_cached_query_flops=with_context - context,
+        fine_tuned_query_flops=sequence_flops(spec, per_query, est.kv) + MULTIPLY_ADD * active * per_query,
     )

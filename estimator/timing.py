@@ -153,32 +153,36 @@ class BreakevenTime:
     in time; ``*_decode_s_per_token`` is one decoding step of the whole batch."""
 
     device: Roofline
-    icl_query_s: float
-    icl_cached_once_s: float
-    icl_cached_query_s: float
-    finetune_once_s: float
-    finetuned_query_s: float
-    icl_decode_s_per_token: float  # one generated token after the context and question
-    finetuned_decode_s_per_token: float
-    icl_decode_bound: str
+    in_context_query_seconds: float
+    in_context_prefix_cached_once_seconds: float
+    in_context_prefix_cached_query_seconds: float
+    finetune_once_seconds: float
+    fine_tuned_query_seconds: float
+    in_context_decode_seconds_per_token: float  # one generated token after the context and question
+    fine_tuned_decode_seconds_per_token: float
+    in_context_decode_bound: str
     batch: int = 1
 
     def cumulative_seconds(self, queries: int) -> dict[str, float]:
         """Total seconds after ``queries`` queries, each way (per-query time × queries, plus what is paid once)."""
         return {
-            "in_context": queries * self.icl_query_s,
-            "in_context_prefix_cached": self.icl_cached_once_s + queries * self.icl_cached_query_s,
-            "fine_tuned": self.finetune_once_s + queries * self.finetuned_query_s,
+            "in_context": queries * self.in_context_query_seconds,
+            "in_context_prefix_cached": self.in_context_prefix_cached_once_seconds
+            + queries * self.in_context_prefix_cached_query_seconds,
+            "fine_tuned": self.finetune_once_seconds + queries * self.fine_tuned_query_seconds,
         }
 
     @property
     def queries(self) -> int | None:
-        return breakeven_queries_by_time(self.finetune_once_s, self.icl_query_s - self.finetuned_query_s)
+        return breakeven_queries_by_time(
+            self.finetune_once_seconds, self.in_context_query_seconds - self.fine_tuned_query_seconds
+        )
 
     @property
     def queries_prefix_cached(self) -> int | None:
         return breakeven_queries_by_time(
-            self.finetune_once_s - self.icl_cached_once_s, self.icl_cached_query_s - self.finetuned_query_s
+            self.finetune_once_seconds - self.in_context_prefix_cached_once_seconds,
+            self.in_context_prefix_cached_query_seconds - self.fine_tuned_query_seconds,
         )
 
 
@@ -193,13 +197,15 @@ def breakeven_time(result: Breakeven, device: Roofline, batch: int = 1) -> Break
     icl_decode = plain.decode(t + q, g).seconds(device)
     return BreakevenTime(
         device=device,
-        icl_query_s=(plain.prefill(0, t + q).seconds(device) + icl_decode) / batch,
-        icl_cached_once_s=Serving(est.spec, est.kv, est.weights_dtype).prefill(0, t).seconds(device),
-        icl_cached_query_s=(plain.prefill(t, q).seconds(device) + icl_decode) / batch,
-        finetune_once_s=result.finetune_once_flops / device.bf16_dense_flops_per_s,
-        finetuned_query_s=(tuned.prefill(0, q).seconds(device) + tuned.decode(q, g).seconds(device)) / batch,
-        icl_decode_s_per_token=plain.decode(t + q, 1).seconds(device),
-        finetuned_decode_s_per_token=tuned.decode(q, 1).seconds(device),
-        icl_decode_bound=plain.decode(t + q, 1).bound(device),
+        in_context_query_seconds=(plain.prefill(0, t + q).seconds(device) + icl_decode) / batch,
+        in_context_prefix_cached_once_seconds=Serving(est.spec, est.kv, est.weights_dtype)
+        .prefill(0, t)
+        .seconds(device),
+        in_context_prefix_cached_query_seconds=(plain.prefill(t, q).seconds(device) + icl_decode) / batch,
+        finetune_once_seconds=result.finetune_once_flops / device.bf16_dense_flops_per_s,
+        fine_tuned_query_seconds=(tuned.prefill(0, q).seconds(device) + tuned.decode(q, g).seconds(device)) / batch,
+        in_context_decode_seconds_per_token=plain.decode(t + q, 1).seconds(device),
+        fine_tuned_decode_seconds_per_token=tuned.decode(q, 1).seconds(device),
+        in_context_decode_bound=plain.decode(t + q, 1).bound(device),
         batch=batch,
     )

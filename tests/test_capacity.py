@@ -129,7 +129,11 @@ def test_breakeven_llama3_70b_by_hand(llama: Estimate) -> None:
     icl = sequence_flops(spec, t + per_query)
     tuned = sequence_flops(spec, per_query) + 2 * LORA_R32 * per_query
     once = (4 * 69_503_033_344 + 6 * LORA_R32) * t + training_attention_flops(spec, t, 4_096)
-    assert (result.icl_query_flops, result.finetuned_query_flops, result.finetune_once_flops) == (icl, tuned, once)
+    assert (result.in_context_query_flops, result.fine_tuned_query_flops, result.finetune_once_flops) == (
+        icl,
+        tuned,
+        once,
+    )
     assert result.queries == -(-once // (icl - tuned)) == 2
     cached_once = sequence_flops(spec, t)
     assert result.queries_prefix_cached == -(-(once - cached_once) // (icl - cached_once - tuned)) == 51
@@ -177,6 +181,6 @@ def test_moe_adapters_count_their_active_share() -> None:
     assert active_adapter_params(est) == est.lora_params - experts * 6 // 8
     result = breakeven(est)
     assert result.adapter_params == est.lora_params
-    assert result.finetuned_query_flops == sequence_flops(spec, 200) + 2 * active_adapter_params(est) * 200
+    assert result.fine_tuned_query_flops == sequence_flops(spec, 200) + 2 * active_adapter_params(est) * 200
     dense = estimate(load_spec("llama3-8b"), 10_000, 8)
     assert active_adapter_params(dense) == dense.lora_params

@@ -251,23 +251,23 @@ def test_breakeven_figure(llama: Estimate) -> None:
     result = breakeven(llama)
     q, icl = line(ax, "in context, every query")
     assert q[0] == 1 and q[-1] >= 10 * 51
-    assert icl.tolist() == [n * result.icl_query_flops for n in q]
+    assert icl.tolist() == [n * result.in_context_query_flops for n in q]
     _, tuned = line(ax, "LoRA r=32, trained once (1 epoch)")
-    assert tuned.tolist() == [result.finetune_once_flops + n * result.finetuned_query_flops for n in q]
+    assert tuned.tolist() == [result.finetune_once_flops + n * result.fine_tuned_query_flops for n in q]
     words = texts(fig)
     assert "2 queries" in words and "51 queries" in words
     # the ~1,000 exposures behind 2 bits per parameter: 1,000 epochs, the same FLOPs per query
     many = breakeven(llama, epochs=1_000)
     assert many.finetune_once_flops == 1_000 * result.finetune_once_flops
     _, tuned_many = line(ax, "LoRA r=32, trained once (1,000 epochs)")
-    assert tuned_many.tolist() == [many.finetune_once_flops + n * many.finetuned_query_flops for n in q]
+    assert tuned_many.tolist() == [many.finetune_once_flops + n * many.fine_tuned_query_flops for n in q]
     assert q[-1] >= 10 * (many.queries_prefix_cached or 0) and f"{many.queries:,} queries" in words
     dots = [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in ax.get_lines() if ln.get_marker() == "o"]
     for n, y in dots:  # every dot sits where a fine-tuned curve meets an in-context one
         n = int(n)
-        tuned_at = {r.finetune_once_flops + n * r.finetuned_query_flops for r in (result, many)}
+        tuned_at = {r.finetune_once_flops + n * r.fine_tuned_query_flops for r in (result, many)}
         assert y in tuned_at
-        run = result if y == result.finetune_once_flops + n * result.finetuned_query_flops else many
+        run = result if y == result.finetune_once_flops + n * result.fine_tuned_query_flops else many
         assert n in (run.queries, run.queries_prefix_cached)
     assert len(dots) == 4
     assert_labelled(fig)

@@ -56,7 +56,7 @@ def test_breakeven_in_time_on_the_default_h100(capsys: pytest.CaptureFixture[str
     pays back after 3 queries in time, though after 51 in FLOPs."""
     est = estimate(load_spec("llama3-70b"), 100_000, 32)
     times = breakeven_time(breakeven(est), accelerator("h100-sxm"))
-    assert times.queries_prefix_cached == 3 and times.icl_decode_bound == "memory"
+    assert times.queries_prefix_cached == 3 and times.in_context_decode_bound == "memory"
     code, out, _ = run(capsys, "breakeven", "--model", "llama3-70b", "--json")
     data = json.loads(out)
     assert code == 0 and data["accelerator"] == "h100-sxm" and data["breakeven_queries_prefix_cached_by_time"] == 3

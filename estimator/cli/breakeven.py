@@ -147,14 +147,14 @@ def time_record(times: Any) -> dict[str, Any]:
     return {
         "accelerator": getattr(times.device, "name", None),
         "batch": times.batch,
-        "in_context_query_seconds": times.icl_query_s,
-        "in_context_prefix_cached_once_seconds": times.icl_cached_once_s,
-        "in_context_prefix_cached_query_seconds": times.icl_cached_query_s,
-        "finetune_once_seconds": times.finetune_once_s,
-        "fine_tuned_query_seconds": times.finetuned_query_s,
-        "in_context_decode_seconds_per_token": times.icl_decode_s_per_token,
-        "fine_tuned_decode_seconds_per_token": times.finetuned_decode_s_per_token,
-        "in_context_decode_bound": times.icl_decode_bound,
+        "in_context_query_seconds": times.in_context_query_seconds,
+        "in_context_prefix_cached_once_seconds": times.in_context_prefix_cached_once_seconds,
+        "in_context_prefix_cached_query_seconds": times.in_context_prefix_cached_query_seconds,
+        "finetune_once_seconds": times.finetune_once_seconds,
+        "fine_tuned_query_seconds": times.fine_tuned_query_seconds,
+        "in_context_decode_seconds_per_token": times.in_context_decode_seconds_per_token,
+        "fine_tuned_decode_seconds_per_token": times.fine_tuned_decode_seconds_per_token,
+        "in_context_decode_bound": times.in_context_decode_bound,
         "breakeven_queries_by_time": times.queries,
         "breakeven_queries_prefix_cached_by_time": times.queries_prefix_cached,
     }
@@ -292,12 +292,14 @@ def _print_breakeven(runs: list[Any], times: list[Any], words: list[str], count:
         f"once; {device.words()}"
     )
     typer.echo("")
+    first = times[0]
     rows = [
-        ("in context", 0, result.icl_query_flops, 0.0, times[0].icl_query_s),
-        ("in context, prefix cached", result.icl_cached_once_flops, result.icl_cached_query_flops,
-         times[0].icl_cached_once_s, times[0].icl_cached_query_s),
-        *[(finetune_label(run), run.finetune_once_flops, run.finetuned_query_flops, t.finetune_once_s,
-           t.finetuned_query_s) for run, t in zip(runs, times, strict=True)],
+        ("in context", 0, result.in_context_query_flops, 0.0, first.in_context_query_seconds),
+        ("in context, prefix cached", result.in_context_prefix_cached_once_flops,
+         result.in_context_prefix_cached_query_flops, first.in_context_prefix_cached_once_seconds,
+         first.in_context_prefix_cached_query_seconds),
+        *[(finetune_label(run), run.finetune_once_flops, run.fine_tuned_query_flops, t.finetune_once_seconds,
+           t.fine_tuned_query_seconds) for run, t in zip(runs, times, strict=True)],
     ]  # fmt: skip
     body = [
         [name, format_flops(once), format_flops(each), _seconds(once_s) if once_s else "0 s", _seconds(each_s)]
@@ -320,9 +322,9 @@ def _print_breakeven(runs: list[Any], times: list[Any], words: list[str], count:
         )
     each = f"each of the {device.batch:,} queries' " if device.batch > 1 else "the "
     say(
-        f"Decoding one token after the context takes {_seconds(times[0].icl_decode_s_per_token)} "
-        f"({times[0].icl_decode_bound}-bound: it reads the weights and {each}{format_bytes(est.kv_cache_bytes)} "
-        f"cache), fine-tuned {_seconds(times[0].finetuned_decode_s_per_token)}."
+        f"Decoding one token after the context takes {_seconds(times[0].in_context_decode_seconds_per_token)} "
+        f"({times[0].in_context_decode_bound}-bound: it reads the weights and {each}{format_bytes(est.kv_cache_bytes)} "
+        f"cache), fine-tuned {_seconds(times[0].fine_tuned_decode_seconds_per_token)}."
     )
     adapter = f"the adapter {format_bytes(est.lora_bytes)}" if result.finetune.value == "lora" else "no adapter"
     cache = f"the KV cache of the context {format_bytes(est.kv_cache_bytes)} ({est.kv.describe()})"

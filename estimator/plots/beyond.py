@@ -106,20 +106,20 @@ def breakeven_queries(est: Estimate) -> Figure:
     runs, queries = breakeven_data(est)
     result = runs[0]
     q = queries.astype(float)
-    icl = q * result.icl_query_flops
-    cached = result.icl_cached_once_flops + q * result.icl_cached_query_flops
+    icl = q * result.in_context_query_flops
+    cached = result.in_context_prefix_cached_once_flops + q * result.in_context_prefix_cached_query_flops
     with styled():
         fig, ax = new_figure(3.4)
         ax.plot(q, icl, color=KV_COLOUR, label="in context, every query")
         ax.plot(q, cached, color=KV_COLOUR, linestyle=(0, (4, 1.5)), label="in context, prefix cached")
         styles = ((OKABE_ITO["blue"], "-"), (OKABE_ITO["orange"], (0, (6, 2))))
         for run, (colour, dashes) in zip(runs, styles, strict=True):
-            tuned = run.finetune_once_flops + q * run.finetuned_query_flops
+            tuned = run.finetune_once_flops + q * run.fine_tuned_query_flops
             exposures = f"{run.epochs:,} epoch{'s' if run.epochs != 1 else ''}"
             ax.plot(q, tuned, color=colour, linestyle=dashes, label=f"LoRA r={est.rank}, trained once ({exposures})")
             for n, below in ((run.queries, False), (run.queries_prefix_cached, True)):
                 if n is not None and n >= 1:  # where the fine-tuned curve meets an in-context one
-                    y = run.finetune_once_flops + n * run.finetuned_query_flops
+                    y = run.finetune_once_flops + n * run.fine_tuned_query_flops
                     ax.plot([n], [y], "o", color="#333333", markersize=3)
                     right = math.log(n) < math.log(float(q[-1])) / 2  # in the left half: the note goes right
                     ax.annotate(f"{n:,} queries", (n, y), xytext=(4 if right else -4, -5 if below else 5),
