@@ -198,3 +198,34 @@ def test_serve_memory_refuses_what_it_does_not_model(capsys: pytest.CaptureFixtu
     assert code == 2 and "no serving engine release implements these methods" in err and "--engine none" in err
     code, _, err = run(capsys, "serve-memory", "--model", "llama3.1-8b", "--engine", "none", "--kv-method", "kvzip")
     assert code == 2 and "eviction methods have no fixed bytes per token" in err
+
+
+def test_sweep_adds_each_method_per_point(capsys: pytest.CaptureFixture[str]) -> None:
+    """Llama 3 70B at 100,000 tokens: NVFP4 = 163,840 elements · 4.5 bits / 8 · T + 640 scale bytes."""
+    args = ("sweep", "--model", "llama3-70b", "--tokens", "1k,100k", "--rank", "32", "--kv-method", "nvfp4", "--csv")
+    code, out, _ = run(capsys, *args)
+    rows = [dict(zip(out.splitlines()[0].split(","), line.split(","), strict=True)) for line in out.splitlines()[1:]]
+    assert code == 0 and int(rows[1]["nvfp4_cache_bytes"]) == 92_160 * 100_000 + 640
+    assert float(rows[1]["nvfp4_to_lora_bytes_ratio"]) == (92_160 * 100_000 + 640) / 828_375_040
+
+
+def test_frontier_figure_draws_every_line_from_the_formulas() -> None:
+    """One line per method, the plain cache, LoRA at two ranks, the smallest adapter and pretraining; at T = 10^5
+    the 1-bit CommVQ line of Llama 3 70B is 163,840 elements / 8 = 20,480 bytes per token, the r = 32 LoRA
+    828,375,040 / 10^5 and the smallest adapter prompt tuning, 20 · 8,192 · 2 = 327,680 bytes / 10^5."""
+    from estimator.plots import FIGURES
+
+    est = estimate("llama3-70b", "100k", 32, methods="kv,lora,pretraining", kv_method="commvq:bits=1,transmla")
+    fig = FIGURES["kv_frontier"](est)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+
+    def at(label: str, tokens: float = 1e5) -> float:
+        x, y = lines[label].get_data()
+        return float(y[list(x).index(tokens)])
+
+    assert at("CommVQ cache (1 bit per element)") == 20_480
+    assert at("TransMLA cache (latent 512 + RoPE 64)") == 80 * 576 * 2  # the latent per layer, bf16
+    assert at("plain cache (bf16)") == 327_680
+    assert at("LoRA r=32") == 828_375_040 / 1e5 and "LoRA r=8" in lines
+    assert at("smallest adapter: prompt tuning (20 virtual tokens)") == 20 * 8192 * 2 / 1e5
+    assert any(label.startswith("pretraining (0.0094") for label in lines)

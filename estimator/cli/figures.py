@@ -22,7 +22,7 @@ FIGURE_METHODS = {"methods": "kv,lora,pretraining"}  # the rows the figures draw
 # The query options the figures and sweeps read: the model, its cache, the LoRA (rank, targets, experts, dtypes)
 # and the pretraining row. They draw no DoRA, IA3, LoReFT, prefix or prompt row, so those options are refused.
 FIGURE_OPTIONS = (*MODEL_OPTIONS, *CACHE_OPTIONS, "rank", "targets", "experts", "adapter_dtype", "weights_dtype",
-                  "pretraining_tokens")  # fmt: skip
+                  "pretraining_tokens", "kv_method")  # fmt: skip
 
 
 class Kind(StrEnum):
@@ -34,6 +34,7 @@ class Kind(StrEnum):
     breakeven = "breakeven"
     architectures = "architectures"
     memory = "memory"
+    frontier = "frontier"
 
 
 FormatOpt = Annotated[str, typer.Option("--format", help="Comma list of file formats: png, svg, pdf.")]
@@ -77,7 +78,8 @@ def figures(
 
 
 KindArg = Annotated[
-    Kind, typer.Argument(help="tokens, rank, models, heatmap, capacity, breakeven, architectures or memory.")
+    Kind,
+    typer.Argument(help="tokens, rank, models, heatmap, capacity, breakeven, architectures, memory or frontier."),
 ]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="File to write; its suffix sets the format.")]
 MAX_CURVES = 8  # ranks drawn in one figure: each needs its own colour and dash
@@ -161,6 +163,12 @@ def sweep_command(
     from estimator.sweep import sweep
 
     columns = sweep(est, token_grid, rank_grid).columns()
+    if query.kv_methods:  # --kv-method: each method's cache and the LoRA against it, per point
+        if not (as_json or as_csv or out is not None):
+            raise EstimatorError("--kv-method adds columns to the sweep's rows; add --csv, --json or --out sweep.csv")
+        from estimator.frontier.columns import frontier_columns
+
+        columns |= frontier_columns(query, columns["tokens"], columns["lora_bytes"])
     rows = len(columns["tokens"])
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)

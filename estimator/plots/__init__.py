@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from estimator.compare import Estimate
 from estimator.plots.beyond import breakeven_queries, capacity_vs_tokens
+from estimator.plots.frontier import kv_frontier
 from estimator.plots.heatmap import ratio_heatmap
 from estimator.plots.kinds import cache_by_architecture
 from estimator.plots.memory import memory_vs_context
@@ -33,6 +34,7 @@ FIGURES: dict[str, Callable[[Estimate], Figure]] = {
     "breakeven_queries": breakeven_queries,
     "cache_by_architecture": cache_by_architecture,
     "memory_vs_context": memory_vs_context,
+    "kv_frontier": kv_frontier,
 }
 KINDS = {  # `estimate plot KIND`
     "tokens": "bytes_per_token_vs_tokens",
@@ -43,6 +45,7 @@ KINDS = {  # `estimate plot KIND`
     "breakeven": "breakeven_queries",
     "architectures": "cache_by_architecture",
     "memory": "memory_vs_context",
+    "frontier": "kv_frontier",
 }
 MANIFEST = "manifest.json"
 
@@ -101,6 +104,7 @@ __all__ = [
     "cache_by_architecture",
     "capacity_vs_tokens",
     "draw_figures",
+    "kv_frontier",
     "models_kv_vs_lora",
     "ratio_heatmap",
     "save",
