@@ -229,3 +229,14 @@ def test_frontier_figure_draws_every_line_from_the_formulas() -> None:
     assert at("LoRA r=32") == 828_375_040 / 1e5 and "LoRA r=8" in lines
     assert at("smallest adapter: prompt tuning (20 virtual tokens)") == 20 * 8192 * 2 / 1e5
     assert any(label.startswith("pretraining (0.0094") for label in lines)
+
+
+def test_compare_gives_each_method_per_model(capsys: pytest.CaptureFixture[str]) -> None:
+    """Llama 3.1 8B at 100,000 tokens, r = 32 all-linear (83,886,080 parameters, 167,772,160 bytes): a 1-bit CommVQ
+    cache of 8,192 bytes per token reaches the LoRA's bytes at 167,772,160 / 8,192 = 20,480 tokens."""
+    args = ("compare", "--model", "llama3.1-8b", "--tokens", "100k", "--kv-method", "commvq:bits=1", "--json")
+    code, out, _ = run(capsys, *args)
+    (record,) = json.loads(out)
+    assert code == 0 and record["commvq_bits_1_bytes_per_token"] == 8192
+    assert record["commvq_bits_1_to_lora_bytes_ratio"] == 8192 * 100_000 / 167_772_160
+    assert record["commvq_bits_1_lora_crossover_tokens"] == 20_480 and record["kv_to_commvq_bits_1_bytes_ratio"] == 16

@@ -120,3 +120,7 @@ def emit(
         typer.echo(comparison.markdown_tables(estimates) + (f"\n\n{note}" if note else ""))
     else:
         typer.echo(comparison.text_tables(estimates) + (f"\n\n{note}" if note else ""))
+    if not (as_json or as_csv) and any(e.kv_method_rows for e in estimates):
+        from estimator.present.frontier import compare_table
+
+        typer.echo("\n" + compare_table(estimates))

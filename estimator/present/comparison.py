@@ -7,6 +7,7 @@ from __future__ import annotations
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
+from estimator.present import frontier
 from estimator.present.tables import format_ratio, format_table
 from estimator.units import format_bytes, format_number, format_tokens_short
 
@@ -62,6 +63,7 @@ def comparison_record(est: Estimate) -> dict[str, Any]:
         "smallest_full_rank": est.targets.smallest_full_rank,
         "parity_beyond_full_rank": holds and est.parity_rank > est.targets.smallest_full_rank,
         "experts": est.query.experts.value if spec.n_routed_experts is not None else None,
+        **frontier.flat_record(est),  # --kv-method: each shrunk cache against the cache and the LoRA
     }
 
 

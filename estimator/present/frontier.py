@@ -83,3 +83,35 @@ def records(est: Estimate) -> list[dict[str, Any]]:
         }
         for row in est.kv_method_rows
     ]
+
+
+def flat_record(est: Estimate) -> dict[str, Any]:
+    """``compare``'s keys per method (its stem: ``commvq_bits_1``): bytes per token, KV ÷ it, it ÷ the LoRA, and
+    the tokens at which it reaches the LoRA's bytes (None where it never does)."""
+    from estimator.frontier.columns import column_stem
+
+    record: dict[str, Any] = {}
+    for row in est.kv_method_rows:
+        stem = column_stem(row.method)
+        lora = next((a for a in row.against if a.method == "lora"), None)
+        record[f"{stem}_bytes_per_token"] = row.bytes_per_token
+        record[f"kv_to_{stem}_bytes_ratio"] = row.kv_ratio
+        record[f"{stem}_to_lora_bytes_ratio"] = None if lora is None else lora.cache_to_store_ratio
+        record[f"{stem}_lora_crossover_tokens"] = None if lora is None else lora.crossover.tokens
+    return record
+
+
+def compare_table(estimates: list[Estimate]) -> str:
+    """``compare --kv-method``: one row per model, token count and method (B/token, KV ÷ it, it ÷ LoRA, crossover)."""
+    from estimator.present.tables import format_ratio, format_table
+
+    head = ["model", "tokens", "cache (--kv-method)", "B/token", "KV ÷ it", "it ÷ LoRA", "reaches the LoRA at"]
+    body = []
+    for est in estimates:
+        for row in est.kv_method_rows:
+            lora = next((a for a in row.against if a.method == "lora"), None)
+            meets = "—" if lora is None or lora.crossover.tokens is None else f"{lora.crossover.tokens:,}"
+            versus = "—" if lora is None else format_ratio(lora.cache_to_store_ratio)
+            body.append([est.spec.name, f"{est.tokens:,}", row.label, format_number(row.bytes_per_token),
+                         format_ratio(row.kv_ratio), versus, meets])  # fmt: skip
+    return format_table(head, body, right={1, 3, 4, 5, 6})
