@@ -65,8 +65,8 @@ def records(est: Estimate) -> list[dict[str, Any]]:
             "bytes": row.bytes,
             "growing_bytes": row.growing_bytes,
             "fixed_bytes": row.fixed_bytes,
-            "bytes_per_token": row.bytes_per_token,
-            "kv_to_this_bytes_ratio": row.kv_ratio,
+            "bytes_per_token": row.bytes_per_token if est.holds_all_tokens or not row.growing_bytes else None,
+            "kv_to_this_bytes_ratio": row.kv_ratio if est.holds_all_tokens else None,
             "crossover_tokens": None,
             "crossover_reason": None,
             "against": [

@@ -79,14 +79,15 @@ def kv_method_rows(est: Estimate) -> list[list[str]]:
     """One table row per method (the headline table's columns), with its fixed part apart where it has both."""
     body = []
     for row in est.kv_method_rows:
+        rate = est.holds_all_tokens or not row.growing_bytes  # as the cache's row: no rate of a window's last tokens
         body.append(
             [
                 row.label,
                 "—",
                 f"{row.bytes:,}",
                 format_bytes(row.bytes),
-                format_number(row.bytes_per_token),
-                format_ratio(row.kv_ratio),
+                format_number(row.bytes_per_token) if rate else "—",
+                format_ratio(row.kv_ratio) if est.holds_all_tokens else "—",
             ]
         )
         if row.fixed_bytes and row.growing_bytes:
