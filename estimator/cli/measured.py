@@ -14,6 +14,7 @@ from estimator.errors import EstimatorError
 
 MEASURE_SECONDS = 300  # a model of DeepSeek-V3's size builds and measures on the meta device in under a minute
 MEASURE_MEMORY_BYTES = 8 * 2**30  # address space of the child: torch and a large meta model take ~2 GiB
+CHILD_COMMAND = ("-m", "estimator.validate.unknown")  # the child: python with these arguments
 
 DEFAULTS_ONLY = {  # options that need a known family: only their defaults can be measured
     "targets": "all-linear",
@@ -93,7 +94,7 @@ def measure_in_child(request: dict[str, Any]) -> Any:
     what = f"measuring model_type {request['model_type']!r} from transformers"
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "estimator.validate.unknown"], input=json.dumps(request), capture_output=True,
+            [sys.executable, *CHILD_COMMAND], input=json.dumps(request), capture_output=True,
             text=True, timeout=MEASURE_SECONDS, env={**os.environ, **OFFLINE_ENV},
             preexec_fn=_limit_child if os.name == "posix" else None,
         )  # fmt: skip
@@ -108,6 +109,13 @@ def measure_in_child(request: dict[str, Any]) -> Any:
     if not isinstance(answer, dict) or not isinstance(answer.get("measured"), dict):
         lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
         why = printable(lines[-1], 200) if lines else f"exit status {done.returncode}"
+        if done.returncode < 0:
+            import signal
+
+            try:
+                why = f"killed by signal {signal.Signals(-done.returncode).name}"
+            except ValueError:
+                why = f"killed by signal {-done.returncode}"
         if "MemoryError" in done.stderr or "std::bad_alloc" in done.stderr or done.returncode == -9:
             why = f"it needed more than the {MEASURE_MEMORY_BYTES / 2**30:.0f} GiB it may use"
         limits = f"{MEASURE_MEMORY_BYTES / 2**30:.1f} GiB and {MEASURE_SECONDS} s"
@@ -131,6 +139,7 @@ def _record(result: Any, rows: list[Any], name: str, kv: int | None) -> dict[str
                 "bytes_per_token": None if r.bytes is None else r.bytes / result.tokens,
                 "kv_to_this_bytes_ratio": None if kv is None or not r.bytes else kv / r.bytes,
                 "refused": r.refused,
+                "note": r.note,
             }
             for r in rows
         ],
@@ -178,6 +187,7 @@ def _print(result: Any, rows: list[Any], name: str, kv: int | None) -> None:
         "no memory), the bytes of its keys, values and recurrent states, as transformers keeps them.",
         "Trained parameters are stored in the adapter dtype; no optimizer state, no base weights.",
     ]
+    notes[2:2] = [f"{r.label}: {r.note}." for r in rows if r.note]
     if result.kv_state_bytes:
         notes.insert(2, f"Of the cache, {result.kv_state_bytes:,} bytes are a fixed state that does not grow with T.")
     for line in notes:
