@@ -131,4 +131,4 @@ class KVTC(KVMethod):
         return Fraction(mixer.bits_per_token(fmt)) / self.ratio
 
     def label(self) -> str:
-        return f"KVTC cache ({number(self.ratio)}x the paper's ratio)"
+        return f"KVTC cache (÷{number(self.ratio)}, a ratio the paper reports)"
