@@ -25,6 +25,7 @@ TEXT_MODEL_TYPES = {
     "gemma3n": "gemma3n_text",
     "qwen3_5": "qwen3_5_text",
     "qwen3_5_moe": "qwen3_5_moe_text",
+    "gemma4": "gemma4_text",
 }  # wrapper -> its LM
 ALIASES = {"kimi_k2": "deepseek_v3"}  # model types transformers builds with another family's code
 
@@ -126,9 +127,9 @@ def _language_model(config: dict[str, Any], path: Path) -> tuple[dict[str, Any],
         text_type = text.get("model_type") or TEXT_MODEL_TYPES[model_type]
         if not isinstance(text_type, str):
             raise EstimatorError(f"{path}: text_config.model_type is {text_type!r}, not a string; fix the config.json")
-        if model_type in ("qwen3_5", "qwen3_5_moe") and config.get("tie_word_embeddings", False) != text.get(
-            "tie_word_embeddings", False
-        ):  # the wrapper ties its lm_head by its own flag, a text-only model by text_config's (both default false)
+        tied = {"qwen3_5": False, "qwen3_5_moe": False, "gemma4": True}.get(model_type)  # both classes' default
+        if tied is not None and config.get("tie_word_embeddings", tied) != text.get("tie_word_embeddings", tied):
+            # the wrapper ties its lm_head by its own flag, a text-only model by text_config's
             raise EstimatorError(
                 f"{path}: tie_word_embeddings differs between the {model_type} config and its text_config (the "
                 f"wrapper ties by its own, a text-only model by text_config's); set both to the same value"

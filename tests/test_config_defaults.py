@@ -69,6 +69,7 @@ SHRINK: dict[str, tuple[int, dict[str, Any]]] = {
     **{t: (2, {"num_local_experts": 8}) for t in ("gpt_oss", "granitemoe", "phimoe", "mixtral")},
     "glm4_moe": (2, {"n_routed_experts": 8}),
     **{t: (4, {"num_experts": 8}) for t in ("qwen3_5_text", "qwen3_5_moe_text")},  # 3 DeltaNet, 1 attention
+    "gemma4_text": (6, {"hidden_size_per_layer_input": 16, "vocab_size_per_layer_input": 128}),
 }  # fmt: skip
 
 # model_type -> the second shape: fields moved from the defaults (beside the shrink).
@@ -149,6 +150,10 @@ SECOND: dict[str, dict[str, Any]] = {
     "qwen3_5_moe_text": {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 48, "head_dim": 32,
                          "shared_expert_intermediate_size": 32, "linear_conv_kernel_dim": 3, "linear_num_key_heads": 2,
                          "linear_key_head_dim": 16, "linear_value_head_dim": 16, "linear_num_value_heads": 4},
+    "gemma4_text": {"head_dim": 32, "global_head_dim": 64, "attention_k_eq_v": True, "num_global_key_value_heads": 1,
+                    "num_kv_shared_layers": 2, "use_double_wide_mlp": True, "hidden_size_per_layer_input": 8,
+                    "sliding_window": 16, "attention_bias": True, "tie_word_embeddings": False,
+                    "layer_types": ["sliding_attention", "full_attention"] * 3},
 }  # fmt: skip
 
 

@@ -22,8 +22,8 @@ import pytest
 from estimator.architecture import total_params
 from estimator.errors import EstimatorError
 from estimator.hf_config import spec_from_hf_config
-from estimator.kv import kv_bytes_per_token, kv_state_bytes
-from estimator.layout import ConvCache, ExpertLayout, KVFormat
+from estimator.kv import kv_bytes_per_token, kv_cache_bytes, kv_state_bytes
+from estimator.layout import ConvCache, ExpertLayout, KVFormat, WindowCache
 from estimator.stores.targets import lora_params, resolve_targets
 from estimator.units import DType
 
@@ -165,3 +165,120 @@ def test_a_wrapper_counts_its_language_model(tmp_path: Path, wrapper: str, text:
         model = transformers.AutoModelForImageTextToText.from_config(hf)
     language = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("model.visual."))
     assert total_params(spec) == language
+
+
+# --- Gemma 4 (gemma4_text) ---------------------------------------------------------------------------------------
+# Gemma-4-31B-it's text_config (https://huggingface.co/google/gemma-4-31B-it), as transformers 5.7.0 prints it in a
+# public model report found through the code index (its repository was not recorded, so it is not saved as a real
+# config here); the checkpoint's tensor list in the same report agrees with every shape below: sliding q_proj
+# [8192, 5376], k_proj and v_proj [4096, 5376]; global q_proj [16384, 5376], k_proj [2048, 5376], no v_proj.
+GEMMA4_31B: dict[str, Any] = {
+    "model_type": "gemma4_text", "hidden_size": 5376, "intermediate_size": 21504, "num_hidden_layers": 60,
+    "num_attention_heads": 32, "num_key_value_heads": 16, "head_dim": 256, "global_head_dim": 512,
+    "num_global_key_value_heads": 4, "attention_k_eq_v": True, "hidden_size_per_layer_input": 0,
+    "vocab_size": 262144, "vocab_size_per_layer_input": 262144, "max_position_embeddings": 262144,
+    "sliding_window": 1024, "num_kv_shared_layers": 0, "tie_word_embeddings": True, "enable_moe_block": False,
+    "use_double_wide_mlp": False, "use_bidirectional_attention": "vision", "attention_bias": False,
+    "layer_types": (["sliding_attention"] * 5 + ["full_attention"]) * 10,
+}  # fmt: skip
+# Small, every Gemma 4 feature on: keys as values on global layers, 2 shared layers (one of each type), double-wide
+# MLPs on them, per-layer embeddings; d 64, H 4, sliding K 2 of 16, global K 1 of 32, F 96, p 8, V_p 100, V 1,000.
+GEMMA4_SMALL: dict[str, Any] = {
+    "model_type": "gemma4_text", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 6,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "global_head_dim": 32,
+    "num_global_key_value_heads": 1, "attention_k_eq_v": True, "num_kv_shared_layers": 2,
+    "use_double_wide_mlp": True, "hidden_size_per_layer_input": 8, "vocab_size_per_layer_input": 100,
+    "vocab_size": 1000, "sliding_window": 16, "layer_types": ["sliding_attention", "full_attention"] * 3,
+}  # fmt: skip
+
+
+def test_gemma4_31b_params_and_cache_by_hand(tmp_path: Path) -> None:
+    d, f, v = 5376, 21504, 262144
+    sliding = d * 32 * 256 + 2 * d * 16 * 256 + 32 * 256 * d + 3 * d * f + 4 * d + 2 * 256
+    full = d * 32 * 512 + d * 4 * 512 + 32 * 512 * d + 3 * d * f + 4 * d + 2 * 512  # keys serve as values
+    expected = 50 * sliding + 10 * full + v * d + d  # tied head
+    assert expected == 30_697_345_280
+    spec = spec_from_hf_config(written(tmp_path, GEMMA4_31B))
+    assert total_params(spec) == expected
+    per_token = (50 * 2 * 16 * 256 + 10 * 2 * 4 * 512) * 2  # K and V on every layer (V a copy of K globally), bf16
+    assert kv_bytes_per_token(spec, DType.bf16) == per_token == 901_120
+    held = KVFormat(DType.bf16, window=WindowCache.window_minus_one)  # transformers keeps 1,023 after a prefill
+    tokens = 100_000
+    assert kv_cache_bytes(spec, tokens, held) == (50 * 2 * 16 * 256 * 1023 + 10 * 2 * 4 * 512 * tokens) * 2
+
+
+def test_gemma4_small_params_and_lora_by_hand(tmp_path: Path) -> None:
+    """Layers 0-3 keep their cache; 4 (sliding) and 5 (global) reuse 2's and 3's and double their MLP."""
+    d, p = 64, 8
+    sliding_q, global_q = d * 4 * 16 + 4 * 16 * d, d * 4 * 32 + 4 * 32 * d  # q_proj and o_proj
+    per_layer = 2 * d * p + 5 * d  # gate and projection of the per-layer input; five norms of d
+    layers = (
+        2 * (sliding_q + 2 * d * 2 * 16 + 3 * d * 96 + 2 * 16)  # 0, 2: k, v; q and k norms
+        + 2 * (global_q + d * 1 * 32 + 3 * d * 96 + 2 * 32)  # 1, 3: k only (keys as values)
+        + (sliding_q + 3 * d * 192 + 16)  # 4: shared, q norm only, MLP twice as wide
+        + (global_q + 3 * d * 192 + 32)  # 5
+        + 6 * per_layer
+    )
+    outside = 1000 * d + 100 * 6 * p + d * 6 * p + p + d  # embeddings, per-layer ones, their projection, norms
+    spec = spec_from_hf_config(written(tmp_path, GEMMA4_SMALL))
+    assert total_params(spec) == layers + outside == 313_720
+    lora = (
+        2 * ((d + 64) + 2 * (d + 32) + (64 + d)) + 2 * ((d + 128) + (d + 32) + (128 + d))
+        + ((d + 64) + (64 + d)) + ((d + 128) + (128 + d))
+        + 4 * (2 * (d + 96) + (96 + d)) + 2 * (2 * (d + 192) + (192 + d))
+        + 6 * ((d + p) + (p + d)) + (d + 6 * p)
+    )  # fmt: skip
+    assert lora_params(resolve_targets(spec, "all-linear"), 8) == 8 * lora == 55_424
+
+
+def test_gemma4_global_shape_under_either_name(tmp_path: Path) -> None:
+    """global_head_dim and num_global_key_value_heads (released configs) and per_layer_config (what transformers
+    5.24 writes) give the same spec."""
+    per_layer = {str(i): {"head_dim": 32, "num_key_value_heads": 1} for i in (1, 3, 5)}
+    rest = {k: v for k, v in GEMMA4_SMALL.items() if k not in ("global_head_dim", "num_global_key_value_heads")}
+    old = spec_from_hf_config(written(tmp_path / "a", GEMMA4_SMALL))
+    new = spec_from_hf_config(written(tmp_path / "b", {**rest, "per_layer_config": per_layer}))
+    assert old.family_fields == new.family_fields and total_params(old) == total_params(new)
+    assert kv_bytes_per_token(old, DType.bf16) == kv_bytes_per_token(new, DType.bf16)
+
+
+def test_gemma4_last_layer_is_global_as_transformers_forces(tmp_path: Path) -> None:
+    spec = spec_from_hf_config(
+        written(tmp_path, {**GEMMA4_SMALL, "layer_types": ["sliding_attention"] * 6, "num_kv_shared_layers": 0})
+    )
+    assert spec.layer_types is not None and spec.layer_types[-1] == "full_attention"
+    assert any("forces" in note for note in spec.notes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"enable_moe_block": True, "num_experts": 4, "top_k_experts": 2, "moe_intermediate_size": 32},
+         "enable_moe_block"),
+        ({"use_bidirectional_attention": "all"}, "use_bidirectional_attention"),
+        ({"per_layer_config": {"1": {"intermediate_size": 32}}}, "per_layer_config"),
+        ({"num_kv_shared_layers": 5}, "num_kv_shared_layers|share"),
+    ],
+    ids=["moe", "bidirectional", "per-layer-width", "sharing-without-producer"],
+)  # fmt: skip
+def test_gemma4_refuses_what_it_does_not_model(tmp_path: Path, changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(EstimatorError, match=field) as error:
+        spec_from_hf_config(written(tmp_path, {**GEMMA4_SMALL, **changes}))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.validation
+@pytest.mark.filterwarnings("ignore")
+def test_gemma4_wrapper_counts_its_language_model(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    text = {k: v for k, v in GEMMA4_SMALL.items() if k != "model_type"}
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "num_key_value_heads": 2, "head_dim": 16}  # fmt: skip
+    config = {"model_type": "gemma4", "text_config": text, "vision_config": vision, "audio_config": None}
+    spec = spec_from_hf_config(written(tmp_path, config))
+    hf = transformers.AutoConfig.for_model("gemma4", **{k: v for k, v in config.items() if k != "model_type"})
+    with torch.device("meta"):
+        model = transformers.AutoModelForImageTextToText.from_config(hf)
+    language = sum(p.numel() for name, p in model.named_parameters() if name.startswith("model.language_model."))
+    assert total_params(spec) == language  # tied head

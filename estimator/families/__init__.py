@@ -254,6 +254,7 @@ MODULE_OF = {
     **{t: t for t in ("gemma", "bloom", "opt", "seed_oss", "apertus", "granite_swa")},
     **{"vaultgemma": "gemma", "ministral": "ministral", "ministral3": "ministral", "falcon_mamba": "mamba"},
     **dict.fromkeys(("qwen3_5_text", "qwen3_5_moe_text"), "qwen3_5"),
+    "gemma4_text": "gemma4",
 }
 
 

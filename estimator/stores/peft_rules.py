@@ -143,6 +143,15 @@ def peft_prefix_params(spec: ModelSpec, virtual_tokens: int) -> tuple[int, str] 
             f"cache of n tokens with the model's {spec.num_key_value_heads} KV head(s)"
         )
         return n * 2 * layers * spec.attention_heads * spec.attention_head_dim, why
+    if spec.model_type == "gemma4_text":  # peft provisions every layer for the largest head (its global layers')
+        wider = int(spec.option("global_head_dim")) > spec.attention_head_dim
+        head = int(spec.option("global_head_dim")) if wider else spec.attention_head_dim
+        kv = int(spec.option("num_global_key_value_heads")) if wider else spec.kv_heads
+        why = (
+            f"peft sizes a Gemma 4 prefix for all {layers} layers at the largest head ({kv} KV heads of {head}), "
+            "skipping layers of another shape when it injects it; the estimate is the cache of n tokens"
+        )
+        return n * 2 * layers * kv * head, why
     from estimator.architecture import layout_of
 
     storing = sum(g.layers for g in layout_of(spec).groups if g.mixer.vectors(KVFormat()))
