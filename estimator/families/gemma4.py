@@ -18,7 +18,7 @@ with their own head sizes, shared KV, keys as values, per-layer embeddings. Ever
 
 Sliding layers keep W − 1 tokens in transformers; shared layers cache nothing. The last layer is always global
 (``__post_init__`` forces it, noted). Not modelled, refused in one line: ``enable_moe_block`` (the experts sit
-beside the dense MLP under names the layout's experts do not take: measure it with ``estimate validate``),
+beside the dense MLP under names the layout's experts do not take),
 ``use_bidirectional_attention`` "all" (a halved window, no causal cache) and any other ``per_layer_config`` entry.
 """
 
@@ -118,8 +118,8 @@ def _shared(r: Reader, types: list[str]) -> int:
 def _refuse_unmodelled(r: Reader) -> None:
     if r.get("enable_moe_block", False):
         raise EstimatorError(
-            f"{r.path}: enable_moe_block is true: Gemma 4's experts beside the dense MLP are not modelled; "
-            f"measure the model with `estimate validate` or set enable_moe_block to false"
+            f"{r.path}: enable_moe_block is true: Gemma 4's experts beside the dense MLP (router.proj, experts.*) "
+            f"are not modelled yet, so no estimate is given for this config"
         )
     if r.config.get("use_bidirectional_attention") == "all":
         raise EstimatorError(
