@@ -96,10 +96,12 @@ def language_model_note(config: dict[str, Any], path: Path) -> str:
 
 
 def whole_model_params(config: dict[str, Any], path: Path, language_params: int) -> tuple[int, str]:
-    """(parameters, how counted) of a whole checkpoint (``--part all``): a text-only model is its language
-    model; a wrapper whose parts :data:`PARTS` knows adds them to ``language_params`` (Gemma 3 27B:
-    27,009,346,304 + 416,866,032 + 6,194,304 = 27,432,406,640, as transformers 5.24 counts it); any other wrapper (one with a
-    ``vision_config``, ``audio_config`` or a ``text_config`` of its own) is refused in one line, never guessed."""
+    """(parameters, how counted) of a whole checkpoint (``--part all``).
+
+    A text-only model is its language model; a wrapper whose parts :data:`PARTS` knows adds them to
+    ``language_params`` (Gemma 3 27B: 27,009,346,304 + 416,866,032 + 6,194,304 = 27,432,406,640, as
+    transformers 5.24 counts it); any other wrapper (one with a ``vision_config``, ``audio_config`` or a
+    ``text_config`` of its own) is refused in one line, never guessed."""
     parts = outside_language_model(config, path)
     if parts is not None:
         listed = " + ".join(f"{name} {count:,}" for name, count in parts.items())
