@@ -35,6 +35,7 @@ PEFT_CONVERTS = (
     "deepseek_v32",
     "ernie4_5_moe",
     "hunyuan_v1_moe",
+    "cohere2_moe",
 )
 PEFT_CONVERTED_NAMES = ("gate_proj", "up_proj", "down_proj")
 
