@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from estimator.architecture import total_params
+from estimator.errors import EstimatorError
 from estimator.hf_config import spec_from_config
 from estimator.kv import kv_cache_bytes
 from estimator.layout import ExpertLayout
@@ -131,3 +132,153 @@ def test_equals_transformers_and_peft(name: str) -> None:
         lora = peft.get_peft_model(model.to("meta"), peft.LoraConfig(r=RANK, target_modules=peft_target_modules(
             targets, spec)))  # fmt: skip
     assert lora_params(targets, RANK) == sum(p.numel() for p in lora.parameters() if p.requires_grad)
+
+
+# --- to_config is read's inverse; the twin keeps every kind of layer ---------------------------------
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_transformers_config_reads_back_the_same(name: str) -> None:
+    from estimator.validate.hf import transformers_config, twin_spec
+
+    spec = read(written(name), name)
+    again = read(transformers_config(spec), name)
+    keep = ("notes", "source", "torch_dtype", "name", "display_name")
+    assert again.to_dict(exclude=set(keep)) == spec.to_dict(exclude=set(keep))
+    twin, _ = twin_spec(spec, 64)
+    assert set(twin.layer_windows()) == set(spec.layer_windows())
+    assert read(transformers_config(twin), name).to_dict(exclude=set(keep)) == twin.to_dict(exclude=set(keep))
+
+
+# --- parameters and cache by hand, from published configs ----------------------------------------------
+
+# The config.json values of published models (each file's address; the values were read from verbatim copies of
+# those files found in public code, and only the fields these families read are kept).
+GEMMA_7B = {  # https://huggingface.co/google/gemma-7b/blob/main/config.json (no tie_word_embeddings: tied)
+    "model_type": "gemma", "hidden_size": 3072, "intermediate_size": 24576, "num_hidden_layers": 28,
+    "num_attention_heads": 16, "num_key_value_heads": 16, "head_dim": 256, "vocab_size": 256000,
+    "max_position_embeddings": 8192, "hidden_act": "gelu",
+}  # fmt: skip
+BLOOM_560M = {  # https://huggingface.co/bigscience/bloom-560m/blob/main/config.json (n_embed, as it is written)
+    "model_type": "bloom", "n_embed": 1024, "n_layer": 24, "num_attention_heads": 16, "vocab_size": 250880,
+}  # fmt: skip
+OPT_350M = {  # https://huggingface.co/facebook/opt-350m/blob/main/config.json
+    "model_type": "opt", "hidden_size": 1024, "ffn_dim": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,
+    "max_position_embeddings": 2048, "vocab_size": 50272, "word_embed_proj_dim": 512, "do_layer_norm_before": False,
+    "activation_function": "relu",
+}  # fmt: skip
+SEED_OSS_36B = {  # https://huggingface.co/ByteDance-Seed/Seed-OSS-36B-Instruct/blob/main/config.json
+    "model_type": "seed_oss", "hidden_size": 5120, "intermediate_size": 27648, "num_hidden_layers": 64,
+    "num_attention_heads": 80, "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 155136,
+    "max_position_embeddings": 524288, "attention_bias": True, "attention_out_bias": False, "mlp_bias": False,
+    "tie_word_embeddings": False,
+}  # fmt: skip
+FALCON_MAMBA_7B = {  # https://huggingface.co/tiiuae/falcon-mamba-7b/blob/main/config.json
+    "model_type": "falcon_mamba", "hidden_size": 4096, "intermediate_size": 8192, "expand": 16,
+    "num_hidden_layers": 64, "state_size": 16, "conv_kernel": 4, "time_step_rank": 256, "use_bias": False,
+    "use_conv_bias": True, "vocab_size": 65024, "tie_word_embeddings": False, "hidden_act": "silu",
+}  # fmt: skip
+
+
+def test_gemma_7b_by_hand() -> None:
+    d, f, n, v, h, dh = 3072, 24576, 28, 256000, 16, 256
+    per_layer = 4 * d * h * dh + 3 * d * f + 2 * d  # q, k, v, o (16 KV heads); gate, up, down; two RMSNorms
+    spec = read(GEMMA_7B)
+    assert total_params(spec) == n * per_layer + v * d + d == 8_537_680_896  # tied head
+    assert kv_cache_bytes(spec, 1_000, DType.bf16) == 1_000 * 2 * n * 16 * dh * 2 == 458_752_000
+
+
+def test_bloom_560m_by_hand_the_model_card_figure() -> None:
+    d, n, v = 1024, 24, 250880
+    per_layer = (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d) + 2 * (2 * d)
+    expected = n * per_layer + v * d + 2 * d + 2 * d  # word_embeddings (+ its LayerNorm), layers, ln_f; tied
+    spec = read(BLOOM_560M)
+    assert total_params(spec) == expected == 559_214_592  # bigscience/bloom-560m's card: 559,214,592
+    assert kv_cache_bytes(spec, 1_000, DType.bf16) == 1_000 * 2 * n * d * 2  # 16 heads of 64: K and V per head
+
+
+def test_opt_350m_by_hand_projections_and_no_final_norm() -> None:
+    d, f, n, v, p, positions = 1024, 4096, 24, 50272, 512, 2048
+    per_layer = 4 * (d * d + d) + (d * f + f) + (f * d + d) + 2 * (2 * d)  # biased maps, two LayerNorms
+    outside = v * p + (positions + 2) * d + p * d + d * p  # embed_tokens, embed_positions, project_in, project_out
+    spec = read(OPT_350M)
+    assert total_params(spec) == n * per_layer + outside == 331_196_416  # no final_layer_norm; head tied
+    # LoRA r=8 on all-linear: the six maps of each layer and the two projections, never lm_head
+    targets = resolve_targets(spec, "all-linear", ExpertLayout.per_expert)
+    per_layer_lora = 8 * (4 * (d + d) + (d + f) + (f + d))
+    assert lora_params(targets, 8) == n * per_layer_lora + 8 * 2 * (p + d) == 3_563_520
+
+
+def test_seed_oss_36b_by_hand_qkv_biases_without_o_bias() -> None:
+    d, f, n, v, h, k, dh = 5120, 27648, 64, 155136, 80, 8, 128
+    per_layer = (d * h * dh + h * dh) + 2 * (d * k * dh + k * dh) + h * dh * d + 3 * d * f + 2 * d
+    spec = read(SEED_OSS_36B)
+    assert total_params(spec) == n * per_layer + 2 * v * d + d == 36_151_104_512
+    assert kv_cache_bytes(spec, 1_000, DType.bf16) == 1_000 * 2 * n * k * dh * 2
+
+
+def test_falcon_mamba_7b_by_hand_intermediate_size_over_expand() -> None:
+    d, di, n, v, state, kernel, rank = 4096, 8192, 64, 65024, 16, 4, 256  # expand 16 is overridden: d_inner 8,192
+    per_layer = (
+        d * 2 * di  # in_proj
+        + di * kernel
+        + di  # conv1d and its bias
+        + di * (rank + 2 * state)  # x_proj
+        + rank * di
+        + di  # dt_proj with its bias
+        + di * state
+        + di  # A_log, D
+        + di * d  # out_proj
+        + d  # the layer's RMSNorm (the B, C, dt norms hold no parameters)
+    )
+    spec = read(FALCON_MAMBA_7B)
+    assert total_params(spec) == n * per_layer + 2 * v * d + d == 7_272_665_088
+    # per sequence: conv state K · d_inner in bf16, recurrent state d_inner · N in float32 (transformers), per layer
+    from estimator.validate.checks import transformers_format
+
+    assert kv_cache_bytes(spec, 10, transformers_format(spec, DType.bf16)) == n * (kernel * di * 2 + di * state * 4)
+
+
+# --- names and refusals ----------------------------------------------------------------------------------
+
+
+def test_bloom_reads_its_aliases_and_post_init_name() -> None:
+    canonical = read({"model_type": "bloom", "hidden_size": 96, "n_layer": 3, "n_head": 4, "vocab_size": 1000})
+    for names in (
+        {"n_embed": 96, "num_hidden_layers": 3, "num_attention_heads": 4},
+        {"hidden_size": 96, "num_hidden_layers": 3, "n_head": 4},
+    ):
+        again = read({"model_type": "bloom", "vocab_size": 1000, **names})
+        assert again.to_dict(exclude={"notes"}) == canonical.to_dict(exclude={"notes"})
+    with pytest.raises(EstimatorError, match=r"both n_embed .* and hidden_size"):
+        read({"model_type": "bloom", "vocab_size": 1000, "n_embed": 96, "hidden_size": 64})
+
+
+REFUSED = [
+    ({"model_type": "gemma", "hidden_act": "prelu"}, "hidden_act is 'prelu'"),
+    ({"model_type": "vaultgemma", "hidden_activation": "xielu"}, "hidden_activation is 'xielu'"),
+    ({"model_type": "apertus", "hidden_act": "prelu"}, "hidden_act is 'prelu'"),
+    ({"model_type": "opt", "activation_function": "prelu"}, "activation_function is 'prelu'"),
+    ({"model_type": "falcon_mamba", "hidden_act": "prelu", "hidden_size": 64, "num_hidden_layers": 2},
+     "hidden_act is 'prelu'"),
+    ({"model_type": "bloom", "sliding_window": 16}, "sliding_window is 16"),
+    ({"model_type": "opt", "sliding_window": 16}, "sliding_window is 16"),
+    ({"model_type": "seed_oss", "sliding_window": 16}, "sliding_window is 16"),
+    ({"model_type": "ministral", **LLAMA_SMALL, "num_hidden_layers": 2}, "no head_dim"),
+    ({"model_type": "ministral", **LLAMA_SMALL, "num_hidden_layers": 2, "head_dim": 16, "num_key_value_heads": None},
+     "num_key_value_heads is null"),
+    ({"model_type": "ministral3", **LLAMA_SMALL, "num_hidden_layers": 2, "sliding_window": 8,
+      "layer_types": ["sliding_attention", "full_attention"]}, "remove layer_types"),
+    ({"model_type": "vaultgemma", **LLAMA_SMALL, "num_hidden_layers": 2, "sliding_window": None},
+     "sliding_window is null"),
+    ({"model_type": "granite_swa", **LLAMA_SMALL, "num_hidden_layers": 2, "sliding_window": None},
+     "sliding_window is null"),
+    ({"model_type": "opt", "enable_bias": "yes"}, "field 'enable_bias' is 'yes'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("config", "words"), REFUSED, ids=lambda v: str(v)[:60])
+def test_an_unmodelled_value_is_refused_in_one_line(config: dict[str, Any], words: str) -> None:
+    with pytest.raises(EstimatorError, match=words) as refused:
+        read(config)
+    assert "\n" not in str(refused.value)

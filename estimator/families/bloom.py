@@ -77,9 +77,8 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
 
 
 def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
-    """The MLP is 4 · hidden_size, whatever the generic twin's MLP width."""
-    hidden = update.get("hidden_size", spec.hidden_size)
-    return {**update, "intermediate_size": 4 * hidden}
+    """hidden_size kept (head_dim is hidden_size / n_head), and the MLP 4 · hidden_size."""
+    return {**update, "hidden_size": spec.hidden_size, "intermediate_size": 4 * spec.hidden_size}
 
 
 FAMILIES = [Family(("bloom",), read, build, to_config, twin=twin)]

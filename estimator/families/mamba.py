@@ -184,8 +184,8 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
         "use_conv_bias": spec.mamba_conv_bias,
         "use_bias": spec.mamba_proj_bias,
     }
-    if spec.model_type in MAMBA1:
-        config["time_step_rank"] = spec.mamba_dt_rank
+    if spec.model_type in MAMBA1:  # intermediate_size: d_inner where it is no multiple of hidden_size
+        config.update(time_step_rank=spec.mamba_dt_rank, intermediate_size=spec.mamba_d_inner)
     else:
         config.update(num_heads=spec.mamba_n_heads, head_dim=spec.mamba_head_dim, n_groups=spec.mamba_n_groups)
     return config

@@ -122,11 +122,9 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
 
 
 def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
-    """project_in and project_out kept where they exist: P half the twin's hidden size (never equal to it)."""
-    own = dict(spec.family_fields)
-    hidden = update.get("hidden_size", spec.hidden_size)
-    own["word_embed_proj_dim"] = hidden if _projected(spec) == spec.hidden_size else max(1, hidden // 2)
-    return {**update, "family_fields": tuple(own.items())}
+    """hidden_size and P kept (head_dim is hidden_size / heads; project_in and project_out exist where they
+    differ)."""
+    return {**update, "hidden_size": spec.hidden_size}
 
 
 _OWN = ("enable_bias", "layer_norm_elementwise_affine", "do_layer_norm_before", "_remove_final_layer_norm",
