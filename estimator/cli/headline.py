@@ -158,8 +158,10 @@ def print_table(est: Any) -> None:
     if est.kv_method_rows:
         from estimator.present import frontier
 
-        for line in frontier.lines(est):
-            say(line)
+        if est.kv_method_rows[0].against:
+            typer.echo("")
+            say(frontier.against_caption(est))
+            typer.echo(frontier.against_table(est))
     typer.echo("")
     typer.echo("Assumptions:")
     for line in assumptions(est):

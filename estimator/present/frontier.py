@@ -6,32 +6,44 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from estimator.units import format_bytes, format_number
+from estimator.units import format_number
 
 if TYPE_CHECKING:
     from estimator.compare import Estimate
-    from estimator.frontier.rows import Against, KVMethodRow
+    from estimator.frontier.rows import Against
 
 
-def against_words(row: KVMethodRow, against: Against) -> str:
-    """Against the NVFP4 cache (9.22 GB) the LoRA (r=32, 828 MB) is 11.1x smaller; they meet at 8,989 tokens."""
+def against_cell(against: Against) -> str:
+    """One store against one shrunk cache: the cache ÷ the store, then where the cache reaches the store's bytes
+    (``11.1x, at 8,989``), ``never`` (the cache stops below it) or ``always`` (its fixed part alone exceeds it)."""
     from estimator.present.tables import format_ratio
 
-    ratio = against.cache_to_store_ratio
-    size = format_ratio(ratio) + " smaller" if ratio >= 1 else format_ratio(1 / ratio) + " larger"
     crossing = against.crossover
     if crossing.tokens is not None:
-        meet = f"the cache reaches its bytes at {crossing.tokens:,} tokens"
+        meet = f"at {crossing.tokens:,}"
     elif crossing.reason == "state-exceeds":
-        meet = "the cache's fixed part alone exceeds it, so it is smaller at any length"
+        meet = "always"
     else:
-        meet = f"the cache never reaches it (it stops at {crossing.ceiling_bytes or 0:,} bytes)"
-    return f"Against the {row.label}, {format_bytes(row.bytes)}: {against.label} is {size}; {meet}."
+        meet = "never"
+    return f"{format_ratio(against.cache_to_store_ratio)}, {meet}"
 
 
-def lines(est: Estimate) -> list[str]:
-    """Every trained store against every method's cache, one sentence each."""
-    return [against_words(row, a) for row in est.kv_method_rows for a in row.against]
+def against_caption(est: Estimate) -> str:
+    return (
+        f"Each trained store against each shrunk cache (--kv-method) at {est.tokens:,} tokens: the cache's bytes ÷ "
+        "the store's, then the length at which the cache reaches the store's bytes (never: the cache stops below "
+        "it; always: its fixed part alone exceeds it)."
+    )
+
+
+def against_table(est: Estimate) -> str:
+    """Rows: the trained stores; columns: the ``--kv-method`` caches (as the option names them)."""
+    from estimator.present.tables import format_table
+
+    rows = est.kv_method_rows
+    labels = [a.label for a in rows[0].against] if rows else []
+    body = [[label, *(against_cell(row.against[i]) for row in rows)] for i, label in enumerate(labels)]
+    return format_table(["trained store", *(row.method.text for row in rows)], body, right=set(range(1, len(rows) + 1)))
 
 
 def assumptions(est: Estimate) -> list[str]:
