@@ -16,7 +16,7 @@ from estimator.errors import EstimatorError, MethodNotApplicableError
 from estimator.query import Query
 from estimator.stores import STORES, Method
 from estimator.stores.base import CORE, PEFT_TUNERS, parse_methods
-from estimator.zoo import load_spec, validate_spec
+from estimator.zoo import load_all_specs, load_spec, validate_spec
 
 # Llama 3 70B (config.json): hidden 8,192, intermediate 28,672, 64 heads, 8 KV heads of 128, 80 layers.
 # Per layer: q, o 8,192 -> 8,192; k, v 8,192 -> 1,024; gate, up 8,192 -> 28,672; down 28,672 -> 8,192.
@@ -107,6 +107,40 @@ def test_llama3_70b_by_hand_rotations_sparse_and_relatives() -> None:
     assert trained("psoft") == maps * (32 * 31 // 2 + 2 * 32)  # a skew r × r rotation and two vectors of r
 
 
+def test_llama3_70b_by_hand_the_last_tuners() -> None:
+    """GLoRA, Lily, OSF, FRoD, multitask prompt tuning, CPT, LLaMA-Adapter and trainable tokens on Llama 3 70B."""
+    sum_in, sum_out, maps, lora = L * (D * 6 + F), L * SUM_OUT, 7 * L, 32 * L * SUM_IN_OUT
+    glora = STORES[Method.glora].footprint(llama70("glora"))  # no biases: C, D and E are zeros, saved
+    assert (
+        (glora.params, glora.saved_params) == (2 * lora, 2 * lora + sum_in + 2 * sum_out) == (828_375_040, 848_035_840)
+    )
+    lily = STORES[Method.lily].footprint(llama70("lily"))  # all-linear: peft shares nothing (full paths)
+    assert lily.params == lily.saved_params == 32 * sum_in + 2 * 32 * sum_out + maps * 32 * 2 == 629_181_440
+    named = Query(load_spec("llama3-70b"), 100_000, 32, "q,k,v,o,gate,up,down", methods="lily")
+    shared = STORES[Method.lily].footprint(named)  # one B of 2r × d_out per name across the 80 layers
+    assert (shared.params, shared.saved_params) == (32 * sum_in + 2 * 32 * SUM_OUT + maps * 64, 629_181_440)
+    # OSF trains the lower half of each spectrum: (m − m/2)(d_in + d_out + 1), m = min(d_in, d_out)
+    per_layer = 2 * 4096 * (2 * D + 1) + 2 * 512 * (D + KV + 1) + 3 * 4096 * (D + F + 1)
+    assert STORES[Method.osf].params(llama70("osf")) == L * per_layer == 47_732_899_840
+    frod = STORES[Method.frod].footprint(llama70("frod"))  # 1% of d_in² sparse values and a scale of d_in per map
+    s_d, s_f = D * D // 100, F * F // 100  # 671,088 and 8,220,835 (⌊d² / 100⌋)
+    assert frod.params == frod.minimal_params == L * (6 * (D + s_d) + F + s_f) == 986_014_960
+    floats, longs = 6 * D * D + F * F, 2 * (6 * s_d + s_f) + 2 * 7  # a basis per kind of map; positions and sizes
+    assert frod.saved_params == frod.params + floats + longs
+    assert frod.saved_bytes == (frod.params + floats) * 2 + longs * 8
+    assert STORES[Method.multitask_prompt_tuning].params(llama70("multitask_prompt_tuning")) == 20 * D + 20 + D
+    assert STORES[Method.cpt].params(llama70("cpt")) == 20 * D
+    assert STORES[Method.adaption_prompt].params(llama70("adaption_prompt")) == 30 * (20 * D + 1) == 4_915_230
+    tokens = STORES[Method.trainable_tokens].footprint(llama70("trainable_tokens"))
+    assert (tokens.params, tokens.saved_params) == (20 * D, 20 * D)  # untied: written once
+    tied = STORES[Method.trainable_tokens].footprint(Query(load_spec("qwen3-0.6b"), methods="trainable_tokens"))
+    assert (tied.params, tied.saved_params) == (20 * 1024, 2 * 20 * 1024)  # tied: the output layer's copy too
+    with pytest.raises(EstimatorError, match="X-LoRA is no way of storing text"):
+        parse_methods("lora,xlora")
+    with pytest.raises(MethodNotApplicableError, match="knows only llama, mistral, gpt2"):
+        STORES[Method.adaption_prompt].params(Query(load_spec("qwen3-0.6b"), methods="adaption_prompt"))
+
+
 def test_options_and_methods() -> None:
     assert parse_methods("all") == CORE and Method.vera not in CORE
     assert parse_methods("peft") == (Method.kv, *PEFT_TUNERS)
@@ -130,7 +164,15 @@ peft = pytest.importorskip("peft")
 torch = pytest.importorskip("torch")
 from estimator.validate import measure  # noqa: E402
 
-FAMILIES = ("llama2-7b", "mistral-7b-v0.1", "qwen2.5-7b", "qwen3-0.6b", "gemma2-9b", "phi3-mini", "gpt2", "falcon-7b")
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Any:
+    """One torch thread: the twins' SVDs (TinyLoRA, PSOFT, OSF, FRoD) are tiny, and several threads contending for
+    busy cores made them ten times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def two_layers(spec: Any) -> Any:
@@ -143,15 +185,29 @@ def two_layers(spec: Any) -> Any:
     return validate_spec(fields, spec.name, "fix the test")
 
 
-@pytest.mark.parametrize("name", FAMILIES)
-def test_trained_parameters_equal_peft_on_the_meta_device(name: str) -> None:
-    """peft builds each tuner on the meta-device model; its trainable count is the estimate, or both refuse."""
-    spec = two_layers(load_spec(name))
-    base = measure.build_model(spec)
+def zoo_families() -> dict[str, Any]:
+    """One zoo model per model type (the first by name): every family the zoo holds."""
+    families: dict[str, Any] = {}
+    for spec in sorted(load_all_specs(), key=lambda s: s.name):
+        families.setdefault(spec.model_type, spec)
+    return families
+
+
+FAMILIES = zoo_families()
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_trained_parameters_equal_peft_on_the_meta_device(family: str) -> None:
+    """peft builds each tuner on the meta-device model of every zoo family; its trainable count is the estimate, or
+    both refuse (peft adapting nothing, as OSF on GPT-2's Conv1D, is its refusal). Mixture-of-experts families run
+    with --experts none: transformers 5 builds fused expert tensors, which none of these tuners adapts."""
+    spec = two_layers(FAMILIES[family])
+    experts = "none" if spec.n_routed_experts is not None else "per-expert"
+    base = measure.build_model(spec)  # once per family; each tuner adapts a copy
     for method in PEFT_TUNERS:
-        q = Query(spec, 100_000, 32, methods=(method,))
+        q = Query(spec, 100_000, 32, methods=(method,), experts=experts)
         store = STORES[method]
-        if not store.meta:  # peft reads values (BOFT's permutations, SHiRA's mask, UniLoRA's counts): the twin
+        if not store.meta:  # peft reads values (BOFT's permutations, SHiRA's mask, FRoD's bases): the twin below
             continue
         try:
             expected: int | None = store.params(q)
@@ -160,13 +216,13 @@ def test_trained_parameters_equal_peft_on_the_meta_device(name: str) -> None:
         try:
             with measure._quiet(), torch.device("meta"):
                 adapted = peft.get_peft_model(copy.deepcopy(base), measure.build_config(store.peft_config(q)))
-            measured: int | None = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
+            measured: int | None = sum(p.numel() for p in adapted.parameters() if p.requires_grad) or None
         except (ValueError, TypeError, NotImplementedError):
             measured = None
         if (method, spec.model_type) == (Method.ln_tuning, "falcon"):  # refused: the layout lumps Falcon's norms
             assert expected is None and measured == (spec.num_hidden_layers + 1) * 2 * 4544  # input_layernorm, ln_f
             continue
-        assert expected == measured, (name, method)
+        assert expected == measured, (family, method)
 
 
 def tiny_llama() -> Any:
@@ -184,19 +240,24 @@ def saved_tensor_bytes(spec: Any, config: Any) -> tuple[int, int]:
     return saved_tuner(spec, config)
 
 
+TWIN_OPTIONS: dict[Method, tuple[tuple[str, Any], ...]] = {Method.adaption_prompt: (("adapter_layers", 2),)}
+
+
 @pytest.mark.parametrize(
-    ("method", "options"),
-    [(m, ()) for m in PEFT_TUNERS]
+    ("method", "options", "targets"),
+    [(m, TWIN_OPTIONS.get(m, ()), "all-linear") for m in PEFT_TUNERS]
     + [
-        (Method.vblora, (("save_only_topk_weights", True),)),
-        (Method.vera, (("save_projection", False),)),
-        (Method.tinylora, (("save_projection", False), ("weight_tying", 0.5))),
+        (Method.vblora, (("save_only_topk_weights", True),), "all-linear"),
+        (Method.vera, (("save_projection", False),), "all-linear"),
+        (Method.tinylora, (("save_projection", False), ("weight_tying", 0.5)), "all-linear"),
+        (Method.lily, (("stride_A", 2),), "q,k,v,o,gate,up,down"),  # named targets: A and B shared across layers
+        (Method.frod, (("save_projection", False),), "all-linear"),
     ],
 )
-def test_saved_file_of_a_tiny_twin(method: Method, options: tuple[tuple[str, Any], ...]) -> None:
+def test_saved_file_of_a_tiny_twin(method: Method, options: tuple[tuple[str, Any], ...], targets: str) -> None:
     """peft's trainable count on the real twin, and the bytes of the saved file's tensors (fp32; indices at their
     own width) are the estimate's trained parameters and saved size."""
-    q = Query(tiny_llama(), 64, 8, methods=(method,), adapter_dtype="fp32", tuner_options=options)
+    q = Query(tiny_llama(), 64, 8, targets, methods=(method,), adapter_dtype="fp32", tuner_options=options)
     store = STORES[method]
     footprint = store.footprint(q)
     assert (footprint.params, footprint.saved_bytes) == saved_tensor_bytes(q.spec, store.peft_config(q))

@@ -58,10 +58,25 @@ class Method(StrEnum):
     psoft = "psoft"
     supertuning = "supertuning"
     pvera = "pvera"
+    glora = "glora"
+    lily = "lily"
+    osf = "osf"
+    frod = "frod"
+    multitask_prompt_tuning = "multitask_prompt_tuning"
+    cpt = "cpt"
+    adaption_prompt = "adaption_prompt"
+    trainable_tokens = "trainable_tokens"
 
 
 CORE = tuple(Method)[: tuple(Method).index(Method.pretraining) + 1]  # ``all``: the nine rows of the table
 PEFT_TUNERS = tuple(m for m in Method if m not in CORE)  # ``peft``: every other tuner of peft
+# peft tuner types that are no row, and why (each refused in one line by name)
+NOT_STORES = {
+    "xlora": (
+        "peft's X-LoRA is no way of storing text on its own: it mixes LoRA adapters already trained (XLoraConfig needs "
+        "their paths) through a trained classifier; size the adapters it mixes with --methods lora"
+    ),
+}
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: a record, never a key
@@ -175,6 +190,8 @@ def parse_methods(text: str) -> tuple[Method, ...]:
         if word == "peft":
             chosen.extend(PEFT_TUNERS)
             continue
+        if word in NOT_STORES:
+            raise EstimatorError(f"--methods {word}: {NOT_STORES[word]}")
         if word not in Method.__members__:
             raise EstimatorError(f"unknown method {word!r}; use all or a comma list of: {valid}")
         chosen.append(Method(word))

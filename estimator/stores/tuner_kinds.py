@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 from estimator.errors import EstimatorError, MethodNotApplicableError
 from estimator.stores.base import Method
 from estimator.stores.tuners import Elements, Knob, PeftTuner, TunerOptions
+from estimator.stores.tuners_last import LAST_TUNERS
 from estimator.stores.tuners_more import MORE_TUNERS
 from estimator.stores.tuners_others import OTHER_TUNERS
 from estimator.units import MAX_COUNT
@@ -269,6 +270,7 @@ TUNERS: tuple[PeftTuner, ...] = (
     TinyLoRA(),
     *MORE_TUNERS,
     *OTHER_TUNERS,
+    *LAST_TUNERS,
 )
 KNOBS: dict[str, Knob] = {name: default for tuner in TUNERS for name, default in tuner.knobs.items()}
 

@@ -91,10 +91,17 @@ class Poly(PeftTuner):
         return Elements(n, n, n)
 
 
+def no_heads(q: Query) -> dict[str, object]:
+    """peft's prompt learning asks for ``num_attention_heads`` where config.json has none (Mamba); it sizes nothing
+    but prefix tuning's cache, so these tuners pass 1."""
+    return {} if q.spec.num_attention_heads else {"num_attention_heads": 1}
+
+
 class _Virtual(PeftTuner):
     """A tuner of ``--virtual-tokens`` virtual tokens: no linear maps, no rank."""
 
     rank_knob = None
+    heads_free: ClassVar[bool] = True  # sized without attention heads (all but a cache of virtual tokens)
 
     def maps(self, q: Query) -> tuple[LinearMap, ...]:
         return ()
@@ -106,7 +113,7 @@ class _Virtual(PeftTuner):
         from estimator.stores.peft_configs import PeftConfig
 
         kwargs = {"task_type": "CAUSAL_LM", "num_virtual_tokens": q.virtual_tokens, **self.settings(q)}
-        return PeftConfig(self.peft_kind, kwargs)
+        return PeftConfig(self.peft_kind, {**kwargs, **(no_heads(q) if self.heads_free else {})})
 
 
 class PTuning(_Virtual):
@@ -127,6 +134,7 @@ class PTuning(_Virtual):
 class Cartridge(_Virtual):
     method = Method.cartridge
     title, peft_kind = "Cartridge", "CartridgeConfig"
+    heads_free = False
     knobs: ClassVar[dict[str, Knob]] = {"num_frozen_tokens": 1}
     formula = (
         "a trained KV cache of n virtual tokens (as prefix tuning), its first num_frozen_tokens frozen but saved "
@@ -205,11 +213,12 @@ class DeFT(PeftTuner):
     method = Method.deft
     title, peft_kind = "DeFT", "DeftConfig"
     knobs: ClassVar[dict[str, Knob]] = {"para": False}
-    formula = "P (d_out × r) and, unless para (PaRa), R (r × d_in) per map;"
+    formula = "P (d_out × r') and, unless para (PaRa), R (r' × d_in) per map, r' = min(r, d_out);"
 
     def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
-        """r · Σ c_m (d_out + d_in) (PaRa: r · Σ c_m d_out). Llama 3 70B, r = 32: 414,187,520."""
-        n = _sum(maps, 0, q.rank) - (q.rank * sum(m.d_in * m.copies for m in maps) if knobs["para"] else 0)
+        """Σ c_m r' (d_out + d_in) (PaRa: Σ c_m r' d_out), r' = min(r, d_out) (peft caps the projection's rank at
+        d_out: Qwen1.5-MoE's shared_expert_gate, 2,048 -> 1, gets r' = 1). Llama 3 70B, r = 32: 414,187,520."""
+        n = sum(min(q.rank, m.d_out) * (m.d_out + (0 if knobs["para"] else m.d_in)) * m.copies for m in maps)
         return Elements(n, n, n)
 
 
