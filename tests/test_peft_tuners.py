@@ -141,6 +141,21 @@ def test_llama3_70b_by_hand_the_last_tuners() -> None:
         STORES[Method.adaption_prompt].params(Query(load_spec("qwen3-0.6b"), methods="adaption_prompt"))
 
 
+def test_crossover_line_names_the_chosen_tuners_without_lora() -> None:
+    """With only tuners chosen, the crossover line gives each one's crossing with the cache (327,680 bytes a token
+    in bf16): VeRA's 6,735,360 trained parameters at ⌈13,470,720 / 327,680⌉ = 42 tokens, TinyLoRA's 71,680 bytes
+    at the first token; with LoRA among the rows, LoRA's own sentence (⌈828,375,040 / 327,680⌉ = 2,528)."""
+    from estimator.compare import evaluate
+    from estimator.present.words import crossover_line
+
+    assert -(-6_735_360 * 2 // (2 * L * 8 * 128 * 2)) == 42
+    line = crossover_line(evaluate(llama70("vera,tinylora")))
+    assert (
+        line == "Crossover with the KV cache (trained bytes; LoRA not chosen): VeRA at 42 tokens; TinyLoRA at 1 token."
+    )
+    assert "equals the KV cache at 2,528 tokens" in crossover_line(evaluate(llama70("lora,vera")))
+
+
 def test_options_and_methods() -> None:
     assert parse_methods("all") == CORE and Method.vera not in CORE
     assert parse_methods("peft") == (Method.kv, *PEFT_TUNERS)

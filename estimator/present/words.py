@@ -123,8 +123,21 @@ def crossover_words(crossing: Crossover, adapter_bytes: int, adapter: str = "LoR
 
 
 def crossover_line(est: Estimate) -> str:
-    """The headline's crossover sentence for the query's LoRA (see :func:`crossover_words`)."""
-    return crossover_words(est.crossover, est.lora_bytes)
+    """The headline's crossover sentence for the query's LoRA (see :func:`crossover_words`); where LoRA is not
+    among the rows, the crossing of each trained row that is (its trained bytes against the cache), in one line:
+    Llama 3 70B, 100k tokens, r = 32, bf16: "Crossover with the KV cache (trained bytes): VeRA at 42 tokens;
+    TinyLoRA at 1 token." (13,470,720 / 327,680 = 41.1 -> 42; 71,680 bytes < 327,680)."""
+    chosen = [r for r in est.rows if r.crossover is not None]
+    if any(r.method is Method.lora for r in est.rows) or not chosen:
+        return crossover_words(est.crossover, est.lora_bytes)
+
+    def when(c: Crossover) -> str:
+        if c.tokens is not None:
+            return f"at {c.tokens:,} token{'s' if c.tokens != 1 else ''}"
+        return "never (the cache stays below it)" if c.reason == "never-reaches" else "never (the state exceeds it)"
+
+    named = [f"{getattr(STORES[r.method], 'title', r.method.value)} {when(r.crossover)}" for r in chosen if r.crossover]
+    return "Crossover with the KV cache (trained bytes; LoRA not chosen): " + "; ".join(named) + "."
 
 
 def holding_line(est: Estimate) -> str | None:
