@@ -248,6 +248,7 @@ MODULE_OF = {
     **dict.fromkeys(("hunyuan_v1_dense", "hunyuan_v1_moe"), "hunyuan"),
     "granitemoe_swa": "granitemoe_swa",
     "cohere2_moe": "cohere2_moe",
+    "exaone_moe": "exaone_moe",
     **{t: t for t in ("jamba", "bamba", "granitemoehybrid", "nemotron_h", "falcon_h1", "zamba2")},
     **dict.fromkeys(("deepseek_v2", "deepseek_v3"), "deepseek"),
     **{"llama4_text": "llama4", "gemma3n_text": "gemma3n", "deepseek_v32": "deepseek_v32"},

@@ -36,6 +36,7 @@ PEFT_CONVERTS = (
     "ernie4_5_moe",
     "hunyuan_v1_moe",
     "cohere2_moe",
+    "exaone_moe",
 )
 PEFT_CONVERTED_NAMES = ("gate_proj", "up_proj", "down_proj")
 
