@@ -239,6 +239,28 @@ def test_falcon_mamba_7b_by_hand_intermediate_size_over_expand() -> None:
     assert kv_cache_bytes(spec, 10, transformers_format(spec, DType.bf16)) == n * (kernel * di * 2 + di * state * 4)
 
 
+@pytest.mark.parametrize(
+    ("model_type", "expected"),
+    [
+        # ApertusConfig: d 4,096, F 14,336, 32 layers, 32 heads = KV heads of 128, V 131,072, untied, xIELU (2 each)
+        ("apertus", 32 * (4 * 4096**2 + 2 * 128 + 2 * 4096 * 14336 + 2 + 2 * 4096) + 2 * 131072 * 4096 + 4096),
+        # Ministral3Config: d 4,096, F 14,336, 34 layers, 32 heads and 8 KV heads of 128, V 131,072, untied
+        ("ministral3", 34 * (2 * 4096**2 + 2 * 4096 * 1024 + 3 * 4096 * 14336 + 2 * 4096) + 2 * 131072 * 4096 + 4096),
+        # GraniteSWAConfig: d 2,560, F 8,192, 24 layers, 20 heads (and 20 sinks), 4 KV heads of 128, V 100,352, tied
+        ("granite_swa", 24 * (2 * 2560**2 + 2 * 2560 * 512 + 20 + 3 * 2560 * 8192 + 2 * 2560) + 100352 * 2560 + 2560),
+    ],
+)
+def test_config_class_defaults_by_hand(model_type: str, expected: int) -> None:
+    assert total_params(read({"model_type": model_type})) == expected
+
+
+def test_granite_swa_default_pattern_and_window() -> None:
+    spec = read({"model_type": "granite_swa"})
+    assert spec.layer_windows()[:5] == (None, 128, 128, 128, None)  # i % 4 == 0 full
+    row = 2 * 4 * 128 * 2  # K and V, 4 KV heads of 128, bf16
+    assert kv_cache_bytes(spec, 10_000, DType.bf16) == (6 * 10_000 + 18 * 128) * row
+
+
 # --- names and refusals ----------------------------------------------------------------------------------
 
 

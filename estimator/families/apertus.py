@@ -13,9 +13,9 @@ What transformers 5.24's ``ApertusDecoderLayer`` builds per layer:
 ApertusConfig: K = H where absent or null, head_dim hidden / heads unless given, untied embeddings. No
 window: a ``sliding_window`` is refused (:data:`estimator.families.WINDOWLESS`).
 
-Apertus-8B (swiss-ai/Apertus-8B-2509 config.json: d 4,096, F 21,504, 32 layers, 32 heads, 8 KV heads of 128,
-vocabulary 131,072, untied): 32 · (2 · 4,096² + 2 · 4,096 · 1,024 + 2 · 128 + 2 · 4,096 · 21,504 + 2 + 2 · 4,096)
-+ 2 · 131,072 · 4,096 + 4,096 = 8,053,338,176 parameters.
+ApertusConfig's own defaults (d 4,096, F 14,336, 32 layers, 32 heads and as many KV heads of 128, vocabulary
+131,072, untied, xIELU): 32 · (4 · 4,096² + 2 · 128 + 2 · 4,096 · 14,336 + 2 + 2 · 4,096) + 2 · 131,072 · 4,096
++ 4,096 = 6,979,596,352 parameters.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ absent, every fourth layer from layer 0 is full and the others slide (i % 4 == 0
 never add parameters. GraniteSWAConfig: K = 4 by default (null: as many as the query heads), head_dim
 hidden / heads unless given, tied embeddings. The activation changes no count (one with parameters is
 refused).
+
+GraniteSWAConfig's own defaults (d 2,560, F 8,192, 24 layers, 20 heads of 128, 4 KV heads, vocabulary 100,352,
+tied): 24 · (2 · 2,560² + 2 · 2,560 · 512 + 20 + 3 · 2,560 · 8,192 + 2 · 2,560) + 100,352 · 2,560 + 2,560
+= 2,144,463,840 parameters; layers 0, 4, 8, ... full, the others hold 128 tokens (127 as transformers keeps them).
 """
 
 from __future__ import annotations

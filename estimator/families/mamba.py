@@ -11,7 +11,9 @@ d_inner = expand · hidden_size:
   ``time_step_rank`` ("auto": ⌈hidden / 16⌉). State per layer: conv d_inner × K, recurrent d_inner · N.
 - FalconMamba (``FalconMambaMixer``): Mamba's mixer and defaults; its RMS norms on B, C and the time step
   (``b_layernorm``, ``c_layernorm``, ``dt_layernorm``) hold no parameters (weightless: their ``weight`` is a
-  non-persistent buffer), so it counts and caches as Mamba.
+  non-persistent buffer), so it counts and caches as Mamba. FalconMamba 7B (d 4,096, d_inner 8,192 from its
+  ``intermediate_size``, though ``expand`` says 16; R 256, 64 layers, vocabulary 65,024, untied): 64 ·
+  105,312,256 + 2 · 65,024 · 4,096 + 4,096 = 7,272,665,088 parameters.
 - Mamba-2 (``Mamba2Mixer``): H heads of P (H · P = d_inner), G groups of B and C of N each;
   ``in_proj`` (d -> 2 d_inner + 2 G N + H: z, x, B, C and the time step), a depthwise ``conv1d`` over
   the conv_dim = d_inner + 2 G N channels of x, B, C, ``dt_bias``, ``A_log`` and ``D`` (H each), a gated

@@ -10,9 +10,9 @@ What transformers 5.24 builds per layer, for both: q, k, v, o and gate, up, down
 - ministral3: one ``sliding_window`` (none by default) for every layer, as Mistral; the attention reads no
   ``layer_types``, so one that says otherwise is refused. head_dim 128 by default.
 
-Ministral-8B (mistralai/Ministral-8B-Instruct-2410 config.json: d 4,096, F 12,288, 36 layers, 32 heads,
-8 KV heads of 128, vocabulary 131,072, untied): 36 · (2 · 4,096² + 2 · 4,096 · 1,024 + 3 · 4,096 · 12,288
-+ 2 · 4,096) + 2 · 131,072 · 4,096 + 4,096 = 8,019,808,256 parameters.
+Ministral3Config's own defaults (d 4,096, F 14,336, 34 layers, 32 heads, 8 KV heads of 128, vocabulary
+131,072, untied): 34 · (2 · 4,096² + 2 · 4,096 · 1,024 + 3 · 4,096 · 14,336 + 2 · 4,096) + 2 · 131,072 · 4,096
++ 4,096 = 8,489,553,920 parameters.
 """
 
 from __future__ import annotations
