@@ -13,7 +13,7 @@ from enum import StrEnum
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
-from estimator.architecture import active_params, param_breakdown, total_params
+from estimator.architecture import active_params, param_breakdown
 from estimator.errors import MethodNotApplicableError
 from estimator.kv import (
     KVFormat,
@@ -25,12 +25,11 @@ from estimator.kv import (
     mla_forms,
     windowed,
 )
-from estimator.pretraining import pretraining_bytes_per_token, weights_bytes
 from estimator.query import Query, query_from_options
 from estimator.specs import ModelSpec
 from estimator.stores import STORES, Method
 from estimator.stores.targets import Targets, lora_bytes, lora_params, resolve_targets
-from estimator.units import BITS_PER_BYTE, DType
+from estimator.units import BITS_PER_BYTE, DType, bits_to_bytes
 
 if TYPE_CHECKING:
     from estimator.frontier.rows import KVMethodRow
@@ -243,7 +242,7 @@ class Estimate:
     def pretraining_bytes_per_token(self) -> float | None:
         if self.pretraining_tokens is None:
             return None
-        return pretraining_bytes_per_token(self.spec, self.weights_dtype, self.pretraining_tokens)
+        return self.weights_bytes / self.pretraining_tokens  # N · b / 8 / D, N the part counted (--part)
 
     @property
     def lora_fraction_of_params(self) -> float:
@@ -302,16 +301,16 @@ def evaluate(q: Query) -> Estimate:
     return Estimate(
         query=q,
         targets=targets,
-        params=total_params(spec),
+        params=q.counted_params,  # --part: the language model, or the whole checkpoint
         active_params=active_params(spec),
-        params_breakdown=param_breakdown(spec),
+        params_breakdown={**param_breakdown(spec), **(q.whole_model[1] if q.part == "all" else {})},
         kv_bytes_per_token_unbounded=kv_bytes_per_token(spec, q.kv),
         kv_cache_bytes=kv_bytes,
         kv_state_bytes=kv_state_bytes(spec, q.kv),
         tokens_held=kv_tokens_held(spec, q.tokens, q.kv),
         lora_params=lora_params(targets, q.rank),
         lora_bytes=adapter,
-        weights_bytes=weights_bytes(spec, q.weights_dtype),
+        weights_bytes=bits_to_bytes(q.counted_params * q.weights_dtype.bits),
         crossover=crossover(spec, adapter, q.kv),
         parity_rank=parity,
         parity_params=lora_params(targets, parity),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
+from functools import cached_property
 from os import PathLike
 from typing import Any
 
@@ -94,6 +95,7 @@ class Query:
     ia3_targets: str | None = None  # None: peft's default for the family
     tuner_options: TunerOptions = ()  # peft tuners' knobs other than the rank (--tuner-option), each once
     kv_methods: tuple[KVMethod, ...] = ()  # cache-shrinking methods shown beside the cache (--kv-method)
+    part: str = "language"  # --part: a multimodal checkpoint's language model, or "all": the whole model
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -117,6 +119,9 @@ class Query:
         set_(self, "tuner_options", _tuner_options(self.tuner_options))
         set_(self, "kv_methods", _kv_methods(self.kv_methods))
         check_tuner_options(self.tuner_options, self.methods)
+        set_(self, "part", _part(self.part))
+        if self.part == "all":
+            self.whole_model  # noqa: B018 - counted now, so a checkpoint whose parts are unknown fails here
         from estimator.stores.targets import resolve_targets  # resolving validates the words
 
         resolve_targets(self.spec, self.targets, self.experts)
@@ -125,12 +130,34 @@ class Query:
     def pretraining_tokens_or_published(self) -> int | None:
         return self.pretraining_tokens if self.pretraining_tokens is not None else self.spec.pretraining_tokens
 
+    @cached_property
+    def whole_model(self) -> tuple[int, dict[str, int], str]:
+        """(parameters, parts outside the language model, how counted) of the whole checkpoint."""
+        from estimator.families.towers import whole_model_of
+
+        return whole_model_of(self.spec)
+
+    @property
+    def counted_params(self) -> int:
+        """Parameters of the part counted (--part): the language model, or the whole checkpoint."""
+        from estimator.architecture import total_params
+
+        return self.whole_model[0] if self.part == "all" else total_params(self.spec)
+
     def with_(self, **changes: Any) -> Query:
         """A copy with ``changes`` (validated again)."""
         return replace(self, **changes)
 
 
 QUERY_FIELDS = tuple(f.name for f in fields(Query))
+PARTS = ("language", "all")
+
+
+def _part(value: object) -> str:
+    """--part: ``language`` (a multimodal checkpoint's language model) or ``all`` (the whole checkpoint)."""
+    if isinstance(value, str) and value.strip().lower() in PARTS:
+        return value.strip().lower()
+    raise EstimatorError(f"unknown --part {value!r}; use one of: {', '.join(PARTS)}")
 
 
 def _methods(value: object) -> tuple[Method, ...]:
@@ -229,6 +256,7 @@ def query_from_options(
     name: str | None = None,
     tuner_option: str | None = None,
     kv_method: str | None = None,
+    part: str = "language",
 ) -> Query:
     """The query of every option the CLI takes, by the CLI's names and in its words.
 
@@ -277,6 +305,7 @@ def query_from_options(
         ia3_targets,
         tuner_option or (),  # type: ignore[arg-type]  # text is read by the query
         kv_methods=kv_method or (),  # type: ignore[arg-type]  # text is read by the query
+        part=part,
     )
 
 

@@ -51,3 +51,61 @@ def test_a_wrapper_whose_parts_are_not_modelled_is_refused_in_one_line(tmp_path:
         whole_model_params(config, tmp_path / "config.json", 1000)
     line = str(error.value)
     assert "\n" not in line and "(text_config, vision_config) are not counted here; use --part language" in line
+
+
+def test_the_first_line_says_which_part_and_full_fine_tuning_counts_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """gemma3-27b.json: the language model's 27,009,346,304 by default; with --part all the whole model's
+    27,009,346,304 + 416,866,032 + 6,194,304 = 27,432,406,640 in the first line and the full fine-tuning row
+    (bf16: 54,864,813,280 bytes), while the KV cache and the LoRA stay the language model's."""
+    from .test_cli import run
+
+    path = str(CONFIGS / "gemma3-27b.json")
+    code, out, _ = run(capsys, "--config", path, "--methods", "kv,lora,full")
+    first = out.splitlines()[0]
+    assert code == 0 and "27,009,346,304 parameters" in first
+    assert first.endswith("language model of a multimodal checkpoint; --part all for the whole model")
+    code, whole_out, _ = run(capsys, "--config", path, "--methods", "kv,lora,full", "--part", "all")
+    first = whole_out.splitlines()[0]
+    assert code == 0 and "27,432,406,640 parameters" in first
+    assert (
+        "whole model (language model 27,009,346,304 + vision tower (SigLIP) 416,866,032 + projector 6,194,304)" in first
+    )
+    assert "the KV cache and adapters are the language model's" in first
+    assert "54,864,813,280" in whole_out and "54,864,813,280" not in out  # 2 bytes × 27,432,406,640
+    rows = [line for line in out.splitlines() if line.startswith(("in context", "LoRA"))]
+    assert rows and all(row in whole_out for row in rows)  # the cache and adapter rows are unchanged
+
+
+def test_json_names_the_part(capsys: pytest.CaptureFixture[str]) -> None:
+    from .test_cli import run
+
+    path = str(CONFIGS / "gemma3-27b.json")
+    code, out, _ = run(capsys, "--config", path, "--methods", "full", "--part", "all", "--json")
+    model = json.loads(out)["model"]
+    assert code == 0 and model["part"] == "all" and model["params"] == 27_432_406_640
+    assert model["params_breakdown"]["vision tower (SigLIP)"] == 416_866_032
+    assert sum(model["params_breakdown"].values()) == model["params"]
+    code, out, _ = run(capsys, "--model", "llama3-8b", "--methods", "full", "--part", "all", "--json")
+    model = json.loads(out)["model"]
+    assert model["params"] == 8_030_261_248 and model["part_counted"] == "whole model = language model"
+
+
+def test_a_text_model_with_part_all_is_the_same_numbers() -> None:
+    from estimator.compare import estimate
+
+    language, whole = estimate("llama3-8b", methods="kv,full"), estimate("llama3-8b", methods="kv,full", part="all")
+    assert [(r.method, r.params, r.bytes) for r in language.rows] == [(r.method, r.params, r.bytes) for r in whole.rows]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--model", "gemma3-27b", "--part", "all"], "for --part all pass --config with the checkpoint's config.json"),
+        (["--model", "llama3-8b", "--part", "vision"], "unknown --part 'vision'; use one of: language, all"),
+    ],
+)
+def test_refusals_are_one_line(capsys: pytest.CaptureFixture[str], args: list[str], needle: str) -> None:
+    from .test_cli import run
+
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == "" and err.count("\n") == 1 and needle in err, err

@@ -43,6 +43,14 @@ def measured_query(unknown: Any, options: dict[str, Any], as_json: bool, as_csv:
                 f"{flag} needs a family the estimator knows; model_type {unknown.model_type!r} is measured with "
                 f"the defaults only: drop {flag}"
             )
+    wrapped = [
+        key for key in ("text_config", "vision_config", "audio_config") if isinstance(unknown.config.get(key), dict)
+    ]
+    if options.get("part", "language") != "language" and wrapped:
+        raise EstimatorError(
+            f"--part all: the parts of a {unknown.model_type} checkpoint ({', '.join(wrapped)}) are not measured "
+            "here; use --part language"
+        )
     from estimator.hf_config import model_name
     from estimator.validate.unknown import check_bounds
 

@@ -92,6 +92,13 @@ KvMethodOpt = Annotated[
         "kvzip:keep=0.3, kvzap:keep=0.3, dms:ratio=8, rkv:keep=0.1, cartridge:tokens=2048.",
     ),
 ]
+PartOpt = Annotated[
+    str,
+    typer.Option(
+        help="Parameters of a multimodal checkpoint: language (its language model) or all (the whole model, "
+        "vision tower and projector included) for full fine-tuning, pretraining and the headline."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON; every key names its unit.")]
 CsvOpt = Annotated[bool, typer.Option("--csv", help="One CSV row per mechanism.")]
 
@@ -123,6 +130,7 @@ QUERY_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
     ("ia3_targets", Ia3Opt, None),
     ("tuner_option", TunerOpt, None),
     ("kv_method", KvMethodOpt, None),
+    ("part", PartOpt, "language"),
 )
 QUERY_OPTION_NAMES = tuple(name for name, _, _ in QUERY_OPTIONS)
 # The query options a command that answers another question takes (the rest keep their defaults and stay
@@ -215,6 +223,7 @@ def build_query(values: dict[str, Any], default_model: str | None = None, spec: 
         values["ia3_targets"],
         values["tuner_option"] or (),
         kv_methods=values["kv_method"] or (),
+        part=values.get("part", "language"),
     )
 
 

@@ -18,7 +18,7 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
     holds = est.holds_all_tokens  # else the cache keeps only the last w tokens: no rate per token of the text
     from estimator import __version__
     from estimator.present.frontier import records as frontier_records
-    from estimator.present.words import context_warning, headline_line
+    from estimator.present.words import context_warning, headline_line, part_words
 
     warning = context_warning(est)
     return {
@@ -30,6 +30,8 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
             "display_name": spec.display_name,
             "source": spec.source,
             "params": est.params,
+            "part": est.query.part,  # --part: "language" (a multimodal checkpoint's language model) or "all"
+            "part_counted": part_words(est).removeprefix("; ") or "whole model = language model",
             "active_params": est.active_params,
             "params_breakdown": dict(est.params_breakdown),
             "num_hidden_layers": spec.num_hidden_layers,

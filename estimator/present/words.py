@@ -37,8 +37,19 @@ def model_line(est: Estimate) -> str:
         )
     return (
         f"{spec.display_name} ({spec.name}): {est.params:,} parameters{moe}, {spec.num_hidden_layers} layers, "
-        f"{heads}, hidden {spec.hidden_size:,}; {dtype_words}"
+        f"{heads}, hidden {spec.hidden_size:,}; {dtype_words}{part_words(est)}"
     )
+
+
+def part_words(est: Estimate) -> str:
+    """Which part of a multimodal checkpoint is counted (--part), for the model line; nothing for a text model."""
+    from estimator.families.towers import is_wrapper_language_model
+
+    if est.query.part == "all" and est.query.whole_model[1]:
+        return f"; whole model ({est.query.whole_model[2]}); the KV cache and adapters are the language model's"
+    if is_wrapper_language_model(est.spec.notes):
+        return "; language model of a multimodal checkpoint; --part all for the whole model"
+    return ""
 
 
 def context_warning(est: Estimate) -> str | None:

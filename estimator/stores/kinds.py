@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from estimator.architecture import layout_of, linear_maps, total_params
+from estimator.architecture import layout_of, linear_maps
 from estimator.errors import MethodNotApplicableError
 from estimator.layout import ExpertLayout
-from estimator.pretraining import weights_bytes
 from estimator.stores import peft_rules
 from estimator.stores.base import Method, Size, Store, loreft_params
 from estimator.stores.targets import Targets, dora_params, ia3_params, lora_params, resolve_targets
-from estimator.units import format_bytes, format_tokens_short
+from estimator.units import bits_to_bytes, format_bytes, format_tokens_short
 
 if TYPE_CHECKING:
     from estimator.layout import KVFormat
@@ -237,13 +236,13 @@ class Full(Store):
     method = Method.full
 
     def params(self, q: Query) -> int:
-        return total_params(q.spec)
+        return q.counted_params  # --part: the language model, or the whole checkpoint
 
     def label(self, q: Query) -> str:
         return "full fine-tuning"
 
     def assumption(self, q: Query) -> str:
-        return f"Full fine-tuning: all {total_params(q.spec):,} parameters stored again."
+        return f"Full fine-tuning: all {q.counted_params:,} parameters stored again."
 
 
 class Pretraining(Store):
@@ -251,14 +250,14 @@ class Pretraining(Store):
     trained: ClassVar[bool] = False
 
     def params(self, q: Query) -> int:
-        return total_params(q.spec)
+        return q.counted_params
 
     def size(self, q: Query, kv_bytes: int) -> Size | None:
-        """All weights over all pretraining tokens; no row without a token count."""
+        """All weights (of the part counted, --part) over all pretraining tokens; no row without a token count."""
         tokens = q.pretraining_tokens_or_published
         if tokens is None:
             return None
-        return Size(total_params(q.spec), weights_bytes(q.spec, q.weights_dtype), tokens)
+        return Size(q.counted_params, bits_to_bytes(q.counted_params * q.weights_dtype.bits), tokens)
 
     def label(self, q: Query) -> str:
         tokens = format_tokens_short(q.pretraining_tokens_or_published or 0)
@@ -269,9 +268,9 @@ class Pretraining(Store):
         if tokens is None:
             return f"Pretraining: no published token count for {spec.display_name}; pass --pretraining-tokens."
         source = spec.pretraining_tokens_source if tokens == spec.pretraining_tokens else None
-        total = weights_bytes(spec, q.weights_dtype)
+        total = bits_to_bytes(q.counted_params * q.weights_dtype.bits)
         return (
-            f"Pretraining: all {total_params(spec):,} parameters in {q.weights_dtype.value} ({format_bytes(total)})"
+            f"Pretraining: all {q.counted_params:,} parameters in {q.weights_dtype.value} ({format_bytes(total)})"
             f" over {format_tokens_short(tokens)} tokens"
             + (f" (source: {source})." if source else " (given by --pretraining-tokens).")
         )
