@@ -154,6 +154,8 @@ SECOND: dict[str, dict[str, Any]] = {
                     "num_kv_shared_layers": 2, "use_double_wide_mlp": True, "hidden_size_per_layer_input": 8,
                     "sliding_window": 16, "attention_bias": True, "tie_word_embeddings": False,
                     "layer_types": ["sliding_attention", "full_attention"] * 3},
+    "minimax": {"num_local_experts": 4, "num_experts_per_tok": 1, "head_dim": 32, "num_key_value_heads": 1,
+                "layer_types": ["linear_attention", "full_attention"], "tie_word_embeddings": True, "block_size": 8},
 }  # fmt: skip
 
 

@@ -282,3 +282,66 @@ def test_gemma4_wrapper_counts_its_language_model(tmp_path: Path) -> None:
         model = transformers.AutoModelForImageTextToText.from_config(hf)
     language = sum(p.numel() for name, p in model.named_parameters() if name.startswith("model.language_model."))
     assert total_params(spec) == language  # tied head
+
+
+# --- MiniMax (minimax) -------------------------------------------------------------------------------------------
+# d 64, 4 layers (softmax on 0 and 2, lightning on 1 and 3: MiniMaxConfig's default pattern), H 4 of d_h 16, K 2,
+# 4 experts of 96, top 2, V 1,000, untied.
+MINIMAX_SMALL: dict[str, Any] = {
+    "model_type": "minimax", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 4,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2,
+    "vocab_size": 1000, "block_size": 8,
+}  # fmt: skip
+
+
+def test_minimax_params_lora_and_state_by_hand(tmp_path: Path) -> None:
+    d = 64
+    softmax = d * 64 + 2 * d * 32 + 64 * d  # q, k, v, o
+    lightning = d * 3 * 64 + d * 64 + 64 * d + 64  # qkv_proj, output_gate, out_proj, norm of H d_h
+    moe = 4 * d + 4 * 3 * d * 96  # router, experts
+    expected = 2 * softmax + 2 * lightning + 4 * (moe + 2 * d) + 2 * 1000 * d + d
+    assert expected == 490_176
+    spec = spec_from_hf_config(written(tmp_path, MINIMAX_SMALL))
+    assert spec.layer_types == ("full_attention", "linear_attention") * 2
+    assert total_params(spec) == expected
+    # peft converts MiniMax's experts (Mixtral's names): gate_up at 2r, down and the router at r.
+    experts = 4 * 2 * (d + 2 * 96) + 4 * (96 + d) + (d + 4)  # per expert: gate_up 2r · (d + 2F), down r · (F + d)
+    lora = 2 * ((d + 64) + 2 * (d + 32) + (64 + d)) + 2 * ((d + 192) + (d + 64) + (64 + d)) + 4 * experts
+    assert lora_params(resolve_targets(spec, "all-linear", ExpertLayout.fused), 8) == 8 * lora == 103_552
+    assert kv_bytes_per_token(spec, DType.bf16) == 2 * 2 * 2 * 16 * 2  # the two softmax layers
+    assert kv_state_bytes(spec, DType.bf16) == 2 * 4 * 16 * 16 * 2  # K^T V per head, two lightning layers, bf16
+
+
+@pytest.mark.validation
+@pytest.mark.filterwarnings("ignore")
+def test_minimax_cache_counts_the_lightning_state_transformers_keeps_outside_its_layers(tmp_path: Path) -> None:
+    """MiniMaxCache keeps the lightning states in linear_cache, beside its layers: 7 and 20 tokens (past two
+    blocks of 8), under FakeTensorMode."""
+    pytest.importorskip("torch")
+    from estimator.validate import measure
+
+    spec = spec_from_hf_config(written(tmp_path, MINIMAX_SMALL))
+    for tokens, held in measure.cache_bytes(spec, [7, 20], DType.bf16).items():
+        assert held == (tokens * 2 * 2 * 2 * 16 * 2, 2 * 4 * 16 * 16 * 2), tokens
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"attn_type_list": [0, 1, 0, 1]}, "attn_type_list"),
+        ({"shared_intermediate_size": 32}, "shared_intermediate_size"),
+        ({"sliding_window": 16}, "sliding_window"),
+        ({"layer_types": ["full_attention", "mamba"] * 2}, "layer_types"),
+    ],
+    ids=["attn-type-list", "shared-expert", "window", "layer-kind"],
+)
+def test_minimax_refuses_what_it_does_not_model(tmp_path: Path, changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(EstimatorError, match=field) as error:
+        spec_from_hf_config(written(tmp_path, {**MINIMAX_SMALL, **changes}))
+    assert "\n" not in str(error.value)
+
+
+def test_minimax_attn_type_list_that_agrees_is_read(tmp_path: Path) -> None:
+    """MiniMax's own attn_type_list (0 lightning, 1 softmax) is accepted where it says what transformers builds."""
+    spec = spec_from_hf_config(written(tmp_path, {**MINIMAX_SMALL, "attn_type_list": [1, 0, 1, 0]}))
+    assert spec.layer_types == ("full_attention", "linear_attention") * 2

@@ -43,7 +43,7 @@ def measured_cache_bytes(config: dict[str, object], tokens: int) -> int:
         with torch.no_grad():
             ids = torch.zeros((1, tokens), dtype=torch.long)
             cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
-        return sum(sum(measure.layer_cache_bytes(layer)) for layer in cache.layers)
+        return sum(sum(measure.layer_cache_bytes(layer)) for layer in cache.layers) + measure.linear_cache_bytes(cache)
 
 
 @pytest.mark.parametrize("second", [False, True], ids=["defaults", "second"])

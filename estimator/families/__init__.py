@@ -30,7 +30,7 @@ _BLOCK_TYPES = {"layer_types": "layers_block_type"}
 _GPT2_NAMES = {"hidden_size": "n_embd", "max_position_embeddings": "n_positions", "num_attention_heads": "n_head"}
 _ALIAS_GROUPS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("gpt2", "gptj", "gpt_bigcode"), {**_GPT2_NAMES, "num_hidden_layers": "n_layer"}),
-    (("mixtral", "qwen3_moe", "gpt_oss"), {"num_experts": "num_local_experts"}),
+    (("mixtral", "qwen3_moe", "gpt_oss", "minimax"), {"num_experts": "num_local_experts"}),
     (("olmoe", "jamba"), {"num_local_experts": "num_experts"}),
     (("glm4_moe", "deepseek_v3"), {**_EXPERTS_AS, "num_mtp_layers": "num_nextn_predict_layers"}),
     (("deepseek_v32",), _EXPERTS_AS),
@@ -257,6 +257,7 @@ MODULE_OF = {
     **{"vaultgemma": "gemma", "ministral": "ministral", "ministral3": "ministral", "falcon_mamba": "mamba"},
     **dict.fromkeys(("qwen3_5_text", "qwen3_5_moe_text"), "qwen3_5"),
     "gemma4_text": "gemma4",
+    "minimax": "minimax",
 }
 
 

@@ -30,6 +30,7 @@ PEFT_CONVERTS = (
     "deepseek_v2",
     "deepseek_v3",
     "qwen3_next",
+    "minimax",
     "olmoe",
     "glm4_moe",
     "deepseek_v32",

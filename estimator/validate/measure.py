@@ -105,6 +105,12 @@ def layer_cache_bytes(layer: Any) -> tuple[int, int]:
     return growing, fixed
 
 
+def linear_cache_bytes(cache: Any) -> int:
+    """Bytes of the states a cache keeps outside its layers: MiniMax's lightning attention keeps K^T V per layer in
+    ``MiniMaxCache.linear_cache`` (empty lists for its softmax layers)."""
+    return sum(_tensor_bytes(state) for state in getattr(cache, "linear_cache", []) if isinstance(state, torch.Tensor))
+
+
 def cache_bytes(spec: ModelSpec, tokens: Sequence[int], dtype: DType) -> dict[int, tuple[int, int]]:
     """(growing, fixed) bytes the cache of the real, full-size model holds after one forward pass over T
     tokens, for each T.
@@ -123,7 +129,7 @@ def cache_bytes(spec: ModelSpec, tokens: Sequence[int], dtype: DType) -> dict[in
             with torch.no_grad():
                 cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
             parts = [layer_cache_bytes(layer) for layer in cache.layers]
-            out[length] = (sum(g for g, _ in parts), sum(f for _, f in parts))
+            out[length] = (sum(g for g, _ in parts), sum(f for _, f in parts) + linear_cache_bytes(cache))
     return out
 
 
