@@ -304,3 +304,40 @@ def test_an_unmodelled_value_is_refused_in_one_line(config: dict[str, Any], word
     with pytest.raises(EstimatorError, match=words) as refused:
         read(config)
     assert "\n" not in str(refused.value)
+
+
+@pytest.mark.validation
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("name", ["gemma-second", "bloom-second", "opt-second"])
+def test_peft_default_ia3_and_ln_tuning_targets(name: str) -> None:
+    """IA3 and LN tuning without target_modules: peft's defaults for gemma, bloom and opt, as the tool takes them
+    (peft has no LN-tuning default for opt: both refuse)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    peft = pytest.importorskip("peft")
+    from estimator.errors import MethodNotApplicableError
+    from estimator.query import Query
+    from estimator.stores import STORES, Method
+
+    config = written(name)
+    spec = read(config, name)
+    hf_config = transformers.AutoConfig.for_model(config["model_type"], **{k: v for k, v in config.items()
+                                                                         if k != "model_type"})  # fmt: skip
+    for method, peft_config in (
+        (Method.ia3, peft.IA3Config(task_type="CAUSAL_LM")),
+        (Method.ln_tuning, peft.LNTuningConfig(task_type="CAUSAL_LM")),
+    ):
+        measured: int | None
+        try:
+            with torch.device("meta"):
+                model = transformers.AutoModelForCausalLM.from_config(hf_config)
+                adapted = peft.get_peft_model(model, peft_config)
+            measured = sum(p.numel() for p in adapted.parameters() if p.requires_grad)
+        except ValueError:  # peft: "Please specify `target_modules`"
+            measured = None
+        expected: int | None
+        try:
+            expected = STORES[method].params(Query(spec, 1_000, 8, methods=method.value))
+        except MethodNotApplicableError:
+            expected = None
+        assert expected == measured, method

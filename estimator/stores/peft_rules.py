@@ -57,6 +57,9 @@ IA3_DEFAULTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "gptj": (("q_proj", "v_proj", "fc_out"), ("fc_out",)),
     "gpt_neox": (("query_key_value", "dense_4h_to_h"), ("dense_4h_to_h",)),
     "phi": (("q_proj", "v_proj", "fc2"), ("fc2",)),
+    "gemma": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
+    "bloom": (("query_key_value", "mlp.dense_4h_to_h"), ("dense_4h_to_h",)),
+    "opt": (("q_proj", "k_proj", "fc2"), ("fc2",)),
 }
 # peft's default LN-tuning targets (TRANSFORMERS_MODELS_TO_LNTUNING_TARGET_MODULES_MAPPING), for the families
 # whose norms the layouts name one by one (Falcon's are kept together as "layer norms": LN_TUNING_UNNAMED).
@@ -75,9 +78,10 @@ LN_TUNING_DEFAULTS: dict[str, tuple[str, ...]] = {
     "gpt2": ("ln_1", "ln_2", "ln_f"),
     "gptj": ("ln_1", "ln_f"),
     "phi": ("input_layernorm", "final_layernorm"),
+    "bloom": ("input_layernorm", "post_attention_layernorm", "ln_f"),
     **dict.fromkeys(("qwen2", "qwen3"), ("post_attention_layernorm",)),
 }
-LN_TUNING_UNNAMED = ("falcon", "bloom")  # peft has defaults; the layout keeps these norms together
+LN_TUNING_UNNAMED = ("falcon",)  # peft has defaults; the layout keeps these norms together
 IA3_FALLBACK_ROLES = frozenset({"k", "v", "down"})
 IA3_FEEDFORWARD_NAMES = frozenset({"down_proj", "w2", "dense_4h_to_h", "c_proj", "fc_out", "fc2"})  # for --ia3-targets
 
