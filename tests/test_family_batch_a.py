@@ -296,6 +296,8 @@ REFUSED = [
     ({"model_type": "granite_swa", **LLAMA_SMALL, "num_hidden_layers": 2, "sliding_window": None},
      "sliding_window is null"),
     ({"model_type": "opt", "enable_bias": "yes"}, "field 'enable_bias' is 'yes'"),
+    ({"model_type": "opt", "hidden_size": 100, "num_attention_heads": 3}, "not a multiple of the 3 attention heads"),
+    ({"model_type": "bloom", "n_embed": 100, "n_head": 3}, "not a multiple of the 3 attention heads"),
 ]  # fmt: skip
 
 

@@ -1,4 +1,6 @@
-"""The MLP's activation: most hold no parameters; the few whose modules do are counted or refused.
+"""Checks several of the smaller families share: the MLP's activation, and heads that divide hidden_size.
+
+The MLP's activation: most hold no parameters; the few whose modules do are counted or refused.
 
 transformers 5.24 builds an MLP's activation from ``ACT2FN[name]`` (``ACT2CLS``): a fresh module per MLP.
 Two of them hold learned parameters: ``prelu`` (``nn.PReLU``: one weight) and ``xielu`` (``XIELUActivation``:
@@ -27,3 +29,13 @@ def activation(r: Reader, key: str, default: str, counted: tuple[str, ...] = ())
             f"activation (e.g. {default!r})"
         )
     return name
+
+
+def whole_heads(r: Reader, hidden: Any, heads: Any) -> None:
+    """Refuse, in one line, a hidden_size that is no multiple of the heads where head_dim is hidden_size / heads
+    (transformers 5.24's BLOOM and OPT attention refuse it too)."""
+    if isinstance(hidden, int) and isinstance(heads, int) and heads > 0 and hidden % heads:
+        raise EstimatorError(
+            f"{r.path}: hidden_size {hidden:,} is not a multiple of the {heads} attention heads, which a "
+            f"{r.model_type} model's head_dim (hidden_size / heads) needs; fix one of them"
+        )

@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
+from estimator.families.activation import whole_heads
 from estimator.families.schema import MAX_CONTEXT
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import output_head, roles
@@ -37,6 +38,7 @@ _DEFAULTS = {"vocab_size": 250880, "hidden_size": 64, "n_layer": 2, "n_head": 8}
 def read(r: Reader) -> dict[str, Any]:
     hidden, heads = r.field("hidden_size", _DEFAULTS), r.field("n_head", _DEFAULTS)
     numeric = isinstance(hidden, int) and isinstance(heads, int) and heads > 0
+    whole_heads(r, hidden, heads)
     return {
         "num_hidden_layers": r.field("n_layer", _DEFAULTS),
         "hidden_size": hidden,

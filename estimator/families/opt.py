@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
-from estimator.families.activation import activation
+from estimator.families.activation import activation, whole_heads
 from estimator.families.schema import SIZE, Check, flag, text
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import output_head, roles
@@ -43,6 +43,7 @@ _DEFAULTS = {  # OPTConfig's defaults for absent keys
 def read(r: Reader) -> dict[str, Any]:
     hidden, heads = r.field("hidden_size", _DEFAULTS), r.field("num_attention_heads", _DEFAULTS)
     numeric = isinstance(hidden, int) and isinstance(heads, int) and heads > 0
+    whole_heads(r, hidden, heads)
     projected = r.get("word_embed_proj_dim", hidden)
     activation(r, "activation_function", "relu")
     own = {
