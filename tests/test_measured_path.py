@@ -100,3 +100,52 @@ def test_a_crash_in_the_child_is_one_line(monkeypatch: pytest.MonkeyPatch) -> No
     with pytest.raises(EstimatorError) as error:
         measured.measure_in_child({"model_type": "dory"})
     assert "killed by signal SIGSEGV" in str(error.value) and "\n" not in str(error.value)
+
+
+def shrunk_and_full(model_type: str, tokens: int, **fields: object) -> tuple[tuple[int, int], tuple[int, int]]:
+    import torch
+
+    from estimator.validate.shrunk import shrunk_cache
+    from estimator.validate.unknown import _fake_cache
+
+    config = {"model_type": model_type, "vocab_size": 1000, **fields}
+    shrunk = shrunk_cache(config, tokens, torch.bfloat16)
+    full = _fake_cache(config, tokens, DType.bf16)
+    return shrunk[:2], full[:2]
+
+
+@pytest.mark.parametrize("tokens", [5, 100])
+def test_the_shrunk_copy_scales_exactly_to_the_full_model(tokens: int) -> None:
+    """vaultgemma of 7 layers (5 sliding of W = 8, 2 full; K = 2 of 16) measured on a real copy of 4 layers
+    (2 of each kind) and scaled per kind equals the full-size fake-tensor measurement: at T = 100,
+    2 · 2 · 16 · 2 B · (5 · 7 + 2 · 100) = 30,080; at T = 5, 2 · 2 · 16 · 2 B · 7 · 5 = 4,480."""
+    kinds = ["sliding_attention", "sliding_attention", "full_attention"] * 2 + ["sliding_attention"]
+    shrunk, full = shrunk_and_full(
+        "vaultgemma", tokens, num_hidden_layers=7, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, sliding_window=8, layer_types=kinds,
+    )  # fmt: skip
+    expected = 2 * 2 * 16 * BF16 * (5 * min(tokens, 7) + 2 * tokens)
+    assert shrunk == full == (expected, 0) and expected == {5: 4_480, 100: 30_080}[tokens]
+
+
+def test_the_shrunk_copy_scales_fixed_states_per_kind() -> None:
+    """qwen3_next of 6 layers (linear, linear, full, ...): conv and recurrent states per linear layer, keys and
+    values per full layer; the real copy of 4 layers scaled up equals the full-size fake measurement."""
+    shrunk, full = shrunk_and_full(
+        "qwen3_next", 100, num_hidden_layers=6, hidden_size=64, intermediate_size=64, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, linear_num_key_heads=2, linear_num_value_heads=4,
+        linear_key_head_dim=8, linear_value_head_dim=8, num_experts=2, num_experts_per_tok=1,
+        moe_intermediate_size=32, shared_expert_intermediate_size=32, full_attention_interval=3,
+    )  # fmt: skip
+    assert shrunk == full and shrunk[0] == 2 * 2 * 2 * 16 * BF16 * 100 and shrunk[1] > 0
+
+
+def test_routing_fake_tensors_cannot_run_is_measured_on_a_shrunk_copy() -> None:
+    """jetmoe routes with ``.item()``: 4 layers, K · d = num_key_value_heads · kv_channels = 2 · 16 per K and V:
+    2 · 32 · 2 B · 1,000 tokens · 4 layers = 512,000, from a real copy of 2 layers."""
+    growing, fixed, note = cache_of(
+        "jetmoe", 1000, num_hidden_layers=4, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+        num_key_value_heads=2, kv_channels=16, num_local_experts=4,
+    )  # fmt: skip
+    assert (growing, fixed) == (2 * 2 * 16 * BF16 * 1000 * 4, 0) == (512_000, 0)
+    assert note.startswith("fake tensors cannot run its forward pass: measured with real tensors on a copy of 2")

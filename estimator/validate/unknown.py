@@ -198,6 +198,29 @@ def _in_layers(path: str) -> bool:
 
 
 def _cache(fields: dict[str, Any], tokens: int, dtype: DType) -> tuple[int, int, str]:
+    """(growing, fixed) bytes of the cache at ``tokens`` tokens and a note: measured at full size under fake
+    tensors (:func:`_fake_cache`), else, where fake tensors cannot run the forward pass, on a shrunk copy
+    with real tensors (:func:`estimator.validate.shrunk.shrunk_cache`)."""
+    from estimator.validate.measure import TORCH_DTYPES
+    from estimator.validate.shrunk import shrunk_cache
+
+    try:
+        return _fake_cache(fields, tokens, dtype)
+    except EstimatorError:
+        raise
+    except Exception as fake_error:
+        try:
+            return shrunk_cache(fields, tokens, TORCH_DTYPES[dtype.value])
+        except EstimatorError:
+            raise
+        except Exception as real_error:
+            raise EstimatorError(
+                f"fake tensors cannot run it ({_first_line(fake_error, 100)}), nor can its shrunk copy "
+                f"({_first_line(real_error, 100)})"
+            ) from None
+
+
+def _fake_cache(fields: dict[str, Any], tokens: int, dtype: DType) -> tuple[int, int, str]:
     """(growing, fixed) bytes of the cache after one forward pass over ``tokens`` tokens, full size, no memory,
     and a note on what was left out or how it was found.
 

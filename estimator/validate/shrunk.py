@@ -1,0 +1,141 @@
+"""The cache of a model fake tensors cannot run, measured on a shrunk copy with real tensors and scaled up.
+
+Some forward passes cannot run under ``FakeTensorMode``: routing that asks for data (``nonzero``,
+``.item()``: DBRX, JetMoE), modules that cannot be moved to fake tensors. Their cache is measured here on
+a copy with the same widths and fewer layers: for each kind of layer (``layer_types``, else one kind),
+its first two layers are kept, every per-layer list of the config cut to the same layers. One real forward
+pass over t = 16 tokens (zero weights: values do not change a cache's shape) gives each cache layer's
+bytes; then
+
+- each kept layer of a kind must hold the same bytes as the other (else refused);
+- a layer's keys and values scale from t to T tokens as per-token bytes × min(T, cap), the cap W − 1 for a
+  sliding layer (transformers keeps the last W − 1) and none for a full one (checked: min(t, cap) rows held);
+- its convolution and recurrent states are fixed;
+- the full model's cache is the sum over its layers of its kind's bytes (linear in layers per kind;
+  ``tests/test_measured_path.py`` checks this against the full-size fake-tensor measurement).
+
+Anything else the cache holds (state outside ``layers``, state on modules, another layer class) is
+refused in one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from estimator.errors import EstimatorError
+
+SHRUNK_TOKENS = 16  # the real forward pass: long enough to see each layer's rows, short enough to be quick
+KEPT_PER_KIND = 2  # layers of each kind kept: two, so that each kind is seen to repeat exactly
+MAX_SHRUNK_PARAMS = 10**9  # real weights of the shrunk copy (bf16: 2 GB); beyond, refused
+
+
+def kept_layers(kinds: list[str]) -> list[int]:
+    """Indices of the first ``KEPT_PER_KIND`` layers of each kind, in order (kinds a, b, a, b, a, b -> 0-3)."""
+    seen: dict[str, int] = {}
+    kept = []
+    for index, kind in enumerate(kinds):
+        if seen.get(kind, 0) < KEPT_PER_KIND:
+            seen[kind] = seen.get(kind, 0) + 1
+            kept.append(index)
+    return kept
+
+
+def shrunk_fields(fields: dict[str, Any], layers: int, kept: list[int]) -> dict[str, Any]:
+    """The config's fields for the copy: ``len(kept)`` layers, every list of one entry per layer cut to ``kept``."""
+    shrunk = {
+        key: [value[i] for i in kept] if isinstance(value, list) and len(value) == layers else value
+        for key, value in fields.items()
+    }
+    shrunk["num_hidden_layers"] = len(kept)
+    return shrunk
+
+
+def layer_bytes(layer: Any, measured: int, tokens: int) -> tuple[int, int, int]:
+    """(growing at ``tokens``, fixed, bookkeeping) bytes of one cache layer measured after ``measured`` tokens."""
+    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+
+    from estimator.validate.cache_walk import GROWING_NAMES, classify, walk
+
+    found = classify(walk(layer))
+    growing = 0
+    if found.growing:
+        if type(layer) not in (DynamicLayer, DynamicSlidingWindowLayer):
+            raise EstimatorError(f"its cache layer ({type(layer).__name__}) is not scaled to {tokens:,} tokens here")
+        cap = layer.sliding_window - 1 if isinstance(layer, DynamicSlidingWindowLayer) else max(measured, tokens)
+        for name in GROWING_NAMES:
+            tensor = getattr(layer, name, None)
+            if tensor is None or not tensor.numel():
+                continue
+            rows = int(tensor.shape[-2])
+            if rows != min(measured, cap):
+                raise EstimatorError(f"a cache layer holds {rows} tokens after {measured}; not scaled up")
+            growing += found.growing[name] // rows * min(tokens, cap)
+    return growing, found.fixed_bytes, sum(found.bookkeeping.values())
+
+
+def shrunk_cache(fields: dict[str, Any], tokens: int, torch_dtype: Any) -> tuple[int, int, str]:
+    """(growing, fixed) bytes of the full model's cache at ``tokens``, and a note: measured on a shrunk copy
+    with real tensors (see the module docstring)."""
+    import torch
+    import transformers
+
+    from estimator.validate.cache_walk import module_state, module_tensors
+    from estimator.validate.measure import _quiet, build_from_config
+
+    rest = {k: v for k, v in fields.items() if k != "model_type"}
+    with _quiet():
+        config = transformers.AutoConfig.for_model(fields["model_type"], **rest)
+    layers = int(config.num_hidden_layers)
+    types = getattr(config, "layer_types", None)
+    kinds = [str(t) for t in types] if isinstance(types, list) and len(types) == layers else ["layer"] * layers
+    kept = kept_layers(kinds)
+    small = shrunk_fields({**fields, "layer_types": kinds} if kinds[0] != "layer" else fields, layers, kept)
+    model = build_from_config(small, device="meta", dtype=torch_dtype)
+    count = sum(p.numel() for p in model.parameters())
+    if count > MAX_SHRUNK_PARAMS:
+        raise EstimatorError(
+            f"fake tensors cannot run it, and its shrunk copy ({len(kept)} layers) has {count:,} parameters, "
+            f"over the {MAX_SHRUNK_PARAMS:,} measured with real tensors here"
+        )
+    model = model.to_empty(device="cpu")
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.is_floating_point():
+                tensor.zero_()
+    before = module_tensors(model)
+    with _quiet(), torch.no_grad():
+        out = model(input_ids=torch.zeros((1, SHRUNK_TOKENS), dtype=torch.long), use_cache=True)
+    cache = out.get("cache", None) if hasattr(out, "get") else None
+    cache_layers = getattr(cache, "layers", None)
+    if not isinstance(cache_layers, list) or len(cache_layers) != len(kept) or module_state(model, before):
+        raise EstimatorError(
+            "fake tensors cannot run it, and its shrunk copy keeps state outside one cache layer per layer; "
+            "not scaled up"
+        )
+    outside = [k for k, v in vars(cache).items() if k != "layers" and isinstance(v, torch.Tensor | list | dict) and v]
+    if outside:
+        raise EstimatorError(f"its cache keeps state beside its layers ({', '.join(outside)}); not scaled up")
+    per_kind: dict[str, tuple[int, int]] = {}
+    bookkeeping = 0
+    for position, layer in zip(kept, cache_layers, strict=True):
+        growing, fixed, counters = layer_bytes(layer, SHRUNK_TOKENS, tokens)
+        bookkeeping += counters
+        if per_kind.setdefault(kinds[position], (growing, fixed)) != (growing, fixed):
+            raise EstimatorError(
+                f"two {kinds[position]} layers of its shrunk copy hold different caches; not scaled up"
+            )
+    growing = sum(per_kind[kind][0] for kind in kinds)
+    fixed = sum(per_kind[kind][1] for kind in kinds)
+    named = (
+        ", ".join(f"{kinds.count(k)} {k}" for k in per_kind)
+        if kinds[0] != "layer"
+        else (f"{layers} (taken alike: its config has no layer_types)")
+    )
+    note = (
+        f"fake tensors cannot run its forward pass: measured with real tensors on a copy of {len(kept)} layers "
+        f"({KEPT_PER_KIND} of each kind, same widths) over {SHRUNK_TOKENS} tokens, each layer's keys and values "
+        f"scaled to {tokens:,} tokens by its window, and summed over its {named} layers"
+    )
+    if bookkeeping:
+        note += "; integer tensors (window sizes, counters) are bookkeeping, not counted"
+    return growing, fixed, note
