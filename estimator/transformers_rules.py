@@ -25,6 +25,7 @@ FP32_WEIGHTS: dict[str, tuple[tuple[str, ...], tuple[int, int]]] = {
     "deepseek_v3": (("mlp.gate",), (5, 24)),  # DeepseekV3TopkRouter.weight, dtype=torch.float32
     "glm4_moe": (("mlp.gate",), (5, 24)),  # Glm4MoeTopkRouter.weight, dtype=torch.float32
     "deepseek_v32": (("mlp.gate",), (5, 24)),  # DeepseekV32TopkRouter.weight, dtype=torch.float32
+    "mimo_v2_flash": (("mlp.gate",), (5, 24)),  # MiMoV2FlashTopkRouter.weight, dtype=torch.float32
     "ernie4_5_moe": (("mlp.gate",), (5, 24)),  # Ernie4_5_MoeTopKRouter.weight, dtype=torch.float32 (seen on 5.24)
     "hunyuan_v1_moe": (("mlp.gate.wg",), (5, 24)),  # HunYuanMoEV1Gate.wg: nn.Linear(dtype=torch.float32) (5.24)
     "exaone_moe": (("mlp.gate",), (5, 24)),  # ExaoneMoeTopkRouter.weight, dtype=torch.float32 (seen on 5.24)

@@ -77,6 +77,7 @@ SHRINK: dict[str, tuple[int, dict[str, Any]]] = {
     "granitemoe_swa": (4, {"num_local_experts": 8}),
     **{t: (4, {"num_experts": 8}) for t in ("qwen3_5_text", "qwen3_5_moe_text")},  # 3 DeltaNet, 1 attention
     "gemma4_text": (6, {"hidden_size_per_layer_input": 16, "vocab_size_per_layer_input": 128}),
+    "mimo_v2_flash": (6, {"n_routed_experts": 8}),  # full on 0 and 5, dense on 0
 }  # fmt: skip
 
 # model_type -> the second shape: fields moved from the defaults (beside the shrink).
@@ -175,6 +176,10 @@ SECOND: dict[str, dict[str, Any]] = {
                     "layer_types": ["sliding_attention", "full_attention"] * 3},
     "minimax": {"num_local_experts": 4, "num_experts_per_tok": 1, "head_dim": 32, "num_key_value_heads": 1,
                 "layer_types": ["linear_attention", "full_attention"], "tie_word_embeddings": True, "block_size": 8},
+    "mimo_v2_flash": {"head_dim": 32, "v_head_dim": 16, "num_key_value_heads": 1, "attention_bias": True,
+                      "sliding_window_size": 15, "layer_types": ["sliding_attention", "full_attention"] * 3,
+                      "mlp_layer_types": ["sparse", "dense"] * 3, "n_routed_experts": 4, "num_experts_per_tok": 2,
+                      "moe_intermediate_size": 32, "tie_word_embeddings": True},
 }  # fmt: skip
 
 

@@ -345,3 +345,52 @@ def test_minimax_attn_type_list_that_agrees_is_read(tmp_path: Path) -> None:
     """MiniMax's own attn_type_list (0 lightning, 1 softmax) is accepted where it says what transformers builds."""
     spec = spec_from_hf_config(written(tmp_path, {**MINIMAX_SMALL, "attn_type_list": [1, 0, 1, 0]}))
     assert spec.layer_types == ("full_attention", "linear_attention") * 2
+
+
+# --- MiMo-V2-Flash (mimo_v2_flash) -------------------------------------------------------------------------------
+# MiMoV2FlashConfig's defaults, which transformers documents as XiaomiMiMo/MiMo-V2-Flash's
+# (https://huggingface.co/XiaomiMiMo/MiMo-V2-Flash; the class's auto_docstring checkpoint), with the checkpoint's own
+# remote-code fields written as that code reads the same model: full attention on layers 0, 5, 11, ..., 47, layer 0
+# dense, sliding layers of 8 KV heads with sinks, a window of sliding_window_size 128 (+ 1, as transformers reads it).
+MIMO_FLASH: dict[str, Any] = {
+    "model_type": "mimo_v2_flash", "num_hidden_layers": 48, "sliding_window_size": 128,
+    "hybrid_layer_pattern": [0 if i == 0 or (i + 1) % 6 == 0 else 1 for i in range(48)],
+    "moe_layer_freq": [0] + [1] * 47, "swa_num_key_value_heads": 8, "swa_head_dim": 192, "swa_v_head_dim": 128,
+    "add_swa_attention_sink_bias": True, "add_full_attention_sink_bias": False,
+}  # fmt: skip
+
+
+def test_mimo_v2_flash_params_and_cache_by_hand(tmp_path: Path) -> None:
+    d, h, k, dk, dv, v = 4096, 64, 4, 192, 128, 152576
+    full = d * h * dk + d * k * dk + d * k * dv + h * dv * d
+    sliding = d * h * dk + d * 2 * k * dk + d * 2 * k * dv + h * dv * d + h  # twice the KV heads, H sinks
+    dense, sparse = 3 * d * 16384, 256 * d + 256 * 3 * d * 2048  # router, experts
+    expected = 9 * full + 39 * sliding + dense + 47 * sparse + 48 * 2 * d + 2 * v * d + d
+    assert expected == 308_778_768_832
+    spec = spec_from_hf_config(written(tmp_path, MIMO_FLASH))
+    assert spec.sliding_window == 129 and any("sliding_window_size + 1" in note for note in spec.notes)
+    assert total_params(spec) == expected
+    per_token = (9 * k + 39 * 2 * k) * (dk + dv) * 2  # keys of 192 and values of 128, bf16
+    assert kv_bytes_per_token(spec, DType.bf16) == per_token == 222_720
+    held = KVFormat(DType.bf16, window=WindowCache.window_minus_one)  # 128 tokens per sliding layer
+    tokens = 100_000
+    assert kv_cache_bytes(spec, tokens, held) == (9 * k * tokens + 39 * 2 * k * 128) * (dk + dv) * 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"hybrid_layer_pattern": [1] * 48}, "hybrid_layer_pattern"),
+        ({"swa_num_key_value_heads": 4}, "swa_num_key_value_heads"),
+        ({"add_full_attention_sink_bias": True}, "add_full_attention_sink_bias"),
+        ({"n_shared_experts": 1}, "n_shared_experts"),
+        ({"layer_types": ["full_attention"] * 47}, "layer_types"),
+    ],
+    ids=["pattern", "swa-kv-heads", "full-sinks", "shared-expert", "layer-count"],
+)
+def test_mimo_v2_flash_refuses_what_transformers_does_not_build(
+    tmp_path: Path, changes: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(EstimatorError, match=field) as error:
+        spec_from_hf_config(written(tmp_path, {**MIMO_FLASH, **changes}))
+    assert "\n" not in str(error.value)

@@ -33,7 +33,7 @@ _ALIAS_GROUPS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("mixtral", "qwen3_moe", "gpt_oss", "minimax"), {"num_experts": "num_local_experts"}),
     (("olmoe", "jamba"), {"num_local_experts": "num_experts"}),
     (("glm4_moe", "deepseek_v3"), {**_EXPERTS_AS, "num_mtp_layers": "num_nextn_predict_layers"}),
-    (("deepseek_v32",), _EXPERTS_AS),
+    (("deepseek_v32", "mimo_v2_flash"), _EXPERTS_AS),
     (("deepseek_v2",), {"num_experts": "n_routed_experts"}),
     (("nemotron_h",), {**_BLOCK_TYPES, **_EXPERTS_AS}),
     (("bamba", "falcon_h1"), _BLOCK_TYPES),
@@ -258,6 +258,7 @@ MODULE_OF = {
     **dict.fromkeys(("qwen3_5_text", "qwen3_5_moe_text"), "qwen3_5"),
     "gemma4_text": "gemma4",
     "minimax": "minimax",
+    "mimo_v2_flash": "mimo_v2_flash",
 }
 
 

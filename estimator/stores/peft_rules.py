@@ -150,6 +150,12 @@ def peft_prefix_params(spec: ModelSpec, virtual_tokens: int) -> tuple[int, str] 
             f"cache of n tokens with the model's {spec.num_key_value_heads} KV head(s)"
         )
         return n * 2 * layers * spec.attention_heads * spec.attention_head_dim, why
+    if spec.model_type == "mimo_v2_flash":
+        why = (
+            "peft sizes the prefix from config.json's KV heads and head_dim on every layer; MiMo-V2-Flash's sliding "
+            "layers have twice the KV heads and its values are v_head_dim wide; the estimate is the cache of n tokens"
+        )
+        return n * 2 * layers * spec.kv_heads * spec.attention_head_dim, why
     if spec.model_type == "gemma4_text":  # peft provisions every layer for the largest head (its global layers')
         wider = int(spec.option("global_head_dim")) > spec.attention_head_dim
         head = int(spec.option("global_head_dim")) if wider else spec.attention_head_dim
