@@ -288,3 +288,19 @@ def test_validate_checks_the_tuners_it_is_asked_for() -> None:
     assert all(c.status == "ok" for c in checks)
     assert notes == [notes[0]] and "c3a: not measured on the twin" in notes[0]  # the twin's widths: 64, 32
     assert tuner_checks(Query(load_spec("qwen3-0.6b"))) == ([], [])
+
+
+def test_tuners_figure_draws_each_tuner_once_beside_the_cache() -> None:
+    """Each applicable tuner is a line of its trained bytes over T, named once at the right edge: VeRA's
+    13,470,720 bytes and TinyLoRA's 71,680 (by hand above) at 10⁹ tokens; the KV cache at 327,680 bytes a token."""
+    pytest.importorskip("matplotlib")
+    from estimator.compare import evaluate
+    from estimator.plots.tuners import tuners_bytes_per_token
+
+    fig = tuners_bytes_per_token(evaluate(llama70("lora")))
+    ax = fig.axes[0]
+    ends = {float(line.get_ydata()[-1]) for line in ax.get_lines() if float(line.get_xdata()[-1]) == 1e9}
+    assert {2 * 6_735_360 / 1e9, 2 * 35_840 / 1e9, 2 * 414_187_520 / 1e9, 2 * L * 8 * 128 * 2} <= ends
+    words = " ".join(t.get_text().replace("\n", " ") for t in ax.texts)
+    named = [t for m in PEFT_TUNERS if (t := STORES[m].title) in words]  # type: ignore[attr-defined]
+    assert len(named) == len(PEFT_TUNERS) and "TinyLoRA (71.68 kB)" in words and "UniLoRA (512 B)" in words

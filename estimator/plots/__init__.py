@@ -24,6 +24,7 @@ from estimator.plots.models import models_kv_vs_lora
 from estimator.plots.rank import bytes_per_token_vs_rank
 from estimator.plots.style import FORMATS, save
 from estimator.plots.tokens import bytes_per_token_vs_tokens
+from estimator.plots.tuners import tuners_bytes_per_token
 
 FIGURES: dict[str, Callable[[Estimate], Figure]] = {
     "bytes_per_token_vs_tokens": bytes_per_token_vs_tokens,
@@ -35,6 +36,7 @@ FIGURES: dict[str, Callable[[Estimate], Figure]] = {
     "cache_by_architecture": cache_by_architecture,
     "memory_vs_context": memory_vs_context,
     "kv_frontier": kv_frontier,
+    "tuners_bytes_per_token": tuners_bytes_per_token,
 }
 KINDS = {  # `estimate plot KIND`
     "tokens": "bytes_per_token_vs_tokens",
@@ -46,6 +48,7 @@ KINDS = {  # `estimate plot KIND`
     "architectures": "cache_by_architecture",
     "memory": "memory_vs_context",
     "frontier": "kv_frontier",
+    "tuners": "tuners_bytes_per_token",
 }
 MANIFEST = "manifest.json"
 
