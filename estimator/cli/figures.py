@@ -35,6 +35,7 @@ class Kind(StrEnum):
     architectures = "architectures"
     memory = "memory"
     frontier = "frontier"
+    tuners = "tuners"
 
 
 FormatOpt = Annotated[str, typer.Option("--format", help="Comma list of file formats: png, svg, pdf.")]
