@@ -37,30 +37,41 @@ def format_ratio(ratio: float) -> str:
     return f"{ratio:.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
 
 
-def estimate_table(est: Estimate) -> str:
-    """The headline table: one row per way of storing the text."""
-    headers = ["stored as", "parameters", "bytes", "size (SI)", "bytes / token", "KV ÷ this"]
-    body = []
+TABLE_HEADERS = ["stored as", "parameters", "bytes", "size (SI)", "bytes / token", "KV ÷ this"]
+
+
+def table_rows(est: Estimate) -> list[tuple[str, list[str]]]:
+    """The headline table's rows as (the method's name, or "" for a part of the row above, its cells): the one
+    body the CLI prints and the page shows."""
+    rows: list[tuple[str, list[str]]] = []
     holds = est.holds_all_tokens  # a cache that keeps only the last w tokens has no rate per token of the text
     for row in est.rows:
         is_kv = row.method is Method.kv
-        body.append(
-            [
-                method_label(est, row.method),
-                "—" if row.params is None else f"{row.params:,}",
-                f"{row.bytes:,}",
-                format_bytes(row.bytes),
-                format_number(row.bytes_per_token) if holds or not is_kv else "—",
-                format_ratio(row.kv_ratio) if holds else "—",
-            ]
+        rows.append(
+            (
+                row.method.value,
+                [
+                    method_label(est, row.method),
+                    "—" if row.params is None else f"{row.params:,}",
+                    f"{row.bytes:,}",
+                    format_bytes(row.bytes),
+                    format_number(row.bytes_per_token) if holds or not is_kv else "—",
+                    format_ratio(row.kv_ratio) if holds else "—",
+                ],
+            )
         )
-        if row.method is Method.kv and est.kv_state_bytes and est.kv_growing_bytes:  # the two parts apart
+        if is_kv and est.kv_state_bytes and est.kv_growing_bytes:  # the two parts apart
             for name, size in (("  of which the KV cache (grows)", est.kv_growing_bytes),
                                ("  of which the fixed state", est.kv_state_bytes)):  # fmt: skip
-                body.append([name, "—", f"{size:,}", format_bytes(size), format_number(size / est.tokens), ""])
-        if row.method is Method.kv:  # --kv-method: the shrunk caches beside the plain one
-            body.extend(kv_method_rows(est))
-    return format_table(headers, body, right={1, 2, 3, 4, 5})
+                rows.append(("", [name, "—", f"{size:,}", format_bytes(size), format_number(size / est.tokens), ""]))
+        if is_kv:  # --kv-method: the shrunk caches beside the plain one
+            rows.extend(("", cells) for cells in kv_method_rows(est))
+    return rows
+
+
+def estimate_table(est: Estimate) -> str:
+    """The headline table: one row per way of storing the text."""
+    return format_table(TABLE_HEADERS, [cells for _, cells in table_rows(est)], right={1, 2, 3, 4, 5})
 
 
 def csv_rows(est: Estimate) -> list[list[object]]:

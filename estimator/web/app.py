@@ -97,24 +97,10 @@ def labelled(est: Any) -> dict[str, Any]:
 
 
 def table_cells(est: Any) -> list[dict[str, Any]]:
-    """The CLI's table as its cells (``estimate``'s rounding, SI size, "—" where it gives none), one dict a row."""
-    from estimator.present.tables import format_ratio, method_label
-    from estimator.stores.base import Method
-    from estimator.units import format_bytes, format_number
+    """The CLI's table as its cells (the same rows, :func:`estimator.present.tables.table_rows`), one dict a row."""
+    from estimator.present.tables import table_rows
 
-    holds, rows = est.holds_all_tokens, []
-    for row in est.rows:
-        is_kv = row.method is Method.kv
-        cells = [method_label(est, row.method), "—" if row.params is None else f"{row.params:,}", f"{row.bytes:,}",
-                 format_bytes(row.bytes), format_number(row.bytes_per_token) if holds or not is_kv else "—",
-                 format_ratio(row.kv_ratio) if holds else "—"]  # fmt: skip
-        rows.append({"method": row.method.value, "cells": cells})
-        if is_kv and est.kv_state_bytes and est.kv_growing_bytes:  # the two parts apart, as the CLI
-            for name, size in (("of which the KV cache (grows)", est.kv_growing_bytes),
-                               ("of which the fixed state", est.kv_state_bytes)):  # fmt: skip
-                cells = [name, "—", f"{size:,}", format_bytes(size), format_number(size / est.tokens), ""]
-                rows.append({"method": "", "cells": cells})
-    return rows
+    return [{"method": method, "cells": [cells[0].strip(), *cells[1:]]} for method, cells in table_rows(est)]
 
 
 def finite(value: Any) -> Any:
