@@ -155,7 +155,7 @@ SECOND: dict[str, dict[str, Any]] = {
     "mamba2": {"num_heads": 4, "head_dim": 32, "n_groups": 4, "use_bias": True, "tie_word_embeddings": True},
     "ernie4_5": {"use_bias": True, "head_dim": 32, "num_key_value_heads": 1, "tie_word_embeddings": False},
     "ernie4_5_moe": {"moe_num_experts": 4, "moe_k": 2, "use_bias": True, "moe_num_shared_experts": 0, "head_dim": 32,
-                     "moe_layer_start_index": 0, "moe_layer_interval": 2, "moe_intermediate_size": 32},
+                     "moe_layer_start_index": 0, "moe_layer_end_index": 0, "moe_intermediate_size": 32},
     "hunyuan_v1_dense": {"head_dim": 32, "attention_bias": True, "num_key_value_heads": 1, "tie_word_embeddings": True},
     "hunyuan_v1_moe": {"head_dim": 32, "num_experts": 4, "moe_topk": 2, "attention_bias": True},
     "granitemoe_swa": {"num_local_experts": 4, "shared_intermediate_size": 32, "attention_bias": True,
