@@ -253,13 +253,12 @@ def test_gemma4_last_layer_is_global_as_transformers_forces(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
-        ({"enable_moe_block": True, "num_experts": 4, "top_k_experts": 2, "moe_intermediate_size": 32},
-         "enable_moe_block"),
+        ({"enable_moe_block": True, "top_k_experts": 2, "moe_intermediate_size": 32}, "num_experts"),
         ({"use_bidirectional_attention": "all"}, "use_bidirectional_attention"),
         ({"per_layer_config": {"1": {"intermediate_size": 32}}}, "per_layer_config"),
         ({"num_kv_shared_layers": 5}, "num_kv_shared_layers|share"),
     ],
-    ids=["moe", "bidirectional", "per-layer-width", "sharing-without-producer"],
+    ids=["moe-without-experts", "bidirectional", "per-layer-width", "sharing-without-producer"],
 )  # fmt: skip
 def test_gemma4_refuses_what_it_does_not_model(tmp_path: Path, changes: dict[str, Any], field: str) -> None:
     with pytest.raises(EstimatorError, match=field) as error:
@@ -315,13 +314,13 @@ def test_minimax_params_lora_and_state_by_hand(tmp_path: Path) -> None:
 @pytest.mark.validation
 @pytest.mark.filterwarnings("ignore")
 def test_minimax_cache_counts_the_lightning_state_transformers_keeps_outside_its_layers(tmp_path: Path) -> None:
-    """MiniMaxCache keeps the lightning states in linear_cache, beside its layers: 7 and 20 tokens (past two
+    """MiniMaxCache keeps the lightning states in linear_cache, beside its layers: 20 tokens (past two
     blocks of 8), under FakeTensorMode."""
     pytest.importorskip("torch")
     from estimator.validate import measure
 
     spec = spec_from_hf_config(written(tmp_path, MINIMAX_SMALL))
-    for tokens, held in measure.cache_bytes(spec, [7, 20], DType.bf16).items():
+    for tokens, held in measure.cache_bytes(spec, [20], DType.bf16).items():
         assert held == (tokens * 2 * 2 * 2 * 16 * 2, 2 * 4 * 16 * 16 * 2), tokens
 
 
@@ -394,3 +393,34 @@ def test_mimo_v2_flash_refuses_what_transformers_does_not_build(
     with pytest.raises(EstimatorError, match=field) as error:
         spec_from_hf_config(written(tmp_path, {**MIMO_FLASH, **changes}))
     assert "\n" not in str(error.value)
+
+
+GEMMA4_MOE: dict[str, Any] = {
+    **GEMMA4_SMALL, "num_kv_shared_layers": 0, "use_double_wide_mlp": False, "hidden_size_per_layer_input": 0,
+    "enable_moe_block": True, "num_experts": 4, "top_k_experts": 2, "moe_intermediate_size": 32,
+}  # fmt: skip
+
+
+@pytest.mark.validation
+@pytest.mark.filterwarnings("ignore")
+def test_gemma4_moe_block_by_hand_and_against_transformers_and_peft(tmp_path: Path) -> None:
+    """Every layer: the dense MLP, and beside it 4 experts of 32 (fused), the router proj (an nn.Linear), its
+    scale and per-expert scale, three more norms. peft 0.21 adapts the router and not the fused experts."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    peft = pytest.importorskip("peft")
+    d = 64
+    moe = d * 4 + d + 4 + 4 * 3 * d * 32 + 3 * d  # router proj, scale, per-expert scale, experts, norms
+    spec = spec_from_hf_config(written(tmp_path, GEMMA4_MOE))
+    plain = spec_from_hf_config(written(tmp_path / "plain", {**GEMMA4_MOE, "enable_moe_block": False}))
+    assert total_params(spec) - total_params(plain) == 6 * moe == 150_552
+    targets = resolve_targets(spec, "all-linear", ExpertLayout.fused)
+    assert lora_params(targets, 8) - lora_params(resolve_targets(plain, "all-linear"), 8) == 8 * 6 * (d + 4)
+    fields = {k: v for k, v in GEMMA4_MOE.items() if k != "model_type"}
+    with torch.device("meta"):
+        model = transformers.AutoModelForCausalLM.from_config(
+            transformers.AutoConfig.for_model("gemma4_text", **fields)
+        )
+        assert sum(p.numel() for p in model.parameters()) == total_params(spec)
+        lora = peft.get_peft_model(model, peft.LoraConfig(r=8, target_modules="all-linear"))
+    assert sum(p.numel() for p in lora.parameters() if p.requires_grad) == lora_params(targets, 8)

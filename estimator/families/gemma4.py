@@ -17,9 +17,11 @@ with their own head sizes, shared KV, keys as values, per-layer embeddings. Ever
   ``per_layer_projection_norm`` (p); ``norm`` (d); the head tied by default.
 
 Sliding layers keep W − 1 tokens in transformers; shared layers cache nothing. The last layer is always global
-(``__post_init__`` forces it, noted). Not modelled, refused in one line: ``enable_moe_block`` (the experts sit
-beside the dense MLP under names the layout's experts do not take),
-``use_bidirectional_attention`` "all" (a halved window, no causal cache) and any other ``per_layer_config`` entry.
+(``__post_init__`` forces it, noted). With ``enable_moe_block`` every layer also holds ``num_experts`` experts of
+``moe_intermediate_size`` (fused ``experts.gate_up_proj`` and ``down_proj``), top ``top_k_experts``, beside its dense
+MLP: the router ``router.proj`` (an ``nn.Linear`` d -> E), its ``scale`` (d) and ``per_expert_scale`` (E), and
+three more RMSNorms of d. Not modelled, refused in one line: ``use_bidirectional_attention`` "all" (a halved
+window, no causal cache) and any other ``per_layer_config`` entry.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader
+from estimator.families.moe import GATED_NAMES
+from estimator.families.named_experts import NamedMoE
 from estimator.families.schema import LAYER_INDEX, SIZE, SIZE_OR_ZERO, count, flag, words
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import gated_mlp, grouped, output_head, rms_norms, roles
@@ -115,12 +119,19 @@ def _shared(r: Reader, types: list[str]) -> int:
     return cast(int, shared)
 
 
+def _experts(r: Reader, n: int) -> dict[str, Any]:
+    """With ``enable_moe_block``: every layer's experts (the config class has no defaults for them)."""
+    if not r.get("enable_moe_block", False):
+        return {}
+    return {
+        "n_routed_experts": r.need("num_experts"),
+        "num_experts_per_tok": r.need("top_k_experts"),
+        "moe_intermediate_size": r.need("moe_intermediate_size"),
+        "mlp_layer_types": ("sparse",) * n,
+    }
+
+
 def _refuse_unmodelled(r: Reader) -> None:
-    if r.get("enable_moe_block", False):
-        raise EstimatorError(
-            f"{r.path}: enable_moe_block is true: Gemma 4's experts beside the dense MLP (router.proj, experts.*) "
-            f"are not modelled yet, so no estimate is given for this config"
-        )
     if r.config.get("use_bidirectional_attention") == "all":
         raise EstimatorError(
             f"{r.path}: use_bidirectional_attention is 'all' (no causal cache, a halved window): not modelled; "
@@ -151,6 +162,7 @@ def read(r: Reader) -> dict[str, Any]:
         "layer_types": tuple(types),
         "num_kv_shared_layers": _shared(r, types),
         "family_fields": (*own, ("global_head_dim", global_head), ("num_global_key_value_heads", global_kv)),
+        **_experts(r, n),
     }
 
 
@@ -170,6 +182,37 @@ def _attention(spec: ModelSpec, layer_type: str, stores: bool) -> tuple[Attentio
         LinearMap("self_attn.o_proj", h * head, d, bias, roles("o"), "attention"),
     )
     return Attention(h, kv, head, window, stores_kv=stores), maps, head
+
+
+def _moe(spec: ModelSpec) -> NamedMoE:
+    """The experts beside the dense MLP: fused ``experts.gate_up_proj`` / ``down_proj`` and the router
+    ``router.proj``, an ``nn.Linear`` (d -> E) that peft's all-linear adapts."""
+    return NamedMoE(
+        experts=spec.n_routed_experts or 0,
+        top_k=spec.num_experts_per_tok or 0,
+        d_model=spec.hidden_size,
+        width=spec.moe_intermediate_size or 0,
+        prefix="experts",
+        names=GATED_NAMES,
+        router="router.proj",
+        router_linear=True,
+        renormalised=True,
+        fused_prefix="experts",
+        fused_router="router.proj",
+        fused_router_linear=True,
+    )
+
+
+def _moe_tensors(spec: ModelSpec) -> tuple[ParamTensor, ...]:
+    """The router's scale (d) and per-expert scale (E), and the MoE block's three RMSNorms of d (the router's own
+    norm has no scale)."""
+    d = spec.hidden_size
+    names = ("post_feedforward_layernorm_1", "post_feedforward_layernorm_2", "pre_feedforward_layernorm_2")
+    return (
+        ParamTensor("router.scale", d, "mlp"),
+        ParamTensor("router.per_expert_scale", spec.n_routed_experts or 0, "mlp"),
+        *rms_norms(d, names),
+    )
 
 
 def build(spec: ModelSpec) -> Layout:
@@ -193,7 +236,10 @@ def build(spec: ModelSpec) -> Layout:
         names = ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm"]
         names += ["post_feedforward_layernorm", *(["post_per_layer_input_norm"] if p else [])]
         heads = ("self_attn.q_norm", "self_attn.k_norm") if stores else ("self_attn.q_norm",)
-        return LayerGroup(layers, mixer, maps, (*rms_norms(d, names), *rms_norms(head, heads)))
+        norms = (*rms_norms(d, names), *rms_norms(head, heads))
+        if spec.is_moe:
+            maps, norms = (*maps, _moe(spec)), (*norms, *_moe_tensors(spec))
+        return LayerGroup(layers, mixer, maps, norms)
 
     types = spec.layer_types or (FULL,) * n
     kinds = [(types[i], i < n - shared, i == 0) for i in range(n)]
@@ -225,6 +271,16 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
         "global_head_dim": spec.option("global_head_dim"),
         "num_global_key_value_heads": spec.option("num_global_key_value_heads"),
         **{key: spec.option(key) for key in OWN},
+        **(
+            {
+                "enable_moe_block": True,
+                "num_experts": spec.n_routed_experts,
+                "top_k_experts": spec.num_experts_per_tok,
+                "moe_intermediate_size": spec.moe_intermediate_size,
+            }
+            if spec.is_moe
+            else {}
+        ),
     }
 
 
