@@ -45,12 +45,47 @@ def test_a_text_only_model_is_its_language_model() -> None:
     assert whole_model_params(read_config_json(path), path, language) == (language, "whole model = language model")
 
 
-def test_a_wrapper_whose_parts_are_not_modelled_is_refused_in_one_line(tmp_path: Path) -> None:
-    config = {"model_type": "llava", "text_config": {"model_type": "llama"}, "vision_config": {"model_type": "clip"}}
+LLAVA = {
+    "model_type": "llava", "architectures": ["LlavaForConditionalGeneration"], "image_token_index": 999,
+    "text_config": {"model_type": "llama", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
+                    "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 1000},
+    "vision_config": {"model_type": "clip_vision_model", "hidden_size": 64, "intermediate_size": 128,
+                      "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 32, "patch_size": 8},
+}  # fmt: skip
+# CLIP tower, d = 64, I = 128, P = 8 over 32 px: patches 3 · 8² · 64 (no bias), class 64, (16 + 1) · 64 positions,
+# pre and post LayerNorms 2 · 2 · 64; per layer q, k, v, o with biases, fc1, fc2 with biases, two LayerNorms.
+CLIP_TOWER = (
+    3 * 8 * 8 * 64 + 64 + 17 * 64 + 2 * 2 * 64 + 2 * (4 * (64 * 64 + 64) + (64 * 128 + 128) + (128 * 64 + 64) + 4 * 64)
+)
+PROJECTOR = (64 * 256 + 256) + (256 * 256 + 256)  # linear_1 (vision -> text), linear_2, with biases
+
+
+@pytest.mark.validation
+def test_a_wrapper_no_formula_knows_is_measured_on_the_meta_device(tmp_path: Path) -> None:
+    """Llava: the Llama language model by its family (1,692,928) plus what transformers' wrapper adds, checked by
+    hand: the CLIP tower (80,640) and the projector (82,432)."""
+    pytest.importorskip("transformers")
+    from estimator.validate.unknown import whole_model_params_measured
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(LLAVA))
+    language = total_params(spec_from_hf_config(path))
+    assert language == 2 * 1000 * 256 + 2 * (2 * 256 * 256 + 2 * 256 * 128 + 3 * 256 * 512 + 2 * 256) + 256
+    whole, built = whole_model_params_measured(LLAVA)
+    assert (whole - language, built) == (CLIP_TOWER + PROJECTOR, "LlavaForConditionalGeneration")
+    assert CLIP_TOWER + PROJECTOR == 80_640 + 82_432
+
+
+@pytest.mark.validation
+def test_a_wrapper_transformers_cannot_build_is_refused_in_one_line() -> None:
+    pytest.importorskip("transformers")
+    from estimator.validate.unknown import whole_model_params_measured
+
+    config = {**LLAVA, "architectures": [], "model_type": "llava", "vision_config": {"model_type": "no_such_tower"}}
     with pytest.raises(EstimatorError) as error:
-        whole_model_params(config, tmp_path / "config.json", 1000)
+        whole_model_params_measured(config)
     line = str(error.value)
-    assert "\n" not in line and "(text_config, vision_config) are not counted here; use --part language" in line
+    assert "\n" not in line and "cannot build the whole llava model" in line and line.endswith("use --part language")
 
 
 def test_the_first_line_says_which_part_and_full_fine_tuning_counts_it(capsys: pytest.CaptureFixture[str]) -> None:

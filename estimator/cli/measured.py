@@ -89,15 +89,28 @@ def _limit_child() -> None:  # pragma: no cover - runs in the child, between for
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def whole_params_in_child(config: dict[str, Any]) -> tuple[int, str]:
+    """(parameters, class) of a whole multimodal checkpoint, measured on the meta device in the bounded child
+    (:func:`estimator.validate.unknown.whole_model_params_measured`)."""
+    answer = _child({"kind": "whole_params", "model_type": config.get("model_type"), "config": config}, "whole_params")
+    return int(answer[0]), str(answer[1])
+
+
 def measure_in_child(request: dict[str, Any]) -> Any:
     """Run :func:`estimator.validate.unknown.measure_unknown` in a child process under a time and a memory
     limit, offline; its result, or one line saying why there is none (torch's own log is never shown)."""
+    from estimator.validate.unknown import measured_from
+
+    return measured_from(_child(request, "measured"))
+
+
+def _child(request: dict[str, Any], key: str) -> Any:
+    """The child's answer under ``key`` to ``request``, or one line saying why there is none."""
     import os
     import subprocess
 
     from estimator.checkpoint.files import printable
     from estimator.offline import OFFLINE_ENV
-    from estimator.validate.unknown import measured_from
 
     what = f"measuring model_type {request['model_type']!r} from transformers"
     try:
@@ -114,7 +127,7 @@ def measure_in_child(request: dict[str, Any]) -> Any:
         answer = None
     if isinstance(answer, dict) and isinstance(answer.get("error"), str):
         raise EstimatorError(answer["error"])
-    if not isinstance(answer, dict) or not isinstance(answer.get("measured"), dict):
+    if not isinstance(answer, dict) or answer.get(key) is None:
         lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
         why = printable(lines[-1], 200) if lines else f"exit status {done.returncode}"
         if done.returncode < 0:
@@ -128,7 +141,7 @@ def measure_in_child(request: dict[str, Any]) -> Any:
             why = f"it needed more than the {MEASURE_MEMORY_BYTES / 2**30:.0f} GiB it may use"
         limits = f"{MEASURE_MEMORY_BYTES / 2**30:.1f} GiB and {MEASURE_SECONDS} s"
         raise EstimatorError(f"{what} failed in its child process ({why}; it may use {limits}); pass a smaller config")
-    return measured_from(answer["measured"])
+    return answer[key]
 
 
 def _record(result: Any, rows: list[Any], name: str, kv: int | None) -> dict[str, Any]:

@@ -101,7 +101,8 @@ def whole_model_params(config: dict[str, Any], path: Path, language_params: int)
     A text-only model is its language model; a wrapper whose parts :data:`PARTS` knows adds them to
     ``language_params`` (Gemma 3 27B: 27,009,346,304 + 416,866,032 + 6,194,304 = 27,432,406,640, as
     transformers 5.24 counts it); any other wrapper (one with a ``vision_config``, ``audio_config`` or a
-    ``text_config`` of its own) is refused in one line, never guessed."""
+    ``text_config`` of its own) is measured from transformers on the meta device (the class its
+    ``architectures`` names), or refused in one line, never guessed."""
     parts = outside_language_model(config, path)
     if parts is not None:
         listed = " + ".join(f"{name} {count:,}" for name, count in parts.items())
@@ -109,10 +110,30 @@ def whole_model_params(config: dict[str, Any], path: Path, language_params: int)
     wrapped = [key for key in ("text_config", "vision_config", "audio_config") if isinstance(config.get(key), dict)]
     if not wrapped:
         return language_params, "whole model = language model"
-    raise EstimatorError(
-        f"{path}: the parts of a {config.get('model_type')} checkpoint outside its language model "
-        f"({', '.join(wrapped)}) are not counted here; use --part language"
-    )
+    whole, built = _measured_whole(config, path, wrapped)
+    if whole < language_params:
+        raise EstimatorError(
+            f"{path}: transformers' {built} has {whole:,} parameters, fewer than its language model's "
+            f"{language_params:,} counted here; use --part language"
+        )
+    return whole, f"{built} measured on the meta device: language model {language_params:,} + the rest"
+
+
+def _measured_whole(config: dict[str, Any], path: Path, wrapped: list[str]) -> tuple[int, str]:
+    """The whole checkpoint's parameters measured from transformers (in the bounded child), or one line."""
+    import importlib.util
+
+    from estimator.validate import EXTRA_PACKAGES, INSTALL_HINT
+
+    if any(importlib.util.find_spec(name) is None for name in EXTRA_PACKAGES):
+        raise EstimatorError(
+            f"{path}: the parts of a {config.get('model_type')} checkpoint outside its language model "
+            f"({', '.join(wrapped)}) are not counted here; install the extra to measure them ({INSTALL_HINT}) or "
+            "use --part language"
+        )
+    from estimator.cli.measured import whole_params_in_child
+
+    return whole_params_in_child(config)
 
 
 WRAPPER_NOTE = "language model only (text_config of "  # how hf_config notes a wrapper's language model
@@ -147,4 +168,5 @@ def whole_model_of(spec: Any) -> tuple[int, dict[str, int], str]:
         )
     config = read_config_json(path)
     whole, how = whole_model_params(config, path, language)
-    return whole, outside_language_model(config, path) or {}, how
+    parts = outside_language_model(config, path)
+    return whole, parts if parts is not None else {"outside the language model (measured)": whole - language}, how

@@ -365,6 +365,36 @@ def measured_from(record: dict[str, Any]) -> Measured:
     return Measured(rows=rows, **record)
 
 
+def whole_model_params_measured(config: dict[str, Any]) -> tuple[int, str]:
+    """(parameters, the class built) of a whole multimodal checkpoint: the class its ``architectures`` names
+    (else ``AutoModelForImageTextToText``) built from the config on the meta device, its parameters counted
+    as ``parameters()`` does (a tied head once)."""
+    import torch
+    import transformers
+
+    from estimator.validate.measure import _quiet
+
+    fields = {
+        k: v for k, v in config.items() if not k.startswith("_") and k not in ("architectures", "transformers_version")
+    }
+    listed = config.get("architectures")
+    names: list[Any] = listed if isinstance(listed, list) else []
+    built = next((getattr(transformers, n) for n in names if isinstance(n, str) and hasattr(transformers, n)), None)
+    try:
+        with _quiet(), torch.device("meta"):
+            hf_config = transformers.AutoConfig.for_model(**fields)
+            if built is not None:
+                model = built(hf_config)
+            else:
+                model = transformers.AutoModelForImageTextToText.from_config(hf_config)  # type: ignore[no-untyped-call]
+    except Exception as error:
+        raise EstimatorError(
+            f"transformers {transformers.__version__} cannot build the whole {config.get('model_type')} model "
+            f"({_first_line(error, 120)}); use --part language"
+        ) from None
+    return sum(p.numel() for p in model.parameters()), type(model).__name__
+
+
 def child_main() -> int:
     """The child's side: a JSON request on stdin, ``{"measured": ...}`` or ``{"error": "<one line>"}`` on stdout."""
     import logging
@@ -377,6 +407,13 @@ def child_main() -> int:
     go_offline()
     logging.disable(logging.CRITICAL)  # torch's fake-tensor and dynamo loggers: the answer is on stdout
     request = json.loads(sys.stdin.read())
+    if request.get("kind") == "whole_params":
+        try:
+            answer_whole: dict[str, Any] = {"whole_params": list(whole_model_params_measured(request["config"]))}
+        except EstimatorError as exc:
+            answer_whole = {"error": str(exc)}
+        sys.stdout.write(json.dumps(answer_whole))
+        return 0
     try:
         unknown = UnknownFamilyError("", Path(request["path"]), request["model_type"], request["config"])
         result = measure_unknown(
