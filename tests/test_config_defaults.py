@@ -273,7 +273,7 @@ def test_a_field_under_its_other_name_counts_the_same(model_type: str, alias: st
 # Config classes without a head_dim field whose attention reads one where the config.json gives it.
 HEAD_DIM_READ = ["qwen2", "phi3", "olmo2", "olmo3", "phi", "starcoder2", "smollm3", "exaone4", "stablelm", "cohere",
                  "gpt_neox", "granite", "qwen2_moe", "qwen3_moe", "phimoe", "olmoe", "glm4_moe", "granitemoe", "jamba",
-                 "bamba", "granitemoehybrid", "falcon_h1", "lfm2"]  # fmt: skip
+                 "bamba", "granitemoehybrid", "falcon_h1", "lfm2", "apertus", "granite_swa"]  # fmt: skip
 
 
 @pytest.mark.parametrize("model_type", HEAD_DIM_READ)
