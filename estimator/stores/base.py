@@ -66,6 +66,7 @@ class Method(StrEnum):
     cpt = "cpt"
     adaption_prompt = "adaption_prompt"
     trainable_tokens = "trainable_tokens"
+    shadow = "shadow"
 
 
 CORE = tuple(Method)[: tuple(Method).index(Method.pretraining) + 1]  # ``all``: the nine rows of the table
