@@ -343,7 +343,7 @@ def shadow_backbone_params(spec: ModelSpec) -> int:
     Llama 3 70B: one layer (q, o 8,192²; k, v 8,192 · 1,024; gate, up, down 8,192 · 28,672; two norms of 8,192) and
     the final norm: 150,994,944 + 704,643,072 + 16,384 + 8,192 = 855,662,592."""
     from estimator.architecture import other_tensors, param_breakdown
-    from estimator.zoo import validate_spec
+    from estimator.specs import validate_spec
 
     mirror = spec
     if spec.model_type not in SHADOW_UNSHRUNK:
