@@ -75,6 +75,7 @@ SHRINK: dict[str, tuple[int, dict[str, Any]]] = {
     "exaone_moe": (4, {"num_experts": 8, "moe_intermediate_size": 48}),
     "cohere2_moe": (4, {}),
     "granitemoe_swa": (4, {"num_local_experts": 8}),
+    "afmoe": (4, {"num_experts": 8, "moe_intermediate_size": 48}),
     **{t: (4, {"num_experts": 8}) for t in ("qwen3_5_text", "qwen3_5_moe_text")},  # 3 DeltaNet, 1 attention
     "gemma4_text": (6, {"hidden_size_per_layer_input": 16, "vocab_size_per_layer_input": 128}),
     "mimo_v2_flash": (6, {"n_routed_experts": 8}),  # full on 0 and 5, dense on 0
@@ -165,6 +166,9 @@ SECOND: dict[str, dict[str, Any]] = {
                     "mlp_layer_types": ["dense", "sparse", "sparse", "sparse"], "prefix_dense_intermediate_size": 48},
     "exaone_moe": {"num_experts": 4, "num_experts_per_tok": 2, "num_shared_experts": 2, "first_k_dense_replace": 2,
                    "mlp_layer_types": None, "sliding_window": 16, "head_dim": 32, "tie_word_embeddings": True},
+    "afmoe": {"num_experts": 4, "num_experts_per_tok": 2, "num_shared_experts": 0, "num_dense_layers": 2,
+              "sliding_window": 16, "head_dim": 32, "attention_bias": True, "tie_word_embeddings": True,
+              "global_attn_every_n_layers": 2, "layer_types": None, "moe_intermediate_size": 32},
     "qwen3_5_text": {"linear_num_value_heads": 4, "linear_num_key_heads": 2, "head_dim": 32, "attention_bias": True,
                      "tie_word_embeddings": True, "layer_types": ["full_attention", "linear_attention"] * 2},
     "qwen3_5_moe_text": {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 48, "head_dim": 32,

@@ -1,4 +1,4 @@
-"""Families ernie4_5, ernie4_5_moe, hunyuan_v1_dense, hunyuan_v1_moe, granitemoe_swa, cohere2_moe, exaone_moe.
+"""Families ernie4_5, ernie4_5_moe, hunyuan_v1_dense, hunyuan_v1_moe, granitemoe_swa, cohere2_moe, exaone_moe, afmoe.
 
 Each type on its config class's own defaults (shrunk as tests/test_config_defaults.py shrinks them: fewer
 layers and smaller widths, layer patterns kept) and on a second shape that moves the fields the family reads
@@ -44,6 +44,7 @@ TYPES = [
     "granitemoe_swa",
     "cohere2_moe",
     "exaone_moe",
+    "afmoe",
 ]
 RANK = 8
 PAST_WINDOW_AT_MOST = 64  # windows a real forward pass here runs past (the second shapes' 16)
@@ -102,6 +103,8 @@ def test_second_shapes_move_the_fields_read() -> None:
     assert moved["exaone_moe"].mlp_layer_types == ("dense", "dense", "sparse", "sparse")
     assert moved["granitemoe_swa"].layer_windows() == (None, 16, 16, 16)
     assert base["granitemoe_swa"].layer_windows() == (None, 128, 128, 128)
+    assert moved["afmoe"].layer_windows() == (16, None, 16, None)
+    assert moved["afmoe"].mlp_layer_types == ("dense", "dense", "sparse", "sparse")
 
 
 # --- ERNIE-4.5-21B-A3B by hand ------------------------------------------------------------------------
@@ -203,6 +206,8 @@ REFUSED = [
     ("cohere2_moe", {"sliding_window": None}, "sliding_window"),
     ("exaone_moe", {"sliding_window": None, "layer_types": None}, "layer_types"),
     ("cohere2_moe", {"mlp_layer_types": ["dense", "moe", "sparse", "sparse"]}, "mlp_layer_types"),
+    ("afmoe", {"head_dim": None}, "head_dim"),  # transformers cannot build a null head_dim
+    ("afmoe", {"num_dense_layers": None}, "num_dense_layers"),
 ]
 
 

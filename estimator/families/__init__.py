@@ -249,6 +249,7 @@ MODULE_OF = {
     "granitemoe_swa": "granitemoe_swa",
     "cohere2_moe": "cohere2_moe",
     "exaone_moe": "exaone_moe",
+    "afmoe": "afmoe",
     **{t: t for t in ("jamba", "bamba", "granitemoehybrid", "nemotron_h", "falcon_h1", "zamba2")},
     **dict.fromkeys(("deepseek_v2", "deepseek_v3"), "deepseek"),
     **{"llama4_text": "llama4", "gemma3n_text": "gemma3n", "deepseek_v32": "deepseek_v32"},

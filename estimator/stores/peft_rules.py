@@ -38,6 +38,7 @@ PEFT_CONVERTS = (
     "hunyuan_v1_moe",
     "cohere2_moe",
     "exaone_moe",
+    "afmoe",
 )
 PEFT_CONVERTED_NAMES = ("gate_proj", "up_proj", "down_proj")
 
@@ -102,15 +103,16 @@ def converts(spec: ModelSpec, experts: ExpertLayout) -> bool:
 def adaptable(spec: ModelSpec, linear: LinearMap, experts: ExpertLayout) -> bool:
     """Whether peft can put a LoRA on this map under the expert layout.
 
-    An ``nn.Linear`` can, except, in the fused layout of a family peft converts, an MLP module named
-    like the experts' projections (peft moves those names to the expert tensors). A bare tensor can
-    only where peft's conversion adapts it (the fused experts and the router).
+    An ``nn.Linear`` can, except, in the fused layout of a family peft converts, a module named like the
+    experts' projections (peft moves those names to the expert tensors, whatever block holds them: AFMoE's
+    attention output gate ``self_attn.gate_proj`` loses its adapter too). A bare tensor can only where
+    peft's conversion adapts it (the fused experts and the router).
     """
     if linear.short_name in ALL_LINEAR_SKIPS.get(spec.model_type, ()):
         return False
     if converts(spec, experts):
         if linear.module:
-            return not (linear.block == "mlp" and linear.short_name in PEFT_CONVERTED_NAMES)
+            return linear.short_name not in PEFT_CONVERTED_NAMES
         return linear.expert or "router" in linear.roles
     return linear.module
 
