@@ -127,8 +127,10 @@ def _language_model(config: dict[str, Any], path: Path) -> tuple[dict[str, Any],
         text_type = text.get("model_type") or TEXT_MODEL_TYPES[model_type]
         if not isinstance(text_type, str):
             raise EstimatorError(f"{path}: text_config.model_type is {text_type!r}, not a string; fix the config.json")
-        tied = {"qwen3_5": False, "qwen3_5_moe": False, "gemma4": True}.get(model_type)  # both classes' default
-        if tied is not None and config.get("tie_word_embeddings", tied) != text.get("tie_word_embeddings", tied):
+        # (the wrapper class's default, its text configs'): Mistral 3 ties by default, Mistral and Ministral 3 not
+        tied = {"qwen3_5": (False, False), "qwen3_5_moe": (False, False), "gemma4": (True, True),
+                "mistral3": (True, False), "paligemma": (True, True)}.get(model_type)  # fmt: skip
+        if tied is not None and config.get("tie_word_embeddings", tied[0]) != text.get("tie_word_embeddings", tied[1]):
             # the wrapper ties its lm_head by its own flag, a text-only model by text_config's
             raise EstimatorError(
                 f"{path}: tie_word_embeddings differs between the {model_type} config and its text_config (the "

@@ -343,3 +343,24 @@ def test_peft_default_ia3_and_ln_tuning_targets(name: str) -> None:
         except MethodNotApplicableError:
             expected = None
         assert expected == measured, method
+
+
+@pytest.mark.validation
+@pytest.mark.filterwarnings("ignore")
+def test_a_mistral3_wrapper_counts_its_ministral3_language_model() -> None:
+    """Mistral 3 ties its head by its own flag (true by default), Ministral 3 by text_config's (false by default):
+    agreeing, the language model is counted as transformers builds it; disagreeing, refused in one line."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    text = {"model_type": "ministral3", **LLAMA_SMALL, "num_hidden_layers": 2, "head_dim": 16}
+    config = transformers.AutoConfig.for_model(
+        "mistral3", text_config={**text, "tie_word_embeddings": True}, vision_config={"num_hidden_layers": 1}
+    )
+    spec = read({**config.to_dict(), "model_type": "mistral3"})
+    with torch.device("meta"):
+        model = transformers.AutoModelForImageTextToText.from_config(config)
+    assert model.lm_head.weight is model.model.language_model.embed_tokens.weight  # tied: counted once
+    assert total_params(spec) == sum(p.numel() for p in model.model.language_model.parameters())
+    untied = transformers.AutoConfig.for_model("mistral3", text_config=text, vision_config={"num_hidden_layers": 1})
+    with pytest.raises(EstimatorError, match="tie_word_embeddings differs between the mistral3 config"):
+        read({**untied.to_dict(), "model_type": "mistral3"})
