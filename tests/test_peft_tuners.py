@@ -115,11 +115,9 @@ def test_llama3_70b_by_hand_the_last_tuners() -> None:
     assert (
         (glora.params, glora.saved_params) == (2 * lora, 2 * lora + sum_in + 2 * sum_out) == (828_375_040, 848_035_840)
     )
-    lily = STORES[Method.lily].footprint(llama70("lily"))  # all-linear: peft shares nothing (full paths)
-    assert lily.params == lily.saved_params == 32 * sum_in + 2 * 32 * sum_out + maps * 32 * 2 == 629_181_440
-    named = Query(load_spec("llama3-70b"), 100_000, 32, "q,k,v,o,gate,up,down", methods="lily")
-    shared = STORES[Method.lily].footprint(named)  # one B of 2r × d_out per name across the 80 layers
-    assert (shared.params, shared.saved_params) == (32 * sum_in + 2 * 32 * SUM_OUT + maps * 64, 629_181_440)
+    lily = STORES[Method.lily].footprint(llama70("lily"))  # one B of 2r × d_out per name across the 80 layers
+    assert (lily.params, lily.saved_params) == (32 * sum_in + 2 * 32 * SUM_OUT + maps * 64, 629_181_440)
+    assert lily.saved_params == 32 * sum_in + 2 * 32 * sum_out + maps * 32 * 2  # the file: each B under every map
     # OSF trains the lower half of each spectrum: (m − m/2)(d_in + d_out + 1), m = min(d_in, d_out)
     per_layer = 2 * 4096 * (2 * D + 1) + 2 * 512 * (D + KV + 1) + 3 * 4096 * (D + F + 1)
     assert STORES[Method.osf].params(llama70("osf")) == L * per_layer == 47_732_899_840
@@ -246,6 +244,17 @@ def test_trained_parameters_equal_peft_on_the_meta_device(family: str) -> None:
         assert expected == measured, (family, method)
 
 
+def test_lily_shares_across_layers_from_twenty_modules() -> None:
+    """peft condenses all-linear's full paths to short names from 20 modules on, and Lily then shares each name's B
+    across layers: a three-layer twin (21 modules) on the meta device, and the two-layer one (14) that shares none."""
+    for layers in (2, 3):
+        spec = validate_spec({**tiny_llama().to_dict(), "num_hidden_layers": layers}, "tiny", "fix the test")
+        q = Query(spec, 64, 8, methods=("lily",))
+        assert STORES[Method.lily].params(q) == measure.peft_trainable_params(spec, STORES[Method.lily].peft_config(q))
+    per_map = 8 * (256 * 6 + 512) + 2 * 8 * (256 * 4 + 512 * 2 + 256) + 7 * 8 * 2  # A, B and routers, one layer
+    assert STORES[Method.lily].params(Query(spec, 64, 8, methods=("lily",))) == per_map + 2 * (per_map - 16 * 2304)
+
+
 def tiny_llama() -> Any:
     """A real Llama small enough to save: widths that every tuner's defaults divide (VB-LoRA's 256)."""
     fields = {**load_spec("llama3-70b").to_dict(), "num_hidden_layers": 2, "hidden_size": 256}
@@ -272,6 +281,7 @@ TWIN_OPTIONS: dict[Method, tuple[tuple[str, Any], ...]] = {Method.adaption_promp
         (Method.vera, (("save_projection", False),), "all-linear"),
         (Method.tinylora, (("save_projection", False), ("weight_tying", 0.5)), "all-linear"),
         (Method.lily, (("stride_A", 2),), "q,k,v,o,gate,up,down"),  # named targets: A and B shared across layers
+        (Method.lily, (("stride_A", 2),), "q,v,gate,up,down"),  # 10 modules: unshared under all-linear, here shared
         (Method.frod, (("save_projection", False),), "all-linear"),
     ],
 )

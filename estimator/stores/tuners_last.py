@@ -27,6 +27,7 @@ ADAPTION_PROMPT_FAMILIES = ("llama", "mistral", "gpt2")  # peft's TRANSFORMERS_M
 GLORA_A_B = {"lora": "two LoRAs", "vector": "two vectors of d_out", "constant": "two scalars", "none": "nothing"}
 GLORA_C = ("lora", "vector", "none")
 GLORA_D_E = ("vector", "constant", "none")
+PEFT_MINIMAL_TARGETS = 20  # peft's MIN_TARGET_MODULES_FOR_OPTIMIZATION: from so many full paths, it keeps suffixes
 GLORA_SUBCLASSES = {"falcon": "FalconLinear"}  # model types whose maps subclass nn.Linear, which GLoRA refuses
 
 
@@ -63,14 +64,15 @@ def lily_elements(
     """Lily: per map a router (r × num_B) and an A (r × d_in) shared by each run of ``stride_A`` layers; one B
     (num_B · r × d_out) shared by all maps of the same target name and shape. peft counts each shared tensor once
     (trained) and ``save_pretrained`` writes it under every map that holds it (saved: A, B and router per instance).
-    A map's group is the target suffixes its module path ends with (``suffixes``, peft's ``target_modules``); peft
-    0.21 expands ``all-linear`` to each module's full path, so there (``suffixes`` None) nothing is shared.
+    A map's group is the target suffixes its module path ends with (``suffixes``, peft's ``target_modules``). peft
+    0.21 expands ``all-linear`` to each module's full path and, from 20 modules on, condenses them to the short names
+    (``q_proj``, ...); below 20 (two-layer twins) each full path is its own group and nothing is shared (``None``).
 
     trained = Σ_groups (⌈n_g / stride_A⌉ r d_in + num_B r d_out + n_g r num_B), n_g the group's instances;
     saved = Σ c_m r (d_in + num_B d_out + num_B); minimal = trained.
-    Llama 3 70B, r = 32, stride 1, num_B 2, targets named q, k, v, o, gate, up, down: 32 · 6,225,920 + 64 · 83,968 +
-    560 · 64 = 199,229,440 + 5,373,952 + 35,840 = 204,639,232 trained; 199,229,440 + 64 · 6,717,440 + 35,840 =
-    629,181,440 saved (all-linear: 629,181,440 trained too).
+    Llama 3 70B, r = 32, stride 1, num_B 2 (all-linear: 560 modules, condensed to their 7 short names): 32 · 6,225,920
+    + 64 · 83,968 + 560 · 64 = 199,229,440 + 5,373,952 + 35,840 = 204,639,232 trained; 199,229,440 + 64 · 6,717,440
+    + 35,840 = 629,181,440 saved.
     """
     saved = sum(rank * (m.d_in + num_b * m.d_out + num_b) * m.copies for m in maps)
     if suffixes is None:
@@ -182,8 +184,8 @@ class Lily(PeftTuner):
     knobs: ClassVar[dict[str, Knob]] = {"stride_A": 1, "num_B": 2}
     formula = (
         "A (r × d_in) per map (shared by stride_A layers), one B (num_B · r × d_out) per target name and shape "
-        "across layers (none shared under all-linear, which peft expands to full paths), a router (r × num_B) per "
-        "map; the file repeats each shared tensor under every map;"
+        "across layers (none below 20 modules under all-linear, which peft keeps as full paths), a router (r × num_B) "
+        "per map; the file repeats each shared tensor under every map;"
     )
 
     def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
@@ -195,7 +197,10 @@ class Lily(PeftTuner):
         from estimator.stores.kinds import peft_target_modules, targets_of
 
         names = peft_target_modules(targets_of(q), q.spec)
-        return lily_elements(maps, q.rank, stride, num_b, None if isinstance(names, str) else tuple(names))
+        if isinstance(names, str):  # all-linear: each module's full path, condensed to suffixes from 20 modules on
+            minimal = sum(m.copies for m in maps) >= PEFT_MINIMAL_TARGETS
+            return lily_elements(maps, q.rank, stride, num_b, tuple({m.short_name for m in maps}) if minimal else None)
+        return lily_elements(maps, q.rank, stride, num_b, tuple(names))
 
 
 class OSF(PeftTuner):
