@@ -108,7 +108,7 @@ def shrunk_and_full(model_type: str, tokens: int, **fields: object) -> tuple[tup
     from estimator.validate.shrunk import shrunk_cache
     from estimator.validate.unknown import _fake_cache
 
-    config = {"model_type": model_type, "vocab_size": 1000, **fields}
+    config = {"model_type": model_type, "vocab_size": 5000, "pad_token_id": 4999, **fields}  # the copy cuts it
     shrunk = shrunk_cache(config, tokens, torch.bfloat16)
     full = _fake_cache(config, tokens, DType.bf16)
     return shrunk[:2], full[:2]

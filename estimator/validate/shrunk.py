@@ -3,7 +3,8 @@
 Some forward passes cannot run under ``FakeTensorMode``: routing that asks for data (``nonzero``,
 ``.item()``: DBRX, JetMoE), modules that cannot be moved to fake tensors. Their cache is measured here on
 a copy with the same widths and fewer layers: for each kind of layer (``layer_types``, else one kind),
-its first two layers are kept, every per-layer list of the config cut to the same layers. One real forward
+its first two layers are kept, every per-layer list of the config cut to the same layers, the vocabulary cut
+to 1,024. One real forward
 pass over t = 16 tokens (zero weights: values do not change a cache's shape) gives each cache layer's
 bytes; then
 
@@ -26,6 +27,7 @@ from estimator.errors import EstimatorError
 
 SHRUNK_TOKENS = 16  # the real forward pass: long enough to see each layer's rows, short enough to be quick
 KEPT_PER_KIND = 2  # layers of each kind kept: two, so that each kind is seen to repeat exactly
+SHRUNK_VOCAB = 1024  # the copy's vocabulary: the cache does not depend on it (tested with a larger one)
 MAX_SHRUNK_PARAMS = 10**9  # real weights of the shrunk copy (bf16: 2 GB); beyond, refused
 
 
@@ -41,13 +43,27 @@ def kept_layers(kinds: list[str]) -> list[int]:
 
 
 def shrunk_fields(fields: dict[str, Any], layers: int, kept: list[int]) -> dict[str, Any]:
-    """The config's fields for the copy: ``len(kept)`` layers, every list of one entry per layer cut to ``kept``."""
+    """The config's fields for the copy: ``len(kept)`` layers, every list of one entry per layer cut to ``kept``;
+    a vocabulary over ``SHRUNK_VOCAB`` cut to it, token ids beyond it moved to its last id (the input is token
+    0; the embedding's and the head's rows are not cache)."""
     shrunk = {
         key: [value[i] for i in kept] if isinstance(value, list) and len(value) == layers else value
         for key, value in fields.items()
     }
     shrunk["num_hidden_layers"] = len(kept)
+    if isinstance(shrunk.get("vocab_size"), int) and shrunk["vocab_size"] > SHRUNK_VOCAB:
+        shrunk["vocab_size"] = SHRUNK_VOCAB
+        for key, value in shrunk.items():
+            if key.endswith(("_token_id", "_token_index", "_token_ids")):
+                shrunk[key] = _within(value)
     return shrunk
+
+
+def _within(value: Any) -> Any:
+    """A token id (or a list of them) moved below ``SHRUNK_VOCAB`` where it is not."""
+    if isinstance(value, list):
+        return [_within(v) for v in value]
+    return SHRUNK_VOCAB - 1 if isinstance(value, int) and value >= SHRUNK_VOCAB else value
 
 
 def layer_bytes(layer: Any, measured: int, tokens: int) -> tuple[int, int, int]:
@@ -133,8 +149,9 @@ def shrunk_cache(fields: dict[str, Any], tokens: int, torch_dtype: Any) -> tuple
     )
     note = (
         f"fake tensors cannot run its forward pass: measured with real tensors on a copy of {len(kept)} layers "
-        f"({KEPT_PER_KIND} of each kind, same widths) over {SHRUNK_TOKENS} tokens, each layer's keys and values "
-        f"scaled to {tokens:,} tokens by its window, and summed over its {named} layers"
+        f"({KEPT_PER_KIND} of each kind, same widths, vocabulary at most {SHRUNK_VOCAB:,}) over {SHRUNK_TOKENS} "
+        f"tokens, each layer's keys and values scaled to {tokens:,} tokens by its window, and summed over its "
+        f"{named} layers"
     )
     if bookkeeping:
         note += "; integer tensors (window sizes, counters) are bookkeeping, not counted"
