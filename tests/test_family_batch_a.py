@@ -66,7 +66,7 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "ministral3-defaults": ("ministral3", {**LLAMA_SMALL, "num_hidden_layers": 2}),
     "ministral3-second": ("ministral3", {**LLAMA_SMALL, "num_hidden_layers": 2, "sliding_window": 5,
                                          "head_dim": 32, "num_key_value_heads": 1, "tie_word_embeddings": True}),
-    "granite_swa-defaults": ("granite_swa", {**LLAMA_SMALL, "num_hidden_layers": 5, "sliding_window": 5}),
+    "granite_swa-defaults": ("granite_swa", {**LLAMA_SMALL, "num_hidden_layers": 4, "sliding_window": 5}),
     "granite_swa-second": ("granite_swa", {**LLAMA_SMALL, "num_hidden_layers": 2, "sliding_window": 4,
                                            "head_dim": 32, "attention_bias": True, "mlp_bias": True,
                                            "layer_types": ["sliding_attention", "full_attention"],
