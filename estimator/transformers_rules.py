@@ -26,6 +26,7 @@ FP32_WEIGHTS: dict[str, tuple[tuple[str, ...], tuple[int, int]]] = {
     "glm4_moe": (("mlp.gate",), (5, 24)),  # Glm4MoeTopkRouter.weight, dtype=torch.float32
     "deepseek_v32": (("mlp.gate",), (5, 24)),  # DeepseekV32TopkRouter.weight, dtype=torch.float32
     "mimo_v2_flash": (("mlp.gate",), (5, 24)),  # MiMoV2FlashTopkRouter.weight, dtype=torch.float32
+    "kimi_linear": (("mlp.gate",), (5, 24)),  # KimiLinearTopkRouter.weight, dtype=torch.float32
     "ernie4_5_moe": (("mlp.gate",), (5, 24)),  # Ernie4_5_MoeTopKRouter.weight, dtype=torch.float32 (seen on 5.24)
     "hunyuan_v1_moe": (("mlp.gate.wg",), (5, 24)),  # HunYuanMoEV1Gate.wg: nn.Linear(dtype=torch.float32) (5.24)
     "exaone_moe": (("mlp.gate",), (5, 24)),  # ExaoneMoeTopkRouter.weight, dtype=torch.float32 (seen on 5.24)
@@ -37,6 +38,7 @@ STATE_DTYPES: dict[str, DType] = {
     **dict.fromkeys(("qwen3_next", "mamba", "mamba2"), DType.fp32),  # the scans run and return float32
     "falcon_mamba": DType.fp32,  # Mamba's scan, with norms on B, C and the time step
     **dict.fromkeys(("qwen3_5_text", "qwen3_5_moe_text"), DType.fp32),  # Qwen3-Next's gated DeltaNet
+    "kimi_linear": DType.fp32,  # Kimi delta attention's torch scan returns its state in float32
     # Mamba-1 (Jamba) and Mamba-2 hybrids: their torch scans return the last state in float32, which the cache keeps
     **dict.fromkeys(("jamba", "bamba", "granitemoehybrid", "nemotron_h", "falcon_h1", "zamba2"), DType.fp32),
 }

@@ -79,6 +79,7 @@ SHRINK: dict[str, tuple[int, dict[str, Any]]] = {
     **{t: (4, {"num_experts": 8}) for t in ("qwen3_5_text", "qwen3_5_moe_text")},  # 3 DeltaNet, 1 attention
     "gemma4_text": (6, {"hidden_size_per_layer_input": 16, "vocab_size_per_layer_input": 128}),
     "mimo_v2_flash": (6, {"n_routed_experts": 8}),  # full on 0 and 5, dense on 0
+    "kimi_linear": (5, {"num_experts": 8, "num_key_value_heads": 4}),  # MLA on layer 4 (KV heads = heads), dense on 0
 }  # fmt: skip
 
 # model_type -> the second shape: fields moved from the defaults (beside the shrink).
@@ -184,6 +185,12 @@ SECOND: dict[str, dict[str, Any]] = {
                       "sliding_window_size": 15, "layer_types": ["sliding_attention", "full_attention"] * 3,
                       "mlp_layer_types": ["sparse", "dense"] * 3, "n_routed_experts": 4, "num_experts_per_tok": 2,
                       "moe_intermediate_size": 32, "tie_word_embeddings": True},
+    "kimi_linear": {"q_lora_rank": 32, "attention_bias": True, "layer_types": None, "mlp_layer_types": None,
+                    "linear_attn_config": {"head_dim": 16, "num_heads": 2, "short_conv_kernel_size": 3,
+                                           "full_attn_layers": [1, 3], "kda_layers": [2, 4, 5]},
+                    "first_k_dense_replace": 2, "num_shared_experts": 2, "num_experts": 4, "num_experts_per_token": 2,
+                    "moe_intermediate_size": 32, "kv_lora_rank": 32, "qk_rope_head_dim": 16, "qk_nope_head_dim": 16,
+                    "v_head_dim": 32, "tie_word_embeddings": True},
 }  # fmt: skip
 
 

@@ -424,3 +424,67 @@ def test_gemma4_moe_block_by_hand_and_against_transformers_and_peft(tmp_path: Pa
         assert sum(p.numel() for p in model.parameters()) == total_params(spec)
         lora = peft.get_peft_model(model, peft.LoraConfig(r=8, target_modules="all-linear"))
     assert sum(p.numel() for p in lora.parameters() if p.requires_grad) == lora_params(targets, 8)
+
+
+# --- Kimi Linear (kimi_linear) -----------------------------------------------------------------------------------
+# As Kimi's checkpoints write it: the layer map in linear_attn_config (1-indexed), the KDA sizes there too, the
+# class's own names for the experts. d 64, 4 layers: KDA on 1, 2, 4 and MLA on 3 (1-indexed); layer 1 dense.
+KIMI_SMALL: dict[str, Any] = {
+    "model_type": "kimi_linear", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 4,
+    "num_attention_heads": 4, "num_key_value_heads": 4, "kv_lora_rank": 32, "q_lora_rank": None,
+    "qk_nope_head_dim": 16, "qk_rope_head_dim": 8, "v_head_dim": 16, "vocab_size": 1000, "num_experts": 4,
+    "num_experts_per_token": 2, "num_shared_experts": 1, "moe_intermediate_size": 32, "first_k_dense_replace": 1,
+    "mla_use_nope": True, "moe_layer_freq": 1,
+    "linear_attn_config": {"head_dim": 16, "num_heads": 2, "short_conv_kernel_size": 4, "kda_layers": [1, 2, 4],
+                           "full_attn_layers": [3]},
+}  # fmt: skip
+
+
+def test_kimi_linear_params_lora_and_state_by_hand(tmp_path: Path) -> None:
+    d, h, dk = 64, 2, 16
+    inner = h * dk
+    kda = 3 * d * inner + inner * 3 * 4 + (d * dk + dk * inner + inner + h) + d * h + (d * dk + dk * inner)
+    kda += dk + inner * d  # the gated norm, o_proj
+    mla = d * 4 * 24 + d * (32 + 8) + 32 + 32 * 4 * (16 + 16) + 4 * 16 * d  # q, kv_a, its norm, kv_b, o
+    dense, sparse = 3 * d * 96, 4 * d + 4 * 3 * d * 32 + 3 * d * 32  # router, experts, one shared expert
+    expected = 3 * kda + mla + dense + 3 * sparse + 4 * 2 * d + 2 * 1000 * d + d
+    assert expected == 292_342
+    spec = spec_from_hf_config(written(tmp_path, KIMI_SMALL))
+    assert spec.layer_types == ("linear_attention",) * 2 + ("full_attention", "linear_attention")
+    assert spec.mlp_layer_types == ("dense",) + ("sparse",) * 3
+    assert total_params(spec) == expected
+    kda_lora = 3 * (d + inner) + (d + dk) + (dk + inner) + (d + h) + (d + dk) + (dk + inner) + (inner + d)
+    mla_lora = (d + 96) + (d + 40) + (32 + 128) + (64 + d)
+    shared = 2 * (d + 32) + (32 + d)  # peft 0.21 leaves the fused experts and the bare router alone
+    lora = 3 * kda_lora + mla_lora + (2 * (d + 96) + (96 + d)) + 3 * shared
+    assert lora_params(resolve_targets(spec, "all-linear", ExpertLayout.fused), 8) == 8 * lora
+    assert kv_bytes_per_token(spec, DType.bf16) == (32 + 8) * 2  # the MLA layer's latent
+    held = KVFormat(DType.bf16, conv=ConvCache.kernel, state_dtype=DType.fp32)  # transformers' form
+    assert kv_state_bytes(spec, held) == 3 * (3 * inner * 4 * 2 + h * dk * dk * 4) == 8_448
+
+
+def test_kimi_linear_ties_nothing_whatever_the_flag(tmp_path: Path) -> None:
+    tied = spec_from_hf_config(written(tmp_path / "a", {**KIMI_SMALL, "tie_word_embeddings": True}))
+    untied = spec_from_hf_config(written(tmp_path / "b", KIMI_SMALL))
+    assert total_params(tied) == total_params(untied) and not tied.tie_word_embeddings
+    assert any("ties no weights" in note for note in tied.notes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"mla_use_output_gate": True}, "mla_use_output_gate"),
+        ({"mla_use_nope": False}, "mla_use_nope"),
+        ({"routed_expert_hidden_size": 48}, "routed_expert_hidden_size"),
+        ({"linear_attn_config": {**KIMI_SMALL["linear_attn_config"], "use_full_rank_gate": True}},
+         "use_full_rank_gate"),
+        ({"linear_attn_config": {**KIMI_SMALL["linear_attn_config"], "kda_layers": [1, 2]}}, "without a kind"),
+    ],
+    ids=["mla-output-gate", "mla-rope", "latent-moe", "full-rank-gate", "layer-gap"],
+)  # fmt: skip
+def test_kimi_linear_refuses_what_transformers_does_not_build(
+    tmp_path: Path, changes: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(EstimatorError, match=field) as error:
+        spec_from_hf_config(written(tmp_path, {**KIMI_SMALL, **changes}))
+    assert "\n" not in str(error.value)

@@ -34,6 +34,9 @@ _ALIAS_GROUPS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("olmoe", "jamba"), {"num_local_experts": "num_experts"}),
     (("glm4_moe", "deepseek_v3"), {**_EXPERTS_AS, "num_mtp_layers": "num_nextn_predict_layers"}),
     (("deepseek_v32", "mimo_v2_flash"), _EXPERTS_AS),
+    (("kimi_linear",), {"max_position_embeddings": "model_max_length", "norm_topk_prob": "moe_renormalize",
+                        "n_group": "num_expert_group", "num_local_experts": "num_experts",
+                        "num_experts_per_tok": "num_experts_per_token", "n_shared_experts": "num_shared_experts"}),
     (("deepseek_v2",), {"num_experts": "n_routed_experts"}),
     (("nemotron_h",), {**_BLOCK_TYPES, **_EXPERTS_AS}),
     (("bamba", "falcon_h1"), _BLOCK_TYPES),
@@ -260,6 +263,7 @@ MODULE_OF = {
     "gemma4_text": "gemma4",
     "minimax": "minimax",
     "mimo_v2_flash": "mimo_v2_flash",
+    "kimi_linear": "kimi_linear",
 }
 
 
