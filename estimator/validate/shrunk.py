@@ -46,12 +46,13 @@ def shrunk_fields(fields: dict[str, Any], layers: int, kept: list[int]) -> dict[
     """The config's fields for the copy: ``len(kept)`` layers, every list of one entry per layer cut to ``kept``;
     a vocabulary over ``SHRUNK_VOCAB`` cut to it, token ids beyond it moved to its last id (the input is token
     0; the embedding's and the head's rows are not cache)."""
-    shrunk = {
+    shrunk: dict[str, Any] = {
         key: [value[i] for i in kept] if isinstance(value, list) and len(value) == layers else value
         for key, value in fields.items()
     }
     shrunk["num_hidden_layers"] = len(kept)
-    if isinstance(shrunk.get("vocab_size"), int) and shrunk["vocab_size"] > SHRUNK_VOCAB:
+    vocab = shrunk.get("vocab_size")
+    if isinstance(vocab, int) and vocab > SHRUNK_VOCAB:
         shrunk["vocab_size"] = SHRUNK_VOCAB
         for key, value in shrunk.items():
             if key.endswith(("_token_id", "_token_index", "_token_ids")):
