@@ -167,6 +167,14 @@ def test_an_alias_counts_as_the_field(model_type: str, alias: str, name: str) ->
         spec_of({**renamed, name: config[name] + 1})
 
 
+def test_ernie_4_5_null_head_dim_is_hidden_over_heads() -> None:
+    """Ernie4_5Config (not the MoE one) turns a null head_dim into hidden / heads; the other classes cannot build it."""
+    config = {**written_config("ernie4_5", shrunk_fields("ernie4_5", second=True)), "head_dim": None}
+    spec = spec_of(config)
+    assert spec.head_dim == 64 // 4
+    assert total_params(spec) == measured(config)[0]
+
+
 def test_hunyuan_moe_topk_list_of_one_value_is_that_top_k() -> None:
     config = written_config("hunyuan_v1_moe", shrunk_fields("hunyuan_v1_moe", second=True))
     listed = {**config, "moe_topk": [2, 2]}
@@ -206,7 +214,10 @@ REFUSED = [
     ("cohere2_moe", {"sliding_window": None}, "sliding_window"),
     ("exaone_moe", {"sliding_window": None, "layer_types": None}, "layer_types"),
     ("cohere2_moe", {"mlp_layer_types": ["dense", "moe", "sparse", "sparse"]}, "mlp_layer_types"),
-    ("afmoe", {"head_dim": None}, "head_dim"),  # transformers cannot build a null head_dim
+    *(
+        (t, {"head_dim": None}, "head_dim")
+        for t in ("afmoe", "ernie4_5_moe", "cohere2_moe", "exaone_moe", "granitemoe_swa")
+    ),
     ("afmoe", {"num_dense_layers": None}, "num_dense_layers"),
 ]
 

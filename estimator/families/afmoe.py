@@ -32,6 +32,7 @@ from estimator.families import Family, Reader
 from estimator.families.moe import GATED_NAMES
 from estimator.families.named_experts import NamedMoE
 from estimator.families.schema import LAYER_INDEX, LAYERS, SIZE_OR_ZERO
+from estimator.families.unbuildable import refuse_null
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
 
@@ -61,8 +62,7 @@ _NORMS = ("input_layernorm", "post_attention_layernorm", "pre_mlp_layernorm", "p
 
 def _not_null(r: Reader, key: str) -> Any:
     """``key``, or its class default where absent; null is refused (transformers' code cannot build it)."""
-    if key in r.config and r.config[key] is None:
-        raise EstimatorError(f"{r.path}: {key} is null, which transformers 5.24's afmoe cannot build; give a number")
+    refuse_null(r, key)
     return r.field(key, _DEFAULTS)
 
 

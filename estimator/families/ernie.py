@@ -35,6 +35,7 @@ from estimator.families import Family, Reader, attention_config
 from estimator.families.moe import GATED_NAMES
 from estimator.families.named_experts import NamedMoE
 from estimator.families.schema import LAYER_INDEX, LAYERS, SIZE_OR_ZERO, count, flag
+from estimator.families.unbuildable import refuse_null
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms
 
@@ -80,19 +81,18 @@ FIELDS = {
 
 def _not_null(r: Reader, key: str) -> Any:
     """``key``, or its class default where absent; null is refused (transformers' code cannot build it)."""
-    if key in r.config and r.config[key] is None:
-        raise EstimatorError(
-            f"{r.path}: {key} is null, which transformers 5.24's {r.model_type} code cannot build; give a number"
-        )
+    refuse_null(r, key)
     return r.field(key, _DEFAULTS[r.model_type])
 
 
 def _head_dim(r: Reader, hidden: Any, heads: Any) -> Any:
     """ernie4_5: 128 where absent, hidden / heads where null (its __post_init__); ernie4_5_moe: the
-    config's, else hidden / heads (the attention's getattr default)."""
+    config's, else hidden / heads (the attention's getattr default; null is refused: it cannot build)."""
     derived = hidden // heads
     if r.model_type == "ernie4_5" and "head_dim" not in r.config:
         return r.get("head_dim", 128, "128 (ernie4_5 config default)")
+    if r.model_type == "ernie4_5_moe":
+        refuse_null(r, "head_dim")  # the attention reads it as given
     return r.get("head_dim", derived, "head_dim = hidden_size / num_attention_heads, as transformers does")
 
 

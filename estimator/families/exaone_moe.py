@@ -28,6 +28,7 @@ from estimator.families import Family, Reader, head_dim_or_derived
 from estimator.families.exaone4 import PATTERN, WINDOW, _layer_types, pattern
 from estimator.families.moe import GATED_NAMES, routed_experts
 from estimator.families.schema import LAYER_INDEX, SIZE_OR_ZERO, flag, words
+from estimator.families.unbuildable import refuse_null
 from estimator.layout import Attention, LayerGroup, Layout
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms
 
@@ -63,6 +64,7 @@ def read(r: Reader) -> dict[str, Any]:
     def field(key: str) -> Any:
         return r.field(key, _DEFAULTS)
 
+    refuse_null(r, "head_dim", "num_experts", "num_experts_per_tok", "num_shared_experts", "first_k_dense_replace")
     hidden, n, heads = r.need("hidden_size"), r.need("num_hidden_layers"), field("num_attention_heads")
     window = r.get("sliding_window", WINDOW, f"{WINDOW:,} (ExaoneMoeConfig default)", null_is_default=False)
     first_dense = field("first_k_dense_replace")

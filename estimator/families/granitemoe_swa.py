@@ -26,6 +26,7 @@ from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, all_sparse_fields, attention_config, windowed_attention_layout
 from estimator.families.granitemoe import experts
 from estimator.families.schema import SIZE_OR_ZERO
+from estimator.families.unbuildable import refuse_null
 from estimator.layout import Layout, LinearMap, ParamTensor
 from estimator.layout.groups import Group, attention_maps, embedding_and_final_norm, rms_norms, roles
 
@@ -45,6 +46,7 @@ ATTENTION_GROUP: Group = "attention"  # sinks belong to attention in the breakdo
 
 
 def read(r: Reader) -> dict[str, Any]:
+    refuse_null(r, "head_dim", "num_local_experts", "num_experts_per_tok")
     fields = all_sparse_fields(r, _DEFAULTS, "num_local_experts", 8, 2)
     n = fields["num_hidden_layers"]
     shared = r.get("shared_intermediate_size", 0)
