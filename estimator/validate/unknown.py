@@ -98,7 +98,7 @@ def check_bounds(config: dict[str, Any], path: Path | str) -> None:
 
     layers = largest(lambda k: LAYER_KEY.search(k) and "max_window" not in k)
     experts = largest(lambda k: "expert" in k and k.endswith(("experts", "expert")))
-    vocab = largest(lambda k: "vocab" in k)
+    vocab = largest(lambda k: k.endswith("vocab_size"))  # not ngram_vocab_size_base (qwen4_exp: 2 · 10^7 n-grams)
     width = largest(lambda k: WIDTH_KEY.search(k) and "vocab" not in k and "max_position" not in k)
     fix = "this is not a real model's config.json; fix it or pass a family the estimator knows"
     checks = (("layers", layers, MAX_LAYERS), ("experts", experts, MAX_EXPERTS), ("a vocabulary of", vocab, MAX_VOCAB),
