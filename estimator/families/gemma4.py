@@ -39,6 +39,7 @@ from estimator.layout.groups import gated_mlp, grouped, output_head, rms_norms, 
 if TYPE_CHECKING:
     from collections.abc import Hashable
 
+    from estimator.layout.moe import MoE
     from estimator.specs import ModelSpec
 
 _DEFAULTS = {  # Gemma4TextConfig's defaults for absent keys
@@ -225,20 +226,21 @@ def build(spec: ModelSpec) -> Layout:
 
     def group(kind: Hashable, layers: int) -> LayerGroup:
         layer_type, stores, first = cast(tuple[str, bool, bool], kind)
-        mixer, maps, head = _attention(spec, layer_type, stores)
+        mixer, attention, head = _attention(spec, layer_type, stores)
         width = spec.mlp_width * (2 if double and not stores else 1)
         per_layer = (
             LinearMap("per_layer_input_gate", d, p, False, roles("gate"), "mlp"),
             LinearMap("per_layer_projection", p, d, False, roles("down"), "mlp"),
         )
         model_map = LinearMap("per_layer_model_projection", d, n * p, False, roles("up"), "mlp")
-        maps = (*maps, *gated_mlp("mlp", d, width), *(per_layer if p else ()), *((model_map,) if p and first else ()))
+        maps: tuple[LinearMap | MoE, ...] = (*attention, *gated_mlp("mlp", d, width), *(per_layer if p else ()))
+        maps += (model_map,) if p and first else ()
         names = ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm"]
         names += ["post_feedforward_layernorm", *(["post_per_layer_input_norm"] if p else [])]
         heads = ("self_attn.q_norm", "self_attn.k_norm") if stores else ("self_attn.q_norm",)
         norms = (*rms_norms(d, names), *rms_norms(head, heads))
         if spec.is_moe:
-            maps, norms = (*maps, _moe(spec)), (*norms, *_moe_tensors(spec))
+            maps, norms = (*maps, _moe(spec)), (*norms, *_moe_tensors(spec))  # experts beside the dense MLP
         return LayerGroup(layers, mixer, maps, norms)
 
     types = spec.layer_types or (FULL,) * n
