@@ -176,8 +176,10 @@ def test_ernie_4_5_null_head_dim_is_hidden_over_heads() -> None:
 
 
 def test_hunyuan_moe_topk_list_of_one_value_is_that_top_k() -> None:
+    """Per-layer lists of one value, and Hunyuan's checkpoint fields where they say what transformers builds."""
     config = written_config("hunyuan_v1_moe", shrunk_fields("hunyuan_v1_moe", second=True))
-    listed = {**config, "moe_topk": [2, 2]}
+    listed = {**config, "moe_topk": [2, 2], "moe_intermediate_size": [96, 96], "num_shared_expert": [1, 1]}
+    listed.update(use_cla=False, use_qk_norm=True, use_mixed_mlp_moe=True)  # Hunyuan's own fields, as built
     spec = spec_of(listed)
     assert spec.num_experts_per_tok == 2 and total_params(spec) == measured(listed)[0]
     assert any("moe_topk lists 2 for every layer" in note for note in spec.notes)
@@ -207,6 +209,11 @@ REFUSED = [
     ("hunyuan_v1_dense", {"head_dim": None}, "head_dim"),  # transformers cannot build a null head_dim
     ("hunyuan_v1_moe", {"moe_topk": [1, 2]}, "moe_topk"),  # a top-k per layer
     ("hunyuan_v1_moe", {"num_experts": [4, 4]}, "num_experts"),  # transformers' experts take one count
+    # checkpoint fields transformers does not read, with a value its model does not build
+    ("hunyuan_v1_moe", {"use_cla": True}, "use_cla"),  # cross-layer KV sharing
+    ("hunyuan_v1_moe", {"moe_intermediate_size": [16, 16]}, "moe_intermediate_size"),
+    ("hunyuan_v1_moe", {"num_shared_expert": [2, 2]}, "num_shared_expert"),
+    ("hunyuan_v1_dense", {"use_qk_norm": False}, "use_qk_norm"),
     ("ernie4_5", {"sliding_window": 16}, "sliding_window"),  # a window its attention does not read
     ("ernie4_5_moe", {"moe_layer_interval": 0}, "moe_layer_interval"),
     ("ernie4_5_moe", {"moe_layer_end_index": None}, "moe_layer_end_index"),

@@ -17,7 +17,9 @@ What transformers 5.24's ``HunYuanDenseV1ForCausalLM`` and ``HunYuanMoEV1ForCaus
 - two RMSNorms; untied embeddings by default; a head without bias.
 
 transformers 5.24 reads no other width: a checkpoint's ``moe_intermediate_size``, ``num_shared_expert``,
-``use_cla`` or ``use_mixed_mlp_moe`` are not read by its code, nor here.
+``use_qk_norm``, ``use_cla`` and ``use_mixed_mlp_moe`` are not read by its code. Where one says what its model
+builds anyway (intermediate_size, 1, true, false, true; per-layer lists of that value) it is accepted; any other
+value (cross-layer KV sharing, say) describes a model transformers does not build, and is refused.
 
 peft 0.21 converts hunyuan_v1_moe (qwen2_moe's pattern): all-linear puts LoRAs on
 ``mlp.experts.gate_up_proj`` (2r) and ``down_proj`` (r); the router ``mlp.gate.wg`` keeps its LoRA as an
@@ -26,6 +28,7 @@ peft 0.21 converts hunyuan_v1_moe (qwen2_moe's pattern): all-linear puts LoRAs o
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
@@ -50,6 +53,7 @@ _DEFAULTS = {  # HunYuanDenseV1Config's and HunYuanMoEV1Config's defaults for ab
 
 
 def _top_k(value: Any) -> str | None:
+    """A whole number from 1, or a per-layer list of them (moe_topk, and the widths Hunyuan's checkpoints list)."""
     ok = isinstance(value, int) or (isinstance(value, list) and all(isinstance(v, int) for v in value))
     ok = ok and all(not isinstance(v, bool) and v >= 1 for v in (value if isinstance(value, list) else [value]))
     return None if ok else "a whole number from 1, or a list of them"
@@ -70,9 +74,33 @@ def _one_per_model(r: Reader, key: str, n: int) -> Any:
     return value[0]
 
 
+# Fields of Hunyuan's own checkpoints that transformers 5.24's code does not read, with the one value its model
+# agrees with; another value describes a model transformers does not build, so it is refused.
+_UNREAD = {"use_qk_norm": True, "use_cla": False, "use_mixed_mlp_moe": True, "num_shared_expert": 1}
+
+
+def _refuse_unbuilt(r: Reader, width: Any) -> None:
+    """One line for a checkpoint field whose value transformers 5.24 does not build (cross-layer KV sharing, no
+    q/k norms, no or several shared MLPs, expert widths other than intermediate_size)."""
+    given = {
+        **{k: r.config[k] for k in _UNREAD if k in r.config},
+        "moe_intermediate_size": r.config.get("moe_intermediate_size"),
+    }
+    expected = {**_UNREAD, "moe_intermediate_size": width}
+    for key, value in given.items():
+        values = value if isinstance(value, list) else [value]
+        if value is not None and any(v != expected[key] for v in values):
+            raise EstimatorError(
+                f"{r.path}: {key} is {json.dumps(value)[:30]}, which transformers 5.24's {r.model_type} code does not "
+                f"read (it builds {key} = {json.dumps(expected[key])}); not modelled: remove it or give "
+                f"{json.dumps(expected[key])}"
+            )
+
+
 def read(r: Reader) -> dict[str, Any]:
     hidden, n = r.need("hidden_size"), r.need("num_hidden_layers")
     heads = r.field("num_attention_heads", _DEFAULTS)
+    _refuse_unbuilt(r, r.field("intermediate_size", _DEFAULTS))
     fields: dict[str, Any] = {
         "num_hidden_layers": n,
         "hidden_size": hidden,
@@ -144,4 +172,12 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
-FAMILIES = [Family(("hunyuan_v1_dense", "hunyuan_v1_moe"), read, build, to_config, fields={"moe_topk": _top_k})]
+FAMILIES = [
+    Family(
+        ("hunyuan_v1_dense", "hunyuan_v1_moe"),
+        read,
+        build,
+        to_config,
+        fields=dict.fromkeys(("moe_topk", "moe_intermediate_size", "num_shared_expert"), _top_k),
+    )
+]
