@@ -240,6 +240,9 @@ def test_gemma4_global_shape_under_either_name(tmp_path: Path) -> None:
     new = spec_from_hf_config(written(tmp_path / "b", {**rest, "per_layer_config": per_layer}))
     assert old.family_fields == new.family_fields and total_params(old) == total_params(new)
     assert kv_bytes_per_token(old, DType.bf16) == kv_bytes_per_token(new, DType.bf16)
+    none = spec_from_hf_config(written(tmp_path / "c", {**rest, "per_layer_config": {}}))  # no overrides
+    own = dict(none.family_fields)
+    assert (own["global_head_dim"], own["num_global_key_value_heads"]) == (16, 2)  # head_dim, num_key_value_heads
 
 
 def test_gemma4_last_layer_is_global_as_transformers_forces(tmp_path: Path) -> None:

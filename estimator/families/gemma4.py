@@ -94,6 +94,8 @@ def _global_shape(r: Reader, types: list[str], kv: int) -> tuple[int, int]:
         head = r.field("global_head_dim", _DEFAULTS)
         heads = r.config.get("num_global_key_value_heads") if k_eq_v else None
         return head, kv if heads is None else heads
+    if per_layer == {}:  # no overrides: the global layers take head_dim and num_key_value_heads too
+        return r.field("head_dim", _DEFAULTS), kv
     full = {str(i) for i, t in enumerate(types) if t == FULL}
     values = list(per_layer.values()) if isinstance(per_layer, dict) else []
     fine = isinstance(per_layer, dict) and set(per_layer) == full and all(v == values[0] for v in values)
@@ -101,7 +103,7 @@ def _global_shape(r: Reader, types: list[str], kv: int) -> tuple[int, int]:
     shape = values[0] if fine else {}
     if not fine or SIZE(shape.get("head_dim")) or SIZE(shape.get("num_key_value_heads", kv)):
         raise EstimatorError(
-            f"{r.path}: per_layer_config is {str(per_layer)[:60]}; modelled: the same head_dim (and "
+            f"{r.path}: per_layer_config is {str(per_layer)[:60]}; modelled: none, or the same head_dim (and "
             f"num_key_value_heads) on every full_attention layer, as transformers writes it; fix the config.json"
         )
     return shape["head_dim"], shape.get("num_key_value_heads", kv)
