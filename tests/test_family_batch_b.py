@@ -136,6 +136,9 @@ def test_ernie_4_5_21b_a3b_by_hand() -> None:
     assert active_params(spec) == total - (n - 1) * (e - k) * expert == 3_352_150_208  # Baidu: 3B active
     shrunk = {**ERNIE_21B_A3B, "num_hidden_layers": 2, "moe_layer_end_index": 1, "moe_num_experts": 8}
     assert total_params(spec_of(shrunk)) == measured(shrunk)[0]  # transformers builds what the formula counts
+    with_mtp = spec_of({**ERNIE_21B_A3B, "num_nextn_predict_layers": 1})  # not built by transformers, not counted
+    assert total_params(with_mtp) == total
+    assert any("multi-token-prediction" in note for note in with_mtp.notes)
 
 
 def test_ernie_4_5_defaults_are_the_0_3b() -> None:

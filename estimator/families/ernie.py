@@ -17,6 +17,9 @@ What transformers 5.24's ``Ernie4_5ForCausalLM`` and ``Ernie4_5_MoeForCausalLM``
   ``mlp.shared_experts`` of S · ``moe_intermediate_size`` (biased with ``use_bias``).
   transformers' attribute map: ``num_experts`` is ``moe_num_experts``, ``num_experts_per_tok`` ``moe_k``.
 
+A checkpoint's ``num_nextn_predict_layers`` multi-token-prediction layers are not built by transformers and
+not counted (a note says so).
+
 peft 0.21 converts ernie4_5_moe (qwen2_moe's pattern): all-linear puts LoRAs on ``mlp.experts.gate_up_proj``
 (2r), ``down_proj`` (r) and the router weight (r); the dense and shared MLPs, named gate_proj, up_proj
 and down_proj too, lose theirs.
@@ -126,6 +129,11 @@ def read(r: Reader) -> dict[str, Any]:
     }
     if r.model_type == "ernie4_5":
         return fields
+    if r.config.get("num_nextn_predict_layers"):
+        r.note(
+            f"the checkpoint's {r.config['num_nextn_predict_layers']} multi-token-prediction layer(s) are not part "
+            "of the transformers model and are not counted"
+        )
     start, end, interval = (
         _not_null(r, k) for k in ("moe_layer_start_index", "moe_layer_end_index", "moe_layer_interval")
     )
