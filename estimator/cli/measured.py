@@ -137,6 +137,8 @@ def _child(request: dict[str, Any], key: str) -> Any:
                 why = f"killed by signal {signal.Signals(-done.returncode).name}"
             except ValueError:
                 why = f"killed by signal {-done.returncode}"
+            if done.returncode != -signal.SIGKILL:  # a crash inside torch or transformers, not a limit
+                raise EstimatorError(f"{what} crashed its child process ({why}); nothing is measured for it")
         if "MemoryError" in done.stderr or "std::bad_alloc" in done.stderr or done.returncode == -9:
             why = f"it needed more than the {MEASURE_MEMORY_BYTES / 2**30:.0f} GiB it may use"
         limits = f"{MEASURE_MEMORY_BYTES / 2**30:.1f} GiB and {MEASURE_SECONDS} s"
