@@ -7,7 +7,12 @@ still gets, for the main query:
 - LoRA and DoRA: peft's all-linear adapter on that meta model, trainable parameters counted;
 - prompt tuning: n virtual tokens × the input embedding's width, read from the built model;
 - the cache: one forward pass of the full-size model over T tokens under torch's ``FakeTensorMode``
-  (true shapes and dtypes, no storage), its keys, values and recurrent states summed;
+  (true shapes and dtypes, no storage), every tensor of the returned cache object, of the caches passed to
+  its layers and of the state set on its modules found and classified (:mod:`estimator.validate.cache_walk`:
+  integer counters listed as bookkeeping, unknown tensors refused); a model-specific state (RWKV, xLSTM,
+  RecurrentGemma) measured at 8 and 16 tokens and counted where it does not grow; where fake tensors cannot
+  run the forward pass (routing's ``.item()``), a shrunk copy with real tensors scaled per layer kind
+  (:mod:`estimator.validate.shrunk`);
 - full fine-tuning: every parameter.
 
 Whatever cannot be had exactly is refused in one line (IA3 and prefix tuning have no known defaults for
