@@ -75,6 +75,7 @@ class RecurrentState(Mixer):
         cols = fmt.conv_columns(self.conv_kernel)
         rule = "K − 1, as engines" if fmt.conv is ConvCache.kernel_minus_one else "K, as transformers"
         parts = [f"a convolution state of {self.conv_channels:,} channels × {cols} inputs ({rule}) in {act.value}"]
+        parts = parts if self.conv_channels else []  # MiniMax's lightning attention keeps no convolution
         if self.state_elements:
             parts.append(f"a recurrent state of {self.state_elements:,} elements in {state.value}")
         size = format_number(self.fixed_bits(fmt) / 8)
