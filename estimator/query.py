@@ -29,12 +29,19 @@ MAX_TOKENS = MAX_COUNT  # 10^18 tokens: far beyond any corpus; larger counts are
 def whole(value: object, what: str, fix: str, low: int = 1, high: int | None = None) -> int:
     """``value`` as a whole number in [low, high], or one line naming the problem and ``fix``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise EstimatorError(f"{what} must be a whole number, not {value!r}; {fix}")
+        raise EstimatorError(f"{what} must be a whole number, not {repr(value)[:60]}; {fix}")
     if value < low:
-        raise EstimatorError(f"{what} {value:,} must be at least {low:,}; {fix}")
+        raise EstimatorError(f"{what} {shown(value)} must be at least {low:,}; {fix}")
     if high is not None and value > high:
-        raise EstimatorError(f"{what} {value:,} must be at most {high:,}; {fix}")
+        raise EstimatorError(f"{what} {shown(value)} must be at most {high:,}; {fix}")
     return value
+
+
+def shown(value: int) -> str:
+    """A whole number as an error line quotes it: with separators, or its length where it is absurdly long
+    (a 4,400-digit rank is "of 4,400 digits", not 5,866 characters)."""
+    digits = len(str(abs(value)))
+    return f"{value:,}" if digits <= 30 else f"of {digits:,} digits"
 
 
 def choice(value: object, kind: type[StrEnum], what: str) -> Any:

@@ -52,7 +52,7 @@ def one_line(response: Any, status: int | tuple[int, ...]) -> str:
     statuses = status if isinstance(status, tuple) else (status,)
     assert response.status_code in statuses, (response.status_code, response.text[:300])
     error = response.json()["error"]
-    assert "\n" not in error and "Traceback" not in error and len(error) <= 420, error
+    assert "\n" not in error and "Traceback" not in error and len(error) <= 620, error
     return str(error)
 
 

@@ -71,6 +71,8 @@ FIELDS = {
     "use_double_wide_mlp": flag,
     "enable_moe_block": flag,
     "use_bidirectional_attention": lambda value: None if value in ("all", "vision") else "'all', 'vision' or null",
+    "top_k_experts": SIZE,
+    "per_layer_config": lambda value: None if isinstance(value, dict) else "an object (per-layer overrides) or null",
 }
 
 

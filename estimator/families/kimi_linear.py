@@ -40,7 +40,7 @@ from estimator.families import Family, Reader
 from estimator.families.deepseek import _attention as mla_maps
 from estimator.families.deepseek import mixer as mla_mixer
 from estimator.families.moe import GATED_NAMES, routed_experts
-from estimator.families.schema import SIZE, count, words
+from estimator.families.schema import MAX_CONTEXT, SIZE, SIZE_OR_ZERO, count, words
 from estimator.layout import LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
 from estimator.layout.recurrent import RecurrentState
@@ -81,6 +81,10 @@ FIELDS = {
     "first_k_dense_replace": count(0, 100_000),
     **dict.fromkeys(("linear_head_dim", "linear_num_heads", "kv_lora_rank", "qk_nope_head_dim"), SIZE),
     "linear_conv_kernel_dim": count(1, 1024),
+    "linear_attn_config": lambda value: None if isinstance(value, dict) else "an object or null",
+    "model_max_length": count(1, MAX_CONTEXT),
+    "num_experts_per_token": SIZE,
+    "num_shared_experts": SIZE_OR_ZERO,
 }
 
 

@@ -194,7 +194,7 @@ def parse_methods(text: str) -> tuple[Method, ...]:
         if word in NOT_STORES:
             raise EstimatorError(f"--methods {word}: {NOT_STORES[word]}")
         if word not in Method.__members__:
-            raise EstimatorError(f"unknown method {word!r}; use all or a comma list of: {valid}")
+            raise EstimatorError(f"unknown method {word[:40]!r}; use all, or a comma list of: {valid}")
         chosen.append(Method(word))
     if not chosen:
         raise EstimatorError(f"--methods is empty; use all or a comma list of: {valid}")

@@ -18,7 +18,7 @@ from estimator.web.work import RefusedError
 MAX_BODY_BYTES = 1_000_000
 BODY_SECONDS = 10.0  # from the end of the headers to the end of the body (1 MB arrives in milliseconds here)
 MAX_VALUE_CHARS = 200  # an option's value: a grid or a list of methods is a few dozen characters
-MAX_MESSAGE_CHARS = 400  # an error line: longer ones keep their start and their end (the fix)
+MAX_MESSAGE_CHARS = 600  # an error line (the longest the tool writes lists --methods' 48 names, ~450 characters)
 INTEGERS = ("rank", "kv_group_size", "virtual_tokens", "loreft_rank")
 FLAGS = ("kv_zero_point", "loreft_untied", "allow_beyond_full_rank")
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
