@@ -2,8 +2,9 @@
 
 Some forward passes cannot run under ``FakeTensorMode``: routing that asks for data (``nonzero``,
 ``.item()``: DBRX, JetMoE), modules that cannot be moved to fake tensors. Their cache is measured here on
-a copy with the same widths and fewer layers: for each kind of layer (``layer_types``, else one kind),
-its first two layers are kept, every per-layer list of the config cut to the same layers, the vocabulary cut
+a copy with the same widths and fewer layers: for each kind of layer (its values in every list of the config
+with one entry per layer: ``layer_types``, ``mlp_layer_types``, ``indexer_types``...; else one kind), its first
+two layers are kept, every per-layer list of the config cut to the same layers, the vocabulary cut
 to 1,024. One real forward
 pass over t = 16 tokens (zero weights: values do not change a cache's shape) gives each cache layer's
 bytes; then
@@ -28,7 +29,7 @@ from estimator.errors import EstimatorError
 SHRUNK_TOKENS = 16  # the real forward pass: long enough to see each layer's rows, short enough to be quick
 KEPT_PER_KIND = 2  # layers of each kind kept: two, so that each kind is seen to repeat exactly
 SHRUNK_VOCAB = 1024  # the copy's vocabulary: the cache does not depend on it (tested with a larger one)
-MAX_SHRUNK_PARAMS = 10**9  # real weights of the shrunk copy (bf16: 2 GB); beyond, refused
+MAX_SHRUNK_PARAMS = 2 * 10**9  # real weights of the shrunk copy (bf16: 4 GB, within the child's 8 GiB); beyond, refused
 
 
 def kept_layers(kinds: list[str]) -> list[int]:
@@ -69,14 +70,14 @@ def _within(value: Any) -> Any:
 
 def layer_bytes(layer: Any, measured: int, tokens: int) -> tuple[int, int, int]:
     """(growing at ``tokens``, fixed, bookkeeping) bytes of one cache layer measured after ``measured`` tokens."""
-    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+    from transformers.cache_utils import DynamicIndexedLayer, DynamicLayer, DynamicSlidingWindowLayer
 
     from estimator.validate.cache_walk import GROWING_NAMES, classify, walk
 
     found = classify(walk(layer))
     growing = 0
     if found.growing:
-        if type(layer) not in (DynamicLayer, DynamicSlidingWindowLayer):
+        if type(layer) not in (DynamicLayer, DynamicIndexedLayer, DynamicSlidingWindowLayer):  # full, or W - 1
             raise EstimatorError(f"its cache layer ({type(layer).__name__}) is not scaled to {tokens:,} tokens here")
         cap = layer.sliding_window - 1 if isinstance(layer, DynamicSlidingWindowLayer) else max(measured, tokens)
         for name in GROWING_NAMES:
@@ -103,10 +104,10 @@ def shrunk_cache(fields: dict[str, Any], tokens: int, torch_dtype: Any) -> tuple
     with _quiet():
         config = transformers.AutoConfig.for_model(fields["model_type"], **rest)
     layers = int(config.num_hidden_layers)
-    types = getattr(config, "layer_types", None)
-    kinds = [str(t) for t in types] if isinstance(types, list) and len(types) == layers else ["layer"] * layers
+    per_layer = {k: v for k, v in config.to_dict().items() if isinstance(v, list) and len(v) == layers}
+    kinds = [" ".join(str(per_layer[k][i]) for k in sorted(per_layer)) or "layer" for i in range(layers)]
     kept = kept_layers(kinds)
-    small = shrunk_fields({**fields, "layer_types": kinds} if kinds[0] != "layer" else fields, layers, kept)
+    small = shrunk_fields({**fields, **per_layer}, layers, kept)
     model = build_from_config(small, device="meta", dtype=torch_dtype)
     count = sum(p.numel() for p in model.parameters())
     if count > MAX_SHRUNK_PARAMS:
@@ -145,8 +146,8 @@ def shrunk_cache(fields: dict[str, Any], tokens: int, torch_dtype: Any) -> tuple
     fixed = sum(per_kind[kind][1] for kind in kinds)
     named = (
         ", ".join(f"{kinds.count(k)} {k}" for k in per_kind)
-        if kinds[0] != "layer"
-        else (f"{layers} (taken alike: its config has no layer_types)")
+        if per_layer
+        else (f"{layers} (taken alike: its config lists nothing per layer)")
     )
     note = (
         f"fake tensors cannot run its forward pass: measured with real tensors on a copy of {len(kept)} layers "
