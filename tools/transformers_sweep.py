@@ -114,8 +114,8 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "cohere_compass_text": {"rope_parameters": {"full_attention": ROPE, "sliding_attention": ROPE}},
     "dbrx": {"attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0, "clip_qkv": 8.0}},
     "dots1": {"n_routed_experts": 4, "num_experts_per_tok": 2, "n_shared_experts": 1},
-    "dots3_note_text": {"head_dim": 24},  # its SWA layers' head: nope + rope
-    "dots3_note": {"text_config": {"head_dim": 24}},
+    "dots3_note_text": {"head_dim": 40},  # its SWA layers' head: their own nope (32) + rope (8)
+    "dots3_note": {"text_config": {"head_dim": 40}},
     "deepseek_v2": {"num_experts_per_tok": 2},
     **{t: {"head_dim": 16} for t in ("hunyuan_v1_dense", "hunyuan_v1_moe", "ministral")},
     "nemotron": {"num_key_value_heads": 2},
@@ -148,6 +148,21 @@ def period(values: list[Any]) -> int:
     return len(values)
 
 
+INDEX_LISTS = ("layer_ids", "layer_indices", "layers_idx")  # lists of layer indices, cut with the layers
+
+
+def own_layer(value: Any, config: dict[str, Any]) -> Any:
+    """One layer's own fields (``per_layer_config``), shrunk; a width the layer sets apart from the model's stays
+    apart (twice the model's small value), or transformers drops it as equal to the default."""
+    if not isinstance(value, dict):
+        return value
+    small = shrink(value, 1)
+    for key, width in small.items():
+        if isinstance(width, int) and not isinstance(width, bool) and key in config and value[key] != config[key]:
+            small[key] = 2 * width
+    return small
+
+
 def layer_keyed(value: Any, layers: int) -> bool:
     """A dict keyed by layer indices (``per_layer_config``)."""
     return isinstance(value, dict) and bool(value) and all(str(k).isdigit() and int(k) < layers for k in value)
@@ -168,6 +183,9 @@ def small_layers(config: dict[str, Any], layers: int) -> int:
                 wanted = max(wanted, next(i + 1 for i in range(len(seen)) if set(seen[: i + 1]) == distinct))
         if layer_keyed(value, layers):  # keep the first layer given its own config
             wanted = max(wanted, min(int(k) for k in value) + 1)
+    for key, value in config.items():  # keep the first layer of every list of layer indices
+        if key.endswith(INDEX_LISTS) and isinstance(value, list) and value and all(isinstance(i, int) for i in value):
+            wanted = max(wanted, min(value) + 1)
     for key, value in config.items():
         if PERIOD_KEY.search(key) and isinstance(value, int) and not isinstance(value, bool) and 0 < value < layers:
             wanted = max(wanted, value + 1 if "offset" in key or "first_k" in key else value)
@@ -186,8 +204,9 @@ def shrink(config: dict[str, Any], depth: int = 0, layers: int | None = None) ->
             if isinstance(value, list) and len(value) == before and before > 1:
                 out[key] = value[:after]
             elif layer_keyed(value, before):
-                out[key] = {k: shrink(v, depth + 1) if isinstance(v, dict) else v for k, v in value.items()
-                            if int(k) < after}  # fmt: skip
+                out[key] = {k: own_layer(v, out) for k, v in value.items() if int(k) < after}
+            elif key.endswith(INDEX_LISTS) and isinstance(value, list) and all(isinstance(i, int) for i in value):
+                out[key] = [i for i in value if i < after]
         out[layer_key] = after
         for key in OTHER_LAYER_KEYS:
             if isinstance(out.get(key), int) and out[key] == before:
@@ -413,8 +432,11 @@ def forked(
 
 def measure_all(types: list[str]) -> dict[str, dict[str, Any]]:
     """:func:`measure` for each type, in forked children (:func:`forked`); an error keeps the type's class."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
     done = {}
     for model_type, record, seconds in forked(measure, types):
+        record.setdefault("config_class", CONFIG_MAPPING_NAMES[model_type])
         if "class" not in record:
             kind, rule = classify(model_type)
             record.update({"class": kind, "rule": rule})
@@ -472,9 +494,11 @@ def generate(only: list[str] | None = None) -> Path:
 
 
 # --- the tool against the data --------------------------------------------------------------------------------
-def tool_answer(model_type: str, config: dict[str, Any], folder: Path, dtype: str = DTYPE) -> dict[str, Any]:
+def tool_answer(
+    model_type: str, config: dict[str, Any], folder: Path, dtype: str = DTYPE, tokens: tuple[int, ...] = (T1, T2)
+) -> dict[str, Any]:
     """What the tool says for a stored config: {"path": "analytic"|"measured", "params", "lora", "cache": {T:
-    bytes}}; raises EstimatorError where it refuses."""
+    bytes or None}, "cache_refused": why or None}; raises EstimatorError where it refuses the whole config."""
     from estimator.errors import UnknownFamilyError
     from estimator.hf_config import spec_from_hf_config
 
@@ -483,7 +507,7 @@ def tool_answer(model_type: str, config: dict[str, Any], folder: Path, dtype: st
     try:
         spec = spec_from_hf_config(path)
     except UnknownFamilyError as unknown:
-        return measured_answer(unknown, dtype)
+        return measured_answer(unknown, dtype, tokens)
     return analytic_answer(spec, dtype)
 
 
@@ -512,25 +536,27 @@ def analytic_answer(spec: Any, dtype: str) -> dict[str, Any]:
     held = transformers_format(spec, DType(DTYPES[dtype]))
     factor = transformers_kv_heads(spec) // spec.num_key_value_heads if spec.num_key_value_heads else 1
     cache = {str(t): factor * kv_cache_bytes(spec, t, held) for t in (T1, T2)}
-    return {"path": "analytic", "family": spec.model_type, "params": total_params(spec), "lora": lora, "cache": cache}
+    return {"path": "analytic", "family": spec.model_type, "params": total_params(spec), "lora": lora, "cache": cache,
+            "cache_refused": None}  # fmt: skip
 
 
-def measured_answer(unknown: Any, dtype: str) -> dict[str, Any]:
+def measured_answer(unknown: Any, dtype: str, tokens: tuple[int, ...]) -> dict[str, Any]:
+    """The measured path's answer (:func:`estimator.validate.unknown.measure_unknown`, in this process), once per
+    token count."""
     from estimator.units import DType
     from estimator.validate.unknown import measure_unknown
 
     cache: dict[str, int | None] = {}
-    params = lora = None
-    for tokens in (T1, T2):
-        result = measure_unknown(unknown, "sweep", tokens, RANK, DType(DTYPES[dtype]), DType.bf16, 1)
+    params = lora = refused = None
+    for length in tokens:
+        result = measure_unknown(unknown, "sweep", length, RANK, DType(DTYPES[dtype]), DType.bf16, 1)
         params = result.params
         row = result.row("lora")
         lora = row.params if row.refused is None else "refused"
         kv = result.row("kv")
-        cache[str(tokens)] = kv.bytes if kv.refused is None else None
-        if kv.refused is not None:
-            cache[f"{tokens}_refused"] = kv.refused  # type: ignore[assignment]
-    return {"path": "measured", "params": params, "lora": lora, "cache": cache}
+        cache[str(length)] = kv.bytes
+        refused = refused or kv.refused
+    return {"path": "measured", "params": params, "lora": lora, "cache": cache, "cache_refused": refused}
 
 
 def truth_of(record: dict[str, Any]) -> dict[str, Any]:
@@ -546,7 +572,9 @@ def differences(truth: dict[str, Any], answer: dict[str, Any]) -> list[str]:
     pairs = [("params", answer["params"], truth["params"]), ("lora r=8 all-linear", answer["lora"], truth["lora"])]
     pairs += [(f"cache bytes at T={t}", answer["cache"].get(t), b) for t, b in sorted(truth["cache"].items())]
     for name, mine, real in pairs:
-        if mine != real:
+        if mine is None and name.startswith("cache") and answer["cache_refused"]:
+            wrong.append(f"{name}: the tool refuses it ({answer['cache_refused']}), truth {real}")
+        elif mine != real:
             off = (
                 f" ({100 * (mine - real) / real:+.1f}%)"
                 if isinstance(mine, int) and isinstance(real, int) and real
@@ -556,20 +584,28 @@ def differences(truth: dict[str, Any], answer: dict[str, Any]) -> list[str]:
     return wrong
 
 
-def compare_type(model_type: str, record: dict[str, Any], folder: Path) -> tuple[str, list[str]]:
-    """(how the tool answers: "analytic <module>", "measured" or "refused: <line>", and its differences)."""
+def compare_type(
+    model_type: str, record: dict[str, Any], folder: Path, measured_tokens: tuple[int, ...] = (T1, T2)
+) -> tuple[str, list[str]]:
+    """(how the tool answers: "analytic (<module>)", "measured" or "refused: <line>", and its differences); the
+    measured path is compared at ``measured_tokens`` only (each is one forward under FakeTensorMode)."""
     from estimator.errors import EstimatorError
     from estimator.families import MODULE_OF
 
     try:
-        answer = tool_answer(model_type, record["config"], folder, record.get("dtype", DTYPE))
+        answer = tool_answer(model_type, record["config"], folder, record.get("dtype", DTYPE), measured_tokens)
     except EstimatorError as error:
         return f"refused: {error}", []
-    how = f"analytic ({MODULE_OF.get(answer.get('family', ''), '?')})" if answer["path"] == "analytic" else "measured"
-    return how, differences(truth_of(record), answer)
+    truth = truth_of(record)
+    if answer["path"] == "measured":
+        truth["cache"] = {t: b for t, b in truth["cache"].items() if int(t) in measured_tokens}
+        return "measured", differences(truth, answer)
+    return f"analytic ({MODULE_OF.get(answer['family'], '?')})", differences(truth, answer)
 
 
-def verdicts(path: Path) -> Iterator[tuple[str, dict[str, Any], str, list[str], float]]:
+def verdicts(
+    path: Path, workers: int = 2, measured_tokens: tuple[int, ...] = (T1, T2)
+) -> Iterator[tuple[str, dict[str, Any], str, list[str], float]]:
     """For each decoder type of a data file, each in a forked child (the tool may crash the process on some):
     (type, its record, how the tool answers, the differences, seconds)."""
     data = json.loads(path.read_text())
@@ -581,11 +617,11 @@ def verdicts(path: Path) -> Iterator[tuple[str, dict[str, Any], str, list[str], 
 
     def work(model_type: str) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as folder:
-            how, wrong = compare_type(model_type, types[model_type], Path(folder))
+            how, wrong = compare_type(model_type, types[model_type], Path(folder), measured_tokens)
         return {"how": how, "wrong": wrong}
 
     measured = [t for t, r in types.items() if r.get("class") == "decoder" and "error" not in r]
-    for model_type, result, seconds in forked(work, measured):
+    for model_type, result, seconds in forked(work, measured, workers):
         if "error" in result:  # the tool crashed, or its process died
             result = {"how": "crashed", "wrong": [result["error"]]}
         yield model_type, types[model_type], result["how"], result["wrong"], seconds
