@@ -34,7 +34,7 @@ def _state_dtypes() -> list[str]:
 def choices() -> dict[str, list[str]]:
     """Each closed option's values, from the tuples and enums ``build_query`` reads it with."""
     from estimator.layout import ConvCache, ExpertLayout, MlaCache, WindowCache
-    from estimator.query import ADAPTER_DTYPES
+    from estimator.query import ADAPTER_DTYPES, PARTS
     from estimator.stores.base import Method
     from estimator.units import KV_DTYPES, STORAGE_DTYPES
 
@@ -48,6 +48,7 @@ def choices() -> dict[str, list[str]]:
         "conv_cache": _values(ConvCache),
         "state_dtype": _state_dtypes(),
         "methods": _values(Method),
+        "part": list(PARTS),
     }
 
 
