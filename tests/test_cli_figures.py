@@ -37,6 +37,8 @@ def test_figures_command_writes_every_figure(capsys: pytest.CaptureFixture[str],
             "breakeven_queries.pdf",
             "cache_by_architecture.pdf",
             "memory_vs_context.pdf",
+            "kv_frontier.pdf",
+            "tuners_bytes_per_token.pdf",
             "manifest.json",
         ]
     )
