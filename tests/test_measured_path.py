@@ -90,6 +90,10 @@ def test_a_float_tensor_no_rule_knows_is_refused_by_name() -> None:
         classify(walk(Odd()))
     found = classify(walk(Odd())[:2])
     assert found.growing == {"layers[0].keys": 24 * 4} and found.bookkeeping == {"layers[0].offset": 8}
+    packed = [("layers[0]._quantized_keys", torch.zeros(1, 2, 3, 4, dtype=torch.uint8))]
+    assert classify(packed).growing == {"layers[0]._quantized_keys": 24}  # packed bytes count, not bookkeeping
+    with pytest.raises(UnclassifiedStateError, match="positions"):  # 9 integers: data, not a counter
+        classify([("layers[0].positions", torch.zeros(9, dtype=torch.long))])
 
 
 def test_a_crash_in_the_child_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

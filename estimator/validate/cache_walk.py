@@ -14,8 +14,10 @@ Each tensor is then one of:
 - **growing**: keys, values and indexer keys of an attention cache layer (one row per held token);
 - **fixed**: a convolution or recurrent state, a lightning-attention state, a model-specific recurrent
   state (RWKV, xLSTM, RecurrentGemma; checked fixed by measuring at two lengths);
-- **bookkeeping**: an integer or boolean tensor (a sliding layer's window ``_sliding_window_tensor``, a
-  token counter such as xLSTM's ``seqlen_offset``): listed, not counted as cache bytes;
+- **bookkeeping**: an integer or boolean tensor of at most 8 elements (a sliding layer's window
+  ``_sliding_window_tensor``, a token counter such as xLSTM's ``seqlen_offset``): listed, not counted as
+  cache bytes (a quantised layer's packed ``_quantized_keys`` and an indexer's ``indexer_position_ids`` are
+  counted as growing, whatever their dtype);
 - anything else: refused by name (:class:`UnclassifiedStateError`), never guessed at and never dropped.
 """
 
@@ -28,6 +30,8 @@ from typing import Any
 from estimator.errors import EstimatorError
 
 GROWING_NAMES = {"keys", "values", "indexer_keys"}  # transformers' attention cache layers
+GROWING_OTHER = {"_quantized_keys", "_quantized_values", "indexer_position_ids"}  # packed, or integer, per token
+MAX_BOOKKEEPING_ELEMENTS = 8  # a window size, a token counter: a scalar or a few; larger integer tensors are data
 FIXED_NAMES = {"conv_states", "recurrent_states", "linear_cache", "rnn_state", "state"}  # whole containers
 MODULE_STATE_NAMES = {"key_states", "value_states", "conv1d_state", "recurrent_states"}  # RecurrentGemma
 MAX_DEPTH = 8  # a cache nests layers -> dict -> tensor; deeper is not a cache
@@ -105,8 +109,13 @@ def classify(tensors: list[tuple[str, Any]], fixed_root: bool = False) -> Found:
     for path, tensor in tensors:
         size = tensor_bytes(tensor)
         names = set(_names(path))
-        if not (tensor.is_floating_point() or tensor.is_complex()):
-            found.bookkeeping[path] = size
+        if names & GROWING_OTHER:
+            found.growing[path] = size
+        elif not (tensor.is_floating_point() or tensor.is_complex()):
+            if tensor.numel() > MAX_BOOKKEEPING_ELEMENTS:
+                unknown.append(path)
+            else:
+                found.bookkeeping[path] = size
         elif names & GROWING_NAMES and not names & FIXED_NAMES:
             found.growing[path] = size
         elif fixed_root or names & FIXED_NAMES:
