@@ -75,6 +75,9 @@ def layer_bytes(layer: Any, measured: int, tokens: int) -> tuple[int, int, int]:
     from estimator.validate.cache_walk import GROWING_NAMES, classify, walk
 
     found = classify(walk(layer))
+    others = sorted(set(found.growing) - GROWING_NAMES)
+    if others:
+        raise EstimatorError(f"its cache layers hold {', '.join(others)}, not scaled to {tokens:,} tokens here")
     growing = 0
     if found.growing:
         if type(layer) not in (DynamicLayer, DynamicIndexedLayer, DynamicSlidingWindowLayer):  # full, or W - 1

@@ -234,6 +234,7 @@ def _fake_cache(fields: dict[str, Any], tokens: int, dtype: DType) -> tuple[int,
     only where every tensor is the same size at both (then it is that size at any length)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
+    from estimator.validate.cache_walk import GROWING_NAMES
     from estimator.validate.measure import TORCH_DTYPES, _quiet, build_from_config
 
     first, second = (tokens, tokens) if tokens <= SMALL_TOKENS[1] else SMALL_TOKENS
@@ -249,6 +250,9 @@ def _fake_cache(fields: dict[str, Any], tokens: int, dtype: DType) -> tuple[int,
         states_again, on_modules_again = _forward_state(model, second)
         again, _ = _found(states_again, on_modules_again)
         growing = _held_bytes(states, first, tokens), _held_bytes(states_again, second, tokens)
+    others = [path for path in found.growing if path.rsplit(".", 1)[-1] not in GROWING_NAMES]
+    if others:
+        raise EstimatorError(f"its cache holds {', '.join(others[:3])}, not extrapolated to {tokens:,} tokens here")
     if again.fixed != found.fixed or growing[0] != growing[1]:
         raise EstimatorError(
             f"its model-specific state changes size between {first} and {second} tokens otherwise than its "
