@@ -31,7 +31,7 @@ def best_ms(work: Callable[[], object], runs: int) -> float:
 
 def grids(base: Estimate, tokens: Sequence[int], ranks: Sequence[int]) -> object:
     data = sweep(base, tokens, ranks)
-    return data.kv_cache_bytes, data.lora_bytes, data.ratio, data.parity_rank
+    return data.kv_cache_bytes, data.lora_bytes, data.kv_to_lora_bytes_ratio, data.parity_rank
 
 
 def table(base: Estimate, tokens: Sequence[int], ranks: Sequence[int]) -> object:
@@ -56,7 +56,7 @@ def main() -> None:
             f"long table, {len(data.columns())} columns": partial(table, base, tokens, ranks),
             "pandas DataFrame": partial(frame, base, tokens, ranks),
         }
-        print(f"{name}: {data.ratio.size:,} points")
+        print(f"{name}: {data.kv_to_lora_bytes_ratio.size:,} points")
         for label, work in timings.items():
             print(f"  {label:34} {best_ms(work, args.runs):8.1f} ms")
 

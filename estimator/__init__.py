@@ -2,7 +2,7 @@
 
 >>> from estimator import load_spec, estimate
 >>> est = estimate(load_spec("llama3-70b"), tokens=100_000, rank=32)
->>> est.kv_bytes_per_token, est.lora_params, round(est.ratio, 1)
+>>> est.kv_bytes_per_token, est.lora_params, round(est.kv_to_lora_bytes_ratio, 1)
 (327680.0, 414187520, 39.6)
 
 The names below are imported on first use, so that ``import estimator.cli`` loads only what a

@@ -119,7 +119,7 @@ class MethodRow:
     params: int | None
     bytes: int
     bytes_per_token: float
-    kv_ratio: float
+    kv_to_this_bytes_ratio: float
     crossover: Crossover | None  # None for the cache itself and the stores not trained (pretraining)
 
     @property
@@ -145,7 +145,7 @@ class Estimate:
     weights_bytes: int
     crossover: Crossover
     parity_rank: int
-    parity_params: int
+    parity_lora_params: int
     rows: tuple[MethodRow, ...] = ()
     skipped: tuple[tuple[Method, str], ...] = ()
     kv_method_rows: tuple[KVMethodRow, ...] = ()  # --kv-method: the shrunk caches beside the plain one
@@ -234,7 +234,7 @@ class Estimate:
         return self.lora_bytes / self.tokens
 
     @property
-    def ratio(self) -> float:
+    def kv_to_lora_bytes_ratio(self) -> float:
         """KV bytes per token / LoRA bytes per token at T: how much more the cache spends."""
         return self.kv_cache_bytes / self.lora_bytes
 
@@ -245,12 +245,12 @@ class Estimate:
         return self.weights_bytes / self.pretraining_tokens  # N · b / 8 / D, N the part counted (--part)
 
     @property
-    def lora_fraction_of_params(self) -> float:
+    def lora_fraction_of_model_params(self) -> float:
         return self.lora_params / self.params
 
     @property
-    def parity_fraction_of_params(self) -> float:
-        return self.parity_params / self.params
+    def parity_fraction_of_model_params(self) -> float:
+        return self.parity_lora_params / self.params
 
     @property
     def beyond_full_rank(self) -> bool:
@@ -313,7 +313,7 @@ def evaluate(q: Query) -> Estimate:
         weights_bytes=bits_to_bytes(q.counted_params * q.weights_dtype.bits),
         crossover=crossover(spec, adapter, q.kv),
         parity_rank=parity,
-        parity_params=lora_params(targets, parity),
+        parity_lora_params=lora_params(targets, parity),
         rows=rows,
         skipped=skipped,
         kv_method_rows=shrunk,

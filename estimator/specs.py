@@ -27,7 +27,8 @@ ModelType = Literal[
     # mixtures of experts
     "mixtral", "qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "deepseek_v32", "gpt_oss", "llama4_text",
     "phimoe", "olmoe", "glm4_moe", "granitemoe",
-    "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "granitemoe_swa", "cohere2_moe", "exaone_moe", "afmoe",
+    "ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe", "granitemoe_swa", "cohere2_moe", "exaone_moe",
+    "afmoe",
     # hybrid and recurrent
     "falcon_mamba",
     "qwen3_next", "jamba", "falcon_h1", "granitemoehybrid", "bamba", "nemotron_h", "zamba2", "lfm2", "mamba",

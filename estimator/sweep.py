@@ -140,7 +140,7 @@ class Sweep:
         return exact_product(self.ranks, self.lora_params_rank1 * self.base.adapter_dtype.bits) // BITS_PER_BYTE
 
     @property
-    def lora_fraction_of_params(self) -> Floats:
+    def lora_fraction_of_model_params(self) -> Floats:
         return np.asarray(self.lora_params / self.base.params, dtype=np.float64)
 
     @property
@@ -149,7 +149,7 @@ class Sweep:
         return exact_ratio(self.lora_bytes[:, None], self.tokens[None, :])
 
     @property
-    def ratio(self) -> Floats:
+    def kv_to_lora_bytes_ratio(self) -> Floats:
         """[rank, token]: KV(T) / LoRA(r), the compression ratio of the adapter over the cache."""
         return exact_ratio(self.kv_cache_bytes[None, :], self.lora_bytes[:, None])
 
@@ -220,8 +220,8 @@ class Sweep:
             "lora_params": np.repeat(self.lora_params, n_tokens),
             "lora_bytes": np.repeat(self.lora_bytes, n_tokens),
             "lora_bytes_per_token": self.lora_bytes_per_token.ravel(),
-            "lora_fraction_of_model_params": np.repeat(self.lora_fraction_of_params, n_tokens),
-            "kv_to_lora_bytes_ratio": only_where(self.ratio.ravel(), holds),
+            "lora_fraction_of_model_params": np.repeat(self.lora_fraction_of_model_params, n_tokens),
+            "kv_to_lora_bytes_ratio": only_where(self.kv_to_lora_bytes_ratio.ravel(), holds),
             "parity_rank": only_where(np.tile(self.parity_rank, n_ranks), holds),
             "beyond_full_rank": np.repeat(self.ranks > self.base.targets.smallest_full_rank, n_tokens),
         }
@@ -241,7 +241,7 @@ def sweep(base: Estimate, tokens: Any, ranks: Any) -> Sweep:
 
     >>> from estimator import estimate, load_spec
     >>> s = sweep(estimate(load_spec("llama3-70b"), 100_000, 32), [1_000, 100_000], [8, 32])
-    >>> s.ratio.round(1).tolist()
+    >>> s.kv_to_lora_bytes_ratio.round(1).tolist()
     [[1.6, 158.2], [0.4, 39.6]]
     """
     t, r = _as_ints(tokens, "tokens"), _as_ints(ranks, "ranks")

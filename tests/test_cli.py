@@ -125,7 +125,7 @@ def test_models_give_the_rate_at_a_stated_token_count(capsys: pytest.CaptureFixt
     assert rows["gemma3-27b"]["kv_bytes_per_cached_token_bf16"] == 62 * per_layer == 507_904
     mistral = rows["mistral-7b-v0.1"]  # every layer windowed: it holds 4,096 tokens, no rate of the text
     assert mistral["tokens_held"] == 4_096 and not mistral["holds_all_tokens"] and mistral["kv_bytes_per_token"] is None
-    limited = [r for r in rows.values() if r["max_position_embeddings_tokens"] is not None]  # a pure SSM has no window
+    limited = [r for r in rows.values() if r["context_window_tokens"] is not None]  # a pure SSM has no window
     assert len(limited) < len(rows) and all(r["beyond_context_window"] for r in limited)  # none reads 1M at once
     code, out, _ = run(capsys, "models", "--tokens", "1M", "--sort", "kv")
     lines = [line.split()[0] for line in out.splitlines()[1:] if line and not line.startswith("KV")]

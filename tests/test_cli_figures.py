@@ -94,7 +94,7 @@ def test_sweep_csv_and_json_equal_the_estimate(capsys: pytest.CaptureFixture[str
         point = estimate(spec, int(row["tokens"]), int(row["rank"]), kv_dtype=DType.fp8)
         assert int(row["kv_cache_bytes"]) == point.kv_cache_bytes
         assert int(row["lora_bytes"]) == point.lora_bytes
-        assert float(row["kv_to_lora_bytes_ratio"]) == point.ratio
+        assert float(row["kv_to_lora_bytes_ratio"]) == point.kv_to_lora_bytes_ratio
         assert int(row["parity_rank"]) == point.parity_rank
     target = tmp_path / "sweep.json"
     code, _, err = run(capsys, *args, "--out", str(target))

@@ -21,8 +21,8 @@ def test_llama3_70b_100k_rank32(llama3_70b: ModelSpec) -> None:
     assert est.lora_params == 414_187_520
     assert est.lora_bytes == 828_375_040
     assert est.lora_bytes_per_token == 8_283.7504
-    assert est.ratio == pytest.approx(327_680 / 8_283.7504, rel=1e-15)
-    assert round(est.ratio, 1) == 39.6
+    assert est.kv_to_lora_bytes_ratio == pytest.approx(327_680 / 8_283.7504, rel=1e-15)
+    assert round(est.kv_to_lora_bytes_ratio, 1) == 39.6
     assert est.weights_bytes == 141_107_412_992
     assert est.pretraining_bytes_per_token == 141_107_412_992 / 15e12
     assert round(est.pretraining_bytes_per_token or 0, 4) == 0.0094
@@ -30,8 +30,8 @@ def test_llama3_70b_100k_rank32(llama3_70b: ModelSpec) -> None:
     assert est.crossover_tokens == 2_528
     # Parity: ceil(32,768,000,000 / (828,375,040 / 32)) = ceil(1265.8) = 1,266.
     assert est.parity_rank == 1_266
-    assert est.parity_params == 1_266 * 414_187_520 // 32
-    assert round(est.parity_fraction_of_params, 3) == 0.232
+    assert est.parity_lora_params == 1_266 * 414_187_520 // 32
+    assert round(est.parity_fraction_of_model_params, 3) == 0.232
 
 
 def test_pretraining_override_and_missing(llama3_70b: ModelSpec) -> None:
@@ -65,7 +65,7 @@ def test_crossover_never_when_windows_cap_the_cache() -> None:
 def test_ratio_falls_as_one_over_tokens(llama3_70b: ModelSpec) -> None:
     small = estimate(llama3_70b, 10_000)
     large = estimate(llama3_70b, 1_000_000)
-    assert large.ratio == pytest.approx(100 * small.ratio)
+    assert large.kv_to_lora_bytes_ratio == pytest.approx(100 * small.kv_to_lora_bytes_ratio)
 
 
 @pytest.mark.parametrize("rank", [0, -1])

@@ -139,7 +139,7 @@ def test_models_figure(llama: Estimate) -> None:
         spec = by_name[name]
         point = estimate(spec, 100_000, 32)
         assert kv_value == point.kv_cache_bytes / 100_000
-        assert ratio_value == point.ratio
+        assert ratio_value == point.kv_to_lora_bytes_ratio
     assert list(kv) == sorted(kv)  # sorted, so GQA and MHA models separate
     bold = [label.get_text() for label in left.get_yticklabels() if label.get_fontweight() == "bold"]
     assert bold == ["Llama 3 70B"]
@@ -161,7 +161,7 @@ def test_heatmap(llama: Estimate) -> None:
     drawn = np.asarray(mesh.get_array()).reshape(len(data.ranks), len(data.tokens))
     for i, j in [(0, 0), (5, 40), (len(data.ranks) - 1, len(data.tokens) - 1)]:
         t, r = int(data.tokens[j]), int(data.ranks[i])
-        assert drawn[i, j] == pytest.approx(np.log10(estimate(llama.spec, t, r).ratio), rel=1e-12)
+        assert drawn[i, j] == pytest.approx(np.log10(estimate(llama.spec, t, r).kv_to_lora_bytes_ratio), rel=1e-12)
     contour = [c for c in ax.collections if type(c).__name__ == "QuadContourSet"]
     assert contour and 0.0 in list(contour[0].levels)
     assert "39.6x" in texts(fig)

@@ -40,7 +40,13 @@ def test_readme_python_example_runs_and_its_comment_is_true(monkeypatch) -> None
     est = namespace["est"]
     shown = re.search(r"# \((.*?)\)\n", block.group(1))
     assert shown is not None
-    values = (est.kv_bytes_per_token, est.lora_params, est.ratio, est.crossover_tokens, est.parity_rank)  # type: ignore[attr-defined]
+    values = (
+        est.kv_bytes_per_token,
+        est.lora_params,
+        est.kv_to_lora_bytes_ratio,
+        est.crossover_tokens,
+        est.parity_rank,
+    )  # type: ignore[attr-defined]
     assert shown.group(1) == ", ".join(repr(v) for v in values)
 
 

@@ -92,7 +92,7 @@ def test_sweep_equals_estimate_at_every_point() -> None:
         for j, t in enumerate(tokens):
             point = estimate(spec, t, rank)
             assert data.kv_cache_bytes[j] == point.kv_cache_bytes
-            assert data.ratio[i, j] == point.ratio
+            assert data.kv_to_lora_bytes_ratio[i, j] == point.kv_to_lora_bytes_ratio
             assert data.lora_bytes_per_token[i, j] == point.lora_bytes_per_token
     assert data.parity_rank.tolist() == [
         parity_rank(base.targets, kv_cache_bytes(spec, t, base.kv), DType.bf16) for t in tokens
@@ -108,7 +108,7 @@ def test_llama3_70b_by_hand() -> None:
     data = sweep(base, [10**6, 10**9], [8, 32])
     assert data.kv_cache_bytes.tolist() == [327_680 * 10**6, 327_680 * 10**9]
     assert data.lora_bytes.tolist() == [207_093_760, 828_375_040]
-    assert data.ratio[0, 0] == 327_680 * 10**6 / 207_093_760  # 1,582.3x
+    assert data.kv_to_lora_bytes_ratio[0, 0] == 327_680 * 10**6 / 207_093_760  # 1,582.3x
     per_rank_bits = 12_943_360 * 16  # LoRA bits at rank 1
     assert data.parity_rank.tolist() == [-(-327_680 * t * 8 // per_rank_bits) for t in (10**6, 10**9)]
     assert data.parity_rank.tolist() == [12_659, 12_658_228]
@@ -126,7 +126,7 @@ def test_columns_and_frame() -> None:
     point = estimate(load_spec("llama3-8b"), 10_000, 32)
     assert row["kv_cache_bytes"] == point.kv_cache_bytes
     assert row["lora_bytes"] == point.lora_bytes
-    assert row["kv_to_lora_bytes_ratio"] == point.ratio
+    assert row["kv_to_lora_bytes_ratio"] == point.kv_to_lora_bytes_ratio
     assert row["pretraining_bytes_per_token"] == point.pretraining_bytes_per_token
     assert frame["beyond_full_rank"].tolist() == [False] * 8 + [True] * 4  # k/v of Llama 3 8B are 4,096 -> 1,024
 
@@ -157,7 +157,7 @@ def test_fp32_adapter_and_int4_cache_are_carried() -> None:
     kv = KVFormat(DType.int4, group_size=32, zero_point=False)
     base = estimate(spec, 50_000, 16, kv_dtype=kv, adapter_dtype=DType.fp32)
     data = sweep(base, [50_000], [16])
-    assert data.ratio[0, 0] == base.ratio
+    assert data.kv_to_lora_bytes_ratio[0, 0] == base.kv_to_lora_bytes_ratio
     assert data.lora_bytes[0] == lora_params(base.targets, 16) * 4
     assert replace(kv) == base.kv
 
@@ -196,4 +196,4 @@ def test_ratios_beyond_two_to_the_53_are_rounded_once() -> None:
     base = estimate(load_spec("deepseek-v2-lite"), 1, 1, methods=("kv", "lora"), kv_dtype=fmt)
     grid = sweep(base, [3_492_400_734_693], [1])
     assert (int(grid.kv_cache_bytes[0]), int(grid.lora_bytes[0])) == (kv, lora)
-    assert grid.ratio[0, 0] == kv / lora and grid.kv_bytes_per_token[0] == kv / 3_492_400_734_693
+    assert grid.kv_to_lora_bytes_ratio[0, 0] == kv / lora and grid.kv_bytes_per_token[0] == kv / 3_492_400_734_693

@@ -72,7 +72,9 @@ def measured_query(unknown: Any, options: dict[str, Any], as_json: bool, as_csv:
         import csv
 
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["mechanism", "method", "params", "bytes", "bytes_per_token", "kv_to_this_ratio", "refused"])
+        writer.writerow(
+            ["mechanism", "method", "params", "bytes", "bytes_per_token", "kv_to_this_bytes_ratio", "refused"]
+        )
         for r in rows:
             ratio = "" if kv is None or not r.bytes else kv / r.bytes
             per_token = "" if r.bytes is None else r.bytes / tokens

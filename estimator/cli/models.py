@@ -49,7 +49,7 @@ def model_record(spec: Any, tokens: int) -> dict[str, Any]:
         "num_key_value_heads": spec.num_key_value_heads,
         "head_dim": spec.head_dim,
         "sliding_window_tokens": spec.sliding_window,
-        "max_position_embeddings_tokens": window,
+        "context_window_tokens": window,
         "pretraining_tokens": spec.pretraining_tokens,
         "source": spec.source,
     }
@@ -97,8 +97,8 @@ def models(tokens: ModelsTokensOpt = "100k", sort: SortOpt = "name", as_json: Js
             str(r["num_hidden_layers"]),
             f"{r['num_attention_heads']}/{r['num_key_value_heads']}",
             "none"
-            if r["max_position_embeddings_tokens"] is None
-            else f"{r['max_position_embeddings_tokens']:,}" + ("" if not r["beyond_context_window"] else " <"),
+            if r["context_window_tokens"] is None
+            else f"{r['context_window_tokens']:,}" + ("" if not r["beyond_context_window"] else " <"),
             "—" if r["pretraining_tokens"] is None else format_tokens_short(r["pretraining_tokens"]),
             r["source"],
         ]

@@ -40,7 +40,8 @@ class Against:
 
 @dataclass(frozen=True)
 class KVMethodRow:
-    """One method's cache at T: ``bytes`` = ``growing_bytes`` + ``fixed_bytes``; ``kv_ratio`` = plain cache ÷ this."""
+    """One method's cache at T: ``bytes`` = ``growing_bytes`` + ``fixed_bytes``; ``kv_to_this_bytes_ratio``: the
+    plain cache ÷ this."""
 
     method: KVMethod
     label: str
@@ -48,7 +49,7 @@ class KVMethodRow:
     growing_bytes: int
     fixed_bytes: int
     bytes_per_token: float
-    kv_ratio: float
+    kv_to_this_bytes_ratio: float
     against: tuple[Against, ...]
 
 

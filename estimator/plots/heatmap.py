@@ -41,7 +41,7 @@ def heatmap_sweep(est: Estimate) -> Sweep:
 def ratio_heatmap(est: Estimate) -> Figure:
     """log10(KV ÷ LoRA) coloured over (T, r); contours at 1 (parity), 0.1, 10 and 100; est's point marked."""
     data = heatmap_sweep(est)
-    log_ratio = np.log10(data.ratio)
+    log_ratio = np.log10(data.kv_to_lora_bytes_ratio)
     with styled():
         fig, ax = new_figure(3.2)
         low, high = float(log_ratio.min()), float(log_ratio.max())
@@ -71,7 +71,7 @@ def ratio_heatmap(est: Estimate) -> Figure:
         ax.plot([est.tokens], [est.rank], "o", color="black", markersize=3, label=f"this query (r={est.rank})")
         right_half = est.tokens**2 > data.tokens[0] * data.tokens[-1]  # past the middle of the log axis
         ax.annotate(
-            f"{format_ratio(est.ratio)}",
+            f"{format_ratio(est.kv_to_lora_bytes_ratio)}",
             (est.tokens, est.rank),
             xytext=(-4 if right_half else 4, 3),
             textcoords="offset points",

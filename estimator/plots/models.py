@@ -77,7 +77,7 @@ def models_kv_vs_lora(est: Estimate, specs: Sequence[ModelSpec] | None = None) -
         right = fig.add_subplot(grid[1, 1], sharey=left)
         right.tick_params(axis="y", labelleft=False)
         kv = [e.kv_bytes_per_token for e in rows]
-        ratio = [e.ratio for e in rows]
+        ratio = [e.kv_to_lora_bytes_ratio for e in rows]
         held = [e.holds_all_tokens for e in rows]  # hollow: the cache keeps only a window, not the text
         faces = [c if h else "none" for c, h in zip(colours, held, strict=True)]
         left.scatter(kv, y, facecolors=faces, edgecolors=colours, s=12, zorder=3, linewidths=0.8)

@@ -61,7 +61,9 @@ def bytes_per_token_vs_rank(est: Estimate) -> Figure:
             _mark_parity(ax, est, kv, lora, r)
         ax.plot([est.rank], [est.lora_bytes_per_token], "o", color=OKABE_ITO["blue"], markersize=3.5)
         ax.annotate(
-            f"r = {est.rank}: KV spends {format_ratio(est.ratio)}" if est.holds_all_tokens else f"r = {est.rank}",
+            f"r = {est.rank}: KV spends {format_ratio(est.kv_to_lora_bytes_ratio)}"
+            if est.holds_all_tokens
+            else f"r = {est.rank}",
             xy=(est.rank, est.lora_bytes_per_token),
             xytext=(6, -4),
             textcoords="offset points",
@@ -90,7 +92,7 @@ def _mark_parity(ax: Any, est: Estimate, kv: float, lora: Any, r: Any) -> None:
     ax.axvline(parity, color="#333333", linewidth=0.7, linestyle=(0, (2, 2)))
     ax.plot([parity], [kv], "o", color="#333333", markersize=3)
     ax.annotate(
-        f"parity r = {parity:,}\n({est.parity_fraction_of_params:.1%} of the model)",
+        f"parity r = {parity:,}\n({est.parity_fraction_of_model_params:.1%} of the model)",
         xy=(parity, kv),
         xytext=(-5 if right else 5, -8 if high else 8),
         textcoords="offset points",

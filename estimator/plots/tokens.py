@@ -65,7 +65,9 @@ def bytes_per_token_vs_tokens(est: Estimate, ranks: Sequence[int] = DEFAULT_RANK
             width = 1.8 if i == query_rank else 1.1
             label = f"LoRA r={rank}"
             top.plot(t, data.lora_bytes_per_token[i], color=colour, linestyle=dashes, linewidth=width, label=label)
-            ratio = np.where(data.holds_all_tokens, data.ratio[i], np.nan)  # no ratio past an all-window cache
+            ratio = np.where(
+                data.holds_all_tokens, data.kv_to_lora_bytes_ratio[i], np.nan
+            )  # no ratio past an all-window cache
             bottom.plot(t, ratio, color=colour, linestyle=dashes, linewidth=width, label=label)
         pretraining = data.pretraining_bytes_per_token
         if pretraining is not None:
@@ -144,7 +146,7 @@ def _mark_query(top: Axes, bottom: Axes, est: Estimate, span: tuple[float, float
     )
     near_end = math.log(est.tokens / span[0]) > 0.8 * math.log(span[1] / span[0])  # else right of the arrow
     top.annotate(
-        f"{format_ratio(est.ratio)} at {format_tokens_short(est.tokens)} tokens",
+        f"{format_ratio(est.kv_to_lora_bytes_ratio)} at {format_tokens_short(est.tokens)} tokens",
         xy=(est.tokens, (kv * lora) ** 0.5),
         xytext=(-4 if near_end else 4, 0),
         textcoords="offset points",
@@ -152,7 +154,7 @@ def _mark_query(top: Axes, bottom: Axes, est: Estimate, span: tuple[float, float
         va="center",
         ha="right" if near_end else "left",
     )
-    bottom.plot([est.tokens], [est.ratio], "o", color="#333333", markersize=3)
+    bottom.plot([est.tokens], [est.kv_to_lora_bytes_ratio], "o", color="#333333", markersize=3)
     _mark_crossover(top, bottom, est, span)
 
 

@@ -55,7 +55,7 @@ def comparison_record(est: Estimate) -> dict[str, Any]:
         "rank": est.query.rank,
         "lora_params": est.lora_params,
         "lora_bytes": est.lora_bytes,
-        "kv_to_lora_bytes_ratio": est.ratio if holds else None,
+        "kv_to_lora_bytes_ratio": est.kv_to_lora_bytes_ratio if holds else None,
         "crossover_tokens": est.crossover_tokens,
         "crossover_reason": est.crossover.reason.value,
         "state_to_lora_bytes_ratio": est.crossover.state_multiple,

@@ -78,7 +78,7 @@ def records(est: Estimate) -> list[dict[str, Any]]:
             "growing_bytes": row.growing_bytes,
             "fixed_bytes": row.fixed_bytes,
             "bytes_per_token": row.bytes_per_token if est.holds_all_tokens or not row.growing_bytes else None,
-            "kv_to_this_bytes_ratio": row.kv_ratio if est.holds_all_tokens else None,
+            "kv_to_this_bytes_ratio": row.kv_to_this_bytes_ratio if est.holds_all_tokens else None,
             "crossover_tokens": None,
             "crossover_reason": None,
             "against": [
@@ -107,7 +107,7 @@ def flat_record(est: Estimate) -> dict[str, Any]:
         stem = column_stem(row.method)
         lora = next((a for a in row.against if a.method == "lora"), None)
         record[f"{stem}_bytes_per_token"] = row.bytes_per_token
-        record[f"kv_to_{stem}_bytes_ratio"] = row.kv_ratio
+        record[f"kv_to_{stem}_bytes_ratio"] = row.kv_to_this_bytes_ratio
         record[f"{stem}_to_lora_bytes_ratio"] = None if lora is None else lora.cache_to_store_ratio
         record[f"{stem}_lora_crossover_tokens"] = None if lora is None else lora.crossover.tokens
     return record
@@ -125,5 +125,5 @@ def compare_table(estimates: list[Estimate]) -> str:
             meets = "—" if lora is None or lora.crossover.tokens is None else f"{lora.crossover.tokens:,}"
             versus = "—" if lora is None else format_ratio(lora.cache_to_store_ratio)
             body.append([est.spec.name, f"{est.tokens:,}", row.label, format_number(row.bytes_per_token),
-                         format_ratio(row.kv_ratio), versus, meets])  # fmt: skip
+                         format_ratio(row.kv_to_this_bytes_ratio), versus, meets])  # fmt: skip
     return format_table(head, body, right={1, 3, 4, 5, 6})

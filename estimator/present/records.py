@@ -39,8 +39,7 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
             "num_key_value_heads": spec.num_key_value_heads,
             "head_dim": spec.head_dim,
             "hidden_size": spec.hidden_size,
-            "max_position_embeddings_tokens": est.context_window_tokens,  # null: no window of its own (an SSM)
-            "context_window_tokens": est.context_window_tokens,
+            "context_window_tokens": est.context_window_tokens,  # null: no window of its own (an SSM)
         },
         "query": {
             "tokens": est.tokens,
@@ -78,7 +77,7 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
             "params": est.lora_params,
             "bytes": est.lora_bytes,
             "bytes_per_token": est.lora_bytes_per_token,
-            "fraction_of_model_params": est.lora_fraction_of_params,
+            "fraction_of_model_params": est.lora_fraction_of_model_params,
             "smallest_full_rank": est.targets.smallest_full_rank,
         },
         "pretraining": {
@@ -92,7 +91,7 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
                 "params": r.params,
                 "bytes": r.bytes,
                 "bytes_per_token": r.bytes_per_token if holds or r.params is not None else None,
-                "kv_to_this_bytes_ratio": r.kv_ratio if holds else None,
+                "kv_to_this_bytes_ratio": r.kv_to_this_bytes_ratio if holds else None,
                 "crossover_tokens": r.crossover_tokens,
                 "crossover_reason": None if r.crossover is None else r.crossover.reason.value,
                 **three_sizes(est, r.method),
@@ -100,15 +99,15 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
             for r in est.rows
         ],
         "kv_methods": frontier_records(est),  # --kv-method: the shrunk caches (estimator.present.frontier)
-        "kv_to_lora_bytes_ratio": est.ratio if holds else None,
+        "kv_to_lora_bytes_ratio": est.kv_to_lora_bytes_ratio if holds else None,
         "kv_to_pretraining_bytes_per_token_ratio": None
         if pretraining is None or not holds
         else est.kv_bytes_per_token / pretraining,
         "crossover_tokens": est.crossover_tokens,
         "crossover": crossover_record(est.crossover),
         "parity_rank": est.parity_rank if holds else None,
-        "parity_lora_params": est.parity_params if holds else None,
-        "parity_fraction_of_model_params": est.parity_fraction_of_params if holds else None,
+        "parity_lora_params": est.parity_lora_params if holds else None,
+        "parity_fraction_of_model_params": est.parity_fraction_of_model_params if holds else None,
     }
 
 

@@ -56,7 +56,7 @@ def table_rows(est: Estimate) -> list[tuple[str, list[str]]]:
                     f"{row.bytes:,}",
                     format_bytes(row.bytes),
                     format_number(row.bytes_per_token) if holds or not is_kv else "—",
-                    format_ratio(row.kv_ratio) if holds else "—",
+                    format_ratio(row.kv_to_this_bytes_ratio) if holds else "—",
                 ],
             )
         )
@@ -76,11 +76,20 @@ def estimate_table(est: Estimate) -> str:
 
 def csv_rows(est: Estimate) -> list[list[object]]:
     """Header and one row per method, raw numbers."""
-    header: list[object] = ["mechanism", "method", "params", "bytes", "bytes_per_token", "kv_to_this_ratio", "tokens"]
+    header: list[object] = [
+        "mechanism",
+        "method",
+        "params",
+        "bytes",
+        "bytes_per_token",
+        "kv_to_this_bytes_ratio",
+        "tokens",
+    ]
     holds = est.holds_all_tokens
     body: list[list[object]] = [
         [method_label(est, r.method), r.method.value, "" if r.params is None else r.params, r.bytes,
-         r.bytes_per_token if holds or r.method is not Method.kv else "", r.kv_ratio if holds else "", est.tokens]
+         r.bytes_per_token if holds or r.method is not Method.kv else "", r.kv_to_this_bytes_ratio if holds else "",
+         est.tokens]
         for r in est.rows
     ]  # fmt: skip
     return [header, *body, *kv_method_csv_rows(est)]
@@ -98,7 +107,7 @@ def kv_method_rows(est: Estimate) -> list[list[str]]:
                 f"{row.bytes:,}",
                 format_bytes(row.bytes),
                 format_number(row.bytes_per_token) if rate else "—",
-                format_ratio(row.kv_ratio) if est.holds_all_tokens else "—",
+                format_ratio(row.kv_to_this_bytes_ratio) if est.holds_all_tokens else "—",
             ]
         )
         if row.fixed_bytes and row.growing_bytes:
@@ -108,8 +117,9 @@ def kv_method_rows(est: Estimate) -> list[list[str]]:
 
 
 def kv_method_csv_rows(est: Estimate) -> list[list[object]]:
-    """CSV rows in the headline's columns (mechanism, method, params, bytes, bytes_per_token, kv_to_this_ratio, T)."""
+    """CSV rows in the headline's columns (mechanism, method, params, bytes, bytes_per_token,
+    kv_to_this_bytes_ratio, tokens)."""
     return [
-        [row.label, row.method.text, "", row.bytes, row.bytes_per_token, row.kv_ratio, est.tokens]
+        [row.label, row.method.text, "", row.bytes, row.bytes_per_token, row.kv_to_this_bytes_ratio, est.tokens]
         for row in est.kv_method_rows
     ]

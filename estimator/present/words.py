@@ -165,8 +165,8 @@ def holding_line(est: Estimate) -> str | None:
 def parity_line(est: Estimate) -> str:
     line = (
         f"Parity rank at {est.tokens:,} tokens: r = {est.parity_rank:,} holds as many bytes as the KV cache "
-        f"({format_bytes(est.kv_cache_bytes)}): {est.parity_params:,} parameters, "
-        f"{est.parity_fraction_of_params:.1%} of the model's."
+        f"({format_bytes(est.kv_cache_bytes)}): {est.parity_lora_params:,} parameters, "
+        f"{est.parity_fraction_of_model_params:.1%} of the model's."
     )
     full = est.targets.smallest_full_rank
     if est.parity_rank > full:

@@ -213,7 +213,7 @@ def zoo_records_json(tokens: int, rank: int) -> str:
         try:
             est = evaluate(Query(spec, tokens=tokens, rank=rank, methods=(Method.kv, Method.lora)))
             usable = est.holds_all_tokens and not est.beyond_full_rank
-            ratio = finite(est.ratio) if usable else None
+            ratio = finite(est.kv_to_lora_bytes_ratio) if usable else None
         except EstimatorError:
             ratio = None
         per_token = record["kv_bytes_per_token"]
