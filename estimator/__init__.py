@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from estimator.compare import Crossover, CrossoverReason, Estimate, estimate, evaluate
     from estimator.errors import EstimatorError
     from estimator.hf_config import spec_from_hf_config as read_config
+    from estimator.present.records import estimate_record
     from estimator.query import Query, query_from_options
     from estimator.specs import ModelSpec
     from estimator.units import DType, parse_tokens
@@ -33,6 +34,7 @@ _EXPORTS = {
     "Query": ("estimator.query", "Query"),
     "query_from_options": ("estimator.query", "query_from_options"),
     "estimate": ("estimator.compare", "estimate"),
+    "estimate_record": ("estimator.present.records", "estimate_record"),
     "evaluate": ("estimator.compare", "evaluate"),
     "load_spec": ("estimator.zoo", "load_spec"),
     "model_names": ("estimator.zoo", "model_names"),
@@ -48,6 +50,7 @@ __all__ = [
     "ModelSpec",
     "Query",
     "estimate",
+    "estimate_record",
     "evaluate",
     "load_spec",
     "model_names",

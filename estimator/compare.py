@@ -259,12 +259,6 @@ class Estimate:
     def row(self, method: Method) -> MethodRow | None:
         return next((r for r in self.rows if r.method is method), None)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Machine-readable: every key names its unit; plain numbers, no formatting."""
-        from estimator.present.records import estimate_record
-
-        return estimate_record(self)
-
 
 def _rows(q: Query, kv_bytes: int) -> tuple[tuple[MethodRow, ...], tuple[tuple[Method, str], ...]]:
     """One row per method, each sized by its store; ``kv_bytes`` is the cache's size at T."""

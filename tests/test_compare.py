@@ -7,6 +7,7 @@ import pytest
 from estimator import estimate, load_spec
 from estimator.errors import EstimatorError
 from estimator.kv import kv_cache_bytes
+from estimator.present.records import estimate_record
 from estimator.specs import ModelSpec
 from estimator.stores.targets import lora_bytes, resolve_targets
 from estimator.units import DType
@@ -75,7 +76,7 @@ def test_bad_rank(llama3_70b: ModelSpec, rank: int) -> None:
 
 
 def test_to_dict_names_units(llama3_70b: ModelSpec) -> None:
-    data = estimate(llama3_70b, 100_000).to_dict()
+    data = estimate_record(estimate(llama3_70b, 100_000))
     assert data["kv_cache"]["bytes_per_token"] == 327_680
     assert data["lora"]["params"] == 414_187_520
     assert data["crossover_tokens"] == 2_528

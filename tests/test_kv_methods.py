@@ -19,6 +19,7 @@ from estimator.compare import estimate
 from estimator.frontier import parse_kv_methods
 from estimator.frontier.sizes import method_bytes_per_token, method_cache_bytes, method_fixed_bytes
 from estimator.kv import KVFormat, kv_cache_bytes
+from estimator.present.records import estimate_record
 from estimator.query import Query
 from estimator.units import DType
 from estimator.zoo import load_spec, validate_spec
@@ -148,7 +149,7 @@ def test_json_rows_and_the_lora_against_each_cache() -> None:
     """Llama 3 70B, 100k tokens, r = 32: the LoRA (828,375,040 bytes) against an NVFP4 cache of 92,160 bytes per
     token (163,840 elements · 4.5 bits) + 640 scale bytes, and a 1-bit CommVQ cache of 20,480 per token."""
     est = estimate("llama3-70b", "100k", 32, methods="kv,lora", kv_method="nvfp4,commvq:bits=1")
-    record = est.to_dict()
+    record = estimate_record(est)
     nvfp4, commvq = record["kv_methods"]
     assert (nvfp4["bytes"], nvfp4["fixed_bytes"], nvfp4["growing_bytes"]) == (9_216_000_640, 640, 9_216_000_000)
     assert nvfp4["kv_to_this_bytes_ratio"] == 32_768_000_000 / 9_216_000_640

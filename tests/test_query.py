@@ -8,6 +8,7 @@ import pytest
 
 from estimator import EstimatorError, Query, estimate, evaluate, load_spec
 from estimator.layout import ExpertLayout, KVFormat
+from estimator.present.records import estimate_record
 from estimator.stores import LoReFT, Method
 from estimator.units import DType
 
@@ -27,7 +28,7 @@ def test_names_are_read_into_their_types(llama) -> None:  # type: ignore[no-unty
 
 
 def test_estimate_and_evaluate_agree(llama) -> None:  # type: ignore[no-untyped-def]
-    assert estimate(llama, 100_000, 32).to_dict() == evaluate(Query(llama, 100_000, 32)).to_dict()
+    assert estimate_record(estimate(llama, 100_000, 32)) == estimate_record(evaluate(Query(llama, 100_000, 32)))
 
 
 def test_the_query_is_frozen(llama) -> None:  # type: ignore[no-untyped-def]

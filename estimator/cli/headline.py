@@ -114,9 +114,10 @@ def check_rank(est: Any, allow_beyond_full_rank: bool) -> None:
 def print_json(est: Any) -> None:
     import json
 
+    from estimator.present.records import estimate_record
     from estimator.present.words import assumptions
 
-    data = est.to_dict()
+    data = estimate_record(est)
     data["assumptions"] = assumptions(est)
     if (check := checkpoint_check(est.spec)) is not None:
         data["checkpoint"] = check.record()

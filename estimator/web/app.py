@@ -83,10 +83,11 @@ def build(params: dict[str, Any], config: Any, extra: tuple[str, ...] = ()) -> t
 
 def labelled(est: Any) -> dict[str, Any]:
     """``estimate --json`` with each method's row label, as the CLI's table names it."""
+    from estimator.present.records import estimate_record
     from estimator.present.tables import method_label
     from estimator.present.words import assumptions, crossover_line, holding_line, model_line, parity_line
 
-    data: dict[str, Any] = est.to_dict()
+    data: dict[str, Any] = estimate_record(est)
     labels = {row.method.value: method_label(est, row.method) for row in est.rows}
     for row in data["methods"]:
         row["label"] = labels.get(row["method"], row["method"])
