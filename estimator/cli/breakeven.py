@@ -4,21 +4,14 @@ thin wrapper over :mod:`estimator.cost`."""
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 
 from estimator.cli.app import app, say
 from estimator.cli.options import CACHE_OPTIONS, MODEL_OPTIONS, JsonOpt, query_command
-from estimator.cost import EXPOSURES_FOR_CAPACITY
+from estimator.cost import EXPOSURES_FOR_CAPACITY, FineTune
 from estimator.errors import EstimatorError
-
-
-class FineTuneChoice(StrEnum):
-    lora = "lora"
-    full = "full"
-
 
 AcceleratorOpt = Annotated[
     str, typer.Option("--accelerator", help="Device for time per query (roofline): h100-sxm, a100-80gb, mi300x, ...")
@@ -41,9 +34,7 @@ BREAKEVEN_OPTIONS = (*MODEL_OPTIONS, *CACHE_OPTIONS, "rank", "targets", "experts
 @app.command("breakeven")
 @query_command(defaults={"methods": "kv,lora"}, only=BREAKEVEN_OPTIONS)
 def breakeven_command(
-    finetune: Annotated[FineTuneChoice, typer.Option(help="lora (4N + 6P per token) or full (6N).")] = (
-        FineTuneChoice.lora
-    ),
+    finetune: Annotated[FineTune, typer.Option(help="lora (4N + 6P per token) or full (6N).")] = (FineTune.lora),
     epochs: Annotated[int, typer.Option(help="Passes over the text in fine-tuning.")] = 1,
     augmentation: Annotated[
         int, typer.Option(help="Training tokens per token of text: 1, or A − 1 generated rewrites (augmented FT).")
@@ -63,7 +54,7 @@ def breakeven_command(
     against training it in once, at your epochs and at the ~1,000 exposures behind 2 bits per parameter."""
     from estimator.accelerators import accelerator as device_named
     from estimator.compare import evaluate
-    from estimator.cost import FineTune, breakeven, capacity_epochs
+    from estimator.cost import breakeven, capacity_epochs
     from estimator.timing import breakeven_time
 
     for value, option in (
@@ -82,7 +73,7 @@ def breakeven_command(
     count = None if queries is None else parse_tokens(queries, "--queries")
     est = evaluate(query)
     device = deployment(est, device_named(accelerator), batch, est.tokens + query_tokens + generated_tokens, tp)
-    kind = FineTune(finetune.value)
+    kind = finetune
     runs = [breakeven(est, epochs, augmentation, query_tokens, generated_tokens, kind, train_sequence_tokens)]
     if epochs * augmentation < EXPOSURES_FOR_CAPACITY:  # the regime the capacity constants assume
         epochs_1k = capacity_epochs(augmentation)
