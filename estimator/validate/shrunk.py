@@ -28,6 +28,13 @@ from estimator.errors import EstimatorError
 
 SHRUNK_TOKENS = 16  # the real forward pass: long enough to see each layer's rows, short enough to be quick
 KEPT_PER_KIND = 2  # layers of each kind kept: two, so that each kind is seen to repeat exactly
+# transformers' dynamic layers whose keys and values hold every token (full) or the last W - 1 (a subclass of
+# DynamicSlidingWindowLayer); the linear-attention hybrids keep their fixed states beside them.
+SCALED_LAYERS = ("DynamicLayer", "DynamicIndexedLayer", "DynamicSlidingWindowLayer",
+                 "LinearAttentionAndFullAttentionLayer", "LinearAttentionAndSlidingWindowAttentionLayer")  # fmt: skip
+# the axis of held tokens: keys and values (batch, heads, T, d); indexer keys (batch, T, d); indexer positions
+# (position dims, batch, T)
+TOKEN_AXIS = {"keys": -2, "values": -2, "indexer_keys": -2, "indexer_position_ids": -1}
 SHRUNK_VOCAB = 1024  # the copy's vocabulary: the cache does not depend on it (tested with a larger one)
 MAX_SHRUNK_PARAMS = 2 * 10**9  # real weights of the shrunk copy (bf16: 4 GB, within the child's 8 GiB); beyond, refused
 
@@ -70,24 +77,24 @@ def _within(value: Any) -> Any:
 
 def layer_bytes(layer: Any, measured: int, tokens: int) -> tuple[int, int, int]:
     """(growing at ``tokens``, fixed, bookkeeping) bytes of one cache layer measured after ``measured`` tokens."""
-    from transformers.cache_utils import DynamicIndexedLayer, DynamicLayer, DynamicSlidingWindowLayer
+    from transformers.cache_utils import DynamicSlidingWindowLayer
 
-    from estimator.validate.cache_walk import GROWING_NAMES, classify, walk
+    from estimator.validate.cache_walk import classify, walk
 
     found = classify(walk(layer))
-    others = sorted(set(found.growing) - GROWING_NAMES)
+    others = sorted(set(found.growing) - set(TOKEN_AXIS))
     if others:
         raise EstimatorError(f"its cache layers hold {', '.join(others)}, not scaled to {tokens:,} tokens here")
     growing = 0
     if found.growing:
-        if type(layer) not in (DynamicLayer, DynamicIndexedLayer, DynamicSlidingWindowLayer):  # full, or W - 1
+        if type(layer).__name__ not in SCALED_LAYERS:
             raise EstimatorError(f"its cache layer ({type(layer).__name__}) is not scaled to {tokens:,} tokens here")
         cap = layer.sliding_window - 1 if isinstance(layer, DynamicSlidingWindowLayer) else max(measured, tokens)
-        for name in GROWING_NAMES:
+        for name, axis in TOKEN_AXIS.items():
             tensor = getattr(layer, name, None)
             if tensor is None or not tensor.numel():
                 continue
-            rows = int(tensor.shape[-2])
+            rows = int(tensor.shape[axis])
             if rows != min(measured, cap):
                 raise EstimatorError(f"a cache layer holds {rows} tokens after {measured}; not scaled up")
             growing += found.growing[name] // rows * min(tokens, cap)
@@ -106,11 +113,15 @@ def shrunk_cache(fields: dict[str, Any], tokens: int, torch_dtype: Any) -> tuple
     rest = {k: v for k, v in fields.items() if k != "model_type"}
     with _quiet():
         config = transformers.AutoConfig.for_model(fields["model_type"], **rest)
-    layers = int(config.num_hidden_layers)
-    per_layer = {k: v for k, v in config.to_dict().items() if isinstance(v, list) and len(v) == layers}
+    text = config.get_text_config()  # a wrapper's layers are its language model's
+    layers = int(text.num_hidden_layers)
+    per_layer = {k: v for k, v in text.to_dict().items() if isinstance(v, list) and len(v) == layers}
     kinds = [" ".join(str(per_layer[k][i]) for k in sorted(per_layer)) or "layer" for i in range(layers)]
     kept = kept_layers(kinds)
-    small = shrunk_fields({**fields, **per_layer}, layers, kept)
+    if text is config:
+        small = shrunk_fields({**fields, **per_layer}, layers, kept)
+    else:
+        small = {**fields, "text_config": shrunk_fields({**text.to_dict(), **per_layer}, layers, kept)}
     model = build_from_config(small, device="meta", dtype=torch_dtype)
     count = sum(p.numel() for p in model.parameters())
     if count > MAX_SHRUNK_PARAMS:

@@ -270,9 +270,10 @@ def _held_bytes(states: list[Any], measured: int, tokens: int) -> int:
     ``measured`` tokens: per token (bytes / rows held) times min(tokens, cap), the cap W − 1 of a sliding
     layer (transformers keeps the last W − 1) and none for a full one. Checked: each layer held exactly
     min(measured, cap) rows; any other layer kind is refused."""
-    from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
+    from transformers.cache_utils import DynamicSlidingWindowLayer
 
     from estimator.validate.cache_walk import GROWING_NAMES, tensor_bytes
+    from estimator.validate.shrunk import SCALED_LAYERS
 
     total = 0
     for state in states:
@@ -281,7 +282,7 @@ def _held_bytes(states: list[Any], measured: int, tokens: int) -> int:
             held = [tensor for tensor in present if tensor is not None and tensor.numel()]
             if not held:
                 continue
-            if type(layer) not in (DynamicLayer, DynamicSlidingWindowLayer):
+            if type(layer).__name__ not in SCALED_LAYERS:
                 raise EstimatorError(f"its cache layer {index} ({type(layer).__name__}) is not extrapolated here")
             cap = layer.sliding_window - 1 if isinstance(layer, DynamicSlidingWindowLayer) else tokens
             for tensor in held:
