@@ -6,7 +6,7 @@ a copy with the same widths and fewer layers: for each kind of layer (its values
 with one entry per layer: ``layer_types``, ``mlp_layer_types``, ``indexer_types``...; else one kind), its first
 two layers are kept, every per-layer list of the config cut to the same layers, the vocabulary cut
 to 1,024. One real forward
-pass over t = 16 tokens (zero weights: values do not change a cache's shape) gives each cache layer's
+pass over t = 16 tokens (zero weights and buffers: values do not change a cache's shape) gives each cache layer's
 bytes; then
 
 - each kept layer of a kind must hold the same bytes as the other (else refused);
@@ -132,8 +132,7 @@ def shrunk_cache(fields: dict[str, Any], tokens: int, torch_dtype: Any) -> tuple
     model = model.to_empty(device="cpu")
     with torch.no_grad():
         for tensor in [*model.parameters(), *model.buffers()]:
-            if tensor.is_floating_point():
-                tensor.zero_()
+            tensor.zero_()  # integer tables too (a hash router's): to_empty leaves them as garbage indices
     before = module_tensors(model)
     with _quiet(), torch.no_grad():
         out = model(input_ids=torch.zeros((1, SHRUNK_TOKENS), dtype=torch.long), use_cache=True)
