@@ -275,7 +275,10 @@ def query_from_options(
     ``loreft_layers`` "all" or "0,4,8", ``loreft_positions`` "f7+l7", ``loreft_untied``) refine
     ``kv_dtype`` and ``loreft``; None keeps the default (KVFormat(): group 64 with zero points, latent,
     w, K-1, the cache's dtype). ``kv_method``: cache-shrinking methods shown beside the cache, as
-    ``"nvfp4,commvq:bits=1,mha2mla:rank=64;rope=8"``. Bad input raises :class:`~estimator.errors.EstimatorError`.
+    ``"nvfp4,commvq:bits=1,mha2mla:rank=64;rope=8"``. ``part``: ``"language"`` (a multimodal checkpoint's
+    language model) or ``"all"`` (the whole checkpoint's parameters for full fine-tuning, pretraining and the
+    headline; the cache and adapters stay the language model's). Bad input raises
+    :class:`~estimator.errors.EstimatorError`.
     """
     from estimator.stores.base import parse_layers, parse_positions
 
