@@ -80,7 +80,7 @@ def figures(
 
 KindArg = Annotated[
     Kind,
-    typer.Argument(help="tokens, rank, models, heatmap, capacity, breakeven, architectures, memory or frontier."),
+    typer.Argument(help="tokens, rank, models, heatmap, capacity, breakeven, architectures, memory, frontier, tuners."),
 ]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="File to write; its suffix sets the format.")]
 MAX_CURVES = 8  # ranks drawn in one figure: each needs its own colour and dash
