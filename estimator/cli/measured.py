@@ -209,7 +209,9 @@ def _print(result: Any, rows: list[Any], name: str, kv: int | None) -> None:
         "Parameters, LoRA and DoRA: the model built on the meta device and peft's all-linear adapter on it, "
         "trainable parameters counted (exact, whatever the architecture).",
         "Cache: one forward pass of the full-size model over the text under torch's FakeTensorMode (true shapes, "
-        "no memory), the bytes of its keys, values and recurrent states, as transformers keeps them.",
+        "no memory), the bytes of every tensor its cache holds, as transformers keeps them; where fake tensors "
+        "cannot run the model, a copy with real tensors and two layers of each kind, scaled per layer (the "
+        "cache row's note says which).",
         "Trained parameters are stored in the adapter dtype; no optimizer state, no base weights.",
     ]
     notes[2:2] = [f"{r.label}: {r.note}." for r in rows if r.note]
