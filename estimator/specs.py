@@ -34,6 +34,7 @@ ModelType = Literal[
     "qwen3_next", "jamba", "falcon_h1", "granitemoehybrid", "bamba", "nemotron_h", "zamba2", "lfm2", "mamba",
     "mamba2", "qwen3_5_text", "qwen3_5_moe_text", "gemma4_text", "minimax",
     "mimo_v2_flash", "kimi_linear",
+    "dbrx", "jetmoe",
 ]  # fmt: skip
 # What each layer mixes tokens with: attention over every token, a sliding window or a chunk; a recurrent
 # state (gated DeltaNet "linear_attention", "mamba", a short "conv"); both at once ("hybrid"); or nothing ("mlp").

@@ -27,6 +27,7 @@ _MISSING = object()
 # The readers read the field's name; tests/test_config_defaults.py checks this table against transformers.
 _EXPERTS_AS = {"num_local_experts": "n_routed_experts"}
 _BLOCK_TYPES = {"layer_types": "layers_block_type"}
+_DBRX_NAMES = {"num_attention_heads": "n_heads", "hidden_size": "d_model", "num_hidden_layers": "n_layers"}
 _GPT2_NAMES = {"hidden_size": "n_embd", "max_position_embeddings": "n_positions", "num_attention_heads": "n_head"}
 _ALIAS_GROUPS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("gpt2", "gptj", "gpt_bigcode"), {**_GPT2_NAMES, "num_hidden_layers": "n_layer"}),
@@ -45,6 +46,8 @@ _ALIAS_GROUPS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("bloom",), {"num_hidden_layers": "n_layer", "num_attention_heads": "n_head"}),
     (("ernie4_5_moe",), {"num_experts": "moe_num_experts", "num_experts_per_tok": "moe_k"}),
     (("hunyuan_v1_moe",), {"num_experts_per_tok": "moe_topk", "num_local_experts": "num_experts"}),
+    (("dbrx",), {**_DBRX_NAMES, "max_position_embeddings": "max_seq_len"}),
+    (("jetmoe",), {"head_dim": "kv_channels"}),
 )
 ATTRIBUTE_MAPS: dict[str, dict[str, str]] = {t: aliases for types, aliases in _ALIAS_GROUPS for t in types}
 
@@ -67,6 +70,7 @@ WINDOWLESS = frozenset(
     | {"glm4", "olmoe", "glm4_moe", "granitemoe", "deepseek_v2", "deepseek_v3"}
     | {"gemma", "bloom", "opt", "seed_oss", "apertus"}
     | {"ernie4_5", "ernie4_5_moe", "hunyuan_v1_dense", "hunyuan_v1_moe"}
+    | {"dbrx", "jetmoe"}
 )
 
 
@@ -113,6 +117,7 @@ class Reader:
     ) -> None:
         from estimator.families.schema import problem
 
+        self.given = frozenset(config)  # the names as the config.json gives them, aliases not yet renamed
         config = canonical_names(config, model_type, path)
         refuse_unread_window(config, model_type, path)
         if (wrong := problem(config, fields or {})) is not None:
@@ -264,6 +269,7 @@ MODULE_OF = {
     "minimax": "minimax",
     "mimo_v2_flash": "mimo_v2_flash",
     "kimi_linear": "kimi_linear",
+    **{"dbrx": "dbrx", "jetmoe": "jetmoe"},
 }
 
 
