@@ -647,6 +647,10 @@ def coverage(path: Path) -> str:
         kind = how.split(" ")[0].rstrip(":")
         counts[kind] += 1
         verdict = "exact" if not wrong else "**wrong**: " + "; ".join(wrong)
+        refusals = [w for w in wrong if "the tool refuses it (" in w]
+        if wrong and len(refusals) == len(wrong):  # the cache refused in one line, all else exact
+            verdict = "parameters and LoRA exact; cache refused: " + refusals[0].split("the tool refuses it (")[1]
+            verdict = verdict.rsplit("), truth", 1)[0]
         exact += not wrong and kind in ("analytic", "measured")
         if kind == "refused":
             how, verdict = "refused", how.removeprefix("refused: ")
