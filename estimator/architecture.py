@@ -64,5 +64,5 @@ def active_params(spec: ModelSpec) -> int:
     and DeepSeek-V3's "37B" are. Equal to N for a dense model
     (Mixtral 8x7B: 46,702,792,704 − 32 · 6 · 3 · 4,096 · 14,336 = 12,879,925,248).
     """
-    idle = sum(g.layers * (g.moe.experts - g.moe.top_k) * g.moe.expert_params for g in layout_of(spec).groups if g.moe)
+    idle = sum(g.layers * g.moe.idle_params for g in layout_of(spec).groups if g.moe)
     return total_params(spec) - idle

@@ -80,6 +80,9 @@ SHRINK: dict[str, tuple[int, dict[str, Any]]] = {
     "gemma4_text": (6, {"hidden_size_per_layer_input": 16, "vocab_size_per_layer_input": 128}),
     "mimo_v2_flash": (6, {"n_routed_experts": 8}),  # full on 0 and 5, dense on 0
     "kimi_linear": (5, {"num_experts": 8, "num_key_value_heads": 4}),  # MLA on layer 4 (KV heads = heads), dense on 0
+    "longcat_flash": (4, {"n_routed_experts": 8, "zero_expert_num": 4, "moe_topk": 4, "expert_ffn_hidden_size": 48,
+                          "ffn_hidden_size": 96, "q_lora_rank": 48, "kv_lora_rank": 32,
+                          "num_key_value_heads": 4}),  # 2 layers of 2 MLA sublayers; top-k of E + Z, at most E
     # DbrxAttentionConfig has no rope_theta (transformers cannot build it) and a null clip_qkv (nor run it)
     "dbrx": (2, {"d_model": 64, "n_heads": 4, "attn_config": {"rope_theta": 10000.0, "clip_qkv": 8.0},
                  "ffn_config": {"ffn_hidden_size": 96}}),
@@ -194,6 +197,9 @@ SECOND: dict[str, dict[str, Any]] = {
                     "first_k_dense_replace": 2, "num_shared_experts": 2, "num_experts": 4, "num_experts_per_token": 2,
                     "moe_intermediate_size": 32, "kv_lora_rank": 32, "qk_rope_head_dim": 16, "qk_nope_head_dim": 16,
                     "v_head_dim": 32, "tie_word_embeddings": True},
+    "longcat_flash": {"attention_bias": True, "tie_word_embeddings": True, "zero_expert_num": 0, "moe_topk": 2,
+                      "n_routed_experts": 4, "qk_rope_head_dim": 16, "head_dim": 16, "qk_nope_head_dim": 16,
+                      "v_head_dim": 32, "num_hidden_layers": 2},
     "dbrx": {"n_heads": 8, "max_seq_len": 64, "attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0, "clip_qkv": 6},
              "ffn_config": {"ffn_hidden_size": 48, "moe_num_experts": 8, "moe_top_k": 2,
                             "ffn_act_fn": {"name": "gelu"}}},

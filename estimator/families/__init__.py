@@ -39,6 +39,15 @@ _ALIAS_GROUPS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
                         "n_group": "num_expert_group", "num_local_experts": "num_experts",
                         "num_experts_per_tok": "num_experts_per_token", "n_shared_experts": "num_shared_experts"}),
     (("deepseek_v2",), {"num_experts": "n_routed_experts"}),
+    (
+        ("longcat_flash",),
+        {
+            **_EXPERTS_AS,
+            "num_experts_per_tok": "moe_topk",
+            "intermediate_size": "ffn_hidden_size",
+            "moe_intermediate_size": "expert_ffn_hidden_size",
+        },
+    ),
     (("nemotron_h",), {**_BLOCK_TYPES, **_EXPERTS_AS}),
     (("bamba", "falcon_h1"), _BLOCK_TYPES),
     (("zamba2",), {**_BLOCK_TYPES, "head_dim": "attention_head_dim"}),
@@ -269,6 +278,7 @@ MODULE_OF = {
     "minimax": "minimax",
     "mimo_v2_flash": "mimo_v2_flash",
     "kimi_linear": "kimi_linear",
+    "longcat_flash": "longcat_flash",
     **{"dbrx": "dbrx", "jetmoe": "jetmoe"},
 }
 

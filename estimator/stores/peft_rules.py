@@ -39,6 +39,7 @@ PEFT_CONVERTS = (
     "cohere2_moe",
     "exaone_moe",
     "afmoe",
+    "longcat_flash",
 )
 PEFT_CONVERTED_NAMES = ("gate_proj", "up_proj", "down_proj")
 
