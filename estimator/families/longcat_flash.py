@@ -106,6 +106,11 @@ def read(r: Reader) -> dict[str, Any]:
     ):
         _refuse(r, "sliding_window", "LongCat-Flash's attention reads no window (transformers' cache would keep one)")
     zero = r.get("zero_expert_num", _DEFAULTS["zero_expert_num"], "256 (LongcatFlashConfig default)") or 0
+    if zero:
+        r.note(
+            f"{zero} zero-compute (identity) experts beside the routed ones: the router picks top-k of both; "
+            "active parameters count k real experts, the most a token passes through"
+        )
     if r.config.get("num_nextn_predict_layers"):
         r.note("the checkpoint's multi-token-prediction layers (model.mtp) are not part of the transformers model")
     return {
