@@ -25,9 +25,9 @@ peft 0.21 does not convert dbrx (no entry in transformers' ``_MODEL_TO_CONVERSIO
 experts were bare tensors before transformers 5 too: all-linear adapts ``Wqkv``, ``out_proj`` and the router
 ``router.layer``. The per-expert layout is the convention of gate, up and down ``nn.Linear`` maps per expert.
 
-DBRX (databricks/dbrx-base): 40 blocks of 3,282,972,672 (attention 50,331,648 + 37,748,736, router 98,304,
-experts 16 · 198,180,864, norms 12,288) + 2 · 100,352 · 6,144 + 6,144 = 131,596,523,520 (Databricks: 132B);
-active 36,237,086,720 (Databricks: 36B).
+DBRX (databricks/dbrx-base and dbrx-instruct): 40 blocks of 3,259,084,800 (Wqkv 50,331,648, out_proj 37,748,736,
+router 98,304, experts 16 · 198,180,864, norms 12,288) + 2 · 100,352 · 6,144 + 6,144 = 131,596,523,520
+(Databricks: 132B); active 131,596,523,520 − 40 · 12 · 198,180,864 = 36,469,708,800 (Databricks: 36B).
 """
 
 from __future__ import annotations
@@ -145,6 +145,12 @@ def read(r: Reader) -> dict[str, Any]:
         raise EstimatorError(
             f"{r.path}: ffn_config.ffn_act_fn.name is {act!r}, whose module holds learned parameters in "
             "transformers 5.24; a dbrx model is not modelled with it: use a parameter-free one (e.g. 'silu')"
+        )
+    weights = (r.config.get("ffn_config") or {}).get("moe_normalize_expert_weights")
+    if isinstance(weights, int) and not isinstance(weights, bool):  # DBRX's published config: 1
+        r.note(
+            f"ffn_config.moe_normalize_expert_weights is {weights}, an integer transformers 5.24's strict "
+            f"DbrxFFNConfig refuses (it loads {float(weights)}); counted as the model it builds with {float(weights)}"
         )
     kv = attn["kv_n_heads"]
     if r.config.get("num_key_value_heads") not in (None, kv):

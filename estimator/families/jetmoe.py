@@ -24,9 +24,9 @@ peft 0.21 does not convert jetmoe (no entry in transformers' ``_MODEL_TO_CONVERS
 adapts ``kv_proj`` and the two routers (``nn.Linear``), not the expert tensors. The per-expert layout is the
 convention of an ``nn.Linear`` per expert map (q and o; gate, up and down).
 
-JetMoE-8B (jetmoe/jetmoe-8b): 24 layers of 335,620,096 (kv_proj 8,388,608, MoA 8 · 8,388,608 + 16,384 + 2,048,
-MLP 8 · 34,603,008 + 16,384 + 2,048, norms 4,096) + tied 32,000 · 2,048 + 2,048 = 8,120,460,288 (8B);
-active 2,151,876,608 (2.2B).
+JetMoeConfig's defaults (its "JetMoe 4B style"): 12 layers of 352,362,496 (kv_proj 8,388,608, MoA experts
+8 · 8,388,608, MLP experts 8 · 34,603,008, routers 2 · 16,384, output biases 4,096, norms 4,096) + tied
+32,000 · 2,048 + 2,048 = 4,293,888,000; active 4,293,888,000 − 12 · 6 · 42,991,616 = 1,198,491,648.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def read(r: Reader) -> dict[str, Any]:
     )
     heads = kv * top_k
     if r.config.get("num_attention_heads") not in (None, heads):
-        r.note(f"num_attention_heads is K · k = {heads} (JetMoeConfig derives it so; the value given is not read)")
+        r.note(f"num_attention_heads is K · k = {heads}: JetMoE's attention does not read the value given")
     if top_k > experts:
         raise EstimatorError(
             f"{r.path}: num_experts_per_tok ({top_k}) is more than num_local_experts ({experts}), which "

@@ -74,7 +74,9 @@ def kv_checks(spec: ModelSpec, kv_dtype: DType) -> tuple[list[Check], list[str]]
             f"validate with --kv-dtype {', '.join(measure.TORCH_DTYPES)}"
         )
     lengths = measured_lengths(spec)
-    measured = measure.cache_bytes(spec, lengths, kv_dtype)
+    measured, how = measured_cache(spec, lengths, kv_dtype)
+    if measured is None:
+        return [], [how]
     held = transformers_format(spec, kv_dtype)
     default = KVFormat(kv_dtype)
     latent = mla_forms(spec)
@@ -118,11 +120,39 @@ def kv_checks(spec: ModelSpec, kv_dtype: DType) -> tuple[list[Check], list[str]]
     if state or measured[last][1]:
         checks.insert(1, state_check(spec, kv_dtype, held, measured[last][1]))
     method = [
-        "KV cache and recurrent state: the full model built by transformers under torch's FakeTensorMode (true "
+        how
+        or "KV cache and recurrent state: the full model built by transformers under torch's FakeTensorMode (true "
         "shapes and dtypes, no memory) and run forward with use_cache=True over each token count; bytes = numel × "
         "element size of every key, value, convolution and recurrent state tensor in the returned cache."
     ]
     return checks, method
+
+
+def measured_cache(
+    spec: ModelSpec, lengths: list[int], kv_dtype: DType
+) -> tuple[dict[int, tuple[int, int]] | None, str]:
+    """(growing, fixed) cache bytes at each length, measured at full size under fake tensors (and no note); where
+    fake tensors cannot run the forward pass (routing that reads data: DBRX's ``nonzero``, JetMoE's ``.tolist()``),
+    measured on a shrunk copy with real tensors and scaled up (:mod:`estimator.validate.shrunk`), the note saying
+    so; None and why, in one line, where that copy cannot be measured either (DBRX's 2 layers: 6.6B parameters)."""
+    from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException
+
+    from estimator.validate.hf import transformers_config
+    from estimator.validate.shrunk import shrunk_cache
+
+    try:
+        return measure.cache_bytes(spec, lengths, kv_dtype), ""
+    except (DataDependentOutputException, DynamicOutputShapeException) as fake_error:
+        reason = f"its routing reads data: {type(fake_error).__name__} under fake tensors"
+    out: dict[int, tuple[int, int]] = {}
+    note = ""
+    try:
+        for length in lengths:
+            growing, fixed, note = shrunk_cache(transformers_config(spec), length, measure.TORCH_DTYPES[kv_dtype.value])
+            out[length] = (growing, fixed)
+    except EstimatorError as why:
+        return None, f"KV cache: not measured: {why} ({reason})"
+    return out, f"KV cache: {note}."
 
 
 def _spans(spec: ModelSpec) -> list[int | None]:
