@@ -304,7 +304,7 @@ def cache_tensors(cache: Any) -> list[tuple[str, Any]]:
 def transformers_config_type() -> type:
     import transformers
 
-    return transformers.PretrainedConfig  # type: ignore[no-any-return]
+    return transformers.PretrainedConfig
 
 
 def describe(tensors: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -408,7 +408,7 @@ def forked(
 ) -> Iterator[tuple[str, dict[str, Any], float]]:
     """``work(item)`` for each item in forked children, ``workers`` at a time, each under :data:`SECONDS`:
     (item, its result, seconds) as each ends; a crash or a timeout gives {"error": why}."""
-    pending, running = list(items), {}
+    pending, running = list(items), dict[int, tuple[str, Path, float]]()
     while pending or running:
         while pending and len(running) < workers:
             item = pending.pop(0)
@@ -485,7 +485,7 @@ def generate(only: list[str] | None = None) -> Path:
     }
     DATA.mkdir(parents=True, exist_ok=True)
     lines = [
-        f" {json.dumps(k)}: {json.dumps(v, sort_keys=True, separators=(',', ':'))}" for k, v in data["types"].items()
+        f" {json.dumps(k)}: {json.dumps(v, sort_keys=True, separators=(',', ':'))}" for k, v in sorted(types.items())
     ]
     head = {k: v for k, v in data.items() if k != "types"}
     text = json.dumps(head, sort_keys=True, separators=(",", ":"))[:-1] + ',"types":{\n' + ",\n".join(lines) + "\n}}\n"
@@ -654,8 +654,9 @@ def coverage(path: Path) -> str:
         exact += not wrong and kind in ("analytic", "measured")
         if kind == "refused":
             how, verdict = "refused", how.removeprefix("refused: ")
-        if record.get("errors"):
-            verdict += " (cache not measured: transformers' forward failed or returned none)"
+        if record.get("errors"):  # transformers' own forward gave no cache to compare with
+            why = next(iter(record["errors"].values()))
+            verdict = verdict.replace("exact", "parameters and LoRA exact", 1) + f"; cache not measured ({why[:90]})"
         rows[model_type] = f"| `{model_type}` | {how} | {verdict.replace('|', '/')[:300]} |"
     for model_type, record in data["types"].items():
         if record.get("class") == "decoder" and "error" in record:
