@@ -148,6 +148,20 @@ def test_validate_says_in_one_line_when_it_cannot_measure_the_cache() -> None:
     assert method[0].startswith("KV cache: not measured") and "\n" not in method[0]
 
 
+@pytest.mark.parametrize("model_type", TYPES)
+def test_the_validation_twin_is_what_transformers_builds(model_type: str) -> None:
+    """validate saves a real LoRA on a shrunken twin: its spec must be the model transformers builds from it (DBRX
+    keeps d_model, its head_dim being d_model / n_heads; JetMoE's heads follow the twin's top-k)."""
+    from estimator.validate.hf import transformers_config, twin_spec
+
+    twin, _ = twin_spec(spec_of(written_config(model_type, shrunk_fields(model_type, False))), 64)
+    config = transformers_config(twin)
+    assert spec_of(config).num_attention_heads == twin.num_attention_heads
+    assert total_params(twin) == measured(config)[0]
+    targets = resolve_targets(twin, "all-linear", ExpertLayout.fused)
+    assert lora_params(targets, RANK) == peft_lora(measured(config)[1], peft_target_modules(targets, twin))
+
+
 # --- names read as another field, and values not modelled ---------------------------------------------------------
 
 

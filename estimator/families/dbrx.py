@@ -242,4 +242,9 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("dbrx",), read, build, to_config, fields=FIELDS)]
+def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
+    """A validation twin keeps d_model: DBRX's head_dim is d_model / n_heads, so a narrower twin would change it."""
+    return {**update, "hidden_size": spec.hidden_size}
+
+
+FAMILIES = [Family(("dbrx",), read, build, to_config, fields=FIELDS, twin=twin)]

@@ -178,4 +178,10 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("jetmoe",), read, build, to_config, fields=FIELDS)]
+def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
+    """A validation twin's query heads follow its top-k: H = K · k."""
+    top_k = update.get("num_experts_per_tok", spec.num_experts_per_tok) or 0
+    return {**update, "num_attention_heads": spec.kv_heads * top_k}
+
+
+FAMILIES = [Family(("jetmoe",), read, build, to_config, fields=FIELDS, twin=twin)]
