@@ -140,7 +140,7 @@ class Query:
     @cached_property
     def whole_model(self) -> tuple[int, dict[str, int], str]:
         """(parameters, parts outside the language model, how counted) of the whole checkpoint."""
-        from estimator.families.towers import whole_model_of
+        from estimator.whole_model import whole_model_of
 
         return whole_model_of(self.spec)
 

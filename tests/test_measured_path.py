@@ -97,12 +97,12 @@ def test_a_float_tensor_no_rule_knows_is_refused_by_name() -> None:
 
 
 def test_a_crash_in_the_child_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    from estimator.cli import measured
+    from estimator.validate import child
 
     crash = "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
-    monkeypatch.setattr(measured, "CHILD_COMMAND", ("-c", crash))
+    monkeypatch.setattr(child, "CHILD_COMMAND", ("-c", crash))
     with pytest.raises(EstimatorError) as error:
-        measured.measure_in_child({"model_type": "dory"})
+        child.measure_in_child({"model_type": "dory"})
     assert "killed by signal SIGSEGV" in str(error.value) and "\n" not in str(error.value)
 
 

@@ -124,9 +124,9 @@ def test_the_measurement_runs_in_a_bounded_child(
     needle: str,
 ) -> None:  # fmt: skip
     pytest.importorskip("peft")
-    from estimator.cli import measured
+    from estimator.validate import child
 
-    monkeypatch.setattr(measured, limit, value)
+    monkeypatch.setattr(child, limit, value)
     code, out, err = run(capsys, "--config", str(config))
     assert code == 2 and out == "" and err.count("\n") == 1 and needle in err, err
     assert "Traceback" not in err

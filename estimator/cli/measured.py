@@ -12,10 +12,6 @@ import typer
 from estimator.cli.app import say
 from estimator.errors import EstimatorError
 
-MEASURE_SECONDS = 300  # a model of DeepSeek-V3's size builds and measures on the meta device in under a minute
-MEASURE_MEMORY_BYTES = 8 * 2**30  # address space of the child: torch and a large meta model take ~2 GiB
-CHILD_COMMAND = ("-m", "estimator.validate.unknown")  # the child: python with these arguments
-
 DEFAULTS_ONLY = {  # options that need a known family: only their defaults can be measured
     "targets": "all-linear",
     "experts": "per-expert",
@@ -52,7 +48,9 @@ def measured_query(unknown: Any, options: dict[str, Any], as_json: bool, as_csv:
             "here; use --part language"
         )
     from estimator.hf_config import model_name
-    from estimator.validate.unknown import check_bounds
+    from estimator.validate.bounds import check_bounds
+    from estimator.validate.child import measure_in_child
+    from estimator.validate.unknown import measured_from
 
     tokens = parse_tokens(options["tokens"])
     methods = {m.value for m in parse_methods(options["methods"])}
@@ -63,7 +61,7 @@ def measured_query(unknown: Any, options: dict[str, Any], as_json: bool, as_csv:
     request = {"path": str(unknown.path), "model_type": unknown.model_type, "config": unknown.config,
                "name": display, "tokens": tokens, "rank": options["rank"], "kv_dtype": kv_dtype.value,
                "adapter_dtype": adapter_dtype.value, "virtual_tokens": options["virtual_tokens"]}  # fmt: skip
-    result = measure_in_child(request)
+    result = measured_from(measure_in_child(request))
     rows = [r for r in result.rows if r.method in methods]
     kv = result.row("kv").bytes
     if as_json:
@@ -82,70 +80,6 @@ def measured_query(unknown: Any, options: dict[str, Any], as_json: bool, as_csv:
             writer.writerow([r.label, r.method, params, size, per_token, ratio, r.refused or ""])
     else:
         _print(result, rows, name, kv)
-
-
-def _limit_child() -> None:  # pragma: no cover - runs in the child, between fork and exec
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_AS, (MEASURE_MEMORY_BYTES, MEASURE_MEMORY_BYTES))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-def whole_params_in_child(config: dict[str, Any]) -> tuple[int, str]:
-    """(parameters, class) of a whole multimodal checkpoint, measured on the meta device in the bounded child
-    (:func:`estimator.validate.unknown.whole_model_params_measured`)."""
-    answer = _child({"kind": "whole_params", "model_type": config.get("model_type"), "config": config}, "whole_params")
-    return int(answer[0]), str(answer[1])
-
-
-def measure_in_child(request: dict[str, Any]) -> Any:
-    """Run :func:`estimator.validate.unknown.measure_unknown` in a child process under a time and a memory
-    limit, offline; its result, or one line saying why there is none (torch's own log is never shown)."""
-    from estimator.validate.unknown import measured_from
-
-    return measured_from(_child(request, "measured"))
-
-
-def _child(request: dict[str, Any], key: str) -> Any:
-    """The child's answer under ``key`` to ``request``, or one line saying why there is none."""
-    import os
-    import subprocess
-
-    from estimator.checkpoint.files import printable
-    from estimator.offline import OFFLINE_ENV
-
-    what = f"measuring model_type {request['model_type']!r} from transformers"
-    try:
-        done = subprocess.run(
-            [sys.executable, *CHILD_COMMAND], input=json.dumps(request), capture_output=True,
-            text=True, timeout=MEASURE_SECONDS, env={**os.environ, **OFFLINE_ENV},
-            preexec_fn=_limit_child if os.name == "posix" else None,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        raise EstimatorError(f"{what} took over {MEASURE_SECONDS} s and was stopped; pass a smaller config") from None
-    try:
-        answer = json.loads(done.stdout) if done.returncode == 0 else None
-    except ValueError:
-        answer = None
-    if isinstance(answer, dict) and isinstance(answer.get("error"), str):
-        raise EstimatorError(answer["error"])
-    if not isinstance(answer, dict) or answer.get(key) is None:
-        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
-        why = printable(lines[-1], 200) if lines else f"exit status {done.returncode}"
-        if done.returncode < 0:
-            import signal
-
-            try:
-                why = f"killed by signal {signal.Signals(-done.returncode).name}"
-            except ValueError:
-                why = f"killed by signal {-done.returncode}"
-            if done.returncode != -signal.SIGKILL:  # a crash inside torch or transformers, not a limit
-                raise EstimatorError(f"{what} crashed its child process ({why}); nothing is measured for it")
-        if "MemoryError" in done.stderr or "std::bad_alloc" in done.stderr or done.returncode == -9:
-            why = f"it needed more than the {MEASURE_MEMORY_BYTES / 2**30:.0f} GiB it may use"
-        limits = f"{MEASURE_MEMORY_BYTES / 2**30:.1f} GiB and {MEASURE_SECONDS} s"
-        raise EstimatorError(f"{what} failed in its child process ({why}; it may use {limits}); pass a smaller config")
-    return answer[key]
 
 
 def _record(result: Any, rows: list[Any], name: str, kv: int | None) -> dict[str, Any]:

@@ -131,7 +131,7 @@ def _measured_whole(config: dict[str, Any], path: Path, wrapped: list[str]) -> t
             f"({', '.join(wrapped)}) are not counted here; install the extra to measure them ({INSTALL_HINT}) or "
             "use --part language"
         )
-    from estimator.cli.measured import whole_params_in_child
+    from estimator.validate.child import whole_params_in_child
 
     return whole_params_in_child(config)
 
@@ -142,31 +142,3 @@ WRAPPER_NOTE = "language model only (text_config of "  # how hf_config notes a w
 def is_wrapper_language_model(notes: tuple[str, ...]) -> bool:
     """Whether a spec (by its notes) is the language model of a multimodal checkpoint."""
     return any(note.startswith(WRAPPER_NOTE) for note in notes)
-
-
-def whole_model_of(spec: Any) -> tuple[int, dict[str, int], str]:
-    """(parameters, the parts outside the language model, how counted) of the whole checkpoint of ``spec``.
-
-    A text-only spec is its own whole model. The language model of a wrapper read from a config.json adds
-    the parts :func:`whole_model_params` counts from that file (read again); a zoo entry or a GGUF file keeps
-    the language model only, and is refused in one line (with the fix: ``--config`` the checkpoint's
-    config.json)."""
-    from urllib.parse import unquote, urlparse
-
-    from estimator.architecture import total_params
-    from estimator.hf_config import read_config_json
-
-    language = total_params(spec)
-    if not is_wrapper_language_model(spec.notes):
-        return language, {}, "whole model = language model"
-    source = urlparse(spec.source)
-    path = Path(unquote(source.path))
-    if source.scheme != "file" or path.suffix != ".json" or not path.is_file():
-        raise EstimatorError(
-            f"{spec.display_name} is the language model of a multimodal checkpoint and its other parts are not "
-            "known here; for --part all pass --config with the checkpoint's config.json, or use --part language"
-        )
-    config = read_config_json(path)
-    whole, how = whole_model_params(config, path, language)
-    parts = outside_language_model(config, path)
-    return whole, parts if parts is not None else {"outside the language model (measured)": whole - language}, how
