@@ -35,9 +35,17 @@ _ALIAS_GROUPS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("olmoe", "jamba"), {"num_local_experts": "num_experts"}),
     (("glm4_moe", "deepseek_v3"), {**_EXPERTS_AS, "num_mtp_layers": "num_nextn_predict_layers"}),
     (("deepseek_v32", "mimo_v2_flash"), _EXPERTS_AS),
-    (("kimi_linear",), {"max_position_embeddings": "model_max_length", "norm_topk_prob": "moe_renormalize",
-                        "n_group": "num_expert_group", "num_local_experts": "num_experts",
-                        "num_experts_per_tok": "num_experts_per_token", "n_shared_experts": "num_shared_experts"}),
+    (
+        ("kimi_linear",),
+        {
+            "max_position_embeddings": "model_max_length",
+            "norm_topk_prob": "moe_renormalize",
+            "n_group": "num_expert_group",
+            "num_local_experts": "num_experts",
+            "num_experts_per_tok": "num_experts_per_token",
+            "n_shared_experts": "num_shared_experts",
+        },
+    ),
     (("deepseek_v2",), {"num_experts": "n_routed_experts"}),
     (
         ("longcat_flash",),
