@@ -50,6 +50,17 @@ def test_family_equals_transformers_and_peft(model_type: str, second: bool) -> N
     assert kv_cache_bytes(spec, 7, checks.transformers_format(spec, DType.bf16)) == real_cache_bytes(config, 7)
 
 
+@pytest.mark.parametrize("second", [False, True], ids=["defaults", "second"])
+@pytest.mark.parametrize("model_type", TYPES)
+def test_to_config_is_the_inverse_of_read(model_type: str, second: bool) -> None:
+    from estimator.validate.hf import transformers_config
+
+    spec = spec_of(written_config(model_type, shrunk_fields(model_type, second)))
+    again = spec_of(transformers_config(spec))
+    identity = {"name", "display_name", "source", "notes", "torch_dtype"}
+    assert again.to_dict(exclude=identity) == spec.to_dict(exclude=identity)
+
+
 def test_second_shapes_move_the_fields_read() -> None:
     base = {t: spec_of(written_config(t, shrunk_fields(t, False))) for t in TYPES}
     moved = {t: spec_of(written_config(t, shrunk_fields(t, True))) for t in TYPES}
