@@ -370,6 +370,7 @@ def measure(model_type: str) -> dict[str, Any]:
 def first_line(error: BaseException) -> str:
     """The error's type and message on one line, at most 300 characters of it."""
     text = " ".join(str(error).split())
+    text = re.sub(r"\{([^{}]*)\}", lambda m: "{" + ", ".join(sorted(m[1].split(", "))) + "}", text)  # a set's order
     return f"{type(error).__name__}: {text[:300]}".rstrip(": ")
 
 
