@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import signal
@@ -509,13 +510,13 @@ def tool_answer(
         spec = spec_from_hf_config(path)
     except UnknownFamilyError as unknown:
         return measured_answer(unknown, dtype, tokens)
-    return analytic_answer(spec, dtype)
+    return analytic_answer(spec, dtype, model_type)
 
 
 DTYPES = {"bfloat16": "bf16", "float32": "fp32"}  # torch's names: the tool's
 
 
-def analytic_answer(spec: Any, dtype: str) -> dict[str, Any]:
+def analytic_answer(spec: Any, dtype: str, model_type: str) -> dict[str, Any]:
     from estimator.architecture import total_params
     from estimator.errors import EstimatorError
     from estimator.kv import kv_cache_bytes
@@ -537,8 +538,18 @@ def analytic_answer(spec: Any, dtype: str) -> dict[str, Any]:
     held = transformers_format(spec, DType(DTYPES[dtype]))
     factor = transformers_kv_heads(spec) // spec.num_key_value_heads if spec.num_key_value_heads else 1
     cache = {str(t): factor * kv_cache_bytes(spec, t, held) for t in (T1, T2)}
-    return {"path": "analytic", "family": spec.model_type, "params": total_params(spec), "lora": lora, "cache": cache,
-            "cache_refused": None}  # fmt: skip
+    # transformers' causal LM of a multimodal wrapper is the whole model: the tool's --part all (its towers and
+    # projector counted too); its adapters and cache stay the language model's, as the tool says
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    from estimator.families.towers import is_wrapper_language_model
+    from estimator.whole_model import whole_model_of
+
+    built = str(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type))
+    wrapper = is_wrapper_language_model(spec.notes) and built.endswith("ForConditionalGeneration")
+    params = whole_model_of(spec)[0] if wrapper else total_params(spec)
+    return {"path": "analytic", "family": spec.model_type, "params": params, "lora": lora, "cache": cache,
+            "cache_refused": None, "wrapper": wrapper}  # fmt: skip
 
 
 def measured_answer(unknown: Any, dtype: str, tokens: tuple[int, ...]) -> dict[str, Any]:
@@ -560,10 +571,34 @@ def measured_answer(unknown: Any, dtype: str, tokens: tuple[int, ...]) -> dict[s
     return {"path": "measured", "params": params, "lora": lora, "cache": cache, "cache_refused": refused}
 
 
+INTEGER_BYTES = {"int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1, "bool": 1}
+
+
+def growing_integer_bytes(cache: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Per token count, the bytes of the integer tensors that grow with the text (their shape differs between the
+    counts measured: positions or indices held per token, such as Qwen4-exp's ``indexer_position_ids`` [3, 1, T]).
+    They are held as the keys are, so they are cache; integer tensors of the same shape at every count (window
+    sizes, counters) are bookkeeping."""
+    shapes: dict[str, dict[str, tuple[str, list[int]]]] = {}
+    for tokens, found in cache.items():
+        for line in found.get("bookkeeping", []):
+            path, dtype, shape = line.split(" ", 2)
+            shapes.setdefault(path, {})[tokens] = (dtype, json.loads(shape))
+    grows = {path for path, seen in shapes.items() if len({str(shape) for _, shape in seen.values()}) > 1}
+    total = dict.fromkeys(cache, 0)
+    for path in grows:
+        for tokens, (dtype, shape) in shapes[path].items():
+            total[tokens] += INTEGER_BYTES[dtype] * math.prod(shape)
+    return total
+
+
 def truth_of(record: dict[str, Any]) -> dict[str, Any]:
-    """The measured truth in :func:`tool_answer`'s shape."""
+    """The measured truth in :func:`tool_answer`'s shape: the cache is its float tensors and the integer tensors
+    that grow with the text (:func:`growing_integer_bytes`)."""
     lora = record.get("lora_r8_all_linear", "refused")
-    cache = {t: c["bytes"] for t, c in record.get("cache", {}).items()}
+    found = record.get("cache", {})
+    integers = growing_integer_bytes(found)
+    cache = {t: c["bytes"] + integers[t] for t, c in found.items()}
     return {"params": record.get("params"), "lora": lora, "cache": cache}
 
 
@@ -638,20 +673,33 @@ def check(path: Path) -> int:
     return 1 if bad else 0
 
 
+def whole_model_type(model_type: str) -> bool:
+    """Whether the causal LM of ``model_type`` is a whole multimodal model (``...ForConditionalGeneration``)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    return str(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type)).endswith("ForConditionalGeneration")
+
+
 def coverage(path: Path) -> str:
     """The README's coverage table: every decoder type, how the tool answers it, exact or not; then totals."""
     data = json.loads(path.read_text())
     rows = {}
-    counts = dict.fromkeys(("analytic", "measured", "refused", "crashed", "not measured"), 0)
+    counts = dict.fromkeys(("analytic", "measured", "refused", "not measured"), 0)
     exact = 0
     for model_type, record, how, wrong, _ in verdicts(path):
         kind = how.split(" ")[0].rstrip(":")
-        counts[kind] += 1
+        counts["refused" if kind == "crashed" else kind] += 1
         verdict = "exact" if not wrong else "**wrong**: " + "; ".join(wrong)
         refusals = [w for w in wrong if "the tool refuses it (" in w]
         if wrong and len(refusals) == len(wrong):  # the cache refused in one line, all else exact
             verdict = "parameters and LoRA exact; cache refused: " + refusals[0].split("the tool refuses it (")[1]
             verdict = verdict.rsplit("), truth", 1)[0]
+        if len(wrong) == 1 and wrong[0].startswith("lora") and whole_model_type(model_type):
+            off = wrong[0].rsplit("(", 1)[-1].rstrip(")")
+            verdict = (f"parameters (the whole model, `--part all`) and cache exact; LoRA of the language model, "
+                       f"as its row says (peft's all-linear on the whole model adapts the towers: {off})")  # fmt: skip
+        if kind == "crashed":
+            how, verdict = "refused", "its measurement crashes the process (SIGSEGV): the CLI says so in one line"
         exact += not wrong and kind in ("analytic", "measured")
         if kind == "refused":
             how, verdict = "refused", how.removeprefix("refused: ")

@@ -164,10 +164,26 @@ def measured_from(record: dict[str, Any]) -> Measured:
     return Measured(rows=rows, **record)
 
 
+def _whole_model_class(model_type: Any) -> Any:
+    """The class transformers' causal-LM mapping builds for ``model_type`` where it is the whole multimodal model
+    (a ``...ForConditionalGeneration``) and the image-text mapping has none; else None."""
+    import transformers
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+    )
+
+    name = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type)
+    if model_type in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES or not str(name).endswith("ForConditionalGeneration"):
+        return None
+    return getattr(transformers, str(name), None)
+
+
 def whole_model_params_measured(config: dict[str, Any]) -> tuple[int, str]:
     """(parameters, the class built) of a whole multimodal checkpoint: the class its ``architectures`` names
-    (else ``AutoModelForImageTextToText``) built from the config on the meta device, its parameters counted
-    as ``parameters()`` does (a tied head once)."""
+    (else ``AutoModelForImageTextToText``'s, else the causal-LM mapping's where that is the whole model, a
+    ``...ForConditionalGeneration``: MossTranscribeDiarize) built from the config on the meta device, its
+    parameters counted as ``parameters()`` does (a tied head once)."""
     import torch
     import transformers
 
@@ -182,6 +198,8 @@ def whole_model_params_measured(config: dict[str, Any]) -> tuple[int, str]:
     try:
         with _quiet(), torch.device("meta"):
             hf_config = transformers.AutoConfig.for_model(**fields)
+            if built is None:
+                built = _whole_model_class(config.get("model_type"))
             if built is not None:
                 model = built(hf_config)
             else:
