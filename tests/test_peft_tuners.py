@@ -141,6 +141,8 @@ def test_llama3_70b_by_hand_the_last_tuners() -> None:
     assert STORES[Method.shadow].params(llama70("shadow")) == mirror + blocks == 982_807_552
     with pytest.raises(EstimatorError, match="X-LoRA is no way of storing text"):
         parse_methods("lora,xlora")
+    with pytest.raises(EstimatorError, match="AdaMSS sizes its B factors by a KMeans clustering"):
+        parse_methods("adamss")  # its count depends on the weights' singular vectors, not on config.json
     with pytest.raises(MethodNotApplicableError, match="knows only llama, mistral, gpt2"):
         STORES[Method.adaption_prompt].params(Query(load_spec("qwen3-0.6b"), methods="adaption_prompt"))
 

@@ -77,6 +77,11 @@ NOT_STORES = {
         "peft's X-LoRA is no way of storing text on its own: it mixes LoRA adapters already trained (XLoraConfig needs "
         "their paths) through a trained classifier; size the adapters it mixes with --methods lora"
     ),
+    "adamss": (
+        "peft's AdaMSS sizes its B factors by a KMeans clustering of each weight matrix's singular vectors "
+        "(peft/tuners/adamss/layer.py), so its parameter count depends on the checkpoint's weights, not on its "
+        "config.json; not counted here"
+    ),
 }
 
 
