@@ -244,6 +244,25 @@ def windowed_attention_layout(
     return Layout(grouped(spec.layer_windows(), group), tensors)
 
 
+def windowed_sparse_layout(
+    spec: ModelSpec, attention: tuple[Any, ...], mlps: dict[str, tuple[Any, ...]], norms: tuple[Any, ...]
+) -> Layout:
+    """Decoder layers that differ in their window and in their MLP (``mlps`` by ``mlp_layer_types``: "dense",
+    "sparse"): one group per (window, MLP kind), softmax attention over the spec's heads with ``attention``'s maps
+    and ``norms``; the embedding, final norm and head (tied or not) outside them (Mixtral, EXAONE-MoE, AFMoE)."""
+    from estimator.layout import Attention, LayerGroup, Layout
+    from estimator.layout.groups import embedding_and_final_norm, grouped
+
+    def group(kind: Any, layers: int) -> LayerGroup:
+        window, mlp = kind
+        mixer = Attention(spec.attention_heads, spec.kv_heads, spec.attention_head_dim, window)
+        return LayerGroup(layers, mixer, (*attention, *mlps[mlp]), norms)
+
+    kinds = list(zip(spec.layer_windows(), spec.mlp_layer_types or (), strict=True))
+    tensors = embedding_and_final_norm(spec.vocab_size, spec.hidden_size, spec.tie_word_embeddings)
+    return Layout(grouped(kinds, group), tensors)
+
+
 @dataclass(frozen=True, eq=False)  # compared by identity: a record, never a key
 class Family:
     """The three faces of one architecture family (see the module docstring), and optionally: the checks

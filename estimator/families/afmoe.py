@@ -25,20 +25,18 @@ up_proj or down_proj loses its adapter: the dense and shared MLPs, and the atten
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
-from estimator.families import Family, Reader
+from estimator.families import Family, Reader, windowed_sparse_layout
 from estimator.families.moe import GATED_NAMES
 from estimator.families.named_experts import NamedMoE
 from estimator.families.schema import LAYER_INDEX, LAYERS, SIZE_OR_ZERO
 from estimator.families.unbuildable import refuse_null
-from estimator.layout import Attention, LayerGroup, Layout, LinearMap
-from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
+from estimator.layout import Layout, LinearMap
+from estimator.layout.groups import attention_maps, gated_mlp, rms_norms, roles
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
-
     from estimator.layout.moe import MoE
     from estimator.specs import ModelSpec
 
@@ -130,12 +128,7 @@ def build(spec: ModelSpec) -> Layout:
     }
     norms = (*rms_norms(dh, ("self_attn.q_norm", "self_attn.k_norm")), *rms_norms(d, _NORMS))
 
-    def group(kind: Hashable, layers: int) -> LayerGroup:
-        window, mlp = cast(tuple[int | None, str], kind)
-        return LayerGroup(layers, Attention(h, spec.kv_heads, dh, window), (*attention, *mlps[mlp]), norms)
-
-    kinds = list(zip(spec.layer_windows(), spec.mlp_layer_types or (), strict=True))
-    return Layout(grouped(kinds, group), embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings))
+    return windowed_sparse_layout(spec, attention, mlps, norms)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:

@@ -22,19 +22,17 @@ down_proj too, lose theirs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
-from estimator.families import Family, Reader
+from estimator.families import Family, Reader, windowed_sparse_layout
 from estimator.families.moe import GATED_NAMES, routed_experts
 from estimator.families.schema import LAYER_INDEX, LAYERS, SIZE, SIZE_OR_ZERO, flag, words
 from estimator.families.unbuildable import refuse_null
-from estimator.layout import Attention, LayerGroup, Layout
-from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms
+from estimator.layout import Layout
+from estimator.layout.groups import attention_maps, gated_mlp, rms_norms
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
-
     from estimator.layout import LinearMap
     from estimator.layout.moe import MoE
     from estimator.specs import ModelSpec
@@ -123,12 +121,7 @@ def build(spec: ModelSpec) -> Layout:
     }
     norms = rms_norms(d, ("input_layernorm",))  # an RMSNorm or a bias-free LayerNorm: d weights
 
-    def group(kind: Hashable, layers: int) -> LayerGroup:
-        window, mlp = cast(tuple[int | None, str], kind)
-        return LayerGroup(layers, Attention(h, spec.kv_heads, dh, window), (*attention, *mlps[mlp]), norms)
-
-    kinds = list(zip(spec.layer_windows(), spec.mlp_layer_types or (), strict=True))
-    return Layout(grouped(kinds, group), embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings))
+    return windowed_sparse_layout(spec, attention, mlps, norms)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:

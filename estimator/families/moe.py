@@ -17,18 +17,16 @@ routers as bare weights).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
-from estimator.families import Family, Reader, attention_config, head_dim_or_derived
+from estimator.families import Family, Reader, attention_config, head_dim_or_derived, windowed_sparse_layout
 from estimator.families.schema import SIZE_OR_ZERO, flag
-from estimator.layout import Attention, LayerGroup, Layout, LinearMap
-from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
+from estimator.layout import Layout, LinearMap
+from estimator.layout.groups import attention_maps, gated_mlp, rms_norms, roles
 from estimator.layout.moe import MoE
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
-
     from estimator.specs import ModelSpec
 
 GATED_NAMES = ("gate_proj", "up_proj", "down_proj")
@@ -161,13 +159,7 @@ def build(spec: ModelSpec) -> Layout:
     if spec.model_type == "qwen3_moe":
         norms += rms_norms(spec.attention_head_dim, ("self_attn.q_norm", "self_attn.k_norm"))
 
-    def group(kind: Hashable, layers: int) -> LayerGroup:
-        window, mlp = cast(tuple[int | None, str], kind)
-        mixer = Attention(spec.attention_heads, spec.kv_heads, spec.attention_head_dim, window)
-        return LayerGroup(layers, mixer, (*attention, *mlps[mlp]), norms)
-
-    kinds = list(zip(spec.layer_windows(), spec.mlp_layer_types or (), strict=True))
-    return Layout(grouped(kinds, group), embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings))
+    return windowed_sparse_layout(spec, attention, mlps, norms)
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:
