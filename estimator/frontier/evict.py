@@ -35,6 +35,7 @@ class _Eviction(KVMethod):
 class KVzip(_Eviction):
     keep: Fraction = Fraction(3, 10)
     name = "kvzip"
+    title = "KVzip"
     paper = (
         "Kim et al., 'KVzip: Query-Agnostic KV Cache Compression with Context Reconstruction', arXiv 2505.23416 "
         "(NeurIPS 2025): a 3-4x smaller cache with negligible loss on QA, retrieval, reasoning and code (Llama 3.1, "
@@ -48,22 +49,20 @@ class KVzip(_Eviction):
         return self.keep
 
     def label(self) -> str:
-        return f"KVzip cache (keeps {number(self.keep)} of the tokens)"
+        return f"{self.title} cache (keeps {number(self.keep)} of the tokens)"
 
 
 @dataclass(frozen=True)
 class KVzap(KVzip):
     keep: Fraction = Fraction(3, 10)
     name = "kvzap"
+    title = "KVzap"
     paper = (
         "Jegou and Jeblick, 'KVzap: Fast, Adaptive, and Faithful KV Cache Pruning', arXiv 2601.07891 (NVIDIA "
         "kvpress): 2-4x compression with negligible loss (Qwen3 8B, Llama 3.1 8B Instruct, Qwen3 32B; long-context "
         "and reasoning tasks); its kept fraction is adaptive (a score threshold): give the fraction to size"
     )
     costs = "a small trained scorer (linear or MLP on hidden states); works in prefill and decoding"
-
-    def label(self) -> str:
-        return f"KVzap cache (keeps {number(self.keep)} of the tokens)"
 
 
 @dataclass(frozen=True)
@@ -89,15 +88,13 @@ class DMS(_Eviction):
 class RKV(KVzip):
     keep: Fraction = Fraction(1, 10)
     name = "rkv"
+    title = "R-KV"
     paper = (
         "Cai et al., 'R-KV: Redundancy-aware KV Cache Compression for Reasoning Models', arXiv 2505.24133: about "
         "100% of the full cache's accuracy with 10% of it on reasoning traces (DeepSeek-R1-Distill Llama 8B and "
         "Qwen 14B; math benchmarks); it compresses the decoded trace, not the given text"
     )
     costs = "no training; scoring importance and redundancy of decoded tokens at every budget step"
-
-    def label(self) -> str:
-        return f"R-KV cache (keeps {number(self.keep)} of the tokens)"
 
 
 @dataclass(frozen=True)
