@@ -35,7 +35,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from estimator.families import Family, Reader
-from estimator.families.qwen3_next import LAYER_KINDS, _attention_parts, _sparse_mlp, delta_net
+from estimator.families.qwen3_next import LAYER_KINDS, _attention_parts, _sparse_mlp, delta_net, delta_net_tensors
 from estimator.families.schema import SIZE, count, words
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
@@ -131,7 +131,6 @@ def _delta_net_parts(spec: ModelSpec) -> tuple[tuple[LinearMap, ...], tuple[Para
     d = spec.hidden_size
     hk, dk = spec.need("linear_num_key_heads"), spec.need("linear_key_head_dim")
     hv, dv = spec.need("linear_num_value_heads"), spec.need("linear_value_head_dim")
-    state = delta_net(spec)
     qkv = roles("q", "k", "v")
     maps = (
         LinearMap("linear_attn.in_proj_qkv", d, 2 * hk * dk + hv * dv, False, qkv, "attention"),
@@ -140,13 +139,7 @@ def _delta_net_parts(spec: ModelSpec) -> tuple[tuple[LinearMap, ...], tuple[Para
         LinearMap("linear_attn.in_proj_a", d, hv, False, qkv, "attention"),
         LinearMap("linear_attn.out_proj", hv * dv, d, False, roles("o"), "attention"),
     )
-    tensors = (
-        ParamTensor("linear_attn.conv1d", state.conv_channels * state.conv_kernel, "recurrent"),
-        ParamTensor("linear_attn.dt_bias", hv, "recurrent"),
-        ParamTensor("linear_attn.A_log", hv, "recurrent"),
-        ParamTensor("linear_attn.norm", dv, "norm"),
-    )
-    return maps, tensors
+    return maps, delta_net_tensors(spec)
 
 
 def build(spec: ModelSpec) -> Layout:

@@ -146,24 +146,30 @@ def delta_net(spec: ModelSpec) -> RecurrentState:
     return RecurrentState("gated DeltaNet", 2 * hk * dk + hv * dv, spec.need("linear_conv_kernel_dim"), hv * dk * dv)
 
 
+def delta_net_tensors(spec: ModelSpec) -> tuple[ParamTensor, ...]:
+    """The DeltaNet's tensors outside its maps: the depthwise conv (C · K), dt_bias and A_log per value head, and
+    the gated norm over d_v (Qwen3-Next-80B-A3B: 32,768 + 32 + 32 + 128)."""
+    state = delta_net(spec)
+    hv, dv = spec.need("linear_num_value_heads"), spec.need("linear_value_head_dim")
+    return (
+        ParamTensor("linear_attn.conv1d", state.conv_channels * state.conv_kernel, "recurrent"),
+        ParamTensor("linear_attn.dt_bias", hv, "recurrent"),
+        ParamTensor("linear_attn.A_log", hv, "recurrent"),
+        ParamTensor("linear_attn.norm", dv, "norm"),
+    )
+
+
 def _delta_net_parts(spec: ModelSpec) -> tuple[tuple[LinearMap, ...], tuple[ParamTensor, ...]]:
     d = spec.hidden_size
     hk, dk = spec.need("linear_num_key_heads"), spec.need("linear_key_head_dim")
     hv, dv = spec.need("linear_num_value_heads"), spec.need("linear_value_head_dim")
-    state = delta_net(spec)
     qkv = roles("q", "k", "v")
     maps = (
         LinearMap("linear_attn.in_proj_qkvz", d, 2 * hk * dk + 2 * hv * dv, False, qkv, "attention"),
         LinearMap("linear_attn.in_proj_ba", d, 2 * hv, False, qkv, "attention"),
         LinearMap("linear_attn.out_proj", hv * dv, d, False, roles("o"), "attention"),
     )
-    tensors = (
-        ParamTensor("linear_attn.conv1d", state.conv_channels * state.conv_kernel, "recurrent"),
-        ParamTensor("linear_attn.dt_bias", hv, "recurrent"),
-        ParamTensor("linear_attn.A_log", hv, "recurrent"),
-        ParamTensor("linear_attn.norm", dv, "norm"),
-    )
-    return maps, tensors
+    return maps, delta_net_tensors(spec)
 
 
 def _attention_parts(spec: ModelSpec) -> tuple[tuple[LinearMap, ...], tuple[ParamTensor, ...]]:
