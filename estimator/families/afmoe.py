@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
-from estimator.families import Family, Reader, windowed_sparse_layout
+from estimator.families import Family, Reader, attention_config, windowed_sparse_layout
 from estimator.families.moe import GATED_NAMES
 from estimator.families.named_experts import NamedMoE
 from estimator.families.schema import LAYER_INDEX, LAYERS, SIZE_OR_ZERO
@@ -138,12 +138,7 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
         raise EstimatorError(f"{spec.name}: afmoe's dense layers are the first ones; fix mlp_layer_types")
     full = ["full_attention"] * spec.num_hidden_layers
     return {
-        "hidden_size": spec.hidden_size,
-        "intermediate_size": spec.intermediate_size,
-        "num_attention_heads": spec.num_attention_heads,
-        "num_key_value_heads": spec.num_key_value_heads,
-        "head_dim": spec.head_dim,
-        "max_position_embeddings": spec.max_position_embeddings,
+        **attention_config(spec),
         "attention_bias": spec.attention_bias,
         "num_dense_layers": dense,
         "moe_intermediate_size": spec.moe_intermediate_size,

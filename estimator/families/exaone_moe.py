@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
-from estimator.families import Family, Reader, head_dim_or_derived, windowed_sparse_layout
+from estimator.families import Family, Reader, attention_config, head_dim_or_derived, windowed_sparse_layout
 from estimator.families.exaone4 import PATTERN, WINDOW, _layer_types, pattern
 from estimator.families.moe import GATED_NAMES, routed_experts
 from estimator.families.schema import LAYER_INDEX, SIZE_OR_ZERO, flag, words
@@ -116,12 +116,7 @@ def build(spec: ModelSpec) -> Layout:
 def to_config(spec: ModelSpec) -> dict[str, Any]:
     full = ["full_attention"] * spec.num_hidden_layers
     return {
-        "hidden_size": spec.hidden_size,
-        "intermediate_size": spec.intermediate_size,
-        "num_attention_heads": spec.num_attention_heads,
-        "num_key_value_heads": spec.num_key_value_heads,
-        "head_dim": spec.head_dim,
-        "max_position_embeddings": spec.max_position_embeddings,
+        **attention_config(spec),
         "moe_intermediate_size": spec.moe_intermediate_size,
         "num_experts": spec.n_routed_experts,
         "num_experts_per_tok": spec.num_experts_per_tok,
