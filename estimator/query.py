@@ -11,16 +11,17 @@ from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from functools import cached_property
 from os import PathLike
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
-from estimator.frontier.methods import KVMethod
 from estimator.layout import ConvCache, ExpertLayout, KVFormat, MlaCache, WindowCache
 from estimator.specs import ModelSpec
 from estimator.stores.base import CORE, LoReFT, Method, parse_methods
-from estimator.stores.tuner_kinds import check_tuner_options, parse_tuner_options
-from estimator.stores.tuners import TunerOptions
-from estimator.units import KV_DTYPES, MAX_COUNT, MAX_RANK, STORAGE_DTYPES, DType, parse_dtype
+from estimator.units import KV_DTYPES, MAX_COUNT, MAX_RANK, STORAGE_DTYPES, DType, format_whole, parse_dtype
+
+if TYPE_CHECKING:  # the frontier and peft's tuners are imported only by a query that names them
+    from estimator.frontier.methods import KVMethod
+    from estimator.stores.tuners import TunerOptions
 
 ADAPTER_DTYPES = (DType.bf16, DType.fp16, DType.fp32)
 MAX_TOKENS = MAX_COUNT  # 10^18 tokens: far beyond any corpus; larger counts are refused, never wrapped
@@ -31,17 +32,10 @@ def whole(value: object, what: str, fix: str, low: int = 1, high: int | None = N
     if isinstance(value, bool) or not isinstance(value, int):
         raise EstimatorError(f"{what} must be a whole number, not {repr(value)[:60]}; {fix}")
     if value < low:
-        raise EstimatorError(f"{what} {shown(value)} must be at least {low:,}; {fix}")
+        raise EstimatorError(f"{what} {format_whole(value)} must be at least {low:,}; {fix}")
     if high is not None and value > high:
-        raise EstimatorError(f"{what} {shown(value)} must be at most {high:,}; {fix}")
+        raise EstimatorError(f"{what} {format_whole(value)} must be at most {high:,}; {fix}")
     return value
-
-
-def shown(value: int) -> str:
-    """A whole number as an error line quotes it: with separators, or its length where it is absurdly long
-    (a 4,400-digit rank is "of 4,400 digits", not 5,866 characters)."""
-    digits = len(str(abs(value)))
-    return f"{value:,}" if digits <= 30 else f"of {digits:,} digits"
 
 
 def choice(value: object, kind: type[StrEnum], what: str) -> Any:
@@ -125,7 +119,10 @@ class Query:
         _check_loreft(self.loreft, self.spec)
         set_(self, "tuner_options", _tuner_options(self.tuner_options))
         set_(self, "kv_methods", _kv_methods(self.kv_methods))
-        check_tuner_options(self.tuner_options, self.methods)
+        if self.tuner_options:  # every option a knob of a chosen tuner (one no row reads is refused)
+            from estimator.stores.tuner_kinds import check_tuner_options
+
+            check_tuner_options(self.tuner_options, self.methods)
         set_(self, "part", _part(self.part))
         if self.part == "all":
             self.whole_model  # noqa: B018 - counted now, so a checkpoint whose parts are unknown fails here
@@ -178,7 +175,10 @@ def _methods(value: object) -> tuple[Method, ...]:
 
 def _kv_methods(value: object) -> tuple[KVMethod, ...]:
     """Cache-shrinking methods from ``"nvfp4,commvq:bits=1"`` or a tuple of :class:`KVMethod` values."""
+    if value in ("", ()):
+        return ()
     from estimator.frontier import parse_kv_methods
+    from estimator.frontier.methods import KVMethod
 
     if isinstance(value, str):
         return parse_kv_methods(value) if value.strip() else ()
@@ -189,6 +189,10 @@ def _kv_methods(value: object) -> tuple[KVMethod, ...]:
 
 def _tuner_options(value: object) -> TunerOptions:
     """Tuner knobs from ``"n_frequency=2000,u=32"``, a mapping or pairs; each read as its peft default's type."""
+    if value in ("", (), {}):
+        return ()
+    from estimator.stores.tuner_kinds import parse_tuner_options
+
     if isinstance(value, str):
         return parse_tuner_options(value)
     if isinstance(value, dict):

@@ -137,6 +137,13 @@ def format_bytes(n_bytes: float, iec: bool = False) -> str:
     return f"{n_bytes:,.0f} B" if float(n_bytes).is_integer() else f"{n_bytes:.3g} B"
 
 
+def format_whole(value: int) -> str:
+    """A whole number as an error line quotes it: with separators, or its length where it is absurdly long
+    (a 4,400-digit rank is "of 4,400 digits", not 5,866 characters)."""
+    digits = len(str(abs(value)))
+    return f"{value:,}" if digits <= 30 else f"of {digits:,} digits"
+
+
 def format_number(value: float) -> str:
     """Thousands separators; two decimals when not whole; three significant figures below 1."""
     if float(value).is_integer():

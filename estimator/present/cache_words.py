@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from estimator.architecture import layout_of
 from estimator.kv import KV_TENSORS, MlaCache, WindowCache, kv_bytes_per_token, mla_forms
 from estimator.layout import Attention
-from estimator.layout.latent import LatentAttention
 from estimator.transformers_rules import transformers_kv_heads
 from estimator.units import format_bytes, format_number
 
@@ -30,6 +29,8 @@ def _uniform(est: Estimate) -> bool:
     """Every layer is attention with the same cache row (windows may differ), or latent attention."""
     mixers = [g.mixer for g in layout_of(est.spec).groups]
     if mla_forms(est.spec):
+        from estimator.layout.latent import LatentAttention  # only models with latent attention load it
+
         return all(isinstance(m, LatentAttention) for m in mixers)
     rows = {m.vectors(est.kv) for m in mixers if isinstance(m, Attention)}
     return len(rows) == 1 and all(isinstance(m, Attention) and m.chunk is None and m.stores_kv for m in mixers)
