@@ -235,7 +235,8 @@ def test_installed_entry_point_and_light_imports() -> None:
         "from estimator.cli import main\n"
         "rc = main(['--model', 'llama3-70b', '--tokens', '100k', '--rank', '32'])\n"
         "heavy = sorted(m for m in ('numpy', 'pandas', 'matplotlib', 'torch', 'estimator.cli.figures', 'starlette',"
-        " 'uvicorn', 'safetensors', 'gguf') if m in sys.modules)\n"
+        " 'uvicorn', 'safetensors', 'gguf', 'estimator.stores.tuner_kinds', 'estimator.frontier',"
+        " 'estimator.layout.latent') if m in sys.modules)\n"
         "print('HEAVY', heavy, rc)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
