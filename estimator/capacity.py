@@ -30,7 +30,7 @@ from estimator.compare import Estimate
 from estimator.constants import KNOWLEDGE_BITS_PER_PARAM, TEXT_NATS_PER_TOKEN, nats_to_bits
 from estimator.errors import EstimatorError
 from estimator.information import Information, Sample
-from estimator.stores import Method
+from estimator.query.vocabulary import Method
 from estimator.units import BITS_PER_BYTE
 
 DEFAULT_TEXT_BITS_PER_TOKEN = nats_to_bits(TEXT_NATS_PER_TOKEN.value)

@@ -26,8 +26,9 @@ from estimator.kv import (
     windowed,
 )
 from estimator.query import Query, query_from_options
+from estimator.query.vocabulary import Method
 from estimator.specs import ModelSpec
-from estimator.stores import STORES, Method
+from estimator.stores import STORES
 from estimator.stores.targets import Targets, lora_bytes, lora_params, resolve_targets
 from estimator.units import BITS_PER_BYTE, DType, bits_to_bytes
 

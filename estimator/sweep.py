@@ -29,7 +29,7 @@ from estimator.compare import Estimate, crossover_tokens, evaluate
 from estimator.errors import EstimatorError
 from estimator.kv import kv_bits_per_token, kv_cache_bytes, kv_state_bits, windowed
 from estimator.kv import kv_cache_bits as kv_cache_bits_at
-from estimator.stores import LoReFT, Method
+from estimator.query.vocabulary import LoReFT, Method
 from estimator.stores.targets import lora_params
 from estimator.units import BITS_PER_BYTE
 

@@ -23,7 +23,7 @@ from estimator.cost import (
     training_flops_per_token,
 )
 from estimator.layout.formats import KVFormat, MlaCache
-from estimator.stores import Method
+from estimator.query.vocabulary import Method
 from estimator.zoo import load_spec
 
 N_LLAMA = 70_553_706_496

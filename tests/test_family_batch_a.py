@@ -319,7 +319,8 @@ def test_peft_default_ia3_and_ln_tuning_targets(name: str) -> None:
     peft = pytest.importorskip("peft")
     from estimator.errors import MethodNotApplicableError
     from estimator.query import Query
-    from estimator.stores import STORES, Method
+    from estimator.query.vocabulary import Method
+    from estimator.stores import STORES
 
     config = written(name)
     spec = read(config, name)

@@ -9,8 +9,9 @@ from estimator.errors import EstimatorError
 from estimator.kv import KVFormat, MlaCache
 from estimator.layout import ExpertLayout
 from estimator.query import Query
+from estimator.query.vocabulary import LoReFT, Method, parse_layers, parse_methods, parse_positions
 from estimator.specs import ModelSpec
-from estimator.stores import STORES, LoReFT, Method, parse_layers, parse_methods, parse_positions
+from estimator.stores import STORES
 from estimator.stores.base import loreft_params
 from estimator.stores.kinds import prefix_params, prompt_params
 

@@ -14,8 +14,8 @@ import pytest
 
 from estimator.errors import EstimatorError, MethodNotApplicableError
 from estimator.query import Query
-from estimator.stores import STORES, Method
-from estimator.stores.base import CORE, PEFT_TUNERS, parse_methods
+from estimator.query.vocabulary import CORE, PEFT_TUNERS, Method, parse_methods
+from estimator.stores import STORES
 from estimator.zoo import load_all_specs, load_spec, validate_spec
 
 # Llama 3 70B (config.json): hidden 8,192, intermediate 28,672, 64 heads, 8 KV heads of 128, 80 layers.

@@ -9,7 +9,7 @@ import pytest
 from estimator import EstimatorError, Query, estimate, evaluate, load_spec
 from estimator.layout import ExpertLayout, KVFormat
 from estimator.present.records import estimate_record
-from estimator.stores import LoReFT, Method
+from estimator.query.vocabulary import LoReFT, Method
 from estimator.units import DType
 
 

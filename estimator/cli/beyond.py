@@ -15,7 +15,7 @@ import typer
 from estimator.cli.app import app, say
 from estimator.cli.options import JsonOpt, query_command
 from estimator.errors import EstimatorError
-from estimator.stores import Method
+from estimator.query.vocabulary import Method
 
 
 class Exposures(StrEnum):

@@ -26,7 +26,7 @@ def measured_query(unknown: Any, options: dict[str, Any], as_json: bool, as_csv:
     import importlib.util
 
     from estimator.query import ADAPTER_DTYPES
-    from estimator.stores import parse_methods
+    from estimator.query.vocabulary import parse_methods
     from estimator.units import KV_DTYPES, parse_dtype, parse_tokens
     from estimator.validate import EXTRA_PACKAGES, INSTALL_HINT
 

@@ -182,7 +182,7 @@ def build_query(values: dict[str, Any], default_model: str | None = None, spec: 
     """The query the option ``values`` describe, each read with its option's name in any error."""
     from estimator.layout import ConvCache, ExpertLayout, KVFormat, MlaCache, WindowCache
     from estimator.query import ADAPTER_DTYPES, Query, choice
-    from estimator.stores import LoReFT, parse_layers, parse_methods, parse_positions
+    from estimator.query.vocabulary import LoReFT, parse_layers, parse_methods, parse_positions
     from estimator.units import KV_DTYPES, parse_dtype, parse_tokens
 
     spec = spec if spec is not None else spec_of(values["model"], values["config"], default_model, values["name"])

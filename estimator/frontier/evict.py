@@ -118,7 +118,8 @@ class CartridgeCache(KVMethod):
 
     def fixed_bits(self, q: Query) -> int:
         """peft's saved cartridge of N virtual tokens (:class:`estimator.stores.tuners_others.Cartridge`)."""
-        from estimator.stores import STORES, Method
+        from estimator.query.vocabulary import Method
+        from estimator.stores import STORES
 
         footprint = STORES[Method.cartridge].footprint(q.with_(virtual_tokens=self.tokens))
         assert footprint is not None

@@ -29,8 +29,8 @@ from estimator.plots.style import (
     styled,
     title,
 )
-from estimator.stores import STORES, Method
-from estimator.stores.base import CORE
+from estimator.query.vocabulary import CORE, Method
+from estimator.stores import STORES
 from estimator.stores.targets import lora_bytes
 from estimator.units import log_grid
 

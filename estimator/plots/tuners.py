@@ -29,8 +29,8 @@ from estimator.plots.style import (
     styled,
     title,
 )
-from estimator.stores import STORES, Method
-from estimator.stores.base import PEFT_TUNERS
+from estimator.query.vocabulary import PEFT_TUNERS, Method
+from estimator.stores import STORES
 from estimator.units import format_bytes, log_grid
 
 TOKENS = (100, 10**9)

@@ -8,7 +8,7 @@ from estimator.kv import mla_forms, windowed
 
 if TYPE_CHECKING:
     from estimator.compare import Crossover, Estimate
-    from estimator.stores import Method
+    from estimator.query.vocabulary import Method
 
 
 def estimate_record(est: Estimate) -> dict[str, Any]:

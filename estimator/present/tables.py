@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from estimator.stores import STORES, Method
+from estimator.query.vocabulary import Method
+from estimator.stores import STORES
 from estimator.units import format_bytes, format_number
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from estimator.layout import ExpertLayout
 from estimator.present.cache_words import cache_words
-from estimator.stores import STORES, Method
+from estimator.query.vocabulary import Method
+from estimator.stores import STORES
 from estimator.stores.peft_rules import PEFT_CONVERTS
 from estimator.units import format_bytes
 

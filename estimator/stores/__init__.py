@@ -1,13 +1,15 @@
 """Ways of storing the text, in one registry: :data:`STORES` maps each :class:`Method` to its store.
 
 To add a way of storing text: write its :class:`~estimator.stores.base.Store` subclass in
-:mod:`estimator.stores.kinds` (or a module of its own), add a :class:`Method` member and register it
-here; the table, JSON, CSV, sweep, capacity and validation rows follow (see CONTRIBUTING.md).
+:mod:`estimator.stores.kinds` (or a module of its own), add a
+:class:`~estimator.query.vocabulary.Method` member and register it here; the table, JSON, CSV, sweep,
+capacity and validation rows follow (see CONTRIBUTING.md).
 """
 
 from collections.abc import Iterator, Mapping
 
-from estimator.stores.base import LoReFT, Method, Size, Store, parse_layers, parse_methods, parse_positions
+from estimator.query.vocabulary import Method
+from estimator.stores.base import Size, Store
 from estimator.stores.kinds import IA3, DoRA, Full, KVCache, LoRA, LoReFTStore, Prefix, Pretraining, Prompt
 
 
@@ -39,14 +41,4 @@ class Registry(Mapping[Method, Store]):
 
 STORES = Registry((KVCache(), LoRA(), DoRA(), IA3(), LoReFTStore(), Prefix(), Prompt(), Full(), Pretraining()))
 
-__all__ = [
-    "STORES",
-    "TRAINED",
-    "LoReFT",
-    "Method",
-    "Size",
-    "Store",
-    "parse_layers",
-    "parse_methods",
-    "parse_positions",
-]
+__all__ = ["STORES", "Size", "Store"]

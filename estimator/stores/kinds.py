@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, ClassVar
 from estimator.architecture import layout_of, linear_maps
 from estimator.errors import MethodNotApplicableError
 from estimator.layout import ExpertLayout
+from estimator.query.vocabulary import Method
 from estimator.stores import peft_rules
-from estimator.stores.base import Method, Size, Store, loreft_params
+from estimator.stores.base import Size, Store, loreft_params
 from estimator.stores.targets import Targets, dora_params, ia3_params, lora_params, resolve_targets
 from estimator.units import bits_to_bytes, format_bytes, format_tokens_short
 

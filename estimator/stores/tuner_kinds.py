@@ -11,7 +11,7 @@ import math
 from typing import TYPE_CHECKING, ClassVar
 
 from estimator.errors import EstimatorError, MethodNotApplicableError
-from estimator.stores.base import Method
+from estimator.query.vocabulary import Method
 from estimator.stores.tuners import Elements, Knob, PeftTuner, TunerOptions
 from estimator.stores.tuners_last import LAST_TUNERS
 from estimator.stores.tuners_more import MORE_TUNERS

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from estimator.errors import EstimatorError, MethodNotApplicableError
-from estimator.stores.base import Method
+from estimator.query.vocabulary import Method
 from estimator.stores.tuners import Elements, Knob, PeftTuner
 from estimator.stores.tuners_others import _Virtual
 from estimator.stores.tuners_shadow import Shadow

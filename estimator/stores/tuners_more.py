@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from estimator.errors import EstimatorError, MethodNotApplicableError
-from estimator.stores.base import Method
+from estimator.query.vocabulary import Method
 from estimator.stores.tuners import Elements, Knob, PeftTuner
 
 if TYPE_CHECKING:

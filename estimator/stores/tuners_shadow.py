@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from estimator.errors import MethodNotApplicableError
-from estimator.stores.base import Method
+from estimator.query.vocabulary import Method
 from estimator.stores.tuners import Elements, Knob, PeftTuner
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 from estimator.errors import MethodNotApplicableError
 from estimator.layout import ExpertLayout
-from estimator.stores import STORES, Method
+from estimator.query.vocabulary import Method
+from estimator.stores import STORES
 from estimator.stores.kinds import ia3_targets, targets_of
 from estimator.stores.peft_rules import peft_prefix_params
 from estimator.stores.targets import Targets, lora_bytes, lora_params, resolve_targets

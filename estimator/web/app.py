@@ -204,7 +204,7 @@ def zoo_records_json(tokens: int, rank: int) -> str:
     from estimator.compare import evaluate
     from estimator.present.tables import format_ratio
     from estimator.query import Query
-    from estimator.stores.base import Method
+    from estimator.query.vocabulary import Method
     from estimator.units import format_number
     from estimator.zoo import load_all_specs
 

@@ -35,7 +35,7 @@ def choices() -> dict[str, list[str]]:
     """Each closed option's values, from the tuples and enums ``build_query`` reads it with."""
     from estimator.layout import ConvCache, ExpertLayout, MlaCache, WindowCache
     from estimator.query import ADAPTER_DTYPES, PARTS
-    from estimator.stores.base import Method
+    from estimator.query.vocabulary import Method
     from estimator.units import KV_DTYPES, STORAGE_DTYPES
 
     return {
@@ -73,7 +73,7 @@ def help_of(annotation: Any) -> str:
 def option_records() -> dict[str, Any]:
     """Every query option a client may send, in ``--help`` order, and the methods ``all`` stands for."""
     from estimator.cli.options import DEFAULT_MODEL, QUERY_OPTIONS
-    from estimator.stores.base import CORE
+    from estimator.query.vocabulary import CORE
     from estimator.stores.targets import PRESETS
 
     closed = choices()

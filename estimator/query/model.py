@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
 from estimator.layout import ConvCache, ExpertLayout, KVFormat, MlaCache, WindowCache
+from estimator.query.vocabulary import CORE, LoReFT, Method, parse_methods
 from estimator.specs import ModelSpec
-from estimator.stores.base import CORE, LoReFT, Method, parse_methods
 from estimator.units import KV_DTYPES, MAX_COUNT, MAX_RANK, STORAGE_DTYPES, DType, format_whole, parse_dtype
 
 if TYPE_CHECKING:  # the frontier and peft's tuners are imported only by a query that names them
@@ -284,7 +284,7 @@ def query_from_options(
     headline; the cache and adapters stay the language model's). Bad input raises
     :class:`~estimator.errors.EstimatorError`.
     """
-    from estimator.stores.base import parse_layers, parse_positions
+    from estimator.query.vocabulary import parse_layers, parse_positions
 
     model = _spec_of(spec, name)
     conventions = {"group_size": kv_group_size, "zero_point": kv_zero_point, "mla": mla_cache,
