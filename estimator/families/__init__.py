@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
+from estimator.families.conventions import NONE, Conventions
 
 if TYPE_CHECKING:
     from estimator.layout import Layout
@@ -267,7 +268,8 @@ def windowed_sparse_layout(
 class Family:
     """The three faces of one architecture family (see the module docstring), and optionally: the checks
     of the config fields only its reader uses (beside :data:`estimator.families.schema.FIELDS`), and how a
-    validation twin of it is shrunk (``twin(spec, generic update) -> update``)."""
+    validation twin of it is shrunk (``twin(spec, generic update) -> update``), and what transformers, peft and
+    llama.cpp do with each of its model types (:mod:`estimator.families.conventions`)."""
 
     model_types: tuple[str, ...]
     read: Callable[[Reader], dict[str, Any]]
@@ -275,6 +277,7 @@ class Family:
     to_config: Callable[[ModelSpec], dict[str, Any]]
     fields: dict[str, Callable[[Any], str | None]] = field(default_factory=dict)
     twin: Callable[[ModelSpec, dict[str, Any]], dict[str, Any]] | None = None
+    conventions: dict[str, Conventions] = field(default_factory=dict)  # by model type (conventions.py); absent: none
 
 
 # model_type -> the module of its family: a lookup imports only the module it needs.
@@ -326,6 +329,11 @@ def family(model_type: str) -> Family:
             if model_type in candidate.model_types:
                 return candidate  # type: ignore[no-any-return]
     raise EstimatorError(f"model_type {model_type!r} is not supported yet; supported: {', '.join(supported())}")
+
+
+def conventions_of(model_type: str) -> Conventions:
+    """What transformers, peft and llama.cpp do with ``model_type`` beyond its layout (imports only its family)."""
+    return family(model_type).conventions.get(model_type, NONE)
 
 
 def supported() -> list[str]:

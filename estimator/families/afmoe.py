@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config, windowed_sparse_layout
+from estimator.families.conventions import Conventions, PeftConventions
 from estimator.families.moe import GATED_NAMES
 from estimator.families.named_experts import NamedMoE
 from estimator.families.schema import LAYER_INDEX, LAYERS, SIZE_OR_ZERO
@@ -150,4 +151,7 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("afmoe",), read, build, to_config, fields=FIELDS)]
+# peft converts its expert and router names to transformers 5's fused tensors
+CONVENTIONS = {"afmoe": Conventions(peft=PeftConventions(converts_experts=True))}
+
+FAMILIES = [Family(("afmoe",), read, build, to_config, fields=FIELDS, conventions=CONVENTIONS)]

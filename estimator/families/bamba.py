@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived, schema
+from estimator.families.conventions import Conventions, TransformersConventions
 from estimator.families.ssm import (
     mamba2_checks,
     mamba2_config,
@@ -26,6 +27,7 @@ from estimator.families.ssm import (
 )
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms
+from estimator.units import DType
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -126,4 +128,7 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return mamba2_twin(update, spec.option("mamba_expand", 2) * update["hidden_size"])
 
 
-FAMILIES = [Family(("bamba",), read, build, to_config, fields=FIELDS, twin=twin)]
+# its Mamba scan returns the last state in float32, which the cache keeps
+CONVENTIONS = {"bamba": Conventions(transformers=TransformersConventions(state_dtype=DType.fp32))}
+
+FAMILIES = [Family(("bamba",), read, build, to_config, fields=FIELDS, twin=twin, conventions=CONVENTIONS)]

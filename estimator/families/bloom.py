@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
 from estimator.families.activation import whole_heads
+from estimator.families.conventions import Conventions, PeftConventions
 from estimator.families.schema import MAX_CONTEXT
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import output_head, roles
@@ -83,4 +84,14 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return {**update, "hidden_size": spec.hidden_size, "intermediate_size": 4 * spec.hidden_size}
 
 
-FAMILIES = [Family(("bloom",), read, build, to_config, twin=twin)]
+# peft's IA3 and LN-tuning defaults
+CONVENTIONS = {
+    "bloom": Conventions(
+        peft=PeftConventions(
+            ia3=(("query_key_value", "mlp.dense_4h_to_h"), ("dense_4h_to_h",)),
+            ln_tuning=("input_layernorm", "post_attention_layernorm", "ln_f"),
+        )
+    )
+}
+
+FAMILIES = [Family(("bloom",), read, build, to_config, twin=twin, conventions=CONVENTIONS)]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, windowed_sparse_layout
+from estimator.families.conventions import Conventions, PeftConventions
 from estimator.families.moe import GATED_NAMES, routed_experts
 from estimator.families.schema import LAYER_INDEX, LAYERS, SIZE, SIZE_OR_ZERO, flag, words
 from estimator.families.unbuildable import refuse_null
@@ -145,4 +146,7 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("cohere2_moe",), read, build, to_config, fields=FIELDS)]
+# peft converts its expert and router names to transformers 5's fused tensors
+CONVENTIONS = {"cohere2_moe": Conventions(peft=PeftConventions(converts_experts=True))}
+
+FAMILIES = [Family(("cohere2_moe",), read, build, to_config, fields=FIELDS, conventions=CONVENTIONS)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.families.moe import GATED_NAMES, routed_experts
 from estimator.layout import LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
@@ -167,4 +168,13 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
-FAMILIES = [Family(("deepseek_v2", "deepseek_v3"), read, build, to_config)]
+_PEFT = PeftConventions(converts_experts=True)  # peft converts the expert and router names
+# transformers keeps the router in float32 from 5.24 (DeepseekV2Moe's MoEGate.weight, DeepseekV3TopkRouter.weight)
+_ROUTER = TransformersConventions(fp32_weights=("mlp.gate",), fp32_since=(5, 24))
+CONVENTIONS = {
+    "deepseek_v2": Conventions(peft=_PEFT, transformers=_ROUTER),
+    "deepseek_v3": Conventions(peft=_PEFT, transformers=_ROUTER, aliases=("kimi_k2",)),  # Kimi K2: its code
+}
+
+
+FAMILIES = [Family(("deepseek_v2", "deepseek_v3"), read, build, to_config, conventions=CONVENTIONS)]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.families.deepseek import _attention, mixer
 from estimator.families.deepseek import to_config as deepseek_to_config
 from estimator.families.moe import GATED_NAMES, routed_experts
@@ -166,4 +167,13 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
-FAMILIES = [Family(("deepseek_v32",), read, build, to_config, fields=FIELDS)]
+# peft converts its expert names; transformers keeps its router in float32 from 5.24
+CONVENTIONS = {
+    "deepseek_v32": Conventions(
+        peft=PeftConventions(converts_experts=True),
+        # DeepseekV32TopkRouter.weight, dtype=torch.float32
+        transformers=TransformersConventions(fp32_weights=("mlp.gate",), fp32_since=(5, 24)),
+    )
+}
+
+FAMILIES = [Family(("deepseek_v32",), read, build, to_config, fields=FIELDS, conventions=CONVENTIONS)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived, windowed_attention_layout
+from estimator.families.conventions import Conventions, GgufConventions, PeftConventions
 from estimator.layout import Layout, LinearMap, ParamTensor
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, rms_norms, roles
 
@@ -165,11 +166,33 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
+# peft's default IA3 targets (and the feed-forward ones among them) and LN-tuning targets
+# (TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING, ..._LNTUNING_...), llama.cpp's architecture names, and the
+# types whose training activations estimator.memory.activations validates to the byte.
+_K_V_DOWN = (("k_proj", "v_proj", "down_proj"), ("down_proj",))
+_Q_V_DOWN = (("q_proj", "v_proj", "down_proj"), ("down_proj",))
+_LLAMA_NORMS = ("input_layernorm", "post_attention_layernorm", "norm")
+_GEMMA2_NORMS = ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                 "post_feedforward_layernorm", "norm")  # fmt: skip
+_QWEN = PeftConventions(ia3=_Q_V_DOWN, ln_tuning=("post_attention_layernorm",))
+_GEMMA2 = PeftConventions(ia3=_Q_V_DOWN, ln_tuning=_GEMMA2_NORMS)
+CONVENTIONS = {
+    "llama": Conventions(peft=PeftConventions(ia3=_K_V_DOWN, ln_tuning=_LLAMA_NORMS),
+                         gguf=GgufConventions(architecture="llama"), measured_activations=True),
+    "mistral": Conventions(peft=PeftConventions(ia3=_K_V_DOWN, ln_tuning=_LLAMA_NORMS), measured_activations=True),
+    "qwen2": Conventions(peft=_QWEN, gguf=GgufConventions(architecture="qwen2"), measured_activations=True),
+    "qwen3": Conventions(peft=_QWEN, gguf=GgufConventions(architecture="qwen3"), measured_activations=True),
+    "gemma2": Conventions(peft=_GEMMA2, gguf=GgufConventions(architecture="gemma2")),
+    "gemma3_text": Conventions(peft=_GEMMA2, gguf=GgufConventions(architecture="gemma3"), wrappers=("gemma3",)),
+    "phi3": Conventions(gguf=GgufConventions(architecture="phi3")),
+}  # fmt: skip
+
 FAMILIES = [
     Family(
         ("llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "phi3"),
         read,
         build,
         to_config,
+        conventions=CONVENTIONS,
     )
 ]

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config
+from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.families.moe import GATED_NAMES
 from estimator.families.named_experts import NamedMoE
 from estimator.families.schema import LAYER_INDEX, LAYERS, SIZE_OR_ZERO, count, flag
@@ -214,4 +215,13 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
-FAMILIES = [Family(("ernie4_5", "ernie4_5_moe"), read, build, to_config, fields=FIELDS)]
+# ERNIE 4.5 MoE: peft converts its expert names; transformers keeps its router in float32 (the dense one: none)
+CONVENTIONS = {
+    "ernie4_5_moe": Conventions(
+        peft=PeftConventions(converts_experts=True),
+        # Ernie4_5_MoeTopKRouter.weight, dtype=torch.float32 (seen on 5.24)
+        transformers=TransformersConventions(fp32_weights=("mlp.gate",), fp32_since=(5, 24)),
+    )
+}
+
+FAMILIES = [Family(("ernie4_5", "ernie4_5_moe"), read, build, to_config, fields=FIELDS, conventions=CONVENTIONS)]

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived, windowed_sparse_layout
+from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.families.exaone4 import PATTERN, WINDOW, _layer_types, pattern
 from estimator.families.moe import GATED_NAMES, routed_experts
 from estimator.families.schema import LAYER_INDEX, SIZE_OR_ZERO, flag, words
@@ -129,4 +130,13 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("exaone_moe",), read, build, to_config, fields=FIELDS)]
+# peft converts its expert names; transformers keeps its router in float32 from 5.24
+CONVENTIONS = {
+    "exaone_moe": Conventions(
+        peft=PeftConventions(converts_experts=True),
+        # ExaoneMoeTopkRouter.weight, dtype=torch.float32 (seen on 5.24)
+        transformers=TransformersConventions(fp32_weights=("mlp.gate",), fp32_since=(5, 24)),
+    )
+}
+
+FAMILIES = [Family(("exaone_moe",), read, build, to_config, fields=FIELDS, conventions=CONVENTIONS)]

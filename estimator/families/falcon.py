@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import output_head, roles
 
@@ -96,4 +97,35 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("falcon",), read, build, to_config)]
+def peft_prefix(spec: ModelSpec, virtual_tokens: int) -> tuple[int, str] | None:
+    """peft sizes a prefix from config.json's heads: without ``num_key_value_heads`` there, all H heads of hidden / H
+    (Falcon-7B, n = 20: 20 · 2 · 32 · 71 · 64, where the cache holds 1 KV head); None where they agree."""
+    if spec.num_key_value_heads == spec.num_attention_heads:
+        return None
+    why = (
+        "Falcon's config has no num_key_value_heads, so peft sizes the prefix for all heads; the estimate is the "
+        f"cache of n tokens with the model's {spec.num_key_value_heads} KV head(s)"
+    )
+    return virtual_tokens * 2 * spec.num_hidden_layers * spec.attention_heads * spec.attention_head_dim, why
+
+
+def cached_kv_heads(spec: ModelSpec) -> int:
+    """KV heads transformers' cache holds: the new decoder architecture (40B, 180B) broadcasts K and V to all H query
+    heads before caching (``FalconAttention._split_heads``), Falcon-40B 128 where the model has 8; else K."""
+    if spec.new_decoder_architecture:
+        return spec.attention_heads
+    return spec.num_key_value_heads or 0
+
+
+# peft's IA3 default; its LN-tuning default names norms the layout keeps together
+CONVENTIONS = {
+    "falcon": Conventions(
+        peft=PeftConventions(
+            ia3=(("query_key_value", "dense_4h_to_h"), ("dense_4h_to_h",)), ln_tuning_unnamed=True, prefix=peft_prefix
+        ),
+        transformers=TransformersConventions(cached_kv_heads=cached_kv_heads, linear_subclass="FalconLinear"),
+    )
+}
+
+
+FAMILIES = [Family(("falcon",), read, build, to_config, conventions=CONVENTIONS)]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived, schema
 from estimator.families.bamba import MAMBA_DEFAULTS, MAMBA_NAMES, attention
+from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.families.ssm import (
     mamba2_checks,
     mamba2_config,
@@ -30,6 +31,7 @@ from estimator.families.ssm import (
 from estimator.layout import LayerGroup, Layout
 from estimator.layout.groups import embedding_and_final_norm, gated_mlp, rms_norms
 from estimator.layout.recurrent import Parallel
+from estimator.units import DType
 
 if TYPE_CHECKING:
     from estimator.specs import ModelSpec
@@ -96,4 +98,12 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return mamba2_twin(update, 64)
 
 
-FAMILIES = [Family(("falcon_h1",), read, build, to_config, fields=FIELDS, twin=twin)]
+# peft's Mamba check refuses LoRA on out_proj; the Mamba-2 scan returns its last state in float32
+CONVENTIONS = {
+    "falcon_h1": Conventions(
+        peft=PeftConventions(all_linear_skips=("out_proj",)),
+        transformers=TransformersConventions(state_dtype=DType.fp32),
+    )
+}
+
+FAMILIES = [Family(("falcon_h1",), read, build, to_config, fields=FIELDS, twin=twin, conventions=CONVENTIONS)]

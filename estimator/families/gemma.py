@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config, windowed_attention_layout
 from estimator.families.activation import activation
+from estimator.families.conventions import Conventions, PeftConventions
 from estimator.families.schema import text
 from estimator.layout import Layout
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, rms_norms
@@ -105,6 +106,18 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
+# peft's default IA3 and LN-tuning targets for gemma (none for vaultgemma)
+_PEFT = PeftConventions(ia3=(("q_proj", "v_proj", "down_proj"), ("down_proj",)),
+                        ln_tuning=("input_layernorm", "post_attention_layernorm", "norm"))  # fmt: skip
+CONVENTIONS = {"gemma": Conventions(peft=_PEFT)}
+
 FAMILIES = [
-    Family(("gemma", "vaultgemma"), read, build, to_config, fields={"hidden_act": text, "hidden_activation": text})
+    Family(
+        ("gemma", "vaultgemma"),
+        read,
+        build,
+        to_config,
+        fields={"hidden_act": text, "hidden_activation": text},
+        conventions=CONVENTIONS,
+    )
 ]

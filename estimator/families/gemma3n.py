@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions
 from estimator.families.schema import LAYER_INDEX, SIZE, count, counts, words
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import gated_mlp, grouped, output_head, rms_norms, roles
@@ -217,4 +218,7 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return update
 
 
-FAMILIES = [Family(("gemma3n_text",), read, build, to_config, fields=FIELDS, twin=twin)]
+# the multimodal gemma3n wraps it
+CONVENTIONS = {"gemma3n_text": Conventions(wrappers=("gemma3n",))}
+
+FAMILIES = [Family(("gemma3n_text",), read, build, to_config, fields=FIELDS, twin=twin, conventions=CONVENTIONS)]

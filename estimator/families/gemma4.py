@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions, PeftConventions
 from estimator.families.moe import GATED_NAMES
 from estimator.families.named_experts import NamedMoE
 from estimator.families.schema import LAYER_INDEX, SIZE, SIZE_OR_ZERO, count, flag, words
@@ -304,4 +305,21 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return update
 
 
-FAMILIES = [Family(("gemma4_text",), read, build, to_config, fields=FIELDS, twin=twin)]
+def peft_prefix(spec: ModelSpec, virtual_tokens: int) -> tuple[int, str] | None:
+    """peft provisions every layer's prefix for the largest head (its global layers', where wider): n · 2 · L · K · d_h
+    at that head, skipping layers of another shape when it injects it."""
+    layers = spec.num_hidden_layers
+    wider = int(spec.option("global_head_dim")) > spec.attention_head_dim
+    head = int(spec.option("global_head_dim")) if wider else spec.attention_head_dim
+    kv = int(spec.option("num_global_key_value_heads")) if wider else spec.kv_heads
+    why = (
+        f"peft sizes a Gemma 4 prefix for all {layers} layers at the largest head ({kv} KV heads of {head}), "
+        "skipping layers of another shape when it injects it; the estimate is the cache of n tokens"
+    )
+    return virtual_tokens * 2 * layers * kv * head, why
+
+
+# peft provisions every layer's prefix for the largest head; gemma4 wraps it
+CONVENTIONS = {"gemma4_text": Conventions(peft=PeftConventions(prefix=peft_prefix), wrappers=("gemma4",))}
+
+FAMILIES = [Family(("gemma4_text",), read, build, to_config, fields=FIELDS, twin=twin, conventions=CONVENTIONS)]

@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived
+from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.families.moe import GATED_NAMES, routed_experts
 from estimator.families.schema import flag
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap
@@ -128,4 +129,13 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("glm4_moe",), read, build, to_config, fields={"use_qk_norm": flag})]
+# peft converts its expert names; transformers keeps its router in float32 from 5.24
+CONVENTIONS = {
+    "glm4_moe": Conventions(
+        peft=PeftConventions(converts_experts=True),
+        # Glm4MoeTopkRouter.weight, dtype=torch.float32
+        transformers=TransformersConventions(fp32_weights=("mlp.gate",), fp32_since=(5, 24)),
+    )
+}
+
+FAMILIES = [Family(("glm4_moe",), read, build, to_config, fields={"use_qk_norm": flag}, conventions=CONVENTIONS)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import output_head, roles
 
@@ -63,4 +64,12 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("gpt2",), read, build, to_config)]
+# peft's IA3 and LN-tuning defaults; transformers' Conv1D maps
+CONVENTIONS = {
+    "gpt2": Conventions(
+        peft=PeftConventions(ia3=(("c_attn", "mlp.c_proj"), ("c_proj",)), ln_tuning=("ln_1", "ln_2", "ln_f")),
+        transformers=TransformersConventions(conv1d=True),
+    )
+}
+
+FAMILIES = [Family(("gpt2",), read, build, to_config, conventions=CONVENTIONS)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions, PeftConventions
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import output_head, roles
 
@@ -83,4 +84,7 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return {**update, "hidden_size": spec.hidden_size}
 
 
-FAMILIES = [Family(("gpt_bigcode",), read, build, to_config, twin=twin)]
+# peft's IA3 default
+CONVENTIONS = {"gpt_bigcode": Conventions(peft=PeftConventions(ia3=(("c_attn", "mlp.c_proj"), ("c_proj",))))}
+
+FAMILIES = [Family(("gpt_bigcode",), read, build, to_config, twin=twin, conventions=CONVENTIONS)]

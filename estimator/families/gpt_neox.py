@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions, PeftConventions
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import output_head, roles
 
@@ -82,4 +83,9 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return {**update, "hidden_size": spec.hidden_size}
 
 
-FAMILIES = [Family(("gpt_neox",), read, build, to_config, twin=twin)]
+# peft's IA3 default
+CONVENTIONS = {
+    "gpt_neox": Conventions(peft=PeftConventions(ia3=(("query_key_value", "dense_4h_to_h"), ("dense_4h_to_h",))))
+}
+
+FAMILIES = [Family(("gpt_neox",), read, build, to_config, twin=twin, conventions=CONVENTIONS)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions, PeftConventions
 from estimator.families.schema import SIZE
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import output_head, roles
@@ -84,4 +85,11 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return {**update, "hidden_size": spec.hidden_size}
 
 
-FAMILIES = [Family(("gptj",), read, build, to_config, fields={"rotary_dim": SIZE}, twin=twin)]
+# peft's IA3 and LN-tuning defaults
+CONVENTIONS = {
+    "gptj": Conventions(
+        peft=PeftConventions(ia3=(("q_proj", "v_proj", "fc_out"), ("fc_out",)), ln_tuning=("ln_1", "ln_f"))
+    )
+}
+
+FAMILIES = [Family(("gptj",), read, build, to_config, fields={"rotary_dim": SIZE}, twin=twin, conventions=CONVENTIONS)]

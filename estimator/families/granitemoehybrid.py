@@ -21,11 +21,13 @@ from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived, schema
 from estimator.families.bamba import FIELDS as BAMBA_FIELDS
 from estimator.families.bamba import attention, mamba_config, read_mamba, twin
+from estimator.families.conventions import Conventions, TransformersConventions
 from estimator.families.moe import GATED_NAMES
 from estimator.families.ssm import mamba2_maps, mamba2_state, mamba2_tensors
 from estimator.layout import LayerGroup, Layout, LinearMap
 from estimator.layout.groups import embedding_and_final_norm, grouped, rms_norms, roles
 from estimator.layout.moe import MoE
+from estimator.units import DType
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -128,4 +130,7 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
-FAMILIES = [Family(("granitemoehybrid",), read, build, to_config, fields=FIELDS, twin=twin)]
+# its Mamba scan returns the last state in float32, which the cache keeps
+CONVENTIONS = {"granitemoehybrid": Conventions(transformers=TransformersConventions(state_dtype=DType.fp32))}
+
+FAMILIES = [Family(("granitemoehybrid",), read, build, to_config, fields=FIELDS, twin=twin, conventions=CONVENTIONS)]

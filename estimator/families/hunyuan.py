@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config, windowed_attention_layout
+from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.families.moe import GATED_NAMES
 from estimator.families.named_experts import NamedMoE
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, rms_norms
@@ -172,6 +173,16 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
+# the MoE: peft converts its expert names; transformers keeps its router in float32 (the dense one: none)
+CONVENTIONS = {
+    "hunyuan_v1_moe": Conventions(
+        peft=PeftConventions(converts_experts=True),
+        # HunYuanMoEV1Gate.wg: nn.Linear(dtype=torch.float32) (seen on 5.24)
+        transformers=TransformersConventions(fp32_weights=("mlp.gate.wg",), fp32_since=(5, 24)),
+    )
+}
+
+
 FAMILIES = [
     Family(
         ("hunyuan_v1_dense", "hunyuan_v1_moe"),
@@ -179,5 +190,6 @@ FAMILIES = [
         build,
         to_config,
         fields=dict.fromkeys(("moe_topk", "moe_intermediate_size", "num_shared_expert"), _top_k),
+        conventions=CONVENTIONS,
     )
 ]

@@ -22,10 +22,12 @@ import math
 from typing import TYPE_CHECKING, Any, cast
 
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived, schema
+from estimator.families.conventions import Conventions, TransformersConventions
 from estimator.families.moe import GATED_NAMES, routed_experts
 from estimator.families.ssm import INPUT_ROLES, mamba1_state
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
+from estimator.units import DType
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -177,4 +179,7 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return {**update, "mamba_d_inner": expand * hidden, "mamba_dt_rank": math.ceil(hidden / 16), "mamba_d_state": 16}
 
 
-FAMILIES = [Family(("jamba",), read, build, to_config, fields=FIELDS, twin=twin)]
+# its Mamba scan returns the last state in float32, which the cache keeps
+CONVENTIONS = {"jamba": Conventions(transformers=TransformersConventions(state_dtype=DType.fp32))}
+
+FAMILIES = [Family(("jamba",), read, build, to_config, fields=FIELDS, twin=twin, conventions=CONVENTIONS)]

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions, TransformersConventions
 from estimator.families.deepseek import _attention as mla_maps
 from estimator.families.deepseek import mixer as mla_mixer
 from estimator.families.moe import GATED_NAMES, routed_experts
@@ -44,6 +45,7 @@ from estimator.families.schema import MAX_CONTEXT, SIZE, SIZE_OR_ZERO, count, wo
 from estimator.layout import LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
 from estimator.layout.recurrent import RecurrentState
+from estimator.units import DType
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -289,4 +291,12 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("kimi_linear",), read, build, to_config, fields=FIELDS)]
+# transformers keeps its router in float32 from 5.24 (KimiLinearTopkRouter.weight, dtype=torch.float32), and
+# Kimi delta attention's torch scan returns its state in float32
+CONVENTIONS = {
+    "kimi_linear": Conventions(
+        transformers=TransformersConventions(fp32_weights=("mlp.gate",), fp32_since=(5, 24), state_dtype=DType.fp32)
+    )
+}
+
+FAMILIES = [Family(("kimi_linear",), read, build, to_config, fields=FIELDS, conventions=CONVENTIONS)]

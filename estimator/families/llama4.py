@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions
 from estimator.families.moe import GATED_NAMES
 from estimator.families.schema import LAYERS, SIZE, counts, flag, words
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap
@@ -205,4 +206,7 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return update
 
 
-FAMILIES = [Family(("llama4_text",), read, build, to_config, fields=FIELDS, twin=twin)]
+# the multimodal llama4 wraps it
+CONVENTIONS = {"llama4_text": Conventions(wrappers=("llama4",))}
+
+FAMILIES = [Family(("llama4_text",), read, build, to_config, fields=FIELDS, twin=twin, conventions=CONVENTIONS)]

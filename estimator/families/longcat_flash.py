@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions, PeftConventions
 from estimator.families.deepseek import mixer
 from estimator.families.moe import GATED_NAMES
 from estimator.families.schema import LAYERS, SIZE, SIZE_OR_ZERO, flag
@@ -209,4 +210,7 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
             "family_fields": (("zero_expert_num", min(1, int(spec.option("zero_expert_num", 0)))),)}  # fmt: skip
 
 
-FAMILIES = [Family(("longcat_flash",), read, build, to_config, fields=FIELDS, twin=twin)]
+# peft converts its expert and router names to transformers 5's fused tensors
+CONVENTIONS = {"longcat_flash": Conventions(peft=PeftConventions(converts_experts=True))}
+
+FAMILIES = [Family(("longcat_flash",), read, build, to_config, fields=FIELDS, twin=twin, conventions=CONVENTIONS)]

@@ -34,10 +34,12 @@ from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
 from estimator.families.activation import activation
+from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.families.schema import MAX_CONTEXT, count, flag, text
 from estimator.layout import LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import output_head, roles
 from estimator.layout.recurrent import RecurrentState
+from estimator.units import DType
 
 if TYPE_CHECKING:
     from estimator.specs import ModelSpec
@@ -209,4 +211,18 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return update
 
 
-FAMILIES = [Family(("mamba", "falcon_mamba", "mamba2"), read, build, to_config, fields=FIELDS, twin=twin)]
+# peft refuses LoRA on out_proj (_check_lora_target_modules_mamba); the scans run and return float32 (Falcon-Mamba's
+# with norms on B, C and the time step), which the cache keeps
+_SKIPS, _STATE = ("out_proj",), TransformersConventions(state_dtype=DType.fp32)
+_REFUSED = "peft's mirror cannot set MambaConfig's layer_types (it has no setter), so it fails"
+CONVENTIONS = {
+    "mamba": Conventions(peft=PeftConventions(all_linear_skips=_SKIPS, shadow_refused=_REFUSED), transformers=_STATE),
+    "falcon_mamba": Conventions(peft=PeftConventions(all_linear_skips=_SKIPS), transformers=_STATE),
+    "mamba2": Conventions(peft=PeftConventions(all_linear_skips=_SKIPS), transformers=_STATE),
+}
+
+FAMILIES = [
+    Family(
+        ("mamba", "falcon_mamba", "mamba2"), read, build, to_config, fields=FIELDS, twin=twin, conventions=CONVENTIONS
+    )
+]

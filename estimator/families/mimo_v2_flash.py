@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.families.moe import GATED_NAMES, routed_experts
 from estimator.families.schema import SIZE, words
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
@@ -199,4 +200,22 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("mimo_v2_flash",), read, build, to_config, fields=FIELDS)]
+def peft_prefix(spec: ModelSpec, virtual_tokens: int) -> tuple[int, str] | None:
+    """peft sizes the prefix from config.json's KV heads and head_dim on every layer: n · 2 · L · K · d_h."""
+    why = (
+        "peft sizes the prefix from config.json's KV heads and head_dim on every layer; MiMo-V2-Flash's sliding "
+        "layers have twice the KV heads and its values are v_head_dim wide; the estimate is the cache of n tokens"
+    )
+    return virtual_tokens * 2 * spec.num_hidden_layers * spec.kv_heads * spec.attention_head_dim, why
+
+
+# peft sizes its prefix from config.json's heads; transformers keeps its router in float32 from 5.24
+CONVENTIONS = {
+    "mimo_v2_flash": Conventions(
+        peft=PeftConventions(prefix=peft_prefix),
+        # MiMoV2FlashTopkRouter.weight, dtype=torch.float32
+        transformers=TransformersConventions(fp32_weights=("mlp.gate",), fp32_since=(5, 24)),
+    )
+}
+
+FAMILIES = [Family(("mimo_v2_flash",), read, build, to_config, fields=FIELDS, conventions=CONVENTIONS)]

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, head_dim_or_derived
+from estimator.families.conventions import Conventions, PeftConventions
 from estimator.families.moe import routed_experts
 from estimator.families.schema import SIZE_OR_ZERO, counts, words
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
@@ -141,4 +142,7 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("minimax",), read, build, to_config, fields=FIELDS)]
+# peft converts its expert and router names to transformers 5's fused tensors
+CONVENTIONS = {"minimax": Conventions(peft=PeftConventions(converts_experts=True))}
+
+FAMILIES = [Family(("minimax",), read, build, to_config, fields=FIELDS, conventions=CONVENTIONS)]

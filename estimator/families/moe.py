@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived, windowed_sparse_layout
+from estimator.families.conventions import Conventions, GgufConventions, PeftConventions
 from estimator.families.schema import SIZE_OR_ZERO, flag
 from estimator.layout import Layout, LinearMap
 from estimator.layout.groups import attention_maps, gated_mlp, rms_norms, roles
@@ -189,4 +190,18 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
-FAMILIES = [Family(("mixtral", "qwen2_moe", "qwen3_moe"), read, build, to_config, fields=FIELDS)]
+# peft converts Mixtral's and Qwen3-MoE's expert names, not Qwen2-MoE's; llama.cpp writes Mixtral as a llama with
+# experts; Qwen3-MoE's training activations are validated to the byte (estimator.memory.activations).
+_MIXTRAL_IA3 = (("k_proj", "v_proj", "w2"), ("w2",))
+CONVENTIONS = {
+    "mixtral": Conventions(peft=PeftConventions(converts_experts=True, ia3=_MIXTRAL_IA3),
+                           gguf=GgufConventions(architecture="llama", expert_count="num_local_experts")),
+    "qwen2_moe": Conventions(gguf=GgufConventions(architecture="qwen2moe", expert_count="num_experts")),
+    "qwen3_moe": Conventions(peft=PeftConventions(converts_experts=True),
+                             gguf=GgufConventions(architecture="qwen3moe", expert_count="num_experts"),
+                             measured_activations=True),
+}  # fmt: skip
+
+FAMILIES = [
+    Family(("mixtral", "qwen2_moe", "qwen3_moe"), read, build, to_config, fields=FIELDS, conventions=CONVENTIONS)
+]

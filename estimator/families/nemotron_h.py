@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config, schema
 from estimator.families.bamba import attention
+from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.families.ssm import (
     mamba2_checks,
     mamba2_config,
@@ -41,6 +42,7 @@ from estimator.layout import LayerGroup, Layout, LinearMap
 from estimator.layout.groups import embedding_and_final_norm, grouped, rms_norms, roles
 from estimator.layout.moe import MoE
 from estimator.layout.recurrent import NoMixer
+from estimator.units import DType
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -212,4 +214,13 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return mamba2_twin(update, 64)
 
 
-FAMILIES = [Family(("nemotron_h",), read, build, to_config, fields=FIELDS, twin=twin)]
+# peft's Mamba check refuses LoRA on out_proj, and ShadowPEFT cannot cut its layer pattern (the mirror keeps
+# every layer and embedding); the Mamba-2 scan returns its last state in float32
+CONVENTIONS = {
+    "nemotron_h": Conventions(
+        peft=PeftConventions(all_linear_skips=("out_proj",), shadow_unshrunk=True),
+        transformers=TransformersConventions(state_dtype=DType.fp32),
+    )
+}
+
+FAMILIES = [Family(("nemotron_h",), read, build, to_config, fields=FIELDS, twin=twin, conventions=CONVENTIONS)]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived, windowed_attention_layout
+from estimator.families.conventions import Conventions, GgufConventions
 from estimator.layout import Layout, LinearMap, ParamTensor
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, rms_norms
 
@@ -102,4 +103,7 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
-FAMILIES = [Family(("olmo2", "olmo3"), read, build, to_config)]
+# llama.cpp's architecture name (OLMo 3: none mapped)
+CONVENTIONS = {"olmo2": Conventions(gguf=GgufConventions(architecture="olmo2"))}
+
+FAMILIES = [Family(("olmo2", "olmo3"), read, build, to_config, conventions=CONVENTIONS)]

@@ -29,6 +29,7 @@ from estimator.families import (
     attention_config,
     windowed_attention_layout,
 )
+from estimator.families.conventions import Conventions, PeftConventions
 from estimator.families.moe import GATED_NAMES, routed_experts
 from estimator.layout import Layout, LinearMap, ParamTensor
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, rms_norms
@@ -85,4 +86,7 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("olmoe",), read, build, to_config)]
+# peft converts its expert and router names to transformers 5's fused tensors
+CONVENTIONS = {"olmoe": Conventions(peft=PeftConventions(converts_experts=True))}
+
+FAMILIES = [Family(("olmoe",), read, build, to_config, conventions=CONVENTIONS)]

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
 from estimator.families.activation import activation, whole_heads
+from estimator.families.conventions import Conventions, PeftConventions
 from estimator.families.schema import SIZE, Check, flag, text
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import output_head, roles
@@ -139,4 +140,7 @@ FIELDS: dict[str, Check] = {
     "_remove_final_layer_norm": flag,
     "activation_function": text,
 }
-FAMILIES = [Family(("opt",), read, build, to_config, fields=FIELDS, twin=twin)]
+# peft's IA3 default
+CONVENTIONS = {"opt": Conventions(peft=PeftConventions(ia3=(("q_proj", "k_proj", "fc2"), ("fc2",))))}
+
+FAMILIES = [Family(("opt",), read, build, to_config, fields=FIELDS, twin=twin, conventions=CONVENTIONS)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived
+from estimator.families.conventions import Conventions, PeftConventions
 from estimator.families.schema import flag
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import attention_maps, output_head, roles
@@ -98,4 +99,13 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return {**update, "hidden_size": spec.hidden_size}
 
 
-FAMILIES = [Family(("phi",), read, build, to_config, fields={QK_LAYERNORM: flag}, twin=twin)]
+# peft's IA3 and LN-tuning defaults
+CONVENTIONS = {
+    "phi": Conventions(
+        peft=PeftConventions(
+            ia3=(("q_proj", "v_proj", "fc2"), ("fc2",)), ln_tuning=("input_layernorm", "final_layernorm")
+        )
+    )
+}
+
+FAMILIES = [Family(("phi",), read, build, to_config, fields={QK_LAYERNORM: flag}, twin=twin, conventions=CONVENTIONS)]

@@ -35,10 +35,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions, TransformersConventions
 from estimator.families.qwen3_next import LAYER_KINDS, _attention_parts, _sparse_mlp, delta_net, delta_net_tensors
 from estimator.families.schema import SIZE, count, words
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
+from estimator.units import DType
 
 if TYPE_CHECKING:
     from estimator.layout import Mixer
@@ -189,4 +191,14 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     }
 
 
-FAMILIES = [Family(("qwen3_5_text", "qwen3_5_moe_text"), read, build, to_config, fields=FIELDS)]
+# Qwen3-Next's gated DeltaNet: its scan runs and returns float32; the multimodal qwen3_5 and qwen3_5_moe wrap them
+_STATE = TransformersConventions(state_dtype=DType.fp32)
+CONVENTIONS = {
+    "qwen3_5_text": Conventions(transformers=_STATE, wrappers=("qwen3_5",)),
+    "qwen3_5_moe_text": Conventions(transformers=_STATE, wrappers=("qwen3_5_moe",)),
+}
+
+
+FAMILIES = [
+    Family(("qwen3_5_text", "qwen3_5_moe_text"), read, build, to_config, fields=FIELDS, conventions=CONVENTIONS)
+]

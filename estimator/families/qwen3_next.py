@@ -35,11 +35,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from estimator.families import Family, Reader
+from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.families.moe import GATED_NAMES, routed_experts
 from estimator.families.schema import SIZE, SIZE_OR_ZERO, count, counts, words
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
 from estimator.layout.recurrent import RecurrentState
+from estimator.units import DType
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -241,4 +243,11 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return config
 
 
-FAMILIES = [Family(("qwen3_next",), read, build, to_config, fields=FIELDS)]
+# peft converts its expert names; the gated DeltaNet's scan runs and returns float32
+CONVENTIONS = {
+    "qwen3_next": Conventions(
+        peft=PeftConventions(converts_experts=True), transformers=TransformersConventions(state_dtype=DType.fp32)
+    )
+}
+
+FAMILIES = [Family(("qwen3_next",), read, build, to_config, fields=FIELDS, conventions=CONVENTIONS)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived
+from estimator.families.conventions import Conventions, GgufConventions
 from estimator.families.schema import flag
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import attention_maps, output_head, roles
@@ -75,4 +76,7 @@ def to_config(spec: ModelSpec) -> dict[str, Any]:
     return {**attention_config(spec), "use_bias": spec.attention_bias, "sliding_window": spec.sliding_window}
 
 
-FAMILIES = [Family(("starcoder2",), read, build, to_config, fields={"use_bias": flag})]
+# llama.cpp's architecture name
+CONVENTIONS = {"starcoder2": Conventions(gguf=GgufConventions(architecture="starcoder2"))}
+
+FAMILIES = [Family(("starcoder2",), read, build, to_config, fields={"use_bias": flag}, conventions=CONVENTIONS)]

@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, schema
+from estimator.families.conventions import Conventions, TransformersConventions
 from estimator.families.ssm import mamba2_checks, mamba2_fields, mamba2_maps, mamba2_state, mamba2_tensors, mamba2_twin
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, grouped, rms_norms, roles
 from estimator.layout.recurrent import Parallel
+from estimator.units import DType
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
@@ -204,4 +206,7 @@ def twin(spec: ModelSpec, update: dict[str, Any]) -> dict[str, Any]:
     return mamba2_twin(update, spec.option("mamba_expand", 2) * hidden)
 
 
-FAMILIES = [Family(("zamba2",), read, build, to_config, fields=FIELDS, twin=twin)]
+# its Mamba scan returns the last state in float32, which the cache keeps
+CONVENTIONS = {"zamba2": Conventions(transformers=TransformersConventions(state_dtype=DType.fp32))}
+
+FAMILIES = [Family(("zamba2",), read, build, to_config, fields=FIELDS, twin=twin, conventions=CONVENTIONS)]
