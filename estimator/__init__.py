@@ -32,7 +32,7 @@ _EXPORTS = {
     "EstimatorError": ("estimator.errors", "EstimatorError"),
     "ModelSpec": ("estimator.specs", "ModelSpec"),
     "Query": ("estimator.query", "Query"),
-    "query_from_options": ("estimator.query", "query_from_options"),
+    "query_from_options": ("estimator.query.options", "query_from_options"),
     "estimate": ("estimator.compare", "estimate"),
     "estimate_record": ("estimator.present.records", "estimate_record"),
     "evaluate": ("estimator.compare", "evaluate"),

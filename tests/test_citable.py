@@ -68,8 +68,8 @@ def test_dir_lists_the_lazy_api() -> None:
 
 
 def test_estimate_takes_every_cli_option() -> None:
-    from estimator.cli.options import QUERY_OPTION_NAMES
     from estimator.query import query_from_options
+    from estimator.query.options import OPTION_NAMES as QUERY_OPTION_NAMES
 
     taken = set(inspect.signature(estimate).parameters) | {"model", "config"}  # the model: a spec, name or path
     assert set(QUERY_OPTION_NAMES) <= taken | {"spec"}
@@ -96,7 +96,7 @@ def test_estimate_refuses_what_the_cli_refuses() -> None:
     for kwargs, needle in (
         ({"tokens": "lots"}, "cannot read token count 'lots'"),
         ({"tokens": 0}, "token count 0 must be at least 1"),
-        ({"kv_dtype": KVFormat(DType.int4), "loreft": None, "kv_group_size": -1}, "KV group size -1"),
+        ({"kv_dtype": KVFormat(DType.int4), "loreft": None, "kv_group_size": -1}, "--kv-group-size -1"),
         ({"mla_cache": "dense"}, "unknown MLA cache form 'dense'"),
         ({"state_dtype": "int8"}, "state dtype"),
     ):

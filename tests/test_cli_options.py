@@ -13,9 +13,10 @@ from estimator.cli.app import app
 from estimator.cli.breakeven import BREAKEVEN_OPTIONS
 from estimator.cli.figures import FIGURE_OPTIONS
 from estimator.cli.main import LAZY_COMMANDS, register_commands
-from estimator.cli.options import QUERY_OPTION_NAMES, SERVING_OPTIONS, TRAINING_OPTIONS
 from estimator.compare import estimate
 from estimator.errors import EstimatorError
+from estimator.query.options import OPTION_NAMES as QUERY_OPTION_NAMES
+from estimator.query.options import SERVING_OPTIONS, TRAINING_OPTIONS
 from estimator.zoo import load_spec
 
 from .test_cli import run

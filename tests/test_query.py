@@ -53,8 +53,8 @@ def test_the_query_is_frozen(llama) -> None:  # type: ignore[no-untyped-def]
         ({"methods": ()}, "non-empty"),
         ({"experts": "some"}, "per-expert, fused, none"),
         ({"targets": "foo"}, "unknown target 'foo'"),
-        ({"virtual_tokens": 0}, "virtual tokens 0 must be at least 1"),
-        ({"loreft": LoReFT(rank=0)}, "LoReFT rank 0 must be at least 1"),
+        ({"virtual_tokens": 0}, "--virtual-tokens 0 must be at least 1"),
+        ({"loreft": LoReFT(rank=0)}, "--loreft-rank 0 must be at least 1"),
         ({"loreft": LoReFT(layers=(99,))}, "layers 0 to 79"),
         ({"loreft": LoReFT(prefix_positions=0, suffix_positions=0)}, "select none"),
     ],
@@ -68,3 +68,31 @@ def test_bad_arguments_raise_one_line(llama, changes: dict[str, object], needle:
 def test_the_model_must_be_a_spec() -> None:
     with pytest.raises(EstimatorError, match="ModelSpec"):
         Query("llama3-70b")  # type: ignore[arg-type]
+
+
+def test_every_face_refuses_a_rank_beyond_full_rank_in_the_same_words(llama) -> None:  # type: ignore[no-untyped-def]
+    """Llama 3 70B, all-linear: k_proj and v_proj map 8,192 -> 8 KV heads · 128 = 1,024, the narrowest
+    targeted dimension (q, o 8,192 -> 8,192; gate, up, down 8,192 <-> 28,672), so rank 1,025 is beyond full
+    rank and 1,024 is not. The rule lives in the query: the API, the CLI and the web API give one line."""
+    testclient = pytest.importorskip("starlette.testclient")
+    from estimator.cli.main import main
+    from estimator.web.app import create_app
+
+    assert not Query(llama, rank=1_024).beyond_full_rank
+    with pytest.raises(EstimatorError) as refused:
+        Query(llama, rank=1_025)
+    line = str(refused.value)
+    assert line.startswith("rank 1,025 exceeds the smallest targeted dimension (k_proj, v_proj: 1,024)"), line
+    assert Query(llama, rank=1_025, allow_beyond_full_rank=True).beyond_full_rank
+    with testclient.TestClient(create_app(), base_url="http://127.0.0.1:8000") as client:
+        answer = client.get("/api/estimate", params={"model": "llama3-70b", "rank": "1025"})
+        assert answer.status_code == 400 and answer.json()["error"] == line
+        allowed = {"model": "llama3-70b", "rank": "1025", "allow_beyond_full_rank": "true"}
+        assert client.get("/api/estimate", params=allowed).status_code == 200
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["--model", "llama3-70b", "--rank", "1025"]) == 2
+    assert err.getvalue() == f"error: {line}\n"

@@ -9,9 +9,10 @@ from typing import Annotated, Any
 import typer
 
 from estimator.cli.app import app, say
-from estimator.cli.options import CACHE_OPTIONS, MODEL_OPTIONS, JsonOpt, query_command
+from estimator.cli.options import JsonOpt, query_command
 from estimator.cost import EXPOSURES_FOR_CAPACITY, FineTune
 from estimator.errors import EstimatorError
+from estimator.query.options import CACHE_OPTIONS, MODEL_OPTIONS
 
 AcceleratorOpt = Annotated[
     str, typer.Option("--accelerator", help="Device for time per query (roofline): h100-sxm, a100-80gb, mi300x, ...")

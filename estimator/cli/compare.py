@@ -11,9 +11,10 @@ from typing import Annotated, Any
 import typer
 
 from estimator.cli.app import app
-from estimator.cli.headline import BeyondOpt, check_rank
-from estimator.cli.options import CsvOpt, JsonOpt, build_query, query_command
+from estimator.cli.headline import warn_full_rank
+from estimator.cli.options import CsvOpt, JsonOpt, query_command
 from estimator.errors import EstimatorError
+from estimator.query.options import build_query
 
 MAX_COMPARED = 1_000  # models × token counts in one comparison
 ModelsOpt = Annotated[
@@ -43,7 +44,6 @@ def compare_command(
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
     markdown: MarkdownOpt = False,
-    allow_beyond_full_rank: BeyondOpt = False,
     *,
     options: dict[str, Any],
 ) -> None:
@@ -51,12 +51,12 @@ def compare_command(
     KV ÷ LoRA, crossover, parity rank and context window; every other option as in `estimate`."""
     if sum((as_json, as_csv, markdown)) > 1:
         raise EstimatorError("--json, --csv and --markdown exclude each other; pick one")
-    estimates, skipped = compared(model, config, tokens, allow_beyond_full_rank, options)
+    estimates, skipped = compared(model, config, tokens, options)
     emit(estimates, as_json, as_csv, markdown, skipped)
 
 
 def compared(
-    model: str | None, config: list[Path] | None, tokens: str, allow_beyond_full_rank: bool, options: dict[str, Any]
+    model: str | None, config: list[Path] | None, tokens: str, options: dict[str, Any]
 ) -> tuple[list[Any], list[tuple[str, str]]]:
     """The estimates of each model at each token count, and the models left out (with why)."""
     from estimator.compare import evaluate
@@ -81,9 +81,8 @@ def compared(
             if isinstance(query, tuple):  # the targets name maps this model does not have: leave it out, say why
                 skipped.append(query)
                 break
-            est = evaluate(query)
-            check_rank(est, allow_beyond_full_rank)
-            estimates.append(est)
+            warn_full_rank(query)
+            estimates.append(evaluate(query))
     if not estimates:
         raise EstimatorError("the query applies to none of the models: " + "; ".join(w for _, w in skipped))
     return estimates, skipped

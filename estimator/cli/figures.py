@@ -15,8 +15,9 @@ from typing import Annotated, Any
 import typer
 
 from estimator.cli.app import app, say
-from estimator.cli.options import CACHE_OPTIONS, MODEL_OPTIONS, CsvOpt, JsonOpt, query_command
+from estimator.cli.options import CsvOpt, JsonOpt, query_command
 from estimator.errors import EstimatorError
+from estimator.query.options import CACHE_OPTIONS, MODEL_OPTIONS
 
 FIGURE_METHODS = {"methods": "kv,lora,pretraining"}  # the rows the figures draw
 # The query options the figures and sweeps read: the model, its cache, the LoRA (rank, targets, experts, dtypes)

@@ -12,16 +12,9 @@ from typing import Annotated, Any
 import typer
 
 from estimator.cli.app import app, say
-from estimator.cli.options import CsvOpt, JsonOpt, build_query, query_command
+from estimator.cli.options import CsvOpt, JsonOpt, query_command
 from estimator.errors import EstimatorError, UnknownFamilyError
-
-BeyondOpt = Annotated[
-    bool,
-    typer.Option(
-        "--allow-beyond-full-rank",
-        help="Compute a rank above the smallest targeted dimension (LoRA beyond full rank).",
-    ),
-]
+from estimator.query.options import build_query
 
 
 def show_version(value: bool) -> None:
@@ -62,15 +55,13 @@ def headline(
     ctx: typer.Context,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
-    allow_beyond_full_rank: BeyondOpt = False,
     version: VersionOpt = False,
     *,
     options: dict[str, Any],
 ) -> None:
     """Compare the KV cache, adapters, full fine-tuning and pretraining for one model and token count."""
     if ctx.invoked_subcommand is not None:
-        extra = {"as_json": as_json, "as_csv": as_csv, "allow_beyond_full_rank": allow_beyond_full_rank}
-        forward_to_subcommand(ctx, {**options, **extra})
+        forward_to_subcommand(ctx, {**options, "as_json": as_json, "as_csv": as_csv})
         return
     if as_json and as_csv:
         raise EstimatorError("--json and --csv exclude each other; pick one")
@@ -83,8 +74,8 @@ def headline(
 
         measured_query(unknown, options, as_json, as_csv)
         return
+    warn_full_rank(query)
     est = evaluate(query)
-    check_rank(est, allow_beyond_full_rank)
     if as_json:
         print_json(est)
     elif as_csv:
@@ -97,18 +88,10 @@ def headline(
         print_table(est)
 
 
-def check_rank(est: Any, allow_beyond_full_rank: bool) -> None:
-    """Refuse a rank above the smallest targeted dimension unless allowed; then warn on stderr."""
-    if not est.beyond_full_rank:
-        return
-    full = est.targets.smallest_full_rank
-    names = ", ".join(est.targets.narrowest())
-    message = f"rank {est.rank:,} exceeds the smallest targeted dimension ({names}: {full:,}), LoRA beyond full rank"
-    if not allow_beyond_full_rank:
-        raise EstimatorError(
-            f"{message}; use --rank {full} or less, narrow --targets, or pass --allow-beyond-full-rank"
-        )
-    typer.echo(f"warning: {message}", err=True)
+def warn_full_rank(query: Any) -> None:
+    """A rank beyond full rank that the query allows (``--allow-beyond-full-rank``): said on stderr."""
+    if query.beyond_full_rank:
+        typer.echo(f"warning: {query.full_rank_note()}", err=True)
 
 
 def print_json(est: Any) -> None:

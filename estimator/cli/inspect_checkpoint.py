@@ -11,8 +11,9 @@ from typing import Annotated, Any
 import typer
 
 from estimator.cli.app import app, say
-from estimator.cli.options import JsonOpt, spec_of
+from estimator.cli.options import JsonOpt
 from estimator.errors import EstimatorError
+from estimator.query.options import spec_of
 
 BaseModelOpt = Annotated[str | None, typer.Option("--base-model", help="A peft adapter's base: a zoo name.")]
 BaseConfigOpt = Annotated[

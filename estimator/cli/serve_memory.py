@@ -10,8 +10,9 @@ from typing import Annotated, Any
 import typer
 
 from estimator.cli.app import app, say
-from estimator.cli.options import SERVING_OPTIONS, JsonOpt, query_command
+from estimator.cli.options import JsonOpt, query_command
 from estimator.errors import EstimatorError
+from estimator.query.options import SERVING_OPTIONS
 from estimator.units import parse_tokens
 
 AcceleratorOpt = Annotated[
@@ -82,7 +83,7 @@ def serve_memory_command(
 ) -> None:
     """What the engine leaves for the KV cache on each GPU, row by row as it prints it, and whether batches of
     --tokens fit: headroom, the most sequences and the longest context (the model's context window a hard limit)."""
-    from estimator.cli.options import DEFAULT_MODEL, build_query
+    from estimator.query.options import DEFAULT_MODEL, build_query
 
     query = build_query(options, DEFAULT_MODEL)
     settings = {k: v for k, v in locals().items() if k not in ("options", "query", "build_query", "DEFAULT_MODEL")}

@@ -11,9 +11,10 @@ from typing import Annotated, Any
 import typer
 
 from estimator.cli.app import app, say
-from estimator.cli.options import TRAINING_OPTIONS, JsonOpt, query_command
+from estimator.cli.options import JsonOpt, query_command
 from estimator.cli.serve_memory import AcceleratorOpt, MemoryOpt
 from estimator.errors import EstimatorError
+from estimator.query.options import TRAINING_OPTIONS
 from estimator.units import format_bytes
 
 GiB = 2**30

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import typer
 
 from estimator.cli.app import app, say
-from estimator.cli.options import JsonOpt, build_query, query_command
+from estimator.cli.options import JsonOpt, query_command
 from estimator.errors import EstimatorError
+from estimator.query.options import build_query
 
 AllOpt = Annotated[bool, typer.Option("--all", help="Validate every zoo model.")]
 MARKS = {"ok": "✔", "differs": "✗", "explained": "✔*"}

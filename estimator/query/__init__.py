@@ -14,9 +14,9 @@ from estimator.query.model import (
     as_kv_format,
     choice,
     dtype_of,
-    query_from_options,
     whole,
 )
+from estimator.query.options import query_from_options
 from estimator.query.vocabulary import (
     CORE,
     NOT_STORES,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from functools import cached_property
-from os import PathLike
 from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
@@ -21,6 +20,7 @@ from estimator.units import KV_DTYPES, MAX_COUNT, MAX_RANK, STORAGE_DTYPES, DTyp
 
 if TYPE_CHECKING:  # the frontier and peft's tuners are imported only by a query that names them
     from estimator.frontier.methods import KVMethod
+    from estimator.stores.targets import Targets
     from estimator.stores.tuners import TunerOptions
 
 ADAPTER_DTYPES = (DType.bf16, DType.fp16, DType.fp32)
@@ -58,7 +58,7 @@ def as_kv_format(value: object) -> KVFormat:
     else:
         raise EstimatorError(f"KV cache format {value!r} is not a KVFormat or dtype; give e.g. 'bf16' or 'int4'")
     if fmt.group_size is not None:
-        whole(fmt.group_size, "KV group size", "give a positive number of elements per scale, or None")
+        whole(fmt.group_size, "--kv-group-size", "give a positive number of elements per scale, or None")
     floats = (DType.fp32, DType.bf16, DType.fp16)
     state = None if fmt.state_dtype is None else dtype_of(fmt.state_dtype, "recurrent state dtype", floats)
     return replace(
@@ -97,6 +97,7 @@ class Query:
     tuner_options: TunerOptions = ()  # peft tuners' knobs other than the rank (--tuner-option), each once
     kv_methods: tuple[KVMethod, ...] = ()  # cache-shrinking methods shown beside the cache (--kv-method)
     part: str = "language"  # --part: a multimodal checkpoint's language model, or "all": the whole model
+    allow_beyond_full_rank: bool = False  # a LoRA rank above the smallest targeted dimension: refused unless allowed
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
@@ -104,7 +105,7 @@ class Query:
             raise EstimatorError(f"the model must be a ModelSpec, not {type(self.spec).__name__}; use load_spec(name)")
         whole(self.tokens, "token count", "give at least 1 token", high=MAX_TOKENS)
         whole(self.rank, "rank", "LoRA ranks are positive integers such as 8 or 32", high=MAX_RANK)
-        whole(self.virtual_tokens, "virtual tokens", "give a positive number such as 20", high=MAX_RANK)
+        whole(self.virtual_tokens, "--virtual-tokens", "give a positive number such as 20", high=MAX_RANK)
         if self.pretraining_tokens is not None:
             whole(self.pretraining_tokens, "pretraining token count", "give e.g. 15T", high=MAX_TOKENS)
         if not isinstance(self.targets, str) or (
@@ -126,9 +127,33 @@ class Query:
         set_(self, "part", _part(self.part))
         if self.part == "all":
             self.whole_model  # noqa: B018 - counted now, so a checkpoint whose parts are unknown fails here
-        from estimator.stores.targets import resolve_targets  # resolving validates the words
+        if not isinstance(self.allow_beyond_full_rank, bool):
+            raise EstimatorError("allow_beyond_full_rank must be true or false")
+        if self.beyond_full_rank and not self.allow_beyond_full_rank:  # resolving the targets validates the words
+            fix = f"use --rank {self.resolved_targets.smallest_full_rank} or less, narrow --targets"
+            raise EstimatorError(f"{self.full_rank_note()}; {fix}, or pass --allow-beyond-full-rank")
 
-        resolve_targets(self.spec, self.targets, self.experts)
+    @cached_property
+    def resolved_targets(self) -> Targets:
+        """The LoRA targets ``targets`` names in this model, resolved once and held."""
+        from estimator.stores.targets import resolve_targets
+
+        return resolve_targets(self.spec, self.targets, self.experts)
+
+    @property
+    def beyond_full_rank(self) -> bool:
+        """The rank exceeds the smallest targeted dimension min(d_in, d_out): LoRA beyond full rank.
+        Llama 3 70B, all-linear: the narrowest maps are k and v (8,192 -> 1,024), so rank 1,025 is beyond."""
+        return self.rank > self.resolved_targets.smallest_full_rank
+
+    def full_rank_note(self) -> str:
+        """What a rank beyond full rank is, in the words every face uses (its refusal and its warning)."""
+        targets = self.resolved_targets
+        names = ", ".join(targets.narrowest())
+        return (
+            f"rank {self.rank:,} exceeds the smallest targeted dimension ({names}: {targets.smallest_full_rank:,}), "
+            "LoRA beyond full rank"
+        )
 
     @property
     def pretraining_tokens_or_published(self) -> int | None:
@@ -211,7 +236,7 @@ def _tuner_options(value: object) -> TunerOptions:
 def _check_loreft(loreft: object, spec: ModelSpec) -> None:
     if not isinstance(loreft, LoReFT):
         raise EstimatorError(f"loreft must be a LoReFT, not {type(loreft).__name__}; give LoReFT(rank=8)")
-    whole(loreft.rank, "LoReFT rank", "give a positive rank such as 8", high=MAX_RANK)
+    whole(loreft.rank, "--loreft-rank", "give a positive rank such as 8", high=MAX_RANK)
     for value, what in (
         (loreft.prefix_positions, "LoReFT first positions"),
         (loreft.suffix_positions, "LoReFT last positions"),
@@ -230,115 +255,3 @@ def _check_loreft(loreft: object, spec: ModelSpec) -> None:
                 f"LoReFT layers {list(loreft.layers)}: {spec.display_name} has layers 0 to "
                 f"{spec.num_hidden_layers - 1}; give indices in that range or all"
             )
-
-
-def _count(value: object, what: str) -> int:
-    """A count given as a whole number or as text such as ``"1M"`` or ``"15T"`` (as the CLI reads it)."""
-    from estimator.units import parse_tokens
-
-    return parse_tokens(value, what) if isinstance(value, str) else whole(value, what, "give e.g. 100_000 or '100k'")
-
-
-def query_from_options(
-    spec: ModelSpec | str | PathLike[str],
-    tokens: int | str = 100_000,
-    rank: int = 32,
-    targets: str = "all-linear",
-    kv_dtype: KVFormat | DType | str = DType.bf16,
-    adapter_dtype: DType | str = DType.bf16,
-    weights_dtype: DType | str = DType.bf16,
-    pretraining_tokens: int | str | None = None,
-    methods: tuple[Method | str, ...] | str = CORE,
-    experts: ExpertLayout | str = ExpertLayout.per_expert,
-    virtual_tokens: int = 20,
-    loreft: LoReFT | None = None,
-    ia3_targets: str | None = None,
-    *,
-    kv_group_size: int | None = None,
-    kv_zero_point: bool | None = None,
-    mla_cache: MlaCache | str | None = None,
-    window_cache: WindowCache | str | None = None,
-    conv_cache: ConvCache | str | None = None,
-    state_dtype: DType | str | None = None,
-    loreft_rank: int | None = None,
-    loreft_layers: str | None = None,
-    loreft_positions: str | None = None,
-    loreft_untied: bool | None = None,
-    name: str | None = None,
-    tuner_option: str | None = None,
-    kv_method: str | None = None,
-    part: str = "language",
-) -> Query:
-    """The query of every option the CLI takes, by the CLI's names and in its words.
-
-    ``spec``: a ModelSpec, a zoo name (``"llama3-70b"``) or a path (config.json, model folder, GGUF file;
-    ``name`` names it); ``tokens`` and ``pretraining_tokens``: counts or text (``"1M"``, ``"15T"``);
-    ``methods``: a tuple or ``"kv,lora"`` / ``"all"``. The cache conventions (``kv_group_size`` (0: one
-    scale per tensor), ``kv_zero_point``, ``mla_cache`` latent/expanded, ``window_cache`` w/w-1,
-    ``conv_cache`` K-1/K, ``state_dtype`` auto/fp32/bf16/fp16) and the LoReFT shape (``loreft_rank``,
-    ``loreft_layers`` "all" or "0,4,8", ``loreft_positions`` "f7+l7", ``loreft_untied``) refine
-    ``kv_dtype`` and ``loreft``; None keeps the default (KVFormat(): group 64 with zero points, latent,
-    w, K-1, the cache's dtype). ``kv_method``: cache-shrinking methods shown beside the cache, as
-    ``"nvfp4,commvq:bits=1,mha2mla:rank=64;rope=8"``. ``part``: ``"language"`` (a multimodal checkpoint's
-    language model) or ``"all"`` (the whole checkpoint's parameters for full fine-tuning, pretraining and the
-    headline; the cache and adapters stay the language model's). Bad input raises
-    :class:`~estimator.errors.EstimatorError`.
-    """
-    from estimator.query.vocabulary import parse_layers, parse_positions
-
-    model = _spec_of(spec, name)
-    conventions = {"group_size": kv_group_size, "zero_point": kv_zero_point, "mla": mla_cache,
-                   "window": window_cache, "conv": conv_cache, "state_dtype": state_dtype}  # fmt: skip
-    given: dict[str, Any] = {key: value for key, value in conventions.items() if value is not None}
-    kv = kv_dtype if isinstance(kv_dtype, KVFormat) else KVFormat(dtype_of(kv_dtype, "KV dtype", KV_DTYPES))
-    if "group_size" in given:
-        given["group_size"] = whole(kv_group_size, "KV group size", "give e.g. 64, or 0 for one scale", low=0) or None
-    if isinstance(state_dtype, str) and state_dtype.strip().lower() == "auto":
-        given["state_dtype"] = None
-    shape = {"rank": loreft_rank, "layers": loreft_layers, "positions": loreft_positions, "untied": loreft_untied}
-    reft = loreft if loreft is not None else LoReFT()
-    if any(value is not None for value in shape.values()):
-        if loreft is not None:
-            raise EstimatorError("loreft and loreft_rank/layers/positions/untied exclude each other; give one")
-        first, last = parse_positions(loreft_positions or "f7+l7")
-        layers = parse_layers(loreft_layers or "all", model)
-        reft = LoReFT(8 if loreft_rank is None else loreft_rank, layers, first, last, not loreft_untied)
-    return Query(
-        model,
-        _count(tokens, "token count"),
-        rank,
-        targets,
-        parse_methods(methods) if isinstance(methods, str) else methods,  # type: ignore[arg-type]
-        adapter_dtype,  # type: ignore[arg-type]  # names are read by the query
-        replace(kv, **given),
-        weights_dtype,  # type: ignore[arg-type]
-        None if pretraining_tokens is None else _count(pretraining_tokens, "pretraining token count"),
-        experts,  # type: ignore[arg-type]
-        virtual_tokens,
-        reft,
-        ia3_targets,
-        tuner_option or (),  # type: ignore[arg-type]  # text is read by the query
-        kv_methods=kv_method or (),  # type: ignore[arg-type]  # text is read by the query
-        part=part,
-    )
-
-
-def _spec_of(spec: object, name: str | None) -> ModelSpec:
-    """A ModelSpec as given, a zoo model by name, or a config read from a path."""
-    if isinstance(spec, ModelSpec):
-        if name is not None:
-            raise EstimatorError("name names a model read from a path; drop it, or give the path")
-        return spec
-    if isinstance(spec, PathLike):
-        from pathlib import Path
-
-        from estimator.checkpoint.locate import spec_from_path
-
-        return spec_from_path(Path(spec), name)
-    if isinstance(spec, str):
-        from estimator.zoo import load_spec
-
-        if name is not None:
-            raise EstimatorError("name names a model read from a path; give the path as a pathlib.Path")
-        return load_spec(spec)
-    raise EstimatorError(f"the model must be a ModelSpec, a zoo name or a path, not {type(spec).__name__}")

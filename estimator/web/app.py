@@ -73,7 +73,7 @@ def spec_from_posted(config: Any) -> Any:
 
 def build(params: dict[str, Any], config: Any, extra: tuple[str, ...] = ()) -> tuple[Any, dict[str, str]]:
     """The validated query (on a pool thread), and the parameters in ``extra`` that are the endpoint's own."""
-    from estimator.cli.options import DEFAULT_MODEL, build_query
+    from estimator.query.options import DEFAULT_MODEL, build_query
 
     params = dict(params)
     own = {key: str(option_value(key, params.pop(key))) for key in extra if key in params}
@@ -110,13 +110,10 @@ def finite(value: Any) -> Any:
 
 
 def estimate_answer(params: dict[str, Any], config: Any) -> Response:
-    from estimator.cli.headline import check_rank
     from estimator.compare import evaluate
 
-    query, own = build(params, config, ("format", "allow_beyond_full_rank"))
+    query, own = build(params, config, ("format",))
     est = evaluate(query)
-    if own.get("allow_beyond_full_rank") != "True":  # the CLI's refusal, in its words
-        check_rank(est, False)
     if own.get("format") == "csv":
         import csv
         import io
@@ -137,14 +134,14 @@ def sweep_answer(params: dict[str, Any], config: Any) -> Response:
     from estimator.sweep import sweep
     from estimator.units import MAX_RANK, parse_grid
 
-    query, own = build(params, config, ("ranks", "tokens"))
+    query, own = build({**params, "allow_beyond_full_rank": True}, config, ("ranks", "tokens"))  # marked per rank
     tokens_text, ranks_text = own.get("tokens", "1k:1B:log50"), own.get("ranks", str(query.rank))
     most = grid_points_at_most(tokens_text) * grid_points_at_most(ranks_text)
     if most > MAX_SWEEP_POINTS:
         raise EstimatorError(f"up to {most:,} points are too many; ask for at most {MAX_SWEEP_POINTS:,}")
     tokens = parse_grid(tokens_text)
     ranks = parse_grid(ranks_text, "ranks", MAX_RANK)
-    est = evaluate(query.with_(tokens=1, rank=min(ranks)))
+    est = evaluate(query.with_(tokens=1, rank=min(ranks), allow_beyond_full_rank=True))
     columns = sweep(est, tokens, ranks).columns()
     names = list(columns)
     values = [columns[name].tolist() for name in names]

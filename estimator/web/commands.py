@@ -93,19 +93,17 @@ def own_names(name: str) -> set[str]:
 
 def split(name: str, values: dict[str, Any], offered: tuple[str, ...], defaults: dict[str, Any]) -> tuple[Any, Any]:
     """(the query's option values as ``query_command`` gives them, the command's own values)."""
-    from estimator.cli.options import QUERY_OPTIONS
+    from estimator.query.options import complete
 
     own = own_names(name)
-    options = {k: values[k] for k in offered if k in values and k not in own}
-    for key, _, default in QUERY_OPTIONS:
-        options.setdefault(key, defaults.get(key, default))
+    options = complete({k: values[k] for k in offered if k in values and k not in own}, offered, defaults)
     return options, {k: v for k, v in values.items() if k in own}
 
 
 def serve_memory_record(params: dict[str, Any]) -> Any:
     """``estimate serve-memory --json`` (with ``cells``: its headline and its two tables as the CLI prints them)."""
     from estimator.cli import serve_memory
-    from estimator.cli.options import DEFAULT_MODEL, SERVING_OPTIONS, build_query
+    from estimator.query.options import DEFAULT_MODEL, SERVING_OPTIONS, build_query
 
     params, cells = with_cells(params)
     options, settings = split("serve-memory", parsed("serve-memory", params), SERVING_OPTIONS, serve_memory.DEFAULTS)
@@ -121,7 +119,7 @@ def serve_memory_record(params: dict[str, Any]) -> Any:
 def train_memory_record(params: dict[str, Any]) -> Any:
     """``estimate train-memory --json`` (with ``cells``: its table as the CLI prints it)."""
     from estimator.cli import train_memory
-    from estimator.cli.options import DEFAULT_MODEL, TRAINING_OPTIONS, build_query
+    from estimator.query.options import DEFAULT_MODEL, TRAINING_OPTIONS, build_query
 
     params, cells = with_cells(params)
     options, settings = split("train-memory", parsed("train-memory", params), TRAINING_OPTIONS, train_memory.DEFAULTS)
@@ -136,12 +134,12 @@ def train_memory_record(params: dict[str, Any]) -> Any:
 def compare_records(params: dict[str, Any]) -> Any:
     """``estimate compare --json`` (the models it leaves out, and why, in ``left_out``: the CLI's note)."""
     from estimator.cli import compare
-    from estimator.cli.options import QUERY_OPTION_NAMES
     from estimator.present import comparison
+    from estimator.query.options import OPTION_NAMES as QUERY_OPTION_NAMES
 
     params, cells = with_cells(params)
     options, own = split("compare", parsed("compare", params), QUERY_OPTION_NAMES, {})
-    estimates, skipped = compare.compared(own["model"], None, own["tokens"], own["allow_beyond_full_rank"], options)
+    estimates, skipped = compare.compared(own["model"], None, own["tokens"], options)
     records: Any = [comparison.comparison_record(e) for e in estimates]
     if cells:  # one table per token count, as `estimate compare` prints them
         tables = [{"caption": f"At {comparison.caption(first, group)}", "head": [h for _, h in comparison.COLUMNS],

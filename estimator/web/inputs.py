@@ -13,16 +13,17 @@ from typing import Any
 
 from estimator.checkpoint.files import printable
 from estimator.errors import EstimatorError
+from estimator.query.options import OPTIONS, Kind
 from estimator.web.work import RefusedError
 
 MAX_BODY_BYTES = 1_000_000
 BODY_SECONDS = 10.0  # from the end of the headers to the end of the body (1 MB arrives in milliseconds here)
 MAX_VALUE_CHARS = 200  # an option's value: a grid or a list of methods is a few dozen characters
 MAX_MESSAGE_CHARS = 600  # an error line (the longest the tool writes lists --methods' 48 names, ~450 characters)
-INTEGERS = ("rank", "kv_group_size", "virtual_tokens", "loreft_rank")
-FLAGS = ("kv_zero_point", "loreft_untied", "allow_beyond_full_rank")
+INTEGERS = tuple(o.name for o in OPTIONS if o.kind is Kind.integer)
+FLAGS = tuple(o.name for o in OPTIONS if o.kind is Kind.flag)
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-REFUSED = ("config", "name")  # a path on the server, or a name for one: never taken from a client
+REFUSED = tuple(o.name for o in OPTIONS if not o.from_client)  # a path on the server, or a name for one
 STEP = re.compile(r"\s*(log|lin)\s*(\d+)\s*$", re.IGNORECASE)
 MAX_X_POINTS = 64  # 1:10^18:x2 has 60 points
 
@@ -116,10 +117,10 @@ def option_value(name: str, raw: Any) -> Any:
 
 
 def options_from(params: dict[str, Any]) -> dict[str, Any]:
-    """The query's option values: the CLI's defaults, replaced by the client's (names as the CLI's)."""
-    from estimator.cli.options import QUERY_OPTIONS
+    """The query's option values: their defaults, replaced by the client's (names as the CLI's)."""
+    from estimator.query.options import defaults
 
-    values = {name: default for name, _, default in QUERY_OPTIONS}
+    values = defaults()
     for key, raw in params.items():
         name = key.replace("-", "_")
         if name in REFUSED or name not in values:

@@ -6,12 +6,12 @@
 
 const TEXTS = ["tokens", "rank", "targets"];  // typed, read by the server as the CLI reads them
 const UP_FRONT = ["adapter_dtype", "kv_dtype", "experts", "window_cache", "mla_cache", "state_dtype"];  // the rest: "More"
-const OWN = ["model", ...TEXTS, "methods"];  // options with controls of their own; the others are built from /api/options
+const OWN = ["model", ...TEXTS, "methods", "allow_beyond_full_rank"];  // controls of their own in index.html; the others are built from /api/options
 let OPTIONS = [];    // GET /api/options: every query option (name, default, help, kind, choices), as the CLI declares it
 let METHODS = [];    // the rows one can ask for, and those "all" stands for
 let ALL_METHODS = [];
 let FIELDS = [];     // the state's keys, in the URL when not at their default
-const DEFAULTS = { allow_beyond_full_rank: "false" };  // the estimate command's own flag; the rest from /api/options
+const DEFAULTS = {};  // every option's default, from /api/options
 const MAX_FRAGMENT = 16000;  // characters of a deflated config in a link; longer ones are not put in it
 const $ = (id) => document.getElementById(id);
 const state = {};
@@ -90,15 +90,14 @@ function show() {  // every control from the state
   for (const box of document.querySelectorAll("#methods input")) box.checked = chosen.includes(box.value);
 }
 
-function queryParams(extra = {}, path = "/api/estimate") {  // the options not at the CLI's default
+function queryParams(extra = {}) {  // the options not at the CLI's default
   const params = config ? {} : { model: state.model };
   for (const key of FIELDS) if (key !== "model" && state[key] !== DEFAULTS[key]) params[key] = state[key];
-  if (path !== "/api/estimate") delete params.allow_beyond_full_rank;  // the estimate's own flag
   return { ...params, ...extra };
 }
 
 async function api(path, extra = {}) {
-  const params = queryParams(extra, path);
+  const params = queryParams(extra);
   const response = config
     ? await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
                           body: JSON.stringify({ ...params, config }) })
@@ -276,7 +275,7 @@ async function start() {
   for (const [key, help] of [["tokens", "tokens-help"], ["rank", "rank-help"], ["targets", "targets-help"]]) {
     $(help).textContent = OPTIONS.find((o) => o.name === key).help;
   }
-  FIELDS = [...OPTIONS.filter((o) => o.kind !== "list").map((o) => o.name), "allow_beyond_full_rank"];
+  FIELDS = OPTIONS.filter((o) => o.kind !== "list").map((o) => o.name);
   Object.assign(state, DEFAULTS);
   const others = document.createElement("details");  // the rows beyond "all" (peft's other tuners), folded
   others.id = "more-methods";
