@@ -142,6 +142,7 @@ def build_report(query: Any, options: dict[str, Any], config: Any = None) -> Any
     """Read the options, plan the pool per TP size and judge each (TP size, batch); ``config``: the path of
     --config, whose checkpoint's own format (quantization_config, GGUF types) is the default."""
     from estimator.accelerators import accelerator as device_named
+    from estimator.architecture import total_params
     from estimator.memory.engine_rules import default_knobs, mxfp4_backend, plan_pool
     from estimator.memory.engines import Engine, Reserve, check_knobs
     from estimator.memory.formats import WeightFormat
@@ -149,9 +150,10 @@ def build_report(query: Any, options: dict[str, Any], config: Any = None) -> Any
     from estimator.memory.serving import ServeSetup, cache_bytes_per_gpu
     from estimator.memory.sizes import parse_bytes
     from estimator.memory.verdict import verdict
-    from estimator.memory.weights import NO_PADDING, VLLM_MXFP4_PADDING
+    from estimator.memory.weights import NO_PADDING, VLLM_MXFP4_PADDING, outside_weight_bytes_per_gpu
     from estimator.present.serving import ServingReport, memory_words
-    from estimator.present.serving_words import serving_assumptions
+    from estimator.present.serving_words import outside_weights_words, serving_assumptions
+    from estimator.present.words import part_counted, query_part_words
     from estimator.query import choice
     from estimator.units import MAX_COUNT
     from estimator.zoo import load_spec
@@ -186,6 +188,7 @@ def build_report(query: Any, options: dict[str, Any], config: Any = None) -> Any
     offload = parse_bytes(options["kv_offload"], "--kv-offload") if options["kv_offload"] else 0
     tps, batches = counts(options["tp"], "--tp"), counts(options["batch"], "--batch")
     padding = VLLM_MXFP4_PADDING[mxfp4_backend(name)] if engine.is_vllm else NO_PADDING
+    outside = query.counted_params - total_params(spec)  # --part all: the tower and projector (else 0)
     pools: list[Any] = []
     verdicts: list[Any] = []
     tiers: list[int] = []
@@ -202,7 +205,8 @@ def build_report(query: Any, options: dict[str, Any], config: Any = None) -> Any
         extra = option_reserves(spec, t, weights, options["max_loras"], options["max_lora_rank"], draft)
         if setup.overhead_bytes and engine is not Engine.none:
             extra = (*extra, Reserve(label="kept free (--overhead)", bytes=setup.overhead_bytes, source="--overhead"))
-        pool = plan_pool(spec, setup, engine, knobs, capacity, extra, draft, stored_bytes)
+        pool = plan_pool(spec, setup, engine, knobs, capacity, extra, draft, stored_bytes,
+                         outside_weight_bytes_per_gpu(outside, weights, t))  # fmt: skip
         pools.append(pool)
         flat = replace(setup, block_tokens=0)
         per_token = sum(cache_bytes_per_gpu(m, 1, flat) - cache_bytes_per_gpu(m, 0, flat) for m in (spec, draft) if m)
@@ -212,5 +216,8 @@ def build_report(query: Any, options: dict[str, Any], config: Any = None) -> Any
         spec=spec, tokens=tokens, device=device.name if name != "(--memory)" else name,
         device_words=memory_words(capacity, reported, name), weights_words=weights.value, tps=tps,
         pools=tuple(pools), verdicts=tuple(verdicts), offload_tokens=tuple(tiers),
-        assumptions=tuple(serving_assumptions(spec, pools[0], weights, reported, options, draft)),
+        assumptions=tuple(serving_assumptions(spec, pools[0], weights, reported, options, draft)) + (
+            (outside_weights_words(query.whole_model[1], weights),) if outside else ()),
+        params=query.counted_params, part=query.part, part_words=query_part_words(query),
+        part_counted=part_counted(query),
     )  # fmt: skip

@@ -50,17 +50,19 @@ def plans(query: Any, ways: tuple[Any, ...], options: dict[str, Any]) -> list[tu
 
     out = []
     fused = query.experts.fused_weights
+    outside = query.whole_model[1] if query.part == "all" else {}  # --part all: the tower and projector
     for way in ways:
         ranks = None
-        if way is Way.full:
-            sizes, label = full_tensor_sizes(query.spec, fused), "full"
+        if way is Way.full:  # each part outside the language model one tensor (see outside_words)
+            sizes, label = (*full_tensor_sizes(query.spec, fused), *outside.values()), "full"
         else:
             targets = targets_of(query)
             sizes = adapter_tensor_sizes(targets, query.rank, magnitudes=way is Way.dora)
             ranks = lora_ranks(targets, query.rank)
             label = f"{LABELS[way.value]} r={query.rank}"
         own = {k: v for k, v in options.items() if way is Way.qlora or k != "kbit_prepare"}
-        setup = TrainSetup(way, sizes, query.tokens, ranks, **own, fused_experts=fused)
+        setup = TrainSetup(way, sizes, query.tokens, ranks, **own, fused_experts=fused,
+                           outside_params=sum(outside.values()))  # fmt: skip
         out.append((way, setup, label))
     return out
 
@@ -123,13 +125,15 @@ def train_memory_command(
     step); fits or not, the longest sequence and the largest micro-batch that fit. Mixtures of experts are as
     transformers >= 5 builds them (--experts fused), which bitsandbytes leaves unquantised."""
     settings = {k: v for k, v in locals().items() if k not in ("query", "as_json")}
+    from estimator.present.words import query_part_words
+
     rows, words, record, device_name = train_report(query, **settings)
     if as_json:
         typer.echo(json.dumps(record, indent=2))
         return
     typer.echo(
         f"{query.spec.display_name} fine-tuned on sequences of {query.tokens:,} tokens, micro-batch {micro_batch}, "
-        f"{gpus} GPU(s) at ZeRO stage {zero}, on {device_name}"
+        f"{gpus} GPU(s) at ZeRO stage {zero}, on {device_name}{query_part_words(query)}"
     )
     typer.echo("")
     for line in table_lines(rows, record["memory_bytes"], query.tokens):
@@ -150,6 +154,7 @@ def train_report(query: Any, *, way: str, micro_batch: int, optimizer: str, prec
     from estimator.memory.loss import Loss
     from estimator.memory.sizes import parse_bytes
     from estimator.memory.training import Offload, Optimizer, Precision
+    from estimator.present.words import part_counted
     from estimator.query import choice
 
     if micro_batch < 1 or gpus < 1:
@@ -196,8 +201,13 @@ def train_report(query: Any, *, way: str, micro_batch: int, optimizer: str, prec
     if any(longest > window for *_, longest, _, _ in rows):
         words.append(f"The longest sequences beyond {window:,} tokens exceed the model's context window: they fit in "
                      "memory, but the model was not trained on positions that far.")  # fmt: skip
+    if query.part == "all" and query.whole_model[1]:
+        words.insert(-2, outside_words(query.whole_model[1], kbit_prepare))
     record = {
         "model": query.spec.name,
+        "params": query.counted_params,
+        "part": query.part,
+        "part_counted": part_counted(query),
         "tokens": query.tokens,
         "memory_bytes": capacity,
         "accelerator": None if memory is not None else device.name,
@@ -334,6 +344,20 @@ def train_assumptions(query: Any, options: dict[str, Any], device: str) -> list[
         "weights, 2 also gradients, 3 (FSDP full shard) also weights; activations are per GPU.",
         f"Device: {device}; the longest sequence is found by bisection up to {TOKEN_LIMIT:,} tokens.",
     ]
+
+
+def outside_words(parts: dict[str, int], kbit_prepare: bool) -> str:
+    """The assumption behind a multimodal checkpoint's parts outside its language model (``--part all``)."""
+    listed = " and ".join(f"{name} {count:,}" for name, count in parts.items())
+    qlora = "cast to fp32 by prepare_model_for_kbit_training" if kbit_prepare else "bf16 (--no-kbit-prepare)"
+    return (
+        f"Whole model (--part all): the parts outside the language model ({listed} parameters) are trained by full "
+        "fine-tuning (their weights, gradients, master weights and optimizer states; each part one tensor for the "
+        "optimizer's per-tensor terms) and frozen under the adapters, which stay on the language model: bf16, and "
+        "for QLoRA assumed left unquantised (bitsandbytes' llm_int8_skip_modules naming the tower and projector; "
+        f"quantised, they would hold less), {qlora}. Activations are "
+        "the language model's on text alone: images add the tower's activations and their tokens, not counted."
+    )
 
 
 KBIT_NO_CHECKPOINTS = (

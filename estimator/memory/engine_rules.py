@@ -236,11 +236,13 @@ def plan_pool(
     extra: tuple[Reserve, ...] = (),
     draft: ModelSpec | None = None,
     stored_bytes: int | None = None,
+    outside_bytes: int = 0,
 ) -> Pool:
     """The pool ``engine`` leaves on one GPU of ``reported_bytes`` under ``knobs`` (see the module docstring),
     less the ``extra`` rows of serving options (LoRA slots, a draft model, whose cache joins the blocks), and
     what it holds: blocks, tokens and concurrency as the engine prints them. ``stored_bytes``: the weights as a
-    GGUF file stores them (one GPU), instead of the format's count."""
+    GGUF file stores them (one GPU), instead of the format's count. ``outside_bytes``: the weights on one GPU of
+    a multimodal checkpoint's parts outside the language model (``--part all``), loaded with the rest."""
     at = replace(setup, block_tokens=knobs.block_tokens, chunk_tokens=knobs.max_num_batched_tokens)
     if engine.value in RELEASES:
         reserves = vllm_reserves(spec, at, knobs, RELEASES[engine.value])
@@ -256,6 +258,7 @@ def plan_pool(
         weights = weight_bytes_per_gpu(spec, setup.weights, setup.tp, expert_padding=setup.expert_padding)
     elif setup.tp != 1:
         raise EstimatorError("a GGUF file's weights are counted on one GPU; use --tp 1")
+    weights += outside_bytes
     budget = int(reported_bytes * knobs.memory_fraction)
     pool = budget - weights - sum(r.bytes for r in reserves)
     block = max(1, knobs.block_tokens)

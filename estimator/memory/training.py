@@ -133,6 +133,7 @@ class TrainSetup:
     kbit_prepare: bool = True  # QLoRA: peft's prepare_model_for_kbit_training (16-bit parameters to fp32)
     lora_dropout: float = 0.0
     offload: Offload = Offload.none
+    outside_params: int = 0  # --part all: a multimodal checkpoint's tower and projector, frozen under adapters
 
     def __post_init__(self) -> None:
         if self.zero not in (0, 1, 2, 3):
@@ -212,6 +213,17 @@ def kbit_extra_weight_bytes(spec: ModelSpec, fused_experts: bool) -> int:
     return (FP32_BYTES - 2) * (sum(full_tensor_sizes(spec, fused_experts)) - quantised)
 
 
+def outside_frozen_bytes(setup: TrainSetup) -> int:
+    """Bytes of a multimodal checkpoint's parts outside the language model (``--part all``: P parameters of the
+    vision tower and projector) frozen under an adapter: bf16, 2 P, as bitsandbytes leaves them unquantised
+    for QLoRA, where peft's ``prepare_model_for_kbit_training`` casts them to fp32, 4 P. Full fine-tuning trains
+    them (in ``trainable_sizes``): 0 here. Gemma 3 27B (P = 423,060,336) under LoRA: 846,120,672 bytes."""
+    if setup.way is Way.full:
+        return 0
+    width = FP32_BYTES if setup.way is Way.qlora and setup.kbit_prepare else 2
+    return width * setup.outside_params
+
+
 def layer_weight_bytes(spec: ModelSpec, fused_experts: bool) -> int:
     """bf16 bytes of the largest decoder layer's weights (FSDP gathers one layer at a time)."""
     return max(sum(2 * m.params for m in g.linears(fused_experts)) + 2 * sum(t.params for t in g.tensors)
@@ -244,6 +256,7 @@ def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
         frozen = weight_bytes_per_gpu(spec, fmt, fused_experts=setup.fused_experts)
         if setup.way is Way.qlora and setup.kbit_prepare:
             frozen += kbit_extra_weight_bytes(spec, setup.fused_experts)
+        frozen += outside_frozen_bytes(setup)
     state_w = FP32_BYTES if master_w or weight_w == FP32_BYTES else weight_w
     n, z = setup.gpus, setup.zero
     ranks = None if setup.way is Way.full else setup.ranks or {}

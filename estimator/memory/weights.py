@@ -116,3 +116,12 @@ def weight_bytes_per_gpu(
     for tensor in layout.other_tensors():
         total += tensor.copies * tensor_elements(tensor, spec.vocab_size, tp) * other
     return total
+
+
+def outside_weight_bytes_per_gpu(params: int, weights: WeightFormat, tp: int = 1) -> int:
+    """Bytes one GPU holds of a multimodal checkpoint's parts outside its language model (``--part all``): the
+    vision tower and projector's P parameters in the weights' float width b (16 bits, fp32 when the weights are
+    fp32: quantised checkpoints leave these parts unquantised), split evenly over t tensor-parallel GPUs as vLLM
+    shards the tower's attention and MLP maps: ⌈P · b / t⌉. Gemma 3 27B (P = 416,866,032 + 6,194,304 =
+    423,060,336) in bf16: 846,120,672 bytes at t = 1, 211,530,168 at t = 4."""
+    return ceil_div(params * weights.float_bytes, tp)

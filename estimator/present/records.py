@@ -18,7 +18,7 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
     holds = est.holds_all_tokens  # else the cache keeps only the last w tokens: no rate per token of the text
     from estimator import __version__
     from estimator.present.frontier import records as frontier_records
-    from estimator.present.words import context_warning, headline_line, part_words
+    from estimator.present.words import context_warning, headline_line, part_counted
 
     warning = context_warning(est)
     return {
@@ -31,7 +31,7 @@ def estimate_record(est: Estimate) -> dict[str, Any]:
             "source": spec.source,
             "params": est.params,
             "part": est.query.part,  # --part: "language" (a multimodal checkpoint's language model) or "all"
-            "part_counted": part_words(est).removeprefix("; ") or "whole model = language model",
+            "part_counted": part_counted(est.query),
             "active_params": est.active_params,
             "params_breakdown": dict(est.params_breakdown),
             "num_hidden_layers": spec.num_hidden_layers,

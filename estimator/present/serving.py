@@ -34,6 +34,10 @@ class ServingReport:
     verdicts: tuple[Verdict, ...]  # one per (TP size, batch)
     offload_tokens: tuple[int, ...]  # CPU-tier tokens per TP size (0: off)
     assumptions: tuple[str, ...]
+    params: int = 0  # parameters of the part counted (--part)
+    part: str = "language"  # --part: "language" (a multimodal checkpoint's language model) or "all"
+    part_words: str = ""  # the first line's words on the part (estimator.present.words.query_part_words)
+    part_counted: str = ""  # the same for the JSON (estimator.present.words.part_counted)
 
     def headline(self) -> str:
         engine = self.pools[0].engine.describe().split(":")[0]  # "vLLM 0.19 (V1 engine)"
@@ -44,7 +48,10 @@ class ServingReport:
             else ""
         )
         name = self.spec.display_name
-        return f"{name} served by {engine}: {self.tokens:,} tokens per sequence on {self.device_words}{past}"
+        return (
+            f"{name} served by {engine}: {self.tokens:,} tokens per sequence on {self.device_words}{past}"
+            f"{self.part_words}"
+        )
 
     def pool_table(self) -> list[list[str]]:
         """The pool per GPU, row by row, one column per TP size (what the engine prints at start-up)."""
@@ -97,6 +104,9 @@ class ServingReport:
         """The JSON: bytes in every size key, the pool row by row, the verdicts."""
         return {
             "model": self.spec.name,
+            "params": self.params,
+            "part": self.part,
+            "part_counted": self.part_counted,
             "tokens": self.tokens,
             "context_window_tokens": self.verdicts[0].context_window,
             "device": self.device,

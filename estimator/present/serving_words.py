@@ -72,3 +72,18 @@ def serving_assumptions(
         "batch fits."
     )
     return words
+
+
+def outside_weights_words(parts: dict[str, int], weights: WeightFormat) -> str:
+    """The assumption behind the weights of a multimodal checkpoint's parts outside its language model
+    (``--part all``; ``parts``: name -> parameters, as :func:`estimator.whole_model.whole_model_of` counts them)."""
+    width = "fp32" if weights.float_bytes == 4 else "16 bits"
+    listed = " and ".join(f"{name} {count:,}" for name, count in parts.items())
+    return (
+        f"Whole model (--part all): the parts outside the language model ({listed} parameters) are loaded with "
+        f"the weights, in {width} (quantised checkpoints leave them unquantised), split evenly over the "
+        "tensor-parallel GPUs as vLLM shards the vision tower's attention and MLP maps (its default "
+        "mm_encoder_tp_mode 'weights'; 'data' keeps a whole copy on each GPU; the few norms and embeddings it "
+        "replicates are counted once). They hold no KV cache; the encoder's activations while vLLM profiles it "
+        "with dummy images at start-up are not counted."
+    )

@@ -15,6 +15,7 @@ from estimator.units import format_bytes
 
 if TYPE_CHECKING:
     from estimator.compare import Crossover, Estimate
+    from estimator.query import Query
 
 
 def model_line(est: Estimate) -> str:
@@ -44,13 +45,26 @@ def model_line(est: Estimate) -> str:
 
 def part_words(est: Estimate) -> str:
     """Which part of a multimodal checkpoint is counted (--part), for the model line; nothing for a text model."""
+    return query_part_words(est.query)
+
+
+def query_part_words(query: Query) -> str:
+    """:func:`part_words` of a query, for every answer's first line (the headline, serve-memory, train-memory):
+    '; whole model (language model 27,009,346,304 + ...); the KV cache and adapters are the language model's'
+    under --part all, '; language model of a multimodal checkpoint; --part all for the whole model' for a
+    wrapper's language model, nothing for a text model."""
     from estimator.families.towers import is_wrapper_language_model
 
-    if est.query.part == "all" and est.query.whole_model[1]:
-        return f"; whole model ({est.query.whole_model[2]}); the KV cache and adapters are the language model's"
-    if is_wrapper_language_model(est.spec.notes):
+    if query.part == "all" and query.whole_model[1]:
+        return f"; whole model ({query.whole_model[2]}); the KV cache and adapters are the language model's"
+    if is_wrapper_language_model(query.spec.notes):
         return "; language model of a multimodal checkpoint; --part all for the whole model"
     return ""
+
+
+def part_counted(query: Query) -> str:
+    """The JSON's ``part_counted``: :func:`query_part_words` without its '; ', or 'whole model = language model'."""
+    return query_part_words(query).removeprefix("; ") or "whole model = language model"
 
 
 def context_warning(est: Estimate) -> str | None:
