@@ -19,6 +19,8 @@ from estimator.families import Reader, family, supported
 from estimator.families.towers import language_model_note
 from estimator.specs import ModelSpec, validate_spec
 
+# Read before a family is known, so kept here as indexes of what the families declare (``Conventions.wrappers``
+# and ``.aliases``); tests/test_family_conventions.py ties both to the families.
 TEXT_MODEL_TYPES = {
     "gemma3": "gemma3_text",
     "llama4": "llama4_text",

@@ -5,6 +5,8 @@
 - Weights kept in float32 whatever the model's dtype (``_keep_in_fp32_modules_strict``), from the
   release that began to: DeepSeek V2/V3's router from 5.24. peft creates a LoRA on such a weight in
   float32 too (even with ``autocast_adapter_dtype=False``).
+- What one model type does (the above, and the dtype of a recurrent state) is declared by its family
+  (:class:`~estimator.families.conventions.TransformersConventions`); the rules here read it.
 - A full sliding window holds w − 1 tokens between steps (``DynamicSlidingWindowLayer``): the
   ``--window-cache w-1`` convention of :class:`~estimator.layout.WindowCache`.
 """
@@ -14,40 +16,24 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from estimator.units import DType
+from estimator.families import conventions_of
 
 if TYPE_CHECKING:
+    from estimator.families.conventions import TransformersConventions
     from estimator.specs import ModelSpec
-
-# model_type: (linear maps as the layout names them, first (major, minor) release that keeps them in float32)
-FP32_WEIGHTS: dict[str, tuple[tuple[str, ...], tuple[int, int]]] = {
-    "deepseek_v2": (("mlp.gate",), (5, 24)),  # DeepseekV2Moe's router: MoEGate.weight, dtype=torch.float32
-    "deepseek_v3": (("mlp.gate",), (5, 24)),  # DeepseekV3TopkRouter.weight, dtype=torch.float32
-    "glm4_moe": (("mlp.gate",), (5, 24)),  # Glm4MoeTopkRouter.weight, dtype=torch.float32
-    "deepseek_v32": (("mlp.gate",), (5, 24)),  # DeepseekV32TopkRouter.weight, dtype=torch.float32
-    "mimo_v2_flash": (("mlp.gate",), (5, 24)),  # MiMoV2FlashTopkRouter.weight, dtype=torch.float32
-    "kimi_linear": (("mlp.gate",), (5, 24)),  # KimiLinearTopkRouter.weight, dtype=torch.float32
-    "ernie4_5_moe": (("mlp.gate",), (5, 24)),  # Ernie4_5_MoeTopKRouter.weight, dtype=torch.float32 (seen on 5.24)
-    "hunyuan_v1_moe": (("mlp.gate.wg",), (5, 24)),  # HunYuanMoEV1Gate.wg: nn.Linear(dtype=torch.float32) (5.24)
-    "exaone_moe": (("mlp.gate",), (5, 24)),  # ExaoneMoeTopkRouter.weight, dtype=torch.float32 (seen on 5.24)
-}
+    from estimator.units import DType
 
 
-# model_type: the dtype transformers keeps a recurrent state in (None: the model's, as the activations).
-STATE_DTYPES: dict[str, DType] = {
-    **dict.fromkeys(("qwen3_next", "mamba", "mamba2"), DType.fp32),  # the scans run and return float32
-    "falcon_mamba": DType.fp32,  # Mamba's scan, with norms on B, C and the time step
-    **dict.fromkeys(("qwen3_5_text", "qwen3_5_moe_text"), DType.fp32),  # Qwen3-Next's gated DeltaNet
-    "kimi_linear": DType.fp32,  # Kimi delta attention's torch scan returns its state in float32
-    # Mamba-1 (Jamba) and Mamba-2 hybrids: their torch scans return the last state in float32, which the cache keeps
-    **dict.fromkeys(("jamba", "bamba", "granitemoehybrid", "nemotron_h", "falcon_h1", "zamba2"), DType.fp32),
-}
+def transformers_conventions(spec: ModelSpec) -> TransformersConventions:
+    """What transformers does with ``spec``'s model type, as its family declares it
+    (:mod:`estimator.families.conventions`)."""
+    return conventions_of(spec.model_type).transformers
 
 
 def transformers_state_dtype(spec: ModelSpec) -> DType | None:
     """The dtype transformers 5 keeps ``spec``'s recurrent state in: float32 for families whose code casts
     it so (gated DeltaNet), None where it follows the model's dtype."""
-    return STATE_DTYPES.get(spec.model_type)
+    return transformers_conventions(spec).state_dtype
 
 
 def transformers_kv_heads(spec: ModelSpec) -> int:
@@ -55,9 +41,8 @@ def transformers_kv_heads(spec: ModelSpec) -> int:
 
     Falcon-40B: 128, where the model has 8 KV heads; every other supported family: K.
     """
-    if spec.model_type == "falcon" and spec.new_decoder_architecture:
-        return spec.attention_heads
-    return spec.num_key_value_heads or 0
+    own = transformers_conventions(spec).cached_kv_heads
+    return own(spec) if own is not None else spec.num_key_value_heads or 0
 
 
 def release(version: str) -> tuple[int, int]:
@@ -71,5 +56,5 @@ def fp32_weights(spec: ModelSpec, transformers_version: str) -> tuple[str, ...]:
 
     DeepSeek-V3 on transformers 5.24.0: ("mlp.gate",), its router; on 5.23.0: () (all in the model's dtype).
     """
-    names, since = FP32_WEIGHTS.get(spec.model_type, ((), (0, 0)))
-    return names if names and release(transformers_version) >= since else ()
+    own = transformers_conventions(spec)
+    return own.fp32_weights if own.fp32_weights and release(transformers_version) >= own.fp32_since else ()

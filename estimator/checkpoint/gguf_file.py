@@ -15,11 +15,14 @@ from typing import TYPE_CHECKING, Any
 from estimator.checkpoint.files import printable
 from estimator.checkpoint.safetensors_files import TensorInfo
 from estimator.errors import EstimatorError
+from estimator.families import conventions_of
 
 if TYPE_CHECKING:
     from estimator.specs import ModelSpec
 
-MODEL_TYPES = {  # general.architecture -> model_type (a llama with experts is Mixtral)
+# general.architecture -> model_type, and the model_type of one with experts: read before a family is known, so
+# kept here as an index of the families' ``GgufConventions`` (tests/test_family_conventions.py ties them).
+MODEL_TYPES = {
     "llama": "llama",
     "qwen2": "qwen2",
     "qwen3": "qwen3",
@@ -31,6 +34,7 @@ MODEL_TYPES = {  # general.architecture -> model_type (a llama with experts is M
     "olmo2": "olmo2",
     "starcoder2": "starcoder2",
 }
+WITH_EXPERTS = {"llama": "mixtral"}  # a llama with experts is Mixtral
 FIELDS = {  # llama.cpp key (after "{arch}.") -> config.json field
     "block_count": "num_hidden_layers",
     "embedding_length": "hidden_size",
@@ -44,7 +48,6 @@ FIELDS = {  # llama.cpp key (after "{arch}.") -> config.json field
     "expert_feed_forward_length": "moe_intermediate_size",
     "expert_shared_feed_forward_length": "shared_expert_intermediate_size",
 }
-EXPERT_COUNT = {"mixtral": "num_local_experts", "qwen2_moe": "num_experts", "qwen3_moe": "num_experts"}
 
 
 def read_gguf(path: Path) -> tuple[dict[str, Any], list[TensorInfo]]:
@@ -69,6 +72,13 @@ def _one(value: Any, key: str, path: Path) -> Any:
     return value
 
 
+def expert_count(model_type: str) -> str:
+    """The config.json field a GGUF file's ``{arch}.expert_count`` is read into, as ``model_type``'s family names it
+    (Mixtral: num_local_experts); num_experts where it names none."""
+    gguf = conventions_of(model_type).gguf
+    return gguf.expert_count if gguf is not None else "num_experts"
+
+
 def gguf_config(metadata: dict[str, Any], tensors: list[TensorInfo], path: Path) -> dict[str, Any]:
     """config.json's fields from a GGUF file's metadata and tensor table."""
     arch = metadata.get("general.architecture")
@@ -89,10 +99,9 @@ def gguf_config(metadata: dict[str, Any], tensors: list[TensorInfo], path: Path)
     config["tie_word_embeddings"] = "output.weight" not in names
     if f"{arch}.expert_count" in metadata:
         experts = _one(metadata[f"{arch}.expert_count"], f"{arch}.expert_count", path)
-        if config["model_type"] == "llama" and experts:
-            config["model_type"] = "mixtral"
         if experts:
-            config[EXPERT_COUNT.get(config["model_type"], "num_experts")] = experts
+            config["model_type"] = WITH_EXPERTS.get(arch, config["model_type"])
+            config[expert_count(config["model_type"])] = experts
     if config["model_type"] == "qwen2_moe" and "shared_expert_intermediate_size" not in config:
         config["shared_expert_intermediate_size"] = 0
     config["attention_bias"] = "blk.0.attn_q.bias" in names

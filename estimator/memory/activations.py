@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from estimator.architecture import layout_of
 from estimator.errors import EstimatorError
+from estimator.families import conventions_of
 from estimator.layout.mixers import Attention
 from estimator.layout.recurrent import NoMixer
 
@@ -45,8 +46,13 @@ if TYPE_CHECKING:
     from estimator.layout.groups import LayerGroup
     from estimator.specs import ModelSpec
 
-MEASURED_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "qwen3_moe"})  # validated to the byte
 BF16, FP32, INT64 = 2, 4, 8
+
+
+def measured(spec: ModelSpec) -> bool:
+    """Whether ``spec``'s model type is one whose saved bytes were validated to the byte (its family declares it:
+    Llama, Mistral, Qwen2, Qwen3 and Qwen3-MoE)."""
+    return conventions_of(spec.model_type).measured_activations
 
 
 class Checkpointing(StrEnum):
@@ -88,7 +94,7 @@ def layer_bytes_per_token(
     """(bytes per token, bytes per layer, exact) one layer of ``group`` saves; ``ranks``: the adapted maps'
     names and ranks (LoRA), or None (full fine-tuning); ``autocast``: under ``torch.autocast(bf16)``."""
     mixer, d, lora = group.mixer, spec.hidden_size, ranks is not None
-    exact = spec.model_type in MEASURED_TYPES and (lora is False or group.moe is None)
+    exact = measured(spec) and (lora is False or group.moe is None)
     if not isinstance(mixer, Attention | NoMixer):
         raise EstimatorError(
             f"activation memory of {mixer.kind} layers is not modelled (transformers' reference kernels for them "

@@ -10,7 +10,7 @@ from estimator.layout import ExpertLayout
 from estimator.present.cache_words import cache_words
 from estimator.query.vocabulary import Method
 from estimator.stores import STORES
-from estimator.stores.peft_rules import PEFT_CONVERTS
+from estimator.stores.peft_rules import peft_conventions
 from estimator.units import format_bytes
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def _experts_words(est: Estimate) -> list[str]:
             "as peft 0.21 adapts transformers >= 5's fused 3-D expert tensors for all-linear: gate_up at rank 2r, "
             "down at r, the router weight at r; peft moves the names gate_proj, up_proj and down_proj to the "
             "experts, so dense and shared MLPs of those names keep no adapter"
-            if spec.model_type in PEFT_CONVERTS
+            if peft_conventions(spec).converts_experts
             else f"as peft 0.21 leaves them on transformers >= 5 for {spec.model_type}: it converts none of its "
             "expert or router names, so only the nn.Linear modules (attention, shared expert) are adapted"
         ),

@@ -98,7 +98,7 @@ class DoRA(Store):
 def peft_target_modules(targets: Targets, spec: ModelSpec) -> str | list[str]:
     """peft's ``target_modules`` for our targets: its own "all-linear", or module-path suffixes (also for
     all-linear where peft refuses a linear map it would find, Mamba's out_proj: it raises, not skips)."""
-    if targets.label == "all-linear" and spec.model_type not in peft_rules.ALL_LINEAR_SKIPS:
+    if targets.label == "all-linear" and not peft_rules.peft_conventions(spec).all_linear_skips:
         return "all-linear"
     return list(dict.fromkeys(targets.module_names))
 

@@ -1,5 +1,7 @@
 """peft's conventions, in one module: what its adapters target and how it sizes them, where the
-architecture alone does not decide (peft 0.21 on transformers 5).
+architecture alone does not decide (peft 0.21 on transformers 5). What peft does with one model type (which
+experts it converts, its IA3 and LN-tuning defaults, the maps all-linear skips, its own prefix sizing) is
+declared by that type's family (:class:`~estimator.families.conventions.PeftConventions`); the rules here read it.
 
 - ``all-linear``: every ``nn.Linear`` (and GPT-2 ``Conv1D``) of the decoder layers; never lm_head.
 - Fused experts (transformers >= 5's 3-D tensors): for the families whose v4 expert and router names
@@ -18,87 +20,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from estimator.families import conventions_of
 from estimator.layout import ExpertLayout, KVFormat
 
 if TYPE_CHECKING:
+    from estimator.families.conventions import PeftConventions
     from estimator.layout import LinearMap
     from estimator.specs import ModelSpec
 
-PEFT_CONVERTS = (
-    "mixtral",
-    "qwen3_moe",
-    "deepseek_v2",
-    "deepseek_v3",
-    "qwen3_next",
-    "minimax",
-    "olmoe",
-    "glm4_moe",
-    "deepseek_v32",
-    "ernie4_5_moe",
-    "hunyuan_v1_moe",
-    "cohere2_moe",
-    "exaone_moe",
-    "afmoe",
-    "longcat_flash",
-)
 PEFT_CONVERTED_NAMES = ("gate_proj", "up_proj", "down_proj")
 
-# peft's default IA3 targets and the feed-forward ones among them (scaled at their input). Families
-# peft has no default for use the IA3 paper's choice: keys, values and the MLP's down projection.
-IA3_DEFAULTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "llama": (("k_proj", "v_proj", "down_proj"), ("down_proj",)),
-    "mistral": (("k_proj", "v_proj", "down_proj"), ("down_proj",)),
-    "mixtral": (("k_proj", "v_proj", "w2"), ("w2",)),
-    "qwen2": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
-    "qwen3": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
-    "gemma2": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
-    "gemma3_text": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
-    "falcon": (("query_key_value", "dense_4h_to_h"), ("dense_4h_to_h",)),
-    "gpt2": (("c_attn", "mlp.c_proj"), ("c_proj",)),
-    "gpt_bigcode": (("c_attn", "mlp.c_proj"), ("c_proj",)),
-    "gptj": (("q_proj", "v_proj", "fc_out"), ("fc_out",)),
-    "gpt_neox": (("query_key_value", "dense_4h_to_h"), ("dense_4h_to_h",)),
-    "phi": (("q_proj", "v_proj", "fc2"), ("fc2",)),
-    "gemma": (("q_proj", "v_proj", "down_proj"), ("down_proj",)),
-    "bloom": (("query_key_value", "mlp.dense_4h_to_h"), ("dense_4h_to_h",)),
-    "opt": (("q_proj", "k_proj", "fc2"), ("fc2",)),
-}
-# peft's default LN-tuning targets (TRANSFORMERS_MODELS_TO_LNTUNING_TARGET_MODULES_MAPPING), for the families
-# whose norms the layouts name one by one (Falcon's are kept together as "layer norms": LN_TUNING_UNNAMED).
-LN_TUNING_DEFAULTS: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("llama", "mistral", "gemma"), ("input_layernorm", "post_attention_layernorm", "norm")),
-    **dict.fromkeys(
-        ("gemma2", "gemma3_text"),
-        (
-            "input_layernorm",
-            "post_attention_layernorm",
-            "pre_feedforward_layernorm",
-            "post_feedforward_layernorm",
-            "norm",
-        ),
-    ),
-    "gpt2": ("ln_1", "ln_2", "ln_f"),
-    "gptj": ("ln_1", "ln_f"),
-    "phi": ("input_layernorm", "final_layernorm"),
-    "bloom": ("input_layernorm", "post_attention_layernorm", "ln_f"),
-    **dict.fromkeys(("qwen2", "qwen3"), ("post_attention_layernorm",)),
-}
-LN_TUNING_UNNAMED = ("falcon",)  # peft has defaults; the layout keeps these norms together
+# Families peft has no default IA3 targets for use the IA3 paper's choice: keys, values and the MLP's down projection.
 IA3_FALLBACK_ROLES = frozenset({"k", "v", "down"})
 IA3_FEEDFORWARD_NAMES = frozenset({"down_proj", "w2", "dense_4h_to_h", "c_proj", "fc_out", "fc2"})  # for --ia3-targets
 
 
-# model_type: short names of nn.Linear modules peft's all-linear leaves alone for the family (beside lm_head).
-ALL_LINEAR_SKIPS: dict[str, tuple[str, ...]] = {
-    # peft refuses LoRA there (_check_lora_target_modules_mamba)
-    **dict.fromkeys(("mamba", "falcon_mamba", "mamba2"), ("out_proj",)),
-    **dict.fromkeys(("falcon_h1", "nemotron_h"), ("out_proj",)),  # the same check names these two hybrids
-}
+def peft_conventions(spec: ModelSpec) -> PeftConventions:
+    """What peft does with ``spec``'s model type, as its family declares it (:mod:`estimator.families.conventions`)."""
+    return conventions_of(spec.model_type).peft
 
 
 def converts(spec: ModelSpec, experts: ExpertLayout) -> bool:
     """Whether peft converts this family's expert and router names to transformers 5's fused tensors."""
-    return experts is ExpertLayout.fused and spec.model_type in PEFT_CONVERTS
+    return experts is ExpertLayout.fused and peft_conventions(spec).converts_experts
 
 
 def adaptable(spec: ModelSpec, linear: LinearMap, experts: ExpertLayout) -> bool:
@@ -109,7 +53,7 @@ def adaptable(spec: ModelSpec, linear: LinearMap, experts: ExpertLayout) -> bool
     attention output gate ``self_attn.gate_proj`` loses its adapter too). A bare tensor can only where
     peft's conversion adapts it (the fused experts and the router).
     """
-    if linear.short_name in ALL_LINEAR_SKIPS.get(spec.model_type, ()):
+    if linear.short_name in peft_conventions(spec).all_linear_skips:
         return False
     if converts(spec, experts):
         if linear.module:
@@ -125,7 +69,7 @@ def rank_factor(spec: ModelSpec, linear: LinearMap, experts: ExpertLayout) -> in
 
 def ia3_default(spec: ModelSpec) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """peft's default IA3 target names and the feed-forward ones among them, or None where it has none."""
-    return IA3_DEFAULTS.get(spec.model_type)
+    return peft_conventions(spec).ia3
 
 
 def peft_prefix_params(spec: ModelSpec, virtual_tokens: int) -> tuple[int, str] | None:
@@ -147,27 +91,9 @@ def peft_prefix_params(spec: ModelSpec, virtual_tokens: int) -> tuple[int, str] 
             "does not cache; the estimate is the cache of n tokens in the chosen MLA form"
         )
         return n * 2 * layers * spec.kv_heads * spec.qk_rope_head_dim, why
-    if spec.model_type == "falcon" and spec.num_key_value_heads != spec.num_attention_heads:
-        why = (
-            "Falcon's config has no num_key_value_heads, so peft sizes the prefix for all heads; the estimate is the "
-            f"cache of n tokens with the model's {spec.num_key_value_heads} KV head(s)"
-        )
-        return n * 2 * layers * spec.attention_heads * spec.attention_head_dim, why
-    if spec.model_type == "mimo_v2_flash":
-        why = (
-            "peft sizes the prefix from config.json's KV heads and head_dim on every layer; MiMo-V2-Flash's sliding "
-            "layers have twice the KV heads and its values are v_head_dim wide; the estimate is the cache of n tokens"
-        )
-        return n * 2 * layers * spec.kv_heads * spec.attention_head_dim, why
-    if spec.model_type == "gemma4_text":  # peft provisions every layer for the largest head (its global layers')
-        wider = int(spec.option("global_head_dim")) > spec.attention_head_dim
-        head = int(spec.option("global_head_dim")) if wider else spec.attention_head_dim
-        kv = int(spec.option("num_global_key_value_heads")) if wider else spec.kv_heads
-        why = (
-            f"peft sizes a Gemma 4 prefix for all {layers} layers at the largest head ({kv} KV heads of {head}), "
-            "skipping layers of another shape when it injects it; the estimate is the cache of n tokens"
-        )
-        return n * 2 * layers * kv * head, why
+    own = peft_conventions(spec).prefix  # the family's own rule (Falcon, MiMo-V2-Flash, Gemma 4), where it applies
+    if own is not None and (sized := own(spec, virtual_tokens)) is not None:
+        return sized
     from estimator.architecture import layout_of
 
     storing = sum(g.layers for g in layout_of(spec).groups if g.mixer.vectors(KVFormat()))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from estimator.errors import MethodNotApplicableError
+from estimator.families import conventions_of
 from estimator.stores.base import Footprint, Size, Store
 from estimator.units import bits_to_bytes, format_bytes
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from estimator.stores.peft_configs import PeftConfig
 
 Knob = int | float | bool | str
-CONV1D_FAMILIES = ("gpt2",)  # model types whose linear maps are transformers' Conv1D (weights stored d_in × d_out)
 TunerOptions = tuple[tuple[str, Knob], ...]
 
 
@@ -89,7 +89,7 @@ class PeftTuner(Store):
                 f"peft's {self.title} adapts nn.Linear modules, not fused expert tensors "
                 f"({', '.join(dict.fromkeys(bare))}); use --experts per-expert or none"
             )
-        if not self.conv1d and q.spec.model_type in CONV1D_FAMILIES:
+        if not self.conv1d and conventions_of(q.spec.model_type).transformers.conv1d:  # GPT-2's maps
             raise MethodNotApplicableError(
                 f"peft's {self.title} adapts nn.Linear and convolutions, not {q.spec.model_type}'s Conv1D maps"
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from estimator.errors import EstimatorError, MethodNotApplicableError
+from estimator.families import conventions_of
 from estimator.query.vocabulary import Method
 from estimator.stores.tuners import Elements, Knob, PeftTuner
 from estimator.stores.tuners_others import _Virtual
@@ -28,7 +29,6 @@ GLORA_A_B = {"lora": "two LoRAs", "vector": "two vectors of d_out", "constant": 
 GLORA_C = ("lora", "vector", "none")
 GLORA_D_E = ("vector", "constant", "none")
 PEFT_MINIMAL_TARGETS = 20  # peft's MIN_TARGET_MODULES_FOR_OPTIMIZATION: from so many full paths, it keeps suffixes
-GLORA_SUBCLASSES = {"falcon": "FalconLinear"}  # model types whose maps subclass nn.Linear, which GLoRA refuses
 
 
 def glora_elements(maps: tuple[LinearMap, ...], rank: int, a_b: str, c: str, d_e: str) -> Elements:
@@ -169,10 +169,10 @@ class GLoRA(PeftTuner):
     )
 
     def elements(self, q: Query, maps: tuple[LinearMap, ...], knobs: dict[str, Knob]) -> Elements:
-        if q.spec.model_type in GLORA_SUBCLASSES:
+        subclass = conventions_of(q.spec.model_type).transformers.linear_subclass  # Falcon's FalconLinear
+        if subclass is not None:
             raise MethodNotApplicableError(
-                f"peft's GLoRA adapts plain nn.Linear only, not {q.spec.model_type}'s "
-                f"{GLORA_SUBCLASSES[q.spec.model_type]}"
+                f"peft's GLoRA adapts plain nn.Linear only, not {q.spec.model_type}'s {subclass}"
             )
         return glora_elements(maps, q.rank, str(knobs["config_A_B"]), str(knobs["config_C"]), str(knobs["config_D_E"]))
 

@@ -175,10 +175,10 @@ class LNTuning(PeftTuner):
         """Σ of the targeted norms' parameters. Llama 3 70B (input_layernorm, post_attention_layernorm, norm):
         2 · 80 · 8,192 + 8,192 = 1,318,912."""
         from estimator.architecture import layout_of
-        from estimator.stores.peft_rules import LN_TUNING_DEFAULTS, LN_TUNING_UNNAMED
+        from estimator.stores.peft_rules import peft_conventions
 
-        names = LN_TUNING_DEFAULTS.get(q.spec.model_type)
-        if q.spec.model_type in LN_TUNING_UNNAMED:
+        names = peft_conventions(q.spec).ln_tuning
+        if peft_conventions(q.spec).ln_tuning_unnamed:
             raise MethodNotApplicableError(
                 f"peft tunes {q.spec.model_type}'s norms by their module names, which the layout keeps together"
             )

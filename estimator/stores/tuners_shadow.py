@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from estimator.errors import MethodNotApplicableError
 from estimator.query.vocabulary import Method
+from estimator.stores.peft_rules import peft_conventions
 from estimator.stores.tuners import Elements, Knob, PeftTuner
 
 if TYPE_CHECKING:
@@ -17,9 +18,6 @@ if TYPE_CHECKING:
     from estimator.query import Query
     from estimator.specs import ModelSpec
     from estimator.stores.peft_configs import PeftConfig
-
-SHADOW_UNSHRUNK = ("nemotron_h",)  # peft cannot cut their layer pattern: the mirror keeps every layer and embedding
-SHADOW_REFUSED = {"mamba": "peft's mirror cannot set MambaConfig's layer_types (it has no setter), so it fails"}
 
 
 def shadow_backbone_params(spec: ModelSpec) -> int:
@@ -30,19 +28,15 @@ def shadow_backbone_params(spec: ModelSpec) -> int:
     from estimator.architecture import other_tensors, param_breakdown
     from estimator.specs import validate_spec
 
-    mirror = spec
-    if spec.model_type not in SHADOW_UNSHRUNK:
+    mirror, unshrunk = spec, peft_conventions(spec).shadow_unshrunk  # Nemotron-H: peft cannot cut its layer pattern
+    if not unshrunk:
         fields = {**spec.to_dict(), "num_hidden_layers": 1}
         for key in ("layer_types", "mlp_layer_types"):
             if fields.get(key) is not None:
                 fields[key] = list(fields[key])[:1]
         mirror = validate_spec(fields, spec.name, "report it: the one-layer mirror of a valid model")
     parts = param_breakdown(mirror)
-    shared = (
-        0
-        if spec.model_type in SHADOW_UNSHRUNK
-        else sum(t.params for t in other_tensors(mirror) if t.name == "embed_tokens")
-    )
+    shared = 0 if unshrunk else sum(t.params for t in other_tensors(mirror) if t.name == "embed_tokens")
     return sum(parts.values()) - parts["lm_head"] - shared
 
 
@@ -64,8 +58,8 @@ class Shadow(PeftTuner):
         """mirror + L · (2 r d + 2 · (2 d r + r + d)) (update_hidden_size = r, peft's default); saved = minimal =
         trained. Llama 3 70B, r = 32: 855,662,592 + 80 · (524,288 + 2 · 532,512) = 855,662,592 + 127,144,960 =
         982,807,552."""
-        if q.spec.model_type in SHADOW_REFUSED:
-            raise MethodNotApplicableError(f"ShadowPEFT on {q.spec.model_type}: {SHADOW_REFUSED[q.spec.model_type]}")
+        if (refused := peft_conventions(q.spec).shadow_refused) is not None:
+            raise MethodNotApplicableError(f"ShadowPEFT on {q.spec.model_type}: {refused}")
         d, r = q.spec.hidden_size, q.rank
         n = shadow_backbone_params(q.spec) + q.spec.num_hidden_layers * (2 * r * d + 2 * (2 * d * r + r + d))
         return Elements(n, n, n)

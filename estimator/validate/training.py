@@ -234,7 +234,7 @@ METHOD = (
 def step_peak_checks(spec: ModelSpec, twin: ModelSpec) -> tuple[list[Check], list[str]]:
     """The peak of a step (:mod:`estimator.validate.peak`, :mod:`estimator.validate.qlora_peak`): compared for the
     families whose saved bytes are measured to the byte; for the others each comparison becomes a note."""
-    from estimator.memory.activations import MEASURED_TYPES
+    from estimator.memory.activations import measured
     from estimator.validate.peak import peak_checks
     from estimator.validate.qlora_peak import qlora_twin_checks
 
@@ -246,7 +246,7 @@ def step_peak_checks(spec: ModelSpec, twin: ModelSpec) -> tuple[list[Check], lis
     except Exception as exc:  # transformers or peft cannot build or run this model's step
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         return [], [f"Peak of a step: not measured ({type(exc).__name__}: {first})."]
-    if spec.model_type in MEASURED_TYPES:
+    if measured(spec):
         return peaks, notes
     kept = [f"Peak, not compared ({spec.model_type}'s saved bytes are an estimate): {c.quantity}: estimate "
             f"{c.estimate:,}, measured {c.measured:,}." for c in peaks]  # fmt: skip
