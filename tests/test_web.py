@@ -214,7 +214,9 @@ def test_the_options_are_the_cli_s_names_defaults_help_and_choices(
     served = client.get("/api/options").json()
     names = [o["name"] for o in served["options"]]
     assert names == [n for n in params if n in names] and "config" not in names and "name" not in names
-    assert set(names) == {n for n in params if n not in ("config", "name", "as_json", "as_csv", "version")}
+    assert set(names) == {
+        n for n in params if n not in ("config", "name", "output", "as_json", "as_csv", "markdown", "version")
+    }
     for option in served["options"]:
         declared = params[option["name"]]
         assert option["help"] == declared.help and (option["default"] == declared.default or option["name"] == "model")

@@ -6,13 +6,13 @@ Bad input of any kind becomes one line on stderr, ``error: <problem>; <fix>``, a
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 import typer
 
-from estimator.cli.app import app, say
-from estimator.cli.options import CsvOpt, JsonOpt, query_command
+from estimator.cli.app import app
+from estimator.cli.options import query_command
+from estimator.cli.output import CsvOpt, FormatOpt, JsonOpt, MarkdownOpt, chosen_format, emit
 from estimator.errors import EstimatorError, UnknownFamilyError
 from estimator.query.options import build_query
 
@@ -53,58 +53,39 @@ def forward_to_subcommand(ctx: typer.Context, given: dict[str, Any]) -> None:
 @query_command(default_model=None, build=False)
 def headline(
     ctx: typer.Context,
+    output: FormatOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
+    markdown: MarkdownOpt = False,
     version: VersionOpt = False,
     *,
     options: dict[str, Any],
 ) -> None:
     """Compare the KV cache, adapters, full fine-tuning and pretraining for one model and token count."""
     if ctx.invoked_subcommand is not None:
-        forward_to_subcommand(ctx, {**options, "as_json": as_json, "as_csv": as_csv})
+        forward_to_subcommand(ctx, {**options, "output": output, "as_json": as_json, "as_csv": as_csv,
+                                    "markdown": markdown})  # fmt: skip
         return
-    if as_json and as_csv:
-        raise EstimatorError("--json and --csv exclude each other; pick one")
+    fmt = chosen_format(output, as_json, as_csv, markdown)
     from estimator.compare import evaluate
+    from estimator.present.estimate import EstimateReport
 
     try:
         query = build_query(options)
     except UnknownFamilyError as unknown:  # no family knows it: measure it from transformers, or say what it needs
         from estimator.cli.measured import measured_query
 
-        measured_query(unknown, options, as_json, as_csv)
+        measured_query(unknown, options, fmt)
         return
     warn_full_rank(query)
     est = evaluate(query)
-    if as_json:
-        print_json(est)
-    elif as_csv:
-        import csv
-
-        from estimator.present.tables import csv_rows
-
-        csv.writer(sys.stdout, lineterminator="\n").writerows(csv_rows(est))
-    else:
-        print_table(est)
+    emit(EstimateReport(est, checkpoint_check(est.spec)), fmt)
 
 
 def warn_full_rank(query: Any) -> None:
     """A rank beyond full rank that the query allows (``--allow-beyond-full-rank``): said on stderr."""
     if query.beyond_full_rank:
         typer.echo(f"warning: {query.full_rank_note()}", err=True)
-
-
-def print_json(est: Any) -> None:
-    import json
-
-    from estimator.present.records import estimate_record
-    from estimator.present.words import assumptions
-
-    data = estimate_record(est)
-    data["assumptions"] = assumptions(est)
-    if (check := checkpoint_check(est.spec)) is not None:
-        data["checkpoint"] = check.record()
-    typer.echo(json.dumps(data, indent=2))
 
 
 def checkpoint_check(spec: Any) -> Any:
@@ -114,39 +95,3 @@ def checkpoint_check(spec: Any) -> Any:
     from estimator.checkpoint.crosscheck import folder_check
 
     return folder_check(spec)
-
-
-def print_table(est: Any) -> None:
-    from estimator.present.tables import estimate_table
-    from estimator.present.words import (
-        assumptions,
-        crossover_line,
-        headline_line,
-        holding_line,
-        model_line,
-        parity_line,
-    )
-
-    say(model_line(est))
-    say(headline_line(est))
-    typer.echo("")
-    typer.echo(estimate_table(est))
-    typer.echo("")
-    say(crossover_line(est))
-    if (holding := holding_line(est)) is not None:
-        say(holding)
-    else:
-        say(parity_line(est))
-    if (check := checkpoint_check(est.spec)) is not None:
-        say(check.line())
-    if est.kv_method_rows:
-        from estimator.present import frontier
-
-        if est.kv_method_rows[0].against:
-            typer.echo("")
-            say(frontier.against_caption(est))
-            typer.echo(frontier.against_table(est))
-    typer.echo("")
-    typer.echo("Assumptions:")
-    for line in assumptions(est):
-        say(line, bullet="- ")

@@ -1,16 +1,14 @@
-"""The main query for a model no family knows: measured from transformers and peft, printed as a table, JSON
-or CSV, with each measured row labelled and each refused row saying why (:mod:`estimator.validate.unknown`)."""
+"""The main query for a model no family knows: measured from transformers and peft (:mod:`estimator.validate.unknown`)
+and printed through the one output seam (:class:`~estimator.present.measured.MeasuredReport`)."""
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
 
-import typer
-
-from estimator.cli.app import say
+from estimator.cli.output import emit
 from estimator.errors import EstimatorError
+from estimator.present.measured import MeasuredReport
+from estimator.present.report import Format
 
 DEFAULTS_ONLY = {  # options that need a known family: only their defaults can be measured
     "targets": "all-linear",
@@ -21,7 +19,7 @@ DEFAULTS_ONLY = {  # options that need a known family: only their defaults can b
 }
 
 
-def measured_query(unknown: Any, options: dict[str, Any], as_json: bool, as_csv: bool) -> None:
+def measured_query(unknown: Any, options: dict[str, Any], fmt: Format) -> None:
     """Measure and print the rows of the main query for ``unknown`` (an :class:`UnknownFamilyError`)."""
     import importlib.util
 
@@ -64,92 +62,4 @@ def measured_query(unknown: Any, options: dict[str, Any], as_json: bool, as_csv:
     result = measured_from(measure_in_child(request))
     rows = [r for r in result.rows if r.method in methods]
     kv = result.row("kv").bytes
-    if as_json:
-        typer.echo(json.dumps(_record(result, rows, name, kv), indent=2))
-    elif as_csv:
-        import csv
-
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(
-            ["mechanism", "method", "params", "bytes", "bytes_per_token", "kv_to_this_bytes_ratio", "refused"]
-        )
-        for r in rows:
-            ratio = "" if kv is None or not r.bytes else kv / r.bytes
-            per_token = "" if r.bytes is None else r.bytes / tokens
-            params, size = ("" if r.params is None else r.params), ("" if r.bytes is None else r.bytes)
-            writer.writerow([r.label, r.method, params, size, per_token, ratio, r.refused or ""])
-    else:
-        _print(result, rows, name, kv)
-
-
-def _record(result: Any, rows: list[Any], name: str, kv: int | None) -> dict[str, Any]:
-    return {
-        "model": {"name": name, "display_name": result.name, "model_type": result.model_type, "params": result.params},
-        "measured": True,
-        "measured_with": result.versions,
-        "tokens": result.tokens,
-        "kv_cache": {"bytes": kv, "growing_bytes": result.kv_growing_bytes, "state_bytes": result.kv_state_bytes},
-        "methods": [
-            {
-                "method": r.method,
-                "label": r.label,
-                "params": r.params,
-                "bytes": r.bytes,
-                "bytes_per_token": None if r.bytes is None else r.bytes / result.tokens,
-                "kv_to_this_bytes_ratio": None if kv is None or not r.bytes else kv / r.bytes,
-                "refused": r.refused,
-                "note": r.note,
-            }
-            for r in rows
-        ],
-    }
-
-
-def _print(result: Any, rows: list[Any], name: str, kv: int | None) -> None:
-    from estimator.present.tables import format_ratio, format_table
-    from estimator.units import format_bytes, format_number, format_tokens_short
-
-    versions = ", ".join(f"{k} {v}" for k, v in result.versions.items())
-    say(
-        f"{result.name} ({name}): model_type {result.model_type}, which no family here knows; every number below is "
-        f"measured from the model transformers builds ({versions}), in {result.seconds:.1f} s"
-    )
-    say(f"{result.params:,} parameters (meta device)")
-    say(f"Learning {result.tokens:,} tokens ({format_tokens_short(result.tokens)}) of new text: bytes each way")
-    typer.echo("")
-    headers = ["stored as", "parameters", "bytes", "size (SI)", "bytes / token", "KV ÷ this"]
-    body = [
-        [
-            r.label,
-            "—" if r.params is None else f"{r.params:,}",
-            "—" if r.bytes is None else f"{r.bytes:,}",
-            "—" if r.bytes is None else format_bytes(r.bytes),
-            "—" if r.bytes is None else format_number(r.bytes / result.tokens),
-            "—" if kv is None or not r.bytes else format_ratio(kv / r.bytes),
-        ]
-        for r in rows
-        if r.refused is None
-    ]
-    typer.echo(format_table(headers, body, right={1, 2, 3, 4, 5}))
-    refused = [r for r in rows if r.refused is not None]
-    if refused:
-        typer.echo("")
-        typer.echo("Not measured:")
-        for r in refused:
-            say(f"{r.label}: {r.refused}.", bullet="- ")
-    typer.echo("")
-    typer.echo("Assumptions:")
-    notes = [
-        "Parameters, LoRA and DoRA: the model built on the meta device and peft's all-linear adapter on it, "
-        "trainable parameters counted (exact, whatever the architecture).",
-        "Cache: one forward pass of the full-size model over the text under torch's FakeTensorMode (true shapes, "
-        "no memory), the bytes of every tensor its cache holds, as transformers keeps them; where fake tensors "
-        "cannot run the model, a copy with real tensors and two layers of each kind, scaled per layer (the "
-        "cache row's note says which).",
-        "Trained parameters are stored in the adapter dtype; no optimizer state, no base weights.",
-    ]
-    notes[2:2] = [f"{r.label}: {r.note}." for r in rows if r.note]
-    if result.kv_state_bytes:
-        notes.insert(2, f"Of the cache, {result.kv_state_bytes:,} bytes are a fixed state that does not grow with T.")
-    for line in notes:
-        say(line, bullet="- ")
+    emit(MeasuredReport(result, rows, name, kv), fmt)

@@ -19,7 +19,7 @@ COMMANDS = {
     "compare": "estimator.cli.compare",
 }
 MAX_MODELS_CHARS = 4_000  # compare's list of models: some 250 zoo names
-NOT_TAKEN = ("config", "name", "as_json", "as_csv", "markdown")
+NOT_TAKEN = ("config", "name", "as_json", "as_csv", "markdown", "output")
 
 
 @functools.cache

@@ -1,0 +1,57 @@
+"""The only writer of results: :func:`emit` prints a :class:`~estimator.present.report.Report` in the format
+asked for with ``--format table|json|csv|markdown`` (``--json``, ``--csv`` and ``--markdown`` are kept as its
+aliases). Everything else a command writes is a warning on stderr."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from estimator.cli.app import say
+from estimator.errors import EstimatorError
+from estimator.present.report import Format, Report
+
+FormatOpt = Annotated[
+    Format | None,
+    typer.Option("--format", help="Output: table (for a person), json (every key names its unit), csv, markdown."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="Same as --format csv.")]
+MarkdownOpt = Annotated[bool, typer.Option("--markdown", help="Same as --format markdown.")]
+
+
+def chosen_format(fmt: Format | None, as_json: bool = False, as_csv: bool = False, markdown: bool = False) -> Format:
+    """The format of ``--format`` or of one of its aliases; two that disagree are refused in one line."""
+    asked = {f for f, on in ((Format.json, as_json), (Format.csv, as_csv), (Format.markdown, markdown)) if on}
+    if fmt is not None:
+        asked.add(fmt)
+    if len(asked) > 1:
+        names = " and ".join(sorted(f.value for f in asked))
+        raise EstimatorError(f"output formats {names} exclude each other; give one --format (--json, --csv and "
+                             "--markdown are its aliases)")  # fmt: skip
+    return asked.pop() if asked else Format.table
+
+
+def emit(report: Report, fmt: Format) -> None:
+    """Print ``report`` in ``fmt``: the one place an answer is written to stdout."""
+    match fmt:
+        case Format.json:
+            typer.echo(json.dumps(report.record(), indent=2, allow_nan=False))
+        case Format.csv:
+            csv.writer(sys.stdout, lineterminator="\n").writerows(report.rows())
+        case Format.markdown:
+            typer.echo(report.markdown())
+        case Format.table:
+            for block in report.text():
+                if block.wrap:
+                    say(block.body, bullet=block.bullet)
+                else:
+                    typer.echo(block.body)
+        case _:
+            from typing import assert_never
+
+            assert_never(fmt)
