@@ -78,13 +78,10 @@ def kv_bytes_per_token(spec: ModelSpec, kv: KVFormat | DType) -> float:
 
 
 def kv_cache_bits(spec: ModelSpec, tokens: int, kv: KVFormat | DType) -> int:
-    """Bits the cache holds for T tokens: Σ_g |g| · (b_g · h_g(T) + s_g)."""
+    """Bits the cache holds for T tokens: Σ_g |g| · (b_g · h_g(T) + s_g), each layer's exactly where it is not linear
+    in T (DeepSeek V4's compressed layers, :meth:`~estimator.layout.Mixer.layer_bits`)."""
     fmt = as_format(kv)
-    return sum(
-        group.layers
-        * (group.mixer.bits_per_token(fmt) * group.mixer.held_tokens(tokens, fmt) + group.mixer.fixed_bits(fmt))
-        for group in layout_of(spec).groups
-    )
+    return sum(group.layers * group.mixer.layer_bits(tokens, fmt) for group in layout_of(spec).groups)
 
 
 def kv_cache_bytes(spec: ModelSpec, tokens: int, kv: KVFormat | DType) -> int:

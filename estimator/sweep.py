@@ -78,11 +78,12 @@ def exact_ratio(numerator: NDArray[Any], denominator: NDArray[Any]) -> Floats:
 def kv_cache_bytes_array(spec: ModelSpec, tokens: Any, kv: KVFormat) -> Ints:
     """:func:`estimator.kv.kv_cache_bytes` at every T of ``tokens``: ⌈Σ_g |g| · (b_g · h_g(T) + s_g) / 8⌉.
 
-    Exact: int64 where the largest cache (at the largest T) is below 2^62 bits, Python ints beyond.
+    Exact: int64 where the largest cache (at the largest T) is below 2^62 bits, Python ints beyond (and at each T
+    where some layer's cache is not linear in T: DeepSeek V4's compressed layers).
     """
     t = _as_ints(tokens, "tokens")
     groups = layout_of(spec).groups
-    if kv_cache_bits_at(spec, int(t.max()), kv) >= SAFE:
+    if kv_cache_bits_at(spec, int(t.max()), kv) >= SAFE or not all(g.mixer.grows_linearly for g in groups):
         return np.array([kv_cache_bytes(spec, int(x), kv) for x in t.tolist()], dtype=object)
     bits = np.zeros(t.shape, dtype=np.int64)
     for group in groups:

@@ -14,7 +14,8 @@ import pytest
 
 import estimator.layout
 from estimator.errors import EstimatorError
-from estimator.layout import Attention, KVFormat, LayerGroup, Layout, Mixer
+from estimator.layout import Attention, KVFormat, LayerGroup, Layout, Mixer, WindowCache
+from estimator.layout.compressed import CompressedAttention
 from estimator.layout.kinds import KINDS
 from estimator.layout.latent import LatentAttention
 from estimator.layout.recurrent import NoMixer, Parallel, RecurrentState
@@ -28,7 +29,10 @@ DEEPSEEK_V3 = LatentAttention(heads=128, kv_lora_rank=512, rope_dim=64, nope_dim
 # Mamba-2 at d_model 4,096: d_inner 8,192, 8 groups of state 128, 128 heads of 64; kernel 4
 MAMBA2 = RecurrentState(label="Mamba-2", conv_channels=8192 + 2 * 8 * 128, conv_kernel=4, state_elements=128 * 64 * 128)
 FALCON_H1 = Parallel(parts=(Attention(heads=32, kv_heads=8, head_dim=128), MAMBA2))
-EXAMPLES: tuple[Mixer, ...] = (LLAMA3_70B, GEMMA2_LOCAL, DEEPSEEK_V3, MAMBA2, FALCON_H1, NoMixer())
+# DeepSeek-V4-Flash's (DeepseekV4Config defaults) CSA layer: 64 heads, d 512, window 128, m 4, indexer 64 × 128, top 512
+V4_CSA = CompressedAttention(heads=64, head_dim=512, sliding_window=128, compress_rate=4, overlap=True, index_heads=64,
+                             index_head_dim=128, index_topk=512)  # fmt: skip
+EXAMPLES: tuple[Mixer, ...] = (LLAMA3_70B, GEMMA2_LOCAL, DEEPSEEK_V3, V4_CSA, MAMBA2, FALCON_H1, NoMixer())
 
 
 def every_mixer_class() -> set[type]:
@@ -73,6 +77,19 @@ def test_latent_attention_by_hand() -> None:
     assert DEEPSEEK_V3.bits_per_token(BF16) == 1152 * 8
     assert DEEPSEEK_V3.shard(8) == DEEPSEEK_V3
     assert DEEPSEEK_V3.describe(BF16) == "latent attention: 1 × 576 elements = 1,152 bytes per held token"
+
+
+def test_compressed_attention_by_hand() -> None:
+    # one entry of 512 + 128 values per 4 tokens: 1,280 bytes, 320 per token; the window w − 1 = 127 keys of 512
+    w_minus_1 = KVFormat(DType.bf16, window=WindowCache.window_minus_one)
+    assert V4_CSA.bits_per_token(BF16) == 320 * 8
+    # T = 1,001: 127 · 512 · 2 (window) + 250 · 1,280 (entries) + 1 · 2 · 2 · 640 · 2 (tail) + 4 · 640 · (2 + 4)
+    assert V4_CSA.layer_bits(1001, w_minus_1) == (130_048 + 320_000 + 5_120 + 15_360) * 8
+    assert V4_CSA.layer_bits(3, w_minus_1) == (3 * 1024 + 3 * 5_120) * 8  # no window closed yet: no overlap
+    assert V4_CSA.shard(8) == V4_CSA  # one K = V head and its entries serve all 64 heads: whole on every GPU
+    assert V4_CSA.describe(BF16).startswith("compressed attention: one entry of 1 × 512 + 1 × 128 elements per 4")
+    with pytest.raises(EstimatorError, match=r"^the attention heads \(64\) cannot be split evenly over 3 GPUs"):
+        V4_CSA.shard(3)
 
 
 def test_recurrent_state_by_hand() -> None:

@@ -4,9 +4,10 @@ not there fails the type check (mypy), not a user's query."""
 
 from __future__ import annotations
 
+from estimator.layout.compressed import CompressedAttention
 from estimator.layout.latent import LatentAttention
 from estimator.layout.mixers import Attention
 from estimator.layout.recurrent import NoMixer, Parallel, RecurrentState
 
-AnyMixer = Attention | LatentAttention | RecurrentState | Parallel | NoMixer
-KINDS: tuple[type, ...] = (Attention, LatentAttention, RecurrentState, Parallel, NoMixer)
+AnyMixer = Attention | LatentAttention | CompressedAttention | RecurrentState | Parallel | NoMixer
+KINDS: tuple[type, ...] = (Attention, LatentAttention, CompressedAttention, RecurrentState, Parallel, NoMixer)

@@ -16,7 +16,7 @@ So the cache of T tokens is Σ_groups layers · (bits_per_token · held_tokens(T
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Self
+from typing import ClassVar, Self
 
 from estimator.errors import EstimatorError
 from estimator.layout.formats import KVFormat, window_tokens
@@ -66,6 +66,7 @@ class Mixer:
     """What every kind of token mixer shares: folds over its ``vectors`` and its ``cap_tokens``."""
 
     kind = "mixer"
+    grows_linearly: ClassVar[bool] = True  # layer_bits(T) = bits_per_token · held_tokens(T) + fixed_bits
 
     def vectors(self, fmt: KVFormat) -> tuple[tuple[int, int], ...]:
         raise NotImplementedError
@@ -90,6 +91,11 @@ class Mixer:
         """Tokens a layer holds after T tokens: T, or min(T, cap)."""
         cap = self.cap_tokens(fmt)
         return tokens if cap is None else min(tokens, cap)
+
+    def layer_bits(self, tokens: int, fmt: KVFormat) -> int:
+        """Bits one layer holds after T tokens: b · h(T) + s (Llama 3 70B, bf16, T = 2: 2 · 32,768 = 65,536).
+        A kind whose cache is not linear in T (:attr:`grows_linearly` False) answers it exactly itself."""
+        return self.bits_per_token(fmt) * self.held_tokens(tokens, fmt) + self.fixed_bits(fmt)
 
     def prefix_values(self, fmt: KVFormat) -> int:
         """Values per virtual token of prefix tuning: one cache row of this layer."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, assert_never, cast
 
 from estimator.architecture import layout_of
+from estimator.layout.compressed import CompressedAttention
 from estimator.layout.latent import LatentAttention
 from estimator.layout.mixers import Attention
 from estimator.layout.recurrent import NoMixer, Parallel, RecurrentState
@@ -85,8 +86,8 @@ def block_layout(
         match mixer:
             case NoMixer() | Attention(stores_kv=False):
                 continue  # holds nothing of its own
-            case RecurrentState() | Parallel():
-                return None  # a fixed state per sequence: not paged alike
+            case RecurrentState() | Parallel() | CompressedAttention():
+                return None  # a fixed state per sequence (a compressor's tail): not paged alike
             case Attention():
                 span = mixer.sliding_window if mixer.sliding_window is not None else mixer.chunk
             case LatentAttention():

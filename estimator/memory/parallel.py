@@ -9,7 +9,7 @@ The split is Megatron's, as vLLM implements it:
 - the embedding and the output head split the vocabulary, padded to a multiple of 64 rows
   (vLLM's VocabParallelEmbedding), then divided by t;
 - the cache: attention layers hold max(1, K/t) heads per GPU; a latent (MLA) cache is shared by all
-  heads, so every GPU holds all of it.
+  heads, so every GPU holds all of it, as does DeepSeek V4's compressed cache (one K = V head).
 - recurrent layers (Mamba, gated DeltaNet) split by head: 1/t of the convolution channels, the state and
   their maps per GPU (Mamba-2's B/C groups assumed to split too; vLLM copies them when fewer than t).
 A size that does not divide is refused with the sizes that do.
@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import assert_never, cast
 
 from estimator.layout import LinearMap, ParamTensor
+from estimator.layout.compressed import CompressedAttention
 from estimator.layout.groups import LayerGroup, Layout
 from estimator.layout.kinds import AnyMixer
 from estimator.layout.latent import LatentAttention
@@ -58,9 +59,11 @@ def shard_map(linear: LinearMap, mixer: Mixer, tp: int) -> Shard:
             kept = kv_heads_per_gpu(kind.kv_heads, tp) * kv_out // kind.kv_heads
             q_out = split(linear.d_out - kv_out, tp, f"{linear.name}'s query part")
             return Shard(linear.d_in, q_out + kept, q_out + kept if linear.bias else 0)
+        case CompressedAttention() if linear.roles & {"k", "v"}:
+            return whole  # DeepSeek V4's one shared KV head and its compressors: replicated, as MQA's K = 1
         case RecurrentState() | Parallel() if linear.d_out % tp and linear.d_in % tp == 0:
             return replace(whole, d_in=linear.d_in // tp)  # Mamba's x_proj: row-parallel over the inner width
-        case Attention() | LatentAttention() | RecurrentState() | Parallel() | NoMixer():
+        case Attention() | LatentAttention() | CompressedAttention() | RecurrentState() | Parallel() | NoMixer():
             d_out = split(linear.d_out, tp, f"{linear.name}'s output")
             return Shard(linear.d_in, d_out, d_out if linear.bias else 0)
         case _:

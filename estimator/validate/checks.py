@@ -113,11 +113,12 @@ def kv_checks(spec: ModelSpec, kv_dtype: DType) -> tuple[list[Check], list[str]]
         else:
             checks.append(compare(label, expected, real, "; ".join(notes)))
     last = FULL_LENGTHS[2]
-    if factor == 1:
+    linear = all(g.mixer.grows_linearly for g in layout_of(spec).groups)  # else the totals above are the check
+    if factor == 1 and linear:
         label = f"KV cache bytes per token ({kv_dtype.value}{', MLA latent' if latent else ''})"
         checks.insert(0, compare(label, kv_bytes_per_token(spec, held), measured[last][0] // last))
     state = kv_state_bytes(spec, held)
-    if state or measured[last][1]:
+    if linear and (state or measured[last][1]):
         checks.insert(1, state_check(spec, kv_dtype, held, measured[last][1]))
     method = [
         how
