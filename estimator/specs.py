@@ -33,7 +33,7 @@ ModelType = Literal[
     "falcon_mamba",
     "qwen3_next", "jamba", "falcon_h1", "granitemoehybrid", "bamba", "nemotron_h", "zamba2", "lfm2", "mamba",
     "mamba2", "qwen3_5_text", "qwen3_5_moe_text", "gemma4_text", "minimax",
-    "mimo_v2_flash", "kimi_linear", "longcat_flash",
+    "mimo_v2_flash", "kimi_linear", "longcat_flash", "deepseek_v4",
     "dbrx", "jetmoe",
 ]  # fmt: skip
 # What each layer mixes tokens with: attention over every token, a sliding window or a chunk; a recurrent

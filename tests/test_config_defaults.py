@@ -80,6 +80,9 @@ SHRINK: dict[str, tuple[int, dict[str, Any]]] = {
     "gemma4_text": (6, {"hidden_size_per_layer_input": 16, "vocab_size_per_layer_input": 128}),
     "mimo_v2_flash": (6, {"n_routed_experts": 8}),  # full on 0 and 5, dense on 0
     "kimi_linear": (5, {"num_experts": 8, "num_key_value_heads": 4}),  # MLA on layer 4 (KV heads = heads), dense on 0
+    # DeepSeek V4: one of each attention type (HCA, CSA) and of each MLP (hash_moe, moe) in its first 4 layers
+    "deepseek_v4": (4, {"num_key_value_heads": 1, "n_routed_experts": 4, "num_experts_per_tok": 2, "q_lora_rank": 32,
+                        "o_lora_rank": 32, "index_n_heads": 4, "moe_intermediate_size": 48}),
     "longcat_flash": (4, {"n_routed_experts": 8, "zero_expert_num": 4, "moe_topk": 4, "expert_ffn_hidden_size": 48,
                           "ffn_hidden_size": 96, "q_lora_rank": 48, "kv_lora_rank": 32,
                           "num_key_value_heads": 4}),  # 2 layers of 2 MLA sublayers; top-k of E + Z, at most E
@@ -197,6 +200,11 @@ SECOND: dict[str, dict[str, Any]] = {
                     "first_k_dense_replace": 2, "num_shared_experts": 2, "num_experts": 4, "num_experts_per_token": 2,
                     "moe_intermediate_size": 32, "kv_lora_rank": 32, "qk_rope_head_dim": 16, "qk_nope_head_dim": 16,
                     "v_head_dim": 32, "tie_word_embeddings": True},
+    "deepseek_v4": {"layer_types": ["sliding_attention", "heavily_compressed_attention",
+                                     "compressed_sparse_attention", "sliding_attention"],
+                    "mlp_layer_types": ["moe", "hash_moe", "moe", "moe"], "head_dim": 32, "sliding_window": 16,
+                    "compress_rates": {"compressed_sparse_attention": 2, "heavily_compressed_attention": 8},
+                    "hc_mult": 2, "o_groups": 2, "index_head_dim": 16, "tie_word_embeddings": True, "mlp_bias": True},
     "longcat_flash": {"attention_bias": True, "tie_word_embeddings": True, "zero_expert_num": 0, "moe_topk": 2,
                       "n_routed_experts": 4, "qk_rope_head_dim": 16, "head_dim": 16, "qk_nope_head_dim": 16,
                       "v_head_dim": 32, "num_hidden_layers": 2},

@@ -33,7 +33,8 @@ pytestmark = [pytest.mark.validation, pytest.mark.filterwarnings("ignore")]
 
 TOKENS = 20
 # Routing on data (an expert index read with .item()), which fake tensors cannot run: a real forward of the tiny model.
-REAL_FORWARD = frozenset({"longcat_flash", "dbrx", "jetmoe"})  # DBRX's experts: nonzero; JetMoE's: .tolist()
+REAL_FORWARD = frozenset({"longcat_flash", "dbrx", "jetmoe", "deepseek_v4"})  # DBRX's, V4's experts: nonzero;
+# JetMoE's: .tolist()
 
 
 def measured_cache_bytes(config: dict[str, object], tokens: int) -> int:

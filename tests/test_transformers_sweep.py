@@ -63,7 +63,6 @@ CACHE_NOT_MEASURED = {
 
 # Types whose cache the measured path refuses in one line (the parameters and LoRA are still exact).
 CACHE_REFUSED = {  # the measured path's reason, as it said it on 2026-12-07 (its wording is not asserted)
-    "deepseek_v4": "its cache holds tensors not measured here (buffer_kv, buffer_gate, compressed_kv)",
     "reformer": "fake tensors cannot run it, nor its shrunk copy (mixed dtypes)",
 }
 

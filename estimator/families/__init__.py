@@ -36,6 +36,7 @@ _ALIAS_GROUPS: tuple[tuple[tuple[str, ...], dict[str, str]], ...] = (
     (("olmoe", "jamba"), {"num_local_experts": "num_experts"}),
     (("glm4_moe", "deepseek_v3"), {**_EXPERTS_AS, "num_mtp_layers": "num_nextn_predict_layers"}),
     (("deepseek_v32", "mimo_v2_flash"), _EXPERTS_AS),
+    (("deepseek_v4",), {**_EXPERTS_AS, "intermediate_size": "moe_intermediate_size"}),
     (
         ("kimi_linear",),
         {
@@ -309,6 +310,7 @@ MODULE_OF = {
     "mimo_v2_flash": "mimo_v2_flash",
     "kimi_linear": "kimi_linear",
     "longcat_flash": "longcat_flash",
+    "deepseek_v4": "deepseek_v4",
     **{"dbrx": "dbrx", "jetmoe": "jetmoe"},
 }
 

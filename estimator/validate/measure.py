@@ -93,15 +93,23 @@ def _tensor_bytes(value: Any) -> int:
     return value.numel() * value.element_size() if isinstance(value, torch.Tensor) else 0
 
 
+GROWING_STATES = ("compressed_kv",)  # DeepSeek V4: the compressor's and the indexer's entries, one per m tokens
+FIXED_STATES = ("conv_states", "recurrent_states", "buffer_kv", "buffer_gate", "overlap_kv", "overlap_gate")
+
+
 def layer_cache_bytes(layer: Any) -> tuple[int, int]:
-    """(growing, fixed) bytes one cache layer holds: its keys and values (and DeepSeek V3.2's indexer
-    keys), and its convolution and recurrent states (transformers 5's linear-attention layers keep them
-    in dicts)."""
-    growing = sum(_tensor_bytes(getattr(layer, name, None)) for name in ("keys", "values", "indexer_keys"))
+    """(growing, fixed) bytes one cache layer holds: its keys and values (one tensor counted once where the values
+    are the keys: DeepSeek V4's K = V), DeepSeek V3.2's indexer keys and V4's compressed entries; and the states kept
+    in dicts: convolution and recurrent states (transformers 5's linear-attention layers), V4's compressor tails
+    (``buffer_kv``, ``buffer_gate``) and overlap (``overlap_kv``, ``overlap_gate``)."""
+    keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+    growing = _tensor_bytes(keys) + (0 if values is keys else _tensor_bytes(values))
+    growing += _tensor_bytes(getattr(layer, "indexer_keys", None))
     fixed = 0
-    for name in ("conv_states", "recurrent_states"):
+    for name in (*GROWING_STATES, *FIXED_STATES):
         states = getattr(layer, name, None) or {}
-        fixed += sum(_tensor_bytes(value) for value in states.values())
+        held = sum(_tensor_bytes(value) for value in states.values())
+        growing, fixed = (growing + held, fixed) if name in GROWING_STATES else (growing, fixed + held)
     return growing, fixed
 
 
