@@ -1,10 +1,9 @@
 """``estimate compare``: several models (zoo names and config.json files) side by side at several token
-counts, as text, JSON, CSV or Markdown."""
+counts; the answer is a :class:`~estimator.present.comparison.ComparisonReport`, printed as a table, JSON, CSV
+or Markdown by :func:`~estimator.cli.output.emit`."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +11,8 @@ import typer
 
 from estimator.cli.app import app
 from estimator.cli.headline import warn_full_rank
-from estimator.cli.options import CsvOpt, JsonOpt, query_command
+from estimator.cli.options import query_command
+from estimator.cli.output import CsvOpt, FormatOpt, JsonOpt, MarkdownOpt, chosen_format, emit
 from estimator.errors import EstimatorError
 from estimator.query.options import build_query
 
@@ -25,7 +25,6 @@ ConfigsOpt = Annotated[
     typer.Option("--config", "-c", help="A config.json to compare (repeat for several); named as in `estimate`."),
 ]
 TokenCountsOpt = Annotated[str, typer.Option("--tokens", "-t", help="Token counts, comma-separated: 32k,1M.")]
-MarkdownOpt = Annotated[bool, typer.Option("--markdown", help="GitHub Markdown tables, one per token count.")]
 
 
 def _split(text: str, what: str) -> list[str]:
@@ -41,6 +40,7 @@ def compare_command(
     model: ModelsOpt = None,
     config: ConfigsOpt = None,
     tokens: TokenCountsOpt = "32k,1M",
+    output: FormatOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
     markdown: MarkdownOpt = False,
@@ -49,10 +49,14 @@ def compare_command(
 ) -> None:
     """Models side by side at each token count: KV and state bytes per token, tokens held, LoRA bytes,
     KV ÷ LoRA, crossover, parity rank and context window; every other option as in `estimate`."""
-    if sum((as_json, as_csv, markdown)) > 1:
-        raise EstimatorError("--json, --csv and --markdown exclude each other; pick one")
-    estimates, skipped = compared(model, config, tokens, options)
-    emit(estimates, as_json, as_csv, markdown, skipped)
+    from estimator.present.comparison import ComparisonReport
+    from estimator.present.report import Format
+
+    fmt = chosen_format(output, as_json, as_csv, markdown)
+    report = ComparisonReport(*compared(model, config, tokens, options))
+    if report.left_out and fmt in (Format.json, Format.csv):  # on stderr, so JSON and CSV stay one document
+        typer.echo(report.left_out, err=True)
+    emit(report, fmt)
 
 
 def compared(
@@ -99,27 +103,3 @@ def applicable_query(values: dict[str, Any]) -> Any:
         except EstimatorError:
             raise exc from None
         return spec.name, str(exc)
-
-
-def emit(
-    estimates: list[Any], as_json: bool, as_csv: bool, markdown: bool, skipped: list[tuple[str, str]] | None = None
-) -> None:
-    from estimator.present import comparison
-
-    note = comparison.left_out_note(skipped or [])
-    if note and (as_json or as_csv):  # on stderr, so JSON and CSV stay one document
-        typer.echo(note, err=True)
-    if as_json:
-        typer.echo(json.dumps([comparison.comparison_record(e) for e in estimates], indent=2, allow_nan=False))
-    elif as_csv:
-        import csv
-
-        csv.writer(sys.stdout, lineterminator="\n").writerows(comparison.csv_rows(estimates))
-    elif markdown:
-        typer.echo(comparison.markdown_tables(estimates) + (f"\n\n{note}" if note else ""))
-    else:
-        typer.echo(comparison.text_tables(estimates) + (f"\n\n{note}" if note else ""))
-    if not (as_json or as_csv) and any(e.kv_method_rows for e in estimates):
-        from estimator.present.frontier import compare_table
-
-        typer.echo("\n" + compare_table(estimates))

@@ -1,13 +1,16 @@
 """``estimate compare``: several models side by side at several token counts, as records, text tables,
-Markdown and CSV rows. Pure functions of :class:`~estimator.compare.Estimate` values; the CLI prints.
+Markdown and CSV rows, gathered in a :class:`ComparisonReport`. Pure functions of
+:class:`~estimator.compare.Estimate` values; ``estimator.cli.output.emit`` prints.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 from estimator.present import frontier
+from estimator.present.report import BLANK, Text, pre
 from estimator.present.tables import format_ratio, format_table
 from estimator.units import format_bytes, format_number, format_tokens_short
 
@@ -176,3 +179,38 @@ def csv_rows(estimates: Sequence[Estimate]) -> list[list[object]]:
     records = [comparison_record(e) for e in estimates]
     header = list(records[0])
     return [header, *[["" if r[k] is None else r[k] for k in header] for r in records]]
+
+
+@dataclass(frozen=True)
+class ComparisonReport:
+    """The answer of ``estimate compare``: ``estimates`` (each model at each token count) and the models left
+    out, ``skipped`` as (name, why). The left-out note follows the tables; for JSON and CSV the CLI writes it on
+    stderr (:attr:`left_out`), so each stays one document."""
+
+    estimates: list[Estimate]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def left_out(self) -> str:
+        return left_out_note(self.skipped)
+
+    def record(self) -> list[dict[str, Any]]:
+        return [comparison_record(e) for e in self.estimates]
+
+    def rows(self) -> list[list[object]]:
+        return csv_rows(self.estimates)
+
+    def _note(self) -> str:
+        return f"\n\n{self.left_out}" if self.left_out else ""
+
+    def _kv_methods(self) -> str:
+        """--kv-method: each shrunk cache of each model against the LoRA, one aligned table (empty: none asked)."""
+        return frontier.compare_table(self.estimates) if any(e.kv_method_rows for e in self.estimates) else ""
+
+    def text(self) -> list[Text]:
+        blocks = [pre(text_tables(self.estimates) + self._note())]
+        return blocks + ([BLANK, pre(kv)] if (kv := self._kv_methods()) else [])
+
+    def markdown(self) -> str:
+        kv = self._kv_methods()
+        return markdown_tables(self.estimates) + self._note() + (f"\n\n```\n{kv}\n```" if kv else "")

@@ -197,9 +197,9 @@ def zoo_records_json(tokens: int, rank: int) -> str:
     """``estimate models --json`` at ``tokens``, each record with the KV ÷ LoRA of ``estimate --methods kv,lora``
     at ``tokens`` and ``rank`` (null where the CLI gives none: a cache that keeps only a window, a rank the CLI
     refuses) and ``cells``, the page's row as the CLI prints its numbers."""
-    from estimator.cli.models import model_record
     from estimator.compare import evaluate
     from estimator.present.tables import format_ratio
+    from estimator.present.zoo import model_record
     from estimator.query import Query
     from estimator.query.vocabulary import Method
     from estimator.units import format_number
