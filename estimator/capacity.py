@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
 from estimator.compare import Estimate
-from estimator.constants import KNOWLEDGE_BITS_PER_PARAM, TEXT_NATS_PER_TOKEN, nats_to_bits
+from estimator.constants import EXPOSURES_FOR_CAPACITY, KNOWLEDGE_BITS_PER_PARAM, TEXT_NATS_PER_TOKEN, nats_to_bits
 from estimator.errors import EstimatorError
 from estimator.information import Information, Sample
 from estimator.query.vocabulary import Method
@@ -36,6 +37,14 @@ from estimator.units import BITS_PER_BYTE
 DEFAULT_TEXT_BITS_PER_TOKEN = nats_to_bits(TEXT_NATS_PER_TOKEN.value)
 BITS_PER_PARAM_RANGE = (0.001, 64.0)  # knowledge bits a parameter may hold: at most what a float64 stores
 BITS_PER_TOKEN_RANGE = (0.001, 1000.0)  # a token carries at most log2(vocabulary) ≈ 17 bits: 1,000 is ample
+
+
+class Exposures(StrEnum):
+    """Times each fact is seen in training: the two points the paper measured (2 bits per parameter at
+    ~1,000, 1 bit at ~100; :func:`estimator.constants.knowledge_bits_per_param`)."""
+
+    many = str(EXPOSURES_FOR_CAPACITY)
+    few = "100"
 
 
 def check_rate(value: float, what: str, bounds: tuple[float, float], example: str) -> float:

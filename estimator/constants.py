@@ -28,6 +28,7 @@ class Constant:
 PHYSICS_3_3 = (
     "Allen-Zhu & Li 2024, Physics of Language Models: Part 3.3, Knowledge Capacity Scaling Laws (arXiv:2404.05405)"
 )
+EXPOSURES_FOR_CAPACITY = 1_000  # Physics of LMs 3.3: 2 bits per parameter once each fact is seen ~1,000 times
 CHINCHILLA = "Hoffmann et al. 2022, Training Compute-Optimal Large Language Models (arXiv:2203.15556), approach 3"
 
 KNOWLEDGE_BITS_PER_PARAM = Constant(
@@ -82,7 +83,7 @@ def knowledge_bits_per_param(exposures: int = 1000) -> float:
 
     The paper measures those two points; other counts are refused rather than interpolated.
     """
-    if exposures == 1000:
+    if exposures == EXPOSURES_FOR_CAPACITY:
         return KNOWLEDGE_BITS_PER_PARAM.value
     if exposures == 100:
         return KNOWLEDGE_BITS_PER_PARAM_100_EXPOSURES.value

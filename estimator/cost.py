@@ -33,6 +33,7 @@ from typing import Any
 
 from estimator.architecture import active_params, layout_of, param_breakdown
 from estimator.compare import Estimate
+from estimator.constants import EXPOSURES_FOR_CAPACITY  # the regime of the capacity figures (also for cli/breakeven)
 from estimator.errors import EstimatorError
 from estimator.layout.formats import KVFormat, MlaCache
 from estimator.specs import ModelSpec
@@ -42,7 +43,6 @@ MULTIPLY_ADD = 2  # FLOPs per weight per token: one multiply, one add
 FORWARD_BACKWARD_FULL = 6  # forward 2, input gradients 2, weight gradients 2
 FORWARD_BACKWARD_FROZEN = 4  # frozen weights: forward 2 and input gradients 2, no weight gradients
 ATTENTION_FORWARD_BACKWARD = 3  # attention has no weights: forward 1x, gradients for Q, K and V 2x
-EXPOSURES_FOR_CAPACITY = 1_000  # Physics of LMs 3.3: 2 bits per parameter once each fact is seen ~1,000 times
 SERVING = KVFormat()  # the default cache: MLA latent, so its attention runs absorbed
 TRAINING = KVFormat(mla=MlaCache.expanded)  # no cache while training: MLA per head
 

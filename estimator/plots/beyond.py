@@ -10,8 +10,8 @@ from matplotlib.figure import Figure
 
 from estimator.capacity import DEFAULT_TEXT_BITS_PER_TOKEN, fill_tokens, knowledge_capacity_bits
 from estimator.compare import Estimate
-from estimator.constants import KNOWLEDGE_BITS_PER_PARAM
-from estimator.cost import EXPOSURES_FOR_CAPACITY, Breakeven, breakeven, capacity_epochs
+from estimator.constants import EXPOSURES_FOR_CAPACITY, KNOWLEDGE_BITS_PER_PARAM
+from estimator.cost import Breakeven, breakeven, capacity_epochs
 from estimator.information import vocabulary_bits
 from estimator.plots.style import (
     KV_COLOUR,
