@@ -1,22 +1,21 @@
 """``estimate figures``, ``estimate plot`` and ``estimate sweep``: thin wrappers over
 :mod:`estimator.sweep` and :mod:`estimator.plots` (numpy and matplotlib are imported only here, inside
-the commands, never by a plain query).
+the commands, never by a plain query); the sweep's answer is a :class:`~estimator.present.sweep.SweepReport`.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from estimator.cli.app import app, say
-from estimator.cli.options import CsvOpt, JsonOpt, query_command
+from estimator.cli.app import app
+from estimator.cli.options import query_command
+from estimator.cli.output import CsvOpt, JsonOpt, MarkdownOpt, chosen_format, emit, write
 from estimator.errors import EstimatorError
+from estimator.present.report import Format
 from estimator.query.options import CACHE_OPTIONS, MODEL_OPTIONS
 
 FIGURE_METHODS = {"methods": "kv,lora,pretraining"}  # the rows the figures draw
@@ -40,6 +39,11 @@ class Kind(StrEnum):
 
 
 FormatOpt = Annotated[str, typer.Option("--format", help="Comma list of file formats: png, svg, pdf.")]
+# --format of `estimate sweep`: the answer's format, as for every query (the figures' --format is their files')
+SweepFormatOpt = Annotated[
+    Format | None,
+    typer.Option("--format", help="Output: table (for a person), json (every key names its unit), csv, markdown."),
+]
 NoTitleOpt = Annotated[bool, typer.Option("--no-title", help="Leave off the title (a paper sets its own).")]
 NoCaptionOpt = Annotated[bool, typer.Option("--no-caption", help="Leave off the caption line of assumptions.")]
 
@@ -146,18 +150,23 @@ TABLE_ROWS = 200  # the printed table's limit; larger sweeps go to --csv, --json
 def sweep_command(
     tokens: GridOpt = "1k:1B:log7",
     rank: RankGridOpt = "8,32,128",
+    output: SweepFormatOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
+    markdown: MarkdownOpt = False,
     out: SweepOutOpt = None,
     *,
     query: Any,
 ) -> None:
     """KV cache against LoRA over a grid of token counts × ranks: one row per point."""
     from estimator.compare import evaluate
+    from estimator.present.sweep import SweepReport
     from estimator.units import MAX_RANK, parse_grid
 
-    if sum((as_json, as_csv, out is not None)) > 1:
-        raise EstimatorError("--json, --csv and --out exclude each other; pick one")
+    fmt = chosen_format(output, as_json, as_csv, markdown)
+    if out is not None and (fmt is not Format.table or output is not None):
+        raise EstimatorError(f"--out and --format {fmt.value} (or its alias) exclude each other: the file's suffix, "
+                             ".csv or .json, names its format; give one")  # fmt: skip
     if out is not None and out.suffix.lower() not in (".csv", ".json"):
         raise EstimatorError(f"cannot tell the format of {out}; name it .csv or .json")
     token_grid, rank_grid = parse_grid(tokens, "tokens"), parse_grid(rank, "ranks", MAX_RANK)
@@ -165,92 +174,20 @@ def sweep_command(
     from estimator.sweep import sweep
 
     columns = sweep(est, token_grid, rank_grid).columns()
+    printed = out is None and fmt in (Format.table, Format.markdown)
     if query.kv_methods:  # --kv-method: each method's cache and the LoRA against it, per point
-        if not (as_json or as_csv or out is not None):
+        if printed:
             raise EstimatorError("--kv-method adds columns to the sweep's rows; add --csv, --json or --out sweep.csv")
         from estimator.frontier.columns import frontier_columns
 
         columns |= frontier_columns(query, columns["tokens"], columns["lora_bytes"])
-    rows = len(columns["tokens"])
+    rows, report = len(columns["tokens"]), SweepReport(est, columns)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("w", encoding="utf-8", newline="") as stream:
-            _write(columns, stream, out.suffix.lower() == ".json", est)
+            write(report, Format(out.suffix.lower().lstrip(".")), stream)
         typer.echo(f"{rows:,} rows written to {out}", err=True)
-    elif as_json or as_csv:
-        _write(columns, sys.stdout, as_json, est)
-    else:
-        if rows > TABLE_ROWS:
-            raise EstimatorError(f"{rows:,} rows are too many to print; add --csv, --json or --out sweep.csv")
-        _print_sweep(columns, est)
-
-
-def _write(columns: dict[str, Any], stream: Any, as_json: bool, est: Any) -> None:
-    """Every row as CSV, or as JSON (the query, its assumptions, then one compact object per row,
-    written in large chunks: a million rows take seconds, not minutes)."""
-    from estimator.present.words import assumptions
-
-    names = list(columns)
-    values = [columns[name].tolist() for name in names]
-    if not as_json:
-        writer = csv.writer(stream, lineterminator="\n")
-        writer.writerow(names)
-        writer.writerows(zip(*values, strict=True))
         return
-    query = {"model": est.spec.name, "targets": est.targets.label, "kv_dtype": est.kv.dtype.value}
-    query |= {"adapter_dtype": est.adapter_dtype.value, "weights_dtype": est.weights_dtype.value}
-    words = [w for w in assumptions(est) if not w.startswith("Rank")]  # rank notes of the base query only
-    from estimator import __version__
-
-    head = json.dumps(
-        {"estimator_version": __version__, "query": query, "assumptions": words}, indent=1, allow_nan=False
-    )
-    stream.write(head[:-2] + ',\n "rows": [\n')
-    encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=str).encode
-    rows = list(zip(*values, strict=True))
-    for start in range(0, len(rows), 20_000):
-        chunk = rows[start : start + 20_000]
-        text = ",\n".join(encode(dict(zip(names, row, strict=True))) for row in chunk)
-        stream.write(("" if start == 0 else ",\n") + text)
-    stream.write("\n ]\n}\n")
-
-
-SWEEP_COLUMNS = (
-    "tokens",
-    "rank",
-    "kv_cache_bytes",
-    "kv_bytes_per_token",
-    "lora_bytes",
-    "lora_bytes_per_token",
-    "kv_to_lora_bytes_ratio",
-    "parity_rank",
-)
-
-
-def _print_sweep(columns: dict[str, Any], est: Any) -> None:
-    from estimator.present.tables import format_ratio, format_table
-    from estimator.units import format_bytes, format_number
-
-    say(
-        f"{est.spec.display_name}: KV cache ({est.kv.describe()}) against LoRA on {est.targets.described} "
-        f"({est.adapter_dtype.value})"
-    )
-    headers = ["tokens", "rank", "KV cache", "KV B/token", "LoRA", "LoRA B/token", "KV ÷ LoRA", "parity rank"]
-    body = [
-        [f"{t:,}", f"{r:,}", format_bytes(kv), "—" if kv_t is None else format_number(kv_t), format_bytes(lo),
-         format_number(lo_t), "—" if ratio is None else format_ratio(ratio), "—" if parity is None else f"{parity:,}"]
-        for t, r, kv, kv_t, lo, lo_t, ratio, parity in zip(*(columns[c].tolist() for c in SWEEP_COLUMNS), strict=True)
-    ]  # fmt: skip
-    typer.echo(format_table(headers, body, right=set(range(len(headers)))))
-    held = [
-        h
-        for h, whole in zip(columns["tokens_held"].tolist(), columns["holds_all_tokens"].tolist(), strict=True)
-        if not whole
-    ]
-    if held:
-        typer.echo(
-            f"— : every layer keeps a window, so past it the cache holds only the last {max(held):,} tokens and is no "
-            "storage rate of the text."
-        )
-    if any(columns["beyond_context_window"].tolist()):
-        typer.echo(f"Token counts above {est.spec.max_position_embeddings:,} exceed the model's context window.")
+    if printed and rows > TABLE_ROWS:
+        raise EstimatorError(f"{rows:,} rows are too many to print; add --csv, --json or --out sweep.csv")
+    emit(report, fmt)

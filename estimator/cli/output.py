@@ -7,13 +7,13 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
 from estimator.cli.app import say
 from estimator.errors import EstimatorError
-from estimator.present.report import Format, Report
+from estimator.present.report import Format, Report, Streamed
 
 FormatOpt = Annotated[
     Format | None,
@@ -39,10 +39,8 @@ def chosen_format(fmt: Format | None, as_json: bool = False, as_csv: bool = Fals
 def emit(report: Report, fmt: Format) -> None:
     """Print ``report`` in ``fmt``: the one place an answer is written to stdout."""
     match fmt:
-        case Format.json:
-            typer.echo(json.dumps(report.record(), indent=2, allow_nan=False))
-        case Format.csv:
-            csv.writer(sys.stdout, lineterminator="\n").writerows(report.rows())
+        case Format.json | Format.csv:
+            write(report, fmt, sys.stdout)
         case Format.markdown:
             typer.echo(report.markdown())
         case Format.table:
@@ -55,3 +53,16 @@ def emit(report: Report, fmt: Format) -> None:
             from typing import assert_never
 
             assert_never(fmt)
+
+
+def write(report: Report, fmt: Format, stream: TextIO) -> None:
+    """Write ``report`` as one JSON or CSV document to ``stream``: stdout (through :func:`emit`) or the file a
+    command's ``--out`` names. A :class:`~estimator.present.report.Streamed` report writes its own JSON."""
+    if fmt is Format.json and isinstance(report, Streamed):
+        report.write_json(stream)
+    elif fmt is Format.json:
+        stream.write(json.dumps(report.record(), indent=2, allow_nan=False) + "\n")
+    elif fmt is Format.csv:
+        csv.writer(stream, lineterminator="\n").writerows(report.rows())
+    else:
+        raise EstimatorError(f"a {fmt.value} answer is no file; name the file .csv or .json")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO, runtime_checkable
 
 
 class Format(StrEnum):
@@ -45,6 +45,14 @@ class Report(Protocol):
     def text(self) -> list[Text]: ...  # --format table
 
     def markdown(self) -> str: ...  # --format markdown
+
+
+@runtime_checkable
+class Streamed(Protocol):
+    """A report too large to build as one JSON document (a sweep's million rows): it writes its JSON itself, in
+    chunks, and ``estimator.cli.output`` asks it to rather than dumping :meth:`Report.record`."""
+
+    def write_json(self, stream: TextIO) -> None: ...
 
 
 def markdown_table(rows: Sequence[Sequence[object]], right_from: int = 1) -> str:
