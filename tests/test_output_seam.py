@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,70 @@ def test_two_formats_are_refused_in_one_line(capsys: pytest.CaptureFixture[str],
 def test_an_unknown_format_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "--format", "yaml")
     assert code == 2 and out == "" and "table" in err and "markdown" in err
+
+
+# The other commands through the same seam: each a report in present/, its --format and aliases. Hand-derived
+# numbers for Llama 3 8B as above: KV 131,072 bytes per token in bf16; LoRA r=32 all-linear 83,886,080
+# parameters, 167,772,160 bytes in bf16 (2 bytes each) and, at 2 bits per parameter, 167,772,160 bits.
+COMMANDS = {
+    "compare": ["compare", "-m", "llama3-8b", "-t", "1k"],
+    "models": ["models", "--tokens", "100k"],
+    "capacity": ["capacity", "--model", "llama3-8b", "--tokens", "1k", "--methods", "kv,lora"],
+    "constants": ["constants"],
+    "sweep": ["sweep", "--model", "llama3-8b", "--tokens", "1k", "--ranks", "32"],
+}
+MARKDOWN_ROWS = {  # a row of each command's Markdown table, its numbers derived by hand
+    "compare": "| llama3-8b | 8,030,261,248 | 131,072 | 131,072 | 0 B | 1,000 | 167.77 MB |",
+    "models": "| llama3-8b | Llama 3 8B | 8,030,261,248 | — | 131,072 | 100,000 |",
+    "capacity": f"| LoRA r=32, all-linear (bf16) | {LORA_PARAMS:,} | {2 * LORA_PARAMS:,} | 20.97 MB |",
+    "constants": "| knowledge_bits_per_param | 2 | bits per parameter | --bits-per-param |",  # Physics of LMs 3.3
+    "sweep": f"| 1,000 | 32 | 131.07 MB | {KV_BYTES_PER_TOKEN:,} | 167.77 MB | {2 * LORA_PARAMS / 1_000:,.2f} |",
+}
+
+
+def command(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_each_command_s_format_and_its_aliases_agree(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    args = COMMANDS[name]
+    code, as_json, _ = command(capsys, *args, "--format", "json")
+    assert code == 0 and json.loads(as_json) and command(capsys, *args, "--json")[1] == as_json
+    code, as_csv, _ = command(capsys, *args, "--format", "csv")
+    assert code == 0 and len(list(csv.reader(io.StringIO(as_csv)))) >= 2
+    assert command(capsys, *args, "--csv")[1] == as_csv
+    markdown = command(capsys, *args, "--format", "markdown")[1]
+    assert command(capsys, *args, "--markdown")[1] == markdown
+    assert MARKDOWN_ROWS[name] in markdown and "|---" in markdown
+    table = command(capsys, *args)[1]
+    assert command(capsys, *args, "--format", "table")[1] == table and "|---" not in table
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_each_command_refuses_two_formats_in_one_line(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    code, out, err = command(capsys, *COMMANDS[name], "--format", "markdown", "--json")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "exclude each other" in err
+
+
+def test_the_compare_note_of_models_left_out_follows_the_tables_or_goes_to_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ("compare", "-m", "llama3-8b,mamba-2.8b", "-t", "1k", "--targets", "q_proj,v_proj")  # no q_proj in Mamba
+    code, out, err = command(capsys, *args, "--format", "json")
+    assert code == 0 and [r["model"] for r in json.loads(out)] == ["llama3-8b"] and err.startswith("Left out")
+    code, out, err = command(capsys, *args, "--format", "markdown")
+    assert err == "" and out.rstrip().endswith("x_proj.") and "\n\nLeft out (the query does not apply): mamba" in out
+    # q and v on 32 layers, r=32: 32 · 32 · (4096+4096 + 4096+1024) = 13,631,488 parameters, 27.26 MB in bf16
+    assert "| 27.26 MB |" in out and 32 * 32 * (8192 + 5120) * 2 == 27_262_976
+
+
+def test_a_sweep_s_out_file_is_its_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    args = COMMANDS["sweep"]
+    code, _, err = command(capsys, *args, "--out", str(tmp_path / "sweep.json"))
+    assert code == 0 and err == f"1 rows written to {tmp_path / 'sweep.json'}\n"
+    assert (tmp_path / "sweep.json").read_text() == command(capsys, *args, "--format", "json")[1]
+    code, out, err = command(capsys, *args, "--format", "csv", "--out", str(tmp_path / "sweep.csv"))
+    assert code == 2 and out == "" and err.count("\n") == 1 and "exclude each other" in err
