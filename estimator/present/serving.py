@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from estimator.present.report import BLANK, Text, markdown_table, pre, text_markdown
 from estimator.units import format_bytes
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class ServingReport:
     part: str = "language"  # --part: "language" (a multimodal checkpoint's language model) or "all"
     part_words: str = ""  # the first line's words on the part (estimator.present.words.query_part_words)
     part_counted: str = ""  # the same for the JSON (estimator.present.words.part_counted)
+    fit_table: tuple[tuple[str, ...], ...] = ()  # --kv-method: each method's cache for each batch (header first)
+    fit_records: tuple[dict[str, Any], ...] = ()
 
     def headline(self) -> str:
         engine = self.pools[0].engine.describe().split(":")[0]  # "vLLM 0.19 (V1 engine)"
@@ -116,7 +119,45 @@ class ServingReport:
             ],
             "rows": [verdict_record(v) for v in self.verdicts],
             "assumptions": list(self.assumptions),
+            **({"kv_methods": list(self.fit_records)} if self.fit_records else {}),
         }
+
+    def rows(self) -> list[list[object]]:
+        """CSV: one row per (TP size, batch), the verdict's record (bytes per GPU)."""
+        records = [{"model": self.spec.name, "tokens": self.tokens, **verdict_record(v)} for v in self.verdicts]
+        return [list(records[0]), *(list(r.values()) for r in records)]
+
+    def _tables(self) -> list[tuple[str | None, list[list[str]], int]]:
+        """(caption, rows with the header first, columns aligned left) of each table, in order."""
+        tables: list[tuple[str | None, list[list[str]], int]] = [
+            (None, self.pool_table(), 1),
+            ("per GPU, GiB (2^30 bytes)", self.verdict_table(), 2),
+        ]
+        if self.fit_table:
+            tables.append((None, [list(r) for r in self.fit_table], 1))
+        return tables
+
+    def text(self) -> list[Text]:
+        blocks = [pre(self.headline()), BLANK]
+        for caption, rows, left in self._tables():
+            blocks += [*([pre(caption)] if caption else []), pre(aligned(rows, left)), BLANK]
+        return [*blocks, *(Text(line, bullet="- ") for line in self.assumptions)]
+
+    def markdown(self) -> str:
+        blocks = [Text(self.headline())]
+        for caption, rows, left in self._tables():
+            blocks += [*([Text(caption)] if caption else []), Text(markdown_table(rows, right_from=left))]
+        return text_markdown([*blocks, *(Text(line, bullet="- ") for line in self.assumptions)])
+
+
+def aligned(rows: list[list[str]], left: int) -> str:
+    """Columns padded to their widest cell; the first ``left`` columns to the left, the rest right."""
+    widths = [max(len(line[i]) for line in rows) for i in range(len(rows[0]))]
+    lines = (
+        "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
+        for line in rows
+    )
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def pool_words(pool_bytes: int) -> str:

@@ -88,7 +88,7 @@ def own_names(name: str) -> set[str]:
     import inspect
 
     func = inspect.unwrap(_command(name)[1].callback)
-    return set(inspect.signature(func).parameters) - {"options", "query"}
+    return set(inspect.signature(func).parameters) - {"options", "query", *NOT_TAKEN}
 
 
 def split(name: str, values: dict[str, Any], offered: tuple[str, ...], defaults: dict[str, Any]) -> tuple[Any, Any]:
@@ -103,13 +103,14 @@ def split(name: str, values: dict[str, Any], offered: tuple[str, ...], defaults:
 def serve_memory_record(params: dict[str, Any]) -> Any:
     """``estimate serve-memory --json`` (with ``cells``: its headline and its two tables as the CLI prints them)."""
     from estimator.cli import serve_memory
+    from estimator.present.serving_answer import build_report
     from estimator.query.options import DEFAULT_MODEL, SERVING_OPTIONS, build_query
 
     params, cells = with_cells(params)
     options, settings = split("serve-memory", parsed("serve-memory", params), SERVING_OPTIONS, serve_memory.DEFAULTS)
     query = build_query(options, DEFAULT_MODEL)
-    report = serve_memory.build_report(query, settings, None)
-    record = serve_memory.with_kv_methods(report.record(), query, serve_memory.kv_method_fits(query, report, settings))
+    report = build_report(query, settings, None)
+    record = report.record()
     if cells:
         record["tables"] = {"headline": report.headline(), "pool": report.pool_table(),
                             "verdict": report.verdict_table()}  # fmt: skip
@@ -119,15 +120,16 @@ def serve_memory_record(params: dict[str, Any]) -> Any:
 def train_memory_record(params: dict[str, Any]) -> Any:
     """``estimate train-memory --json`` (with ``cells``: its table as the CLI prints it)."""
     from estimator.cli import train_memory
+    from estimator.present.training_answer import train_report
     from estimator.query.options import DEFAULT_MODEL, TRAINING_OPTIONS, build_query
 
     params, cells = with_cells(params)
     options, settings = split("train-memory", parsed("train-memory", params), TRAINING_OPTIONS, train_memory.DEFAULTS)
-    settings.pop("as_json", None)
     query = build_query(options, DEFAULT_MODEL)
-    rows, _, record, _ = train_memory.train_report(query, **settings)
+    report = train_report(query, **settings)
+    record = report.record()
     if cells:
-        record["tables"] = {"components": train_memory.table_cells(rows, record["memory_bytes"], query.tokens)}
+        record["tables"] = {"components": report.table()}
     return record
 
 
