@@ -29,7 +29,7 @@ from estimator.query import Query, query_from_options
 from estimator.query.vocabulary import Method
 from estimator.specs import ModelSpec
 from estimator.stores import STORES
-from estimator.stores.targets import Targets, lora_bytes, lora_params, resolve_targets
+from estimator.stores.targets import Targets, lora_bytes, lora_params
 from estimator.units import BITS_PER_BYTE, DType, bits_to_bytes
 
 if TYPE_CHECKING:
@@ -283,7 +283,7 @@ def _rows(q: Query, kv_bytes: int) -> tuple[tuple[MethodRow, ...], tuple[tuple[M
 def evaluate(q: Query) -> Estimate:
     """Bytes for learning ``q.tokens`` tokens of text with ``q.spec``, each way in ``q.methods``."""
     spec = q.spec
-    targets = resolve_targets(spec, q.targets, q.experts)
+    targets = q.resolved_targets
     kv_bytes = kv_cache_bytes(spec, q.tokens, q.kv)
     adapter = lora_bytes(targets, q.rank, q.adapter_dtype)
     parity = parity_rank(targets, kv_bytes, q.adapter_dtype)

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 
 
 def targets_of(q: Query) -> Targets:
-    """The maps LoRA and DoRA adapt for this query (``--targets`` under ``--experts``)."""
-    return resolve_targets(q.spec, q.targets, q.experts)
+    """The maps LoRA and DoRA adapt for this query (``--targets`` under ``--experts``), resolved once and held
+    by the query."""
+    return q.resolved_targets
 
 
 class KVCache(Store):
