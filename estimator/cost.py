@@ -33,7 +33,7 @@ from typing import Any
 
 from estimator.architecture import active_params, layout_of, param_breakdown
 from estimator.compare import Estimate
-from estimator.constants import EXPOSURES_FOR_CAPACITY  # the regime of the capacity figures (also for cli/breakeven)
+from estimator.constants import EXPOSURES_FOR_CAPACITY as EXPOSURES_FOR_CAPACITY  # re-exported for cli/breakeven
 from estimator.errors import EstimatorError
 from estimator.layout.formats import KVFormat, MlaCache
 from estimator.specs import ModelSpec
