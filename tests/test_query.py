@@ -96,3 +96,19 @@ def test_every_face_refuses_a_rank_beyond_full_rank_in_the_same_words(llama) -> 
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         assert main(["--model", "llama3-70b", "--rank", "1025"]) == 2
     assert err.getvalue() == f"error: {line}\n"
+
+
+def test_the_defaults_every_face_shows_are_the_documented_ones() -> None:
+    """The README's option table: 100k tokens, rank 32, all-linear, bf16 adapter, weights and cache (groups of
+    64 with zero points for an integer cache), per-expert, latent MLA, w, K-1, 20 virtual tokens, LoReFT r=8
+    f7+l7 tied, the language model. The options read them off the Query, and the query they build has them."""
+    from estimator.query.options import OPTION, build_query
+
+    shown = {name: OPTION[name].default for name in OPTION}
+    assert shown["tokens"] == "100k" and shown["rank"] == 32 and shown["targets"] == "all-linear"
+    assert (shown["kv_dtype"], shown["kv_group_size"], shown["kv_zero_point"]) == ("bf16", 64, True)
+    assert (shown["mla_cache"], shown["window_cache"], shown["conv_cache"], shown["state_dtype"]) == (
+        "latent", "w", "K-1", "auto")  # fmt: skip
+    assert (shown["loreft_rank"], shown["loreft_positions"], shown["loreft_untied"]) == (8, "f7+l7", False)
+    q = build_query({"model": "llama3-70b"})
+    assert (q.tokens, q.rank, q.virtual_tokens, q.kv.group_size, q.part) == (100_000, 32, 20, 64, "language")

@@ -7,7 +7,7 @@ choice of its own. :func:`build_query` reads the values the same way for all of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from enum import StrEnum
 from os import PathLike
 from pathlib import Path
@@ -18,9 +18,19 @@ from estimator.layout import ConvCache, ExpertLayout, KVFormat, MlaCache, Window
 from estimator.query.model import ADAPTER_DTYPES, PARTS, Query, dtype_of, whole
 from estimator.query.vocabulary import CORE, LoReFT, Method, parse_layers, parse_methods, parse_positions
 from estimator.specs import ModelSpec
-from estimator.units import KV_DTYPES, STORAGE_DTYPES, DType
+from estimator.units import KV_DTYPES, STORAGE_DTYPES, DType, format_tokens_short
 
 DEFAULT_MODEL = "llama3-70b"
+# Every default is declared once, on the value that holds it (Query, KVFormat, LoReFT); the options show it.
+_QUERY = {f.name: f.default for f in fields(Query) if f.default is not MISSING}
+_KV, _REFT = KVFormat(), LoReFT()
+
+
+def _shown(value: object) -> object:
+    """A default as a client gives it: an enum member by its value."""
+    return getattr(value, "value", value)
+
+
 STATE_DTYPES = ("auto", DType.fp32.value, DType.bf16.value, DType.fp16.value)  # auto: the cache's float dtype
 
 
@@ -66,45 +76,47 @@ OPTIONS: tuple[Option, ...] = (
            help="A config.json, a model folder, a .gguf file, or a repo id in the local Hub cache."),
     Option(name="name", default=None, optional=True, from_client=False,
            help="Name a --config model (default: its config's name, or the file's)."),
-    Option(name="tokens", default="100k", flags=("--tokens", "-t"),
+    Option(name="tokens", default=format_tokens_short(_QUERY["tokens"]), flags=("--tokens", "-t"),
            help="Tokens of new text: 100k, 1.5M, 2B, 1e5, 100_000."),
-    Option(name="rank", default=32, kind=Kind.integer, flags=("--rank", "-r"), help="LoRA rank."),
-    Option(name="targets", default="all-linear",
+    Option(name="rank", default=_QUERY["rank"], kind=Kind.integer, flags=("--rank", "-r"), help="LoRA rank."),
+    Option(name="targets", default=_QUERY["targets"],
            help="LoRA targets: all-linear, attention, mlp, qv, or a comma list (q,k,v,o,gate,up,down,qkv,...)."),
     Option(name="methods", default="all", words=_values(Method),
            help="Rows to show: all, or a comma list of kv, lora, dora, ia3, loreft, prefix, prompt, full, "
                 "pretraining, peft's other tuners by name (vera, lokr, ...) or peft for all of them."),
-    Option(name="adapter_dtype", default="bf16", choices=_values(ADAPTER_DTYPES),
+    Option(name="adapter_dtype", default=_shown(_QUERY["adapter_dtype"]), choices=_values(ADAPTER_DTYPES),
            help="Adapter storage: bf16, fp16, fp32."),
-    Option(name="kv_dtype", default="bf16", choices=_values(KV_DTYPES),
+    Option(name="kv_dtype", default=_shown(_KV.dtype), choices=_values(KV_DTYPES),
            help="KV cache storage: fp32, bf16, fp16, fp8, int8, int4, int2."),
-    Option(name="kv_group_size", default=64, kind=Kind.integer,
+    Option(name="kv_group_size", default=_KV.group_size or 0, kind=Kind.integer,
            help="Elements per fp16 scale of an int8/int4/int2 KV cache; 0: one scale per tensor."),
-    Option(name="kv_zero_point", default=True, kind=Kind.flag, flags=("--kv-zero-point/--no-kv-zero-point",),
+    Option(name="kv_zero_point", default=_KV.zero_point, kind=Kind.flag, flags=("--kv-zero-point/--no-kv-zero-point",),
            help="An fp16 zero point per group too."),
-    Option(name="weights_dtype", default="bf16", choices=_values(STORAGE_DTYPES),
+    Option(name="weights_dtype", default=_shown(_QUERY["weights_dtype"]), choices=_values(STORAGE_DTYPES),
            help="Weight storage for the pretraining row: fp32, bf16, fp16, fp8, int8."),
-    Option(name="pretraining_tokens", default=None, optional=True,
+    Option(name="pretraining_tokens", default=_QUERY["pretraining_tokens"], optional=True,
            help="Override the published pretraining token count (e.g. 15T)."),
-    Option(name="experts", default="per-expert", choices=_values(ExpertLayout),
+    Option(name="experts", default=_shown(_QUERY["experts"]), choices=_values(ExpertLayout),
            help="MoE experts for adapters: per-expert, fused (transformers >= 5), none."),
-    Option(name="mla_cache", default="latent", choices=_values(MlaCache),
+    Option(name="mla_cache", default=_shown(_KV.mla), choices=_values(MlaCache),
            help="MLA cache (DeepSeek): latent (serving engines, transformers >= 5) or expanded (per head)."),
-    Option(name="window_cache", default="w", choices=_values(WindowCache),
+    Option(name="window_cache", default=_shown(_KV.window), choices=_values(WindowCache),
            help="Tokens a full sliding window keeps: w (ring buffer) or w-1 (transformers)."),
-    Option(name="conv_cache", default="K-1", choices=_values(ConvCache),
+    Option(name="conv_cache", default=_shown(_KV.conv), choices=_values(ConvCache),
            help="Inputs a convolution state keeps: K-1 (vLLM, SGLang, llama.cpp) or K (transformers)."),
-    Option(name="state_dtype", default="auto", choices=STATE_DTYPES,
+    Option(name="state_dtype", default=_shown(_KV.state_dtype or "auto"), choices=STATE_DTYPES,
            help="Recurrent state dtype (Mamba, DeltaNet): auto (the cache's float dtype, as engines), fp32, bf16, "
                 "fp16; transformers keeps fp32 for some families."),
-    Option(name="virtual_tokens", default=20, kind=Kind.integer, help="Virtual tokens of prefix and prompt tuning."),
-    Option(name="loreft_rank", default=8, kind=Kind.integer, help="LoReFT rank."),
-    Option(name="loreft_layers", default="all", help="LoReFT layers: all, or indices such as 0,4,8."),
-    Option(name="loreft_positions", default="f7+l7",
+    Option(name="virtual_tokens", default=_QUERY["virtual_tokens"], kind=Kind.integer,
+           help="Virtual tokens of prefix and prompt tuning."),
+    Option(name="loreft_rank", default=_REFT.rank, kind=Kind.integer, help="LoReFT rank."),
+    Option(name="loreft_layers", default="all" if _REFT.layers is None else ",".join(map(str, _REFT.layers)),
+           help="LoReFT layers: all, or indices such as 0,4,8."),
+    Option(name="loreft_positions", default=f"f{_REFT.prefix_positions}+l{_REFT.suffix_positions}",
            help="LoReFT positions: f7+l7 (first 7 and last 7), f5, l3."),
-    Option(name="loreft_untied", default=False, kind=Kind.flag,
+    Option(name="loreft_untied", default=not _REFT.tied, kind=Kind.flag,
            help="Separate interventions for prefix and suffix."),
-    Option(name="ia3_targets", default=None, optional=True,
+    Option(name="ia3_targets", default=_QUERY["ia3_targets"], optional=True,
            help="IA3 targets (a comma list as --targets); default: peft's for the model."),
     Option(name="tuner_option", default=None, optional=True,
            help="Knobs of peft's tuners other than the rank (--rank), e.g. n_frequency=2000,u=32; default: peft's."),
@@ -113,9 +125,9 @@ OPTIONS: tuple[Option, ...] = (
                 "';': nvfp4, turboquant:bits=3.5, commvq:bits=1, kvtc:ratio=20, mha2mla:rank=64;rope=8, "
                 "transmla:rank=512;rope=64, kvzip:keep=0.3, kvzap:keep=0.3, dms:ratio=8, rkv:keep=0.1, "
                 "cartridge:tokens=2048."),
-    Option(name="allow_beyond_full_rank", default=False, kind=Kind.flag,
+    Option(name="allow_beyond_full_rank", default=_QUERY["allow_beyond_full_rank"], kind=Kind.flag,
            help="Allow a LoRA rank above the smallest targeted dimension (refused otherwise)."),
-    Option(name="part", default="language", choices=PARTS,
+    Option(name="part", default=_QUERY["part"], choices=PARTS,
            help="Parameters of a multimodal checkpoint: language (its language model) or all (the whole model, "
                 "vision tower and projector included) for full fine-tuning, pretraining and the headline."),
 )  # fmt: skip
@@ -188,16 +200,16 @@ def _count(value: object, what: str) -> int:
 
 def query_from_options(
     spec: ModelSpec | str | PathLike[str],
-    tokens: int | str = 100_000,
-    rank: int = 32,
-    targets: str = "all-linear",
-    kv_dtype: KVFormat | DType | str = DType.bf16,
-    adapter_dtype: DType | str = DType.bf16,
-    weights_dtype: DType | str = DType.bf16,
+    tokens: int | str = _QUERY["tokens"],
+    rank: int = _QUERY["rank"],
+    targets: str = _QUERY["targets"],
+    kv_dtype: KVFormat | DType | str = _KV.dtype,
+    adapter_dtype: DType | str = _QUERY["adapter_dtype"],
+    weights_dtype: DType | str = _QUERY["weights_dtype"],
     pretraining_tokens: int | str | None = None,
     methods: tuple[Method | str, ...] | str = CORE,
-    experts: ExpertLayout | str = ExpertLayout.per_expert,
-    virtual_tokens: int = 20,
+    experts: ExpertLayout | str = _QUERY["experts"],
+    virtual_tokens: int = _QUERY["virtual_tokens"],
     loreft: LoReFT | None = None,
     ia3_targets: str | None = None,
     *,
@@ -214,8 +226,8 @@ def query_from_options(
     name: str | None = None,
     tuner_option: str | None = None,
     kv_method: str | None = None,
-    part: str = "language",
-    allow_beyond_full_rank: bool = False,
+    part: str = _QUERY["part"],
+    allow_beyond_full_rank: bool = _QUERY["allow_beyond_full_rank"],
 ) -> Query:
     """The query of every option the CLI takes, by the CLI's names and in its words.
 
@@ -250,9 +262,9 @@ def query_from_options(
     if any(value is not None for value in shape.values()):
         if loreft is not None:
             raise EstimatorError("loreft and loreft_rank/layers/positions/untied exclude each other; give one")
-        first, last = parse_positions(loreft_positions or "f7+l7")
+        first, last = parse_positions(loreft_positions or str(OPTION["loreft_positions"].default))
         layers = parse_layers(loreft_layers or "all", model)
-        reft = LoReFT(8 if loreft_rank is None else loreft_rank, layers, first, last, not loreft_untied)
+        reft = LoReFT(_REFT.rank if loreft_rank is None else loreft_rank, layers, first, last, not loreft_untied)
     return Query(
         model,
         _count(tokens, "token count"),

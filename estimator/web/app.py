@@ -162,14 +162,15 @@ async def sweep_endpoint(request: Request) -> Response:
 
 
 async def models_endpoint(request: Request) -> Response:
+    from estimator.query.options import OPTION
     from estimator.units import parse_tokens
 
     params = query_params(request.query_params.multi_items())
     unknown = sorted(set(params) - {"tokens", "rank"})
     if unknown:
         raise EstimatorError(f"unknown parameter {printable(repr(unknown[0]), 60)}; /api/models takes tokens and rank")
-    tokens = parse_tokens(str(option_value("tokens", params.get("tokens", "100k"))))
-    rank = option_value("rank", params.get("rank", "32"))
+    tokens = parse_tokens(str(option_value("tokens", params.get("tokens", OPTION["tokens"].default))))
+    rank = option_value("rank", params.get("rank", str(OPTION["rank"].default)))
     text: str = await request.app.state.queries.run(zoo_records_cached, tokens, rank)
     return Response(text, media_type="application/json")
 
