@@ -7,12 +7,10 @@ import math
 
 import pytest
 
-from estimator.architecture import active_params, total_params
 from estimator.capacity import DEFAULT_TEXT_BITS_PER_TOKEN, capacity, fill_tokens
 from estimator.compare import Estimate, estimate
 from estimator.constants import CONSTANTS, knowledge_bits_per_param, nats_to_bits
 from estimator.cost import (
-    FineTune,
     attention_flops,
     augmentation_flops,
     breakeven,
@@ -85,12 +83,14 @@ def test_capacity_knobs(llama: Estimate) -> None:
 def test_forward_params() -> None:
     llama = load_spec("llama3-70b")
     assert forward_params(llama) == N_LLAMA - EMBEDDING_LLAMA == 69_503_033_344
-    qwen = load_spec("qwen3-0.6b")  # tied: the head's matmul runs on the embedding matrix
-    assert forward_params(qwen) == total_params(qwen)
-    gpt2 = load_spec("gpt2")  # tied, but the position table is a lookup too
-    assert forward_params(gpt2) == total_params(gpt2) - 1_024 * 768
-    mixtral = load_spec("mixtral-8x7b")  # two of eight experts per token
-    assert forward_params(mixtral) == active_params(mixtral) - 32_000 * 4_096
+    # tied: the head's matmul runs on the embedding matrix, so all 596,049,920 count: 28 layers of q 1,024 -> 2,048,
+    # k, v 1,024 -> 1,024, o, MLP 3 · 1,024 · 3,072, norms 2 · 1,024 + q_norm, k_norm 2 · 128; 151,936 · 1,024; norm
+    qwen = 28 * (2 * 1024 * 2048 + 2 * 1024 * 1024 + 3 * 1024 * 3072 + 2 * 1024 + 2 * 128) + 151_936 * 1024 + 1024
+    assert forward_params(load_spec("qwen3-0.6b")) == qwen == 596_049_920
+    # tied, but the position table (1,024 · 768) is a lookup too: GPT-2's 124,439,808 less it
+    assert forward_params(load_spec("gpt2")) == 124_439_808 - 1_024 * 768 == 123_653_376
+    # two of eight experts per token: the 12,879,925,248 active less the 32,000 · 4,096 embedding
+    assert forward_params(load_spec("mixtral-8x7b")) == 12_879_925_248 - 32_000 * 4_096
 
 
 def test_attention_flops_by_hand() -> None:
@@ -112,8 +112,8 @@ def test_attention_flops_by_hand() -> None:
 def test_training_flops() -> None:
     llama = load_spec("llama3-70b")
     n_f = 69_503_033_344
-    assert training_flops_per_token(llama, FineTune.lora, LORA_R32) == 4 * n_f + 6 * LORA_R32
-    assert training_flops_per_token(llama, FineTune.full, 0) == 6 * n_f
+    assert training_flops_per_token(llama, Method.lora, LORA_R32) == 4 * n_f + 6 * LORA_R32
+    assert training_flops_per_token(llama, Method.full, 0) == 6 * n_f
     assert training_attention_flops(llama, 10_000, 4_096) == 3 * (
         2 * attention_flops(llama, 4_096) + attention_flops(llama, 10_000 - 2 * 4_096)
     )
@@ -162,12 +162,14 @@ def test_breakeven_never_and_full() -> None:
     assert breakeven_queries(10, 0) is None and breakeven_queries(-5, 3) == 0
     tiny = breakeven(estimate(load_spec("gpt2"), 1, 768, methods=(Method.kv, Method.lora)), query_tokens=1_000)
     assert tiny.queries is None  # the adapter's own FLOPs outweigh one token of context
-    full = breakeven(estimate(load_spec("llama3-8b"), 100_000, 16), finetune=FineTune.full)
+    full = breakeven(estimate(load_spec("llama3-8b"), 100_000, 16), finetune=Method.full)
     assert full.adapter_params == 0 and full.to_dict()["adapter_bytes_held"] == 0
     lora = breakeven(estimate(load_spec("llama3-8b"), 100_000, 16))
     assert full.finetune_once_flops > lora.finetune_once_flops
     with pytest.raises(ValueError, match="at least 1"):
         breakeven(estimate(load_spec("gpt2"), 10, 8), epochs=0)
+    with pytest.raises(ValueError, match="--finetune 'dora' is not one of: lora, full"):
+        breakeven(estimate(load_spec("gpt2"), 10, 8), finetune=Method.dora)  # type: ignore[arg-type]
 
 
 def test_moe_adapters_count_their_active_share() -> None:
@@ -178,9 +180,11 @@ def test_moe_adapters_count_their_active_share() -> None:
     est = estimate(spec, 10_000, 8)
     per_expert = 8 * (4_096 + 14_336) * 3 * 32  # w1, w3 (4,096 -> 14,336) and w2, r · (d_in + d_out), 32 layers
     experts = 8 * per_expert
-    assert active_adapter_params(est) == est.lora_params - experts * 6 // 8
+    attention_router = 8 * 32 * ((4_096 + 4_096) + 2 * (4_096 + 1_024) + (4_096 + 4_096) + (4_096 + 8))
+    assert est.lora_params == attention_router + experts == 121_112_576
+    assert active_adapter_params(est) == attention_router + experts * 2 // 8
     result = breakeven(est)
-    assert result.adapter_params == est.lora_params
+    assert result.adapter_params == 121_112_576
     assert result.fine_tuned_query_flops == sequence_flops(spec, 200) + 2 * active_adapter_params(est) * 200
-    dense = estimate(load_spec("llama3-8b"), 10_000, 8)
-    assert active_adapter_params(dense) == dense.lora_params
+    dense = estimate(load_spec("llama3-8b"), 10_000, 8)  # 32 layers, r = 8: q, k, v, o, gate, up, down of 4,096
+    assert active_adapter_params(dense) == 32 * 8 * (2 * 8_192 + 2 * 5_120 + 3 * (4_096 + 14_336)) == 20_971_520

@@ -60,13 +60,30 @@ def test_active_parameters_agree_with_the_publisher(spec: ModelSpec) -> None:
     assert _cut(Decimal(active), spec.reported_active_params), (spec.name, active)
 
 
+# The routed experts' weights, from each config.json: MoE layers × E × (gate, up, down of d <-> moe_intermediate)
+ROUTED = {
+    "deepseek-v2-lite": 26 * 64 * 3 * 2048 * 1408,  # first_k_dense_replace 1 of 27 layers
+    "deepseek-v3": 58 * 256 * 3 * 7168 * 2048,  # 3 of 61 dense
+    "gpt-oss-20b": 24 * 32 * ((2880 * 2 * 2880 + 2 * 2880) + (2880 * 2880 + 2880)),  # fused gate_up, biases
+    "kimi-k2": 60 * 384 * 3 * 7168 * 2048,  # 1 of 61 dense
+    "mixtral-8x7b": 32 * 8 * 3 * 4096 * 14336,
+    "qwen1.5-moe-a2.7b": 24 * 60 * 3 * 2048 * 1408,  # the shared expert is not routed
+    "qwen3-30b-a3b": 48 * 128 * 3 * 2048 * 768,
+    "qwen3-next-80b-a3b": 48 * 512 * 3 * 2048 * 512,
+}
+
+
+def test_every_moe_has_its_experts_by_hand() -> None:
+    assert {s.name for s in MOE} == set(ROUTED)
+
+
 @pytest.mark.parametrize("spec", MOE, ids=lambda s: s.name)
 def test_layouts_change_adapters_not_parameters(spec: ModelSpec) -> None:
     from estimator.architecture import linear_maps
 
     counts = {sum(m.params for m in linear_maps(spec, layout)) for layout in ExpertLayout}
     assert len(counts) == 1
-    assert param_breakdown(spec)["experts"] == sum(m.params for m in linear_maps(spec) if m.expert)
+    assert param_breakdown(spec)["experts"] == ROUTED[spec.name]
 
 
 def test_mixtral_lora_per_expert_fused_none_by_hand() -> None:
