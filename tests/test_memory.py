@@ -24,13 +24,13 @@ from estimator.memory.training import (
     Optimizer,
     Precision,
     TrainSetup,
-    Way,
     adapter_tensor_sizes,
     full_tensor_sizes,
     optimizer_state_bytes,
     train_memory,
 )
 from estimator.memory.weights import weight_bytes_per_gpu
+from estimator.query.vocabulary import Method
 from estimator.stores.targets import lora_params, resolve_targets
 from estimator.zoo import load_spec
 
@@ -75,11 +75,15 @@ def test_quantised_matrix_bytes_by_hand() -> None:
     assert matrix_bytes(1000, 333, WeightFormat.int8) == 333_000 + 4 * 333
 
 
+def nf4_weights_by_hand() -> int:
+    """The seven maps of each layer in NF4; embeddings, head and the 2 · 80 + 1 norms in bf16."""
+    maps = [(D, H * DH), (D, K * DH), (D, K * DH), (H * DH, D), (D, F), (D, F), (F, D)]
+    return L * sum(nf4_bytes(d_in, d_out) for d_in, d_out in maps) + 2 * (2 * V * D + 2 * L * D + D)
+
+
 def test_qlora_weights_keep_embeddings_head_and_norms_in_bf16(llama70: object) -> None:
     nf4 = weight_bytes_per_gpu(llama70, WeightFormat.nf4)
-    maps = [(D, H * DH), (D, K * DH), (D, K * DH), (H * DH, D), (D, F), (D, F), (F, D)]
-    by_hand = L * sum(nf4_bytes(d_in, d_out) for d_in, d_out in maps) + 2 * (2 * V * D + 2 * L * D + D)
-    assert nf4 == by_hand
+    assert nf4 == nf4_weights_by_hand()
     assert round(nf4 / 1e9, 2) == 39.52
 
 
@@ -166,33 +170,35 @@ def test_lora_and_full_fine_tuning_of_llama3_70b_by_hand(llama70: object) -> Non
     sizes = adapter_tensor_sizes(targets, 32)
     p = lora_params(targets, 32)
     assert sum(sizes) == p == 414_187_520 and len(sizes) == L * 7 * 2
-    lora = train_memory(llama70, TrainSetup(Way.lora, sizes, 4096, lora_ranks(targets, 32)))
+    lora = train_memory(llama70, TrainSetup(Method.lora, sizes, 4096, lora_ranks(targets, 32)))
     assert lora.frozen_weights_bytes == 141_107_412_992
     assert lora.trainable_weights_bytes == lora.gradient_bytes == 4 * p
     assert lora.optimizer_bytes == 8 * p + 4 * len(sizes) and lora.master_weights_bytes == 0
-    plain = TrainSetup(Way.qlora, sizes, 4096, lora_ranks(targets, 32), kbit_prepare=False)
-    assert train_memory(llama70, plain).frozen_weights_bytes == weight_bytes_per_gpu(llama70, WeightFormat.nf4)
+    plain = TrainSetup(Method.lora, sizes, 4096, lora_ranks(targets, 32), quantised_base=True, kbit_prepare=False)
+    assert train_memory(llama70, plain).frozen_weights_bytes == nf4_weights_by_hand()
     # peft's prepare_model_for_kbit_training: embeddings, head and the 2 · 80 + 1 norms from bf16 to fp32
     unquantised = 2 * V * D + (2 * L + 1) * D
-    qlora = train_memory(llama70, TrainSetup(Way.qlora, sizes, 4096, lora_ranks(targets, 32)))
-    assert qlora.frozen_weights_bytes == weight_bytes_per_gpu(llama70, WeightFormat.nf4) + 2 * unquantised
+    qlora = train_memory(llama70, TrainSetup(Method.lora, sizes, 4096, lora_ranks(targets, 32), quantised_base=True))
+    assert qlora.frozen_weights_bytes == nf4_weights_by_hand() + 2 * unquantised
     assert 2 * unquantised == 4_205_330_432
     full_sizes = full_tensor_sizes(llama70)
-    assert sum(full_sizes) == total_params(llama70) and len(full_sizes) == L * 9 + 3
-    n = total_params(llama70)
-    full = train_memory(llama70, TrainSetup(Way.full, full_sizes, 4096))
+    n = 2 * V * D + L * (2 * D * H * DH + 2 * D * K * DH + 3 * D * F + 2 * D) + D  # 70,553,706,496
+    assert sum(full_sizes) == n and len(full_sizes) == L * 9 + 3
+    full = train_memory(llama70, TrainSetup(Method.full, full_sizes, 4096))
     assert full.trainable_weights_bytes + full.gradient_bytes + full.master_weights_bytes == 8 * n
     assert full.optimizer_bytes == 8 * n + 4 * len(full_sizes)  # the ZeRO paper's 16 bytes per parameter
-    bf16 = train_memory(llama70, TrainSetup(Way.full, full_sizes, 4096, precision=Precision.bf16))
+    bf16 = train_memory(llama70, TrainSetup(Method.full, full_sizes, 4096, precision=Precision.bf16))
     assert bf16.optimizer_bytes == 4 * n + 4 * len(full_sizes) and bf16.master_weights_bytes == 0
-    sharded = train_memory(llama70, TrainSetup(Way.full, full_sizes, 4096, gpus=8, zero=3))
+    sharded = train_memory(llama70, TrainSetup(Method.full, full_sizes, 4096, gpus=8, zero=3))
     assert sharded.trainable_weights_bytes == math.ceil(2 * n / 8)
     assert sharded.optimizer_bytes == math.ceil(full.optimizer_bytes / 8)
     assert sharded.activation_bytes == full.activation_bytes  # activations are per GPU
-    stage1 = train_memory(llama70, TrainSetup(Way.full, full_sizes, 4096, gpus=8, zero=1))
+    stage1 = train_memory(llama70, TrainSetup(Method.full, full_sizes, 4096, gpus=8, zero=1))
     assert stage1.gradient_bytes == 2 * n and stage1.master_weights_bytes == math.ceil(4 * n / 8)
     with pytest.raises(EstimatorError, match="ZeRO stage 4 does not exist"):
-        TrainSetup(Way.full, full_sizes, 4096, zero=4)
+        TrainSetup(Method.full, full_sizes, 4096, zero=4)
+    with pytest.raises(EstimatorError, match="dora on an NF4 base is not modelled; --way takes lora, dora, qlora"):
+        TrainSetup(Method.dora, sizes, 4096, quantised_base=True)
 
 
 def test_activations_of_llama3_70b_by_hand(llama70: object) -> None:
