@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if (repeated := repeated_option(command, args)) is not None:
             raise EstimatorError(repeated)
-        command.main(args=args, prog_name="estimate", standalone_mode=False)
+        # without standalone mode, click returns the code of a typer.Exit raised in a command rather than raising
+        code = command.main(args=args, prog_name="estimate", standalone_mode=False)
     except SystemExit:  # click's answer to a broken pipe is exit(1); ours is to stop quietly
         if isinstance(sys.stdout, PacifyFlushWrapper):
             streams.silence_stdout()
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         where = exc.filename or "the output"
         typer.echo(f"error: cannot write {where}: {exc.strerror or exc}; check the path and its permissions", err=True)
         return EXIT_BAD_INPUT
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":  # `python -m estimator.cli.main`
