@@ -118,8 +118,20 @@ def test_json_names_the_part(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--config", path, "--methods", "full", "--part", "all", "--json")
     model = json.loads(out)["model"]
     assert code == 0 and model["part"] == "all" and model["params"] == 27_432_406_640
-    assert model["params_breakdown"]["vision tower (SigLIP)"] == 416_866_032
-    assert sum(model["params_breakdown"].values()) == model["params"]
+    # text_config: d 5,376, 32 heads and 16 KV heads of 128, F 21,504, 62 layers, vocabulary 262,208 (the class's
+    # default), tied head; 4 norms a layer and q_norm, k_norm of 128; the projector 1,152 -> 5,376 and its norm
+    d, layers = 5376, 62
+    assert model["params_breakdown"] == {
+        "embedding": 262_208 * d,
+        "attention": layers * (2 * d * 32 * 128 + 2 * d * 16 * 128),
+        "recurrent": 0,
+        "mlp": layers * 3 * d * 21504,
+        "experts": 0,
+        "norm": layers * (4 * d + 2 * 128) + d,
+        "lm_head": 0,
+        "vision tower (SigLIP)": 416_866_032,
+        "projector": 1152 * d + 1152,
+    }
     code, out, _ = run(capsys, "--model", "llama3-8b", "--methods", "full", "--part", "all", "--json")
     model = json.loads(out)["model"]
     assert model["params"] == 8_030_261_248 and model["part_counted"] == "whole model = language model"
