@@ -97,3 +97,16 @@ def test_the_family_map_names_every_family_module_and_model_type() -> None:
     assert set(covered) == set(MODULE_OF)
     for model_type, family in covered.items():
         assert family.build.__module__ == f"estimator.families.{MODULE_OF[model_type]}", model_type
+
+
+def test_neither_face_imports_the_other() -> None:
+    """The web server and the CLI both read the question from estimator.query and print estimator.present's
+    reports; the server imports no module of the CLI, even inside a function, and the CLI only starts the
+    server (``estimate web``)."""
+    for name, path in MODULES.items():
+        imported = imported_modules(name, path)
+        if name.startswith("estimator.web"):
+            assert not sorted(m for m in imported if m.startswith("estimator.cli")), name
+        if name.startswith("estimator.cli"):
+            crossing = {m for m in imported if m.startswith("estimator.web")}
+            assert crossing <= ({"estimator.web.server"} if name == "estimator.cli.web" else set()), (name, crossing)

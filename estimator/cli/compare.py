@@ -13,93 +13,37 @@ from estimator.cli.app import app
 from estimator.cli.headline import warn_full_rank
 from estimator.cli.options import query_command
 from estimator.cli.output import CsvOpt, FormatOpt, JsonOpt, MarkdownOpt, chosen_format, emit
-from estimator.errors import EstimatorError
-from estimator.query.options import build_query
+from estimator.query.commands import COMPARE
 
-MAX_COMPARED = 1_000  # models × token counts in one comparison
-ModelsOpt = Annotated[
-    str | None, typer.Option("--model", "-m", help="Zoo models to compare, comma-separated: llama3-8b,qwen3-8b.")
-]
 ConfigsOpt = Annotated[
     list[Path] | None,
     typer.Option("--config", "-c", help="A config.json to compare (repeat for several); named as in `estimate`."),
 ]
-TokenCountsOpt = Annotated[str, typer.Option("--tokens", "-t", help="Token counts, comma-separated: 32k,1M.")]
-
-
-def _split(text: str, what: str) -> list[str]:
-    items = [item.strip() for item in text.split(",")]
-    if not all(items):
-        raise EstimatorError(f"{what} {text!r} has an empty entry; give a comma list such as llama3-8b,qwen3-8b")
-    return items
 
 
 @app.command("compare")
-@query_command(build=False)
+@query_command(command=COMPARE, build=False)
 def compare_command(
-    model: ModelsOpt = None,
     config: ConfigsOpt = None,
-    tokens: TokenCountsOpt = "32k,1M",
     output: FormatOpt = None,
     as_json: JsonOpt = False,
     as_csv: CsvOpt = False,
     markdown: MarkdownOpt = False,
     *,
     options: dict[str, Any],
+    settings: dict[str, Any],
 ) -> None:
     """Models side by side at each token count: KV and state bytes per token, tokens held, LoRA bytes,
     KV ÷ LoRA, crossover, parity rank and context window; every other option as in `estimate`."""
     from estimator.present.comparison import ComparisonReport
+    from estimator.present.comparison_answer import compared
     from estimator.present.report import Format
 
     fmt = chosen_format(output, as_json, as_csv, markdown)
-    report = ComparisonReport(*compared(model, config, tokens, options))
+    estimates, skipped = compared(settings["model"], config, settings["tokens"], options)
+    for est in estimates:
+        warn_full_rank(est.query)
+    report = ComparisonReport(estimates, skipped)
     if report.left_out and fmt in (Format.json, Format.csv):  # on stderr, so JSON and CSV stay one document
         typer.echo(report.left_out, err=True)
     emit(report, fmt)
-
-
-def compared(
-    model: str | None, config: list[Path] | None, tokens: str, options: dict[str, Any]
-) -> tuple[list[Any], list[tuple[str, str]]]:
-    """The estimates of each model at each token count, and the models left out (with why)."""
-    from estimator.compare import evaluate
-
-    configs = list(config or [])
-    names = _split(model, "--model") if model is not None else []
-    if not names and not configs:
-        raise EstimatorError("name the models to compare; give --model llama3-8b,qwen3-8b and/or --config FILE")
-    if options["name"] is not None and len(configs) != 1:
-        raise EstimatorError("--name names one --config model; drop it, or compare one config")
-    from estimator.units import parse_tokens
-
-    counts = list(dict.fromkeys(str(parse_tokens(count)) for count in _split(tokens, "--tokens")))
-    if (len(names) + len(configs)) * len(counts) > MAX_COMPARED:
-        raise EstimatorError(f"more than {MAX_COMPARED:,} models × token counts; compare fewer")
-    models: list[dict[str, Any]] = [{"model": n, "config": None} for n in names]
-    models += [{"model": None, "config": c} for c in configs]
-    estimates, skipped = [], []
-    for chosen in models:
-        for count in counts:
-            query = applicable_query({**options, **chosen, "tokens": count, "methods": "kv,lora"})
-            if isinstance(query, tuple):  # the targets name maps this model does not have: leave it out, say why
-                skipped.append(query)
-                break
-            warn_full_rank(query)
-            estimates.append(evaluate(query))
-    if not estimates:
-        raise EstimatorError("the query applies to none of the models: " + "; ".join(w for _, w in skipped))
-    return estimates, skipped
-
-
-def applicable_query(values: dict[str, Any]) -> Any:
-    """The query of ``values``, or (model, why) where only the targets fail for this model (with the default
-    all-linear the model is fine): a comparison leaves such a model out rather than stopping."""
-    try:
-        return build_query(values)
-    except EstimatorError as exc:
-        try:
-            spec = build_query({**values, "targets": "all-linear"}).spec
-        except EstimatorError:
-            raise exc from None
-        return spec.name, str(exc)

@@ -1,10 +1,12 @@
-"""The query's options (:data:`estimator.query.options.OPTIONS`) as typer options, and the decorator that gives
-them all to a command.
+"""The query's options (:data:`estimator.query.options.OPTIONS`) and a command's own
+(:mod:`estimator.query.commands`) as typer options (:mod:`estimator.query.grammar`), and the decorator that gives
+them to a command.
 
 A command decorated with :func:`query_command` receives ``query`` (a validated
-:class:`~estimator.query.Query`); its own parameters come first, and a parameter of the same name as
-a query option replaces that option (``sweep`` reads ``--tokens`` as a grid). ``tests/test_cli.py``
-introspects the CLI and fails when a command that takes a query lacks one of these options.
+:class:`~estimator.query.Query`), or ``options`` (the raw values); with a :class:`~estimator.query.commands.Command`
+also ``settings``, its own options' values. A parameter the command declares itself replaces the query option of
+its name (``sweep`` reads ``--tokens`` as a grid). ``tests/test_cli.py`` introspects the CLI and fails when a
+command that takes a query lacks one of these options.
 """
 
 from __future__ import annotations
@@ -12,27 +14,11 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from estimator.query.options import DEFAULT_MODEL, OPTION_NAMES, OPTIONS, Kind, Option, build_query, complete
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON; every key names its unit.")]
-CsvOpt = Annotated[bool, typer.Option("--csv", help="One CSV row per mechanism.")]
-_TYPES: dict[Kind, Any] = {Kind.text: str, Kind.integer: int, Kind.flag: bool, Kind.path: Path}
-
-
-def annotation(option: Option) -> Any:
-    """The typer parameter of one option of the question: its type, flags and help, as declared once in
-    :data:`estimator.query.options.OPTIONS`."""
-    base = _TYPES[option.kind]
-    return Annotated[base | None if option.optional else base, typer.Option(*option.cli_flags, help=option.help)]
-
-
-# name, annotation, default: the query's options in the order --help lists them.
-QUERY_OPTIONS: tuple[tuple[str, Any, Any], ...] = tuple((o.name, annotation(o), o.default) for o in OPTIONS)
+from estimator.query.commands import Command
+from estimator.query.grammar import parameters
+from estimator.query.options import DEFAULT_MODEL, OPTION_NAMES, build_query, complete
 
 
 def query_command(
@@ -41,38 +27,40 @@ def query_command(
     defaults: dict[str, Any] | None = None,
     build: bool = True,
     only: tuple[str, ...] | None = None,
+    command: Command | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command every query option. It is called with ``query`` (built and validated), or with
     ``options`` (the raw values, for a command that builds its queries itself) when ``build`` is False.
 
     ``default_model``: the model when neither --model nor --config is given (None: one is required);
     ``defaults``: other defaults for this command (``{"methods": "kv,lora,pretraining"}``);
-    ``only``: the query options this command takes (the others keep their defaults, out of its --help).
+    ``only``: the query options this command takes (the others keep their defaults, out of its --help);
+    ``command``: a command declared in :mod:`estimator.query.commands` (its defaults, its query options and its
+    own options, whose values it is given as ``settings``).
     """
-    chosen = dict(defaults or {})
-    offered = OPTION_NAMES if only is None else only
+    own = command.options if command is not None else ()
+    chosen = dict(command.defaults if command is not None else defaults or {})
+    offered = (command.offered if command is not None else only) or OPTION_NAMES
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        own = inspect.signature(func, eval_str=True)
-        kept = [p for p in own.parameters.values() if p.name not in ("query", "options")]
-        taken = {p.name for p in kept}
-        added = [
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=chosen.get(name, default), annotation=kind)
-            for name, kind, default in QUERY_OPTIONS
-            if name not in taken and name in offered
-        ]
-        names = [p.name for p in added]
+        signature = inspect.signature(func, eval_str=True)
+        kept = [p for p in signature.parameters.values() if p.name not in ("query", "options", "settings")]
+        added = parameters(own, offered, chosen, {p.name for p in kept})
+        mine = {o.name for o in own}
+        asked = [p.name for p in added if p.name not in mine]
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            values = complete({name: kwargs.pop(name) for name in names}, offered, chosen)
+            values = complete({name: kwargs.pop(name) for name in asked}, offered, chosen)
+            if own:
+                kwargs["settings"] = {name: kwargs.pop(name) for name in list(kwargs) if name in mine}
             if not build:
                 return func(*args, options=values, **kwargs)
             return func(*args, query=build_query(values, default_model), **kwargs)
 
         positional = [p for p in kept if p.kind is not inspect.Parameter.KEYWORD_ONLY]
         keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in kept if p not in positional]
-        wrapper.__signature__ = own.replace(parameters=[*positional, *keyword, *added])  # type: ignore[attr-defined]
+        wrapper.__signature__ = signature.replace(parameters=[*positional, *keyword, *added])  # type: ignore[attr-defined]
         wrapper.query_options = tuple(offered)  # type: ignore[attr-defined]
         return wrapper
 

@@ -39,6 +39,7 @@ class Kind(StrEnum):
 
     text = "text"
     integer = "integer"
+    number = "number"  # a real number: 0.9
     flag = "flag"
     path = "path"  # a file on the machine that runs the CLI
 

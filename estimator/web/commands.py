@@ -1,6 +1,8 @@
-"""``/api/serve-memory``, ``/api/train-memory`` and ``/api/compare``: a subcommand's options read by the CLI's own
-parser (click, as typer declares them: the same types, ranges and one-line refusals), then the CLI's own functions
-(``build_report``, ``train_report``, ``compared``), so each answer is that command's ``--json``.
+"""``/api/serve-memory``, ``/api/train-memory`` and ``/api/compare``: a command's options, as
+:mod:`estimator.query.commands` declares them, read by the parser the CLI reads them with (click, through the
+shared grammar of :mod:`estimator.query.grammar`: the same types, ranges and one-line refusals), then the
+answers of :mod:`estimator.present` (``build_report``, ``train_report``, ``compared``), so each answer is that
+command's ``--json``. Nothing here imports the CLI.
 
 Parameters are the command's option names (``memory_fraction`` or ``memory-fraction``), values as the CLI takes
 them; a flag is ``true`` or ``false``. Paths (``config``, ``name``) and output switches are never taken."""
@@ -13,25 +15,32 @@ from typing import Any
 from estimator.errors import EstimatorError
 from estimator.web.inputs import FALSE, TRUE, excerpt, option_value, read_request
 
-COMMANDS = {
-    "serve-memory": "estimator.cli.serve_memory",
-    "train-memory": "estimator.cli.train_memory",
-    "compare": "estimator.cli.compare",
-}
 MAX_MODELS_CHARS = 4_000  # compare's list of models: some 250 zoo names
 NOT_TAKEN = ("config", "name", "as_json", "as_csv", "markdown", "output")
 
 
 @functools.cache
 def _command(name: str) -> tuple[Any, Any]:
-    """(the group, the subcommand) as click sees them; built once."""
-    import importlib
+    """(a group, the command ``name``) as click sees them: the command's own options and the query options it
+    offers, declared as the CLI declares them (those a client may give); built once."""
+    import inspect
 
     import typer
 
-    from estimator.cli.app import app
+    from estimator.query.commands import COMMANDS
+    from estimator.query.grammar import parameters
+    from estimator.query.options import OPTION, OPTION_NAMES
 
-    importlib.import_module(COMMANDS[name])
+    command = COMMANDS[name]
+    offered = tuple(n for n in command.offered or OPTION_NAMES if OPTION[n].from_client)
+
+    def read(**values: Any) -> None:
+        """Parses only."""
+
+    read.__signature__ = inspect.Signature(parameters(command.options, offered, command.defaults, set()))  # type: ignore[attr-defined]
+    app = typer.Typer(add_completion=False)
+    app.callback()(lambda: None)
+    app.command(name)(read)
     group = typer.main.get_command(app)
     return group, group.commands[name]  # type: ignore[attr-defined]
 
@@ -84,11 +93,10 @@ def parsed(name: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def own_names(name: str) -> set[str]:
-    """The command's own parameters (not the query's options that ``query_command`` adds)."""
-    import inspect
+    """The command's own options (not the query's)."""
+    from estimator.query.commands import COMMANDS
 
-    func = inspect.unwrap(_command(name)[1].callback)
-    return set(inspect.signature(func).parameters) - {"options", "query", *NOT_TAKEN}
+    return {option.name for option in COMMANDS[name].options}
 
 
 def split(name: str, values: dict[str, Any], offered: tuple[str, ...], defaults: dict[str, Any]) -> tuple[Any, Any]:
@@ -102,12 +110,12 @@ def split(name: str, values: dict[str, Any], offered: tuple[str, ...], defaults:
 
 def serve_memory_record(params: dict[str, Any]) -> Any:
     """``estimate serve-memory --json`` (with ``cells``: its headline and its two tables as the CLI prints them)."""
-    from estimator.cli import serve_memory
     from estimator.present.serving_answer import build_report
+    from estimator.query.commands import SERVE_MEMORY
     from estimator.query.options import DEFAULT_MODEL, SERVING_OPTIONS, build_query
 
     params, cells = with_cells(params)
-    options, settings = split("serve-memory", parsed("serve-memory", params), SERVING_OPTIONS, serve_memory.DEFAULTS)
+    options, settings = split("serve-memory", parsed("serve-memory", params), SERVING_OPTIONS, SERVE_MEMORY.defaults)
     query = build_query(options, DEFAULT_MODEL)
     report = build_report(query, settings, None)
     record = report.record()
@@ -119,12 +127,12 @@ def serve_memory_record(params: dict[str, Any]) -> Any:
 
 def train_memory_record(params: dict[str, Any]) -> Any:
     """``estimate train-memory --json`` (with ``cells``: its table as the CLI prints it)."""
-    from estimator.cli import train_memory
     from estimator.present.training_answer import train_report
+    from estimator.query.commands import TRAIN_MEMORY
     from estimator.query.options import DEFAULT_MODEL, TRAINING_OPTIONS, build_query
 
     params, cells = with_cells(params)
-    options, settings = split("train-memory", parsed("train-memory", params), TRAINING_OPTIONS, train_memory.DEFAULTS)
+    options, settings = split("train-memory", parsed("train-memory", params), TRAINING_OPTIONS, TRAIN_MEMORY.defaults)
     query = build_query(options, DEFAULT_MODEL)
     report = train_report(query, **settings)
     record = report.record()
@@ -135,13 +143,13 @@ def train_memory_record(params: dict[str, Any]) -> Any:
 
 def compare_records(params: dict[str, Any]) -> Any:
     """``estimate compare --json`` (the models it leaves out, and why, in ``left_out``: the CLI's note)."""
-    from estimator.cli import compare
     from estimator.present import comparison
+    from estimator.present.comparison_answer import compared
     from estimator.query.options import OPTION_NAMES as QUERY_OPTION_NAMES
 
     params, cells = with_cells(params)
     options, own = split("compare", parsed("compare", params), QUERY_OPTION_NAMES, {})
-    estimates, skipped = compare.compared(own["model"], None, own["tokens"], options)
+    estimates, skipped = compared(own["model"], None, own["tokens"], options)
     records: Any = [comparison.comparison_record(e) for e in estimates]
     if cells:  # one table per token count, as `estimate compare` prints them
         tables = [{"caption": f"At {comparison.caption(first, group)}", "head": [h for _, h in comparison.COLUMNS],

@@ -1,7 +1,7 @@
 """``GET /api/options``: the question's options as :data:`estimator.query.options.OPTIONS` declares them (names,
 defaults, help, how a client gives each, and its closed set of values), so the page writes no list of options,
 defaults or choices of its own; and under ``commands`` the options of ``serve-memory``, ``train-memory`` and
-``compare`` (:mod:`estimator.web.commands`), from their click declarations."""
+``compare``, as :mod:`estimator.query.commands` declares them."""
 
 from __future__ import annotations
 
@@ -50,11 +50,12 @@ PANEL_CHOICES = {  # the values of each closed option, from the enums the CLI re
 
 
 def command_records() -> dict[str, list[dict[str, Any]]]:
-    """Each command's options for the page (name, default, help, kind, choices), from its click declaration."""
+    """Each command's options for the page (name, default, help, kind, choices), as the CLI parses them."""
     import importlib
 
     from estimator.accelerators import accelerator_names
-    from estimator.web.commands import COMMANDS, command_params
+    from estimator.query.commands import COMMANDS
+    from estimator.web.commands import command_params
 
     closed = choices()
     out: dict[str, list[dict[str, Any]]] = {}
@@ -70,7 +71,7 @@ def command_records() -> dict[str, list[dict[str, Any]]]:
                 values = accelerator_names()
             elif param.name == "zero":
                 values = ["0", "1", "2", "3"]
-            kind = "flag" if param.is_flag else "list" if param.name in ("way", "model", "tp", "batch") else "text"
+            kind = "flag" if param.is_flag else "list" if param.name in COMMANDS[name].lists else "text"
             default = param.default if param.name != "model" or name != "serve-memory" else None
             records.append({"name": param.name, "default": None if default is None else str(default).lower()
                             if isinstance(default, bool) else str(default), "help": param.help or "",
