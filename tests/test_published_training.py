@@ -17,7 +17,8 @@ import pytest
 from estimator.memory.activations import Checkpointing, lora_ranks
 from estimator.memory.loss import Loss, loss_backward_bytes
 from estimator.memory.peak import longest_tokens
-from estimator.memory.training import TrainSetup, Way, adapter_tensor_sizes
+from estimator.memory.training import TrainSetup, adapter_tensor_sizes
+from estimator.query.vocabulary import Method
 from estimator.stores.targets import resolve_targets
 from estimator.zoo import load_spec
 
@@ -94,7 +95,7 @@ def unsloth_longest(row: dict[str, Any]) -> int:
     assert row["rank"] == 32 and row["micro_batch"] == 1
     assert row["targets"] == "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
     targets = resolve_targets(spec, "all-linear")
-    setup = TrainSetup(Way.qlora, adapter_tensor_sizes(targets, 32), 1, lora_ranks(targets, 32),
+    setup = TrainSetup(Method.lora, adapter_tensor_sizes(targets, 32), 1, lora_ranks(targets, 32), quantised_base=True,
                        checkpointing=Checkpointing.layers, loss=Loss.fp32_shifted)  # fmt: skip
     return longest_tokens(spec, setup, budget_bytes(row), 10**7)
 

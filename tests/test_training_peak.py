@@ -20,9 +20,9 @@ from estimator.memory.training import (
     Offload,
     Optimizer,
     TrainSetup,
-    Way,
     adapter_tensor_sizes,
     kbit_extra_weight_bytes,
+    read_way,
     train_memory,
 )
 from estimator.memory.weights import weight_bytes_per_gpu
@@ -43,11 +43,12 @@ def llama() -> object:
     return load_spec("llama3.1-8b")
 
 
-def setup_of(spec: object, way: Way, tokens: int, **kwargs: object) -> TrainSetup:
+def setup_of(spec: object, way: str, tokens: int, **kwargs: object) -> TrainSetup:
     targets = resolve_targets(spec, "all-linear")  # type: ignore[arg-type]
     sizes = adapter_tensor_sizes(targets, R)
     kwargs.setdefault("checkpointing", Checkpointing.layers)
-    return TrainSetup(way, sizes, tokens, lora_ranks(targets, R), **kwargs)  # type: ignore[arg-type]
+    method, quantised = read_way(way)
+    return TrainSetup(method, sizes, tokens, lora_ranks(targets, R), quantised_base=quantised, **kwargs)  # type: ignore[arg-type]
 
 
 def test_loss_paths_by_hand() -> None:
@@ -66,7 +67,7 @@ def test_lora_peak_of_llama31_8b_by_hand(llama: object) -> None:
     t = 4096
     persistent = 2 * 8_030_261_248 + 4 * LORA_PARAMS + ADAMW
     saved = L * 2 * t * D + t * (4 * D + 4) + 8 * (t + 1) + 4 + 2 * 2 * t * DH  # inputs, final norm, labels, RoPE
-    peak = train_peak(llama, setup_of(llama, Way.lora, t))  # type: ignore[arg-type]
+    peak = train_peak(llama, setup_of(llama, "lora", t))  # type: ignore[arg-type]
     assert peak.persistent_bytes == persistent == 17_067_157_248
     assert peak.parts["loss"] == {"saved for backward": saved, "loss (fp32)": 12 * t * V}
     assert peak.phase == "loss" and peak.peak_bytes == 24_514_193_164
@@ -79,10 +80,10 @@ def test_shifted_loss_forward_decides_at_batch_two(llama: object) -> None:
     n = b * t
     saved = L * 2 * n * D + n * (4 * D + 4) + 8 * n + 4 + 2 * 2 * t * DH
     forward = saved + 2 * LORA_PARAMS + 2 * n * D + 2 * n * V + 4 * n * V + 2 * 4 * (n - b) * V
-    peak = train_peak(llama, setup_of(llama, Way.lora, t, micro_batch=b, loss=Loss.fp32_shifted))  # type: ignore[arg-type]
+    peak = train_peak(llama, setup_of(llama, "lora", t, micro_batch=b, loss=Loss.fp32_shifted))  # type: ignore[arg-type]
     assert peak.phase == "forward" and peak.phases["forward"] == forward
     assert peak.phases["loss"] == saved + 12 * (n - b) * V < forward
-    one = train_peak(llama, setup_of(llama, Way.lora, t, loss=Loss.fp32_shifted))  # type: ignore[arg-type]
+    one = train_peak(llama, setup_of(llama, "lora", t, loss=Loss.fp32_shifted))  # type: ignore[arg-type]
     assert one.phase == "loss"  # at B = 1 the slice is contiguous: no copy
 
 
@@ -91,8 +92,8 @@ def test_qlora_kbit_prepare_by_hand(llama: object) -> None:
     assert kbit_extra_weight_bytes(llama, True) == 2 * unquantised == 2_101_878_784  # type: ignore[arg-type]
     nf4 = weight_bytes_per_gpu(llama, WeightFormat.nf4, fused_experts=True)  # type: ignore[arg-type]
     t = 2048
-    prepared = train_peak(llama, setup_of(llama, Way.qlora, t))  # type: ignore[arg-type]
-    plain = train_peak(llama, setup_of(llama, Way.qlora, t, kbit_prepare=False))  # type: ignore[arg-type]
+    prepared = train_peak(llama, setup_of(llama, "qlora", t))  # type: ignore[arg-type]
+    plain = train_peak(llama, setup_of(llama, "qlora", t, kbit_prepare=False))  # type: ignore[arg-type]
     assert prepared.persistent_bytes - plain.persistent_bytes == 2 * unquantised
     assert plain.persistent_bytes == nf4 + 4 * LORA_PARAMS + ADAMW
     # fp32 embeddings and residual: every checkpointed input 4d, RoPE's cos and sin fp32, autocast's bf16 head copy
@@ -114,7 +115,7 @@ def test_longest_qlora_sequence_by_hand(llama: object, gib: int) -> None:
     assert per_token == 2_080_780
     fixed = 8 + 4 + 2 * V * D  # labels' extra slot, the loss scalar, autocast's bf16 copy of the fp32 head
     expected = longest_by_hand(gib * GiB, persistent, fixed, per_token)
-    setup = setup_of(llama, Way.qlora, 1)
+    setup = setup_of(llama, "qlora", 1)
     got = longest_tokens(llama, setup, gib * GiB, 10**7)  # type: ignore[arg-type]
     assert got == expected
     assert train_peak(llama, replace(setup, tokens=got)).phase == "loss"  # type: ignore[arg-type]
@@ -132,14 +133,14 @@ def test_longest_chunked_sequence_by_hand(llama: object, gib: int) -> None:
     per_token = 4 * L * D + 4 * D + 4 + 8 + 8 * DH + (layer + 4 * DH) + 2 * 4 * D + 3 * 2 * F
     fixed = 8 + 4 + 2 * V * D + 2 * R * (2 * (D + D) + 2 * (D + K * DH) + 3 * (D + F)) + 2 * D * F + 4 * LORA_PARAMS
     expected = longest_by_hand(gib * GiB, persistent, fixed, per_token)
-    setup = setup_of(llama, Way.qlora, 1, loss=Loss.chunked)
+    setup = setup_of(llama, "qlora", 1, loss=Loss.chunked)
     got = longest_tokens(llama, setup, gib * GiB, 10**7)  # type: ignore[arg-type]
     assert got == expected
     assert train_peak(llama, replace(setup, tokens=got)).phase == "layers"  # type: ignore[arg-type]
 
 
 def test_largest_micro_batch_and_bisection_edges(llama: object) -> None:
-    setup = setup_of(llama, Way.qlora, 4096)
+    setup = setup_of(llama, "qlora", 4096)
     budget = 80 * GiB
     most = largest_micro_batch(llama, setup, budget)  # type: ignore[arg-type]
     assert train_peak(llama, replace(setup, micro_batch=most)).peak_bytes <= budget  # type: ignore[arg-type]
@@ -150,20 +151,20 @@ def test_largest_micro_batch_and_bisection_edges(llama: object) -> None:
 
 def test_dropout_paged_and_offload(llama: object) -> None:
     t = 1024
-    base = train_peak(llama, setup_of(llama, Way.lora, t))  # type: ignore[arg-type]
-    dropped = train_peak(llama, setup_of(llama, Way.lora, t, lora_dropout=0.05))  # type: ignore[arg-type]
+    base = train_peak(llama, setup_of(llama, "lora", t))  # type: ignore[arg-type]
+    dropped = train_peak(llama, setup_of(llama, "lora", t, lora_dropout=0.05))  # type: ignore[arg-type]
     mask = t * (6 * D + F)  # one bool per input element of each adapted map, in the recomputed layer only
     assert dropped.phases["layers"] - base.phases["layers"] == mask and dropped.phases["loss"] == base.phases["loss"]
-    no_checkpoints = setup_of(llama, Way.lora, t, lora_dropout=0.05, checkpointing=Checkpointing.none)
+    no_checkpoints = setup_of(llama, "lora", t, lora_dropout=0.05, checkpointing=Checkpointing.none)
     plain = train_peak(llama, replace(no_checkpoints, lora_dropout=0.0))  # type: ignore[arg-type]
     masks = t * (L * (6 * D + F) - 3 * D)  # every layer's, but not the first layer's q, k, v (no input gradient)
     assert train_peak(llama, no_checkpoints).phases["loss"] - plain.phases["loss"] == masks  # type: ignore[arg-type]
-    paged = train_memory(llama, setup_of(llama, Way.lora, t, optimizer=Optimizer.paged_adamw))  # type: ignore[arg-type]
+    paged = train_memory(llama, setup_of(llama, "lora", t, optimizer=Optimizer.paged_adamw))  # type: ignore[arg-type]
     assert paged.optimizer_bytes == 0 and paged.off_gpu_bytes == ADAMW
-    offloaded = train_memory(llama, setup_of(llama, Way.lora, t, offload=Offload.optimizer))  # type: ignore[arg-type]
+    offloaded = train_memory(llama, setup_of(llama, "lora", t, offload=Offload.optimizer))  # type: ignore[arg-type]
     assert offloaded.optimizer_bytes == 0 and offloaded.off_gpu_bytes == ADAMW
     with pytest.raises(EstimatorError, match="--lora-dropout 1"):
-        setup_of(llama, Way.lora, t, lora_dropout=1.0)
+        setup_of(llama, "lora", t, lora_dropout=1.0)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -178,7 +179,7 @@ def test_train_memory_json_answers_the_inverse(capsys: pytest.CaptureFixture[str
     assert code == 0
     (way,) = json.loads(out)["ways"]
     llama = load_spec("llama3.1-8b")
-    setup = setup_of(llama, Way.qlora, 4096)
+    setup = setup_of(llama, "qlora", 4096)
     assert way["peak_phase"] == "loss" and way["fits"] is False and way["peak_bytes"] > 16 * GiB
     assert way["longest_tokens"] == longest_tokens(llama, setup, 16 * GiB, 10**7) > 0
     assert way["largest_micro_batch"] == largest_micro_batch(llama, setup, 16 * GiB) == 0

@@ -37,7 +37,7 @@ from estimator.layout.mixers import Attention
 from estimator.memory.activations import Checkpointing, activation_bytes
 from estimator.memory.formats import FP32_BYTES, WeightFormat, matrix_bytes
 from estimator.memory.loss import loss_backward_bytes, loss_forward_bytes
-from estimator.memory.training import Offload, Way, train_memory
+from estimator.memory.training import Offload, train_memory
 from estimator.memory.weights import linear_format
 from estimator.units import largest_fitting
 
@@ -125,9 +125,9 @@ def train_peak(spec: ModelSpec, setup: TrainSetup) -> TrainPeak:
     (the 512 bytes of RoPE's buffers apart)."""
     memory = train_memory(spec, setup)
     n, d, vocab = setup.micro_batch * setup.tokens, spec.hidden_size, spec.vocab_size
-    ranks = None if setup.way is Way.full else setup.ranks or {}
+    ranks = (setup.ranks or {}) if setup.adapted else None
     acts = activation_bytes(spec, setup.tokens, setup.micro_batch, ranks, setup.checkpointing, setup.autocast)
-    kbit = setup.way is Way.qlora and setup.kbit_prepare
+    kbit = setup.quantised_base and setup.kbit_prepare
     saved = acts.saved_bytes - FP32_BYTES * n * vocab  # the loss's own saved tensors are the loss phase's
     layers = sum(g.layers for g in layout_of(spec).groups)
     extra_saved = 0
@@ -147,13 +147,13 @@ def train_peak(spec: ModelSpec, setup: TrainSetup) -> TrainPeak:
     loss = loss_backward_bytes(vocab, setup.tokens, setup.micro_batch, d, setup.loss, setup.loss_chunk)
     residual = (FP32_BYTES if kbit else BF16) * n * d
     transients = RESIDUAL_GRADIENTS * residual + MLP_GRADIENTS * BF16 * n * mlp_width(spec)
-    dequant = dequant_buffer_bytes(spec, setup.fused_experts) if setup.way is Way.qlora else 0
+    dequant = dequant_buffer_bytes(spec, setup.fused_experts) if setup.quantised_base else 0
     grads = memory.gradient_bytes
     persistent = memory.frozen_weights_bytes + memory.trainable_weights_bytes + memory.master_weights_bytes
     persistent += memory.optimizer_bytes
     logits_width = FP32_BYTES if kbit and not setup.autocast else BF16  # an fp32 head returns fp32 logits
     forward = loss_forward_bytes(vocab, setup.tokens, setup.micro_batch, d, setup.loss, setup.loss_chunk, logits_width)
-    cast_cache = BF16 * sum(setup.trainable_sizes) if setup.autocast and setup.way is not Way.full else 0
+    cast_cache = BF16 * sum(setup.trainable_sizes) if setup.autocast and setup.adapted else 0
     parts = {
         "forward": {
             "saved for backward": saved + extra_saved + dropout * (not checkpointed),
@@ -170,11 +170,11 @@ def train_peak(spec: ModelSpec, setup: TrainSetup) -> TrainPeak:
             "recomputed layer": acts.recompute_bytes,
             "gradients in flight": transients,
             "dequantisation buffer": dequant,
-            "gradients": grads if setup.way is not Way.full else 0,
+            "gradients": grads if setup.adapted else 0,
         },
         "optimizer": {"gradients": grads},
     }
-    if setup.way is Way.full:  # at the bottom of backward: every gradient, little saved
+    if not setup.adapted:  # at the bottom of backward: every gradient, little saved
         top = saved + extra_saved
         bottom = grads + BF16 * n * d
         parts["layers"]["saved for backward"] = max(top, bottom) - (grads if bottom > top else 0)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, assert_never
 
 from estimator.architecture import layout_of
 from estimator.errors import EstimatorError
@@ -33,6 +33,7 @@ from estimator.memory.activations import Checkpointing, activation_bytes
 from estimator.memory.formats import FP32_BYTES, WeightFormat
 from estimator.memory.loss import LOSS_CHUNK_TOKENS, Loss
 from estimator.memory.weights import linear_format, weight_bytes_per_gpu
+from estimator.query.vocabulary import Method
 
 if TYPE_CHECKING:
     from estimator.specs import ModelSpec
@@ -43,13 +44,21 @@ BNB_MIN_8BIT = 4096  # ... but keep fp32 states for tensors of fewer elements (m
 BNB_QMAP_ENTRIES = 256  # and keep, per tensor, each state's fp32 quantisation map (qmap1, qmap2)
 
 
-class Way(StrEnum):
-    """How the model is fine-tuned."""
+TrainMethod = Literal[Method.lora, Method.dora, Method.full]  # what trains: an adapter on the frozen base, or all
+WAYS: dict[str, tuple[TrainMethod, bool]] = {  # ``--way``'s words: (method, base quantised to NF4)
+    "lora": (Method.lora, False),
+    "dora": (Method.dora, False),
+    "qlora": (Method.lora, True),  # QLoRA: LoRA on NF4 base weights
+    "full": (Method.full, False),
+}
 
-    lora = "lora"
-    dora = "dora"
-    qlora = "qlora"
-    full = "full"
+
+def read_way(word: str) -> tuple[TrainMethod, bool]:
+    """One of ``--way``'s words as (method, quantised base): ``qlora`` is LoRA on an NF4 base; one line otherwise."""
+    pair = WAYS.get(word.strip().lower())
+    if pair is None:
+        raise EstimatorError(f"unknown --way {word!r}; use one of: {', '.join(WAYS)}")
+    return pair
 
 
 class Precision(StrEnum):
@@ -113,13 +122,15 @@ def optimizer_state_bytes(tensor_sizes: tuple[int, ...], optimizer: Optimizer, s
 
 @dataclass(frozen=True)
 class TrainSetup:
-    """One fine-tuning run: the way, its adapter's trainable tensors, precision, optimizer, sequence of T
-    tokens in micro-batches of B, checkpointing, N data-parallel GPUs at a ZeRO stage."""
+    """One fine-tuning run: the method (LoRA, DoRA or full) and its base (NF4 for QLoRA), its adapter's trainable
+    tensors, precision, optimizer, sequence of T tokens in micro-batches of B, checkpointing, N data-parallel GPUs
+    at a ZeRO stage."""
 
-    way: Way
+    method: TrainMethod
     trainable_sizes: tuple[int, ...]  # elements of each trainable tensor (an adapter's A and B, or every weight)
     tokens: int
     ranks: dict[str, int] | None = None  # adapted maps and their ranks (None: full fine-tuning)
+    quantised_base: bool = False  # the frozen base in NF4 with double quantisation (bitsandbytes): QLoRA
     micro_batch: int = 1
     precision: Precision = Precision.mixed
     optimizer: Optimizer = Optimizer.adamw
@@ -136,12 +147,32 @@ class TrainSetup:
     outside_params: int = 0  # --part all: a multimodal checkpoint's tower and projector, frozen under adapters
 
     def __post_init__(self) -> None:
+        if (self.method, self.quantised_base) not in WAYS.values():
+            base = "an NF4" if self.quantised_base else "a bf16"
+            raise EstimatorError(f"{self.method} on {base} base is not modelled; --way takes {', '.join(WAYS)}")
         if self.zero not in (0, 1, 2, 3):
             raise EstimatorError(f"ZeRO stage {self.zero} does not exist; use 0, 1, 2 or 3")
         if not 0 <= self.lora_dropout < 1:
             raise EstimatorError(f"--lora-dropout {self.lora_dropout} must be in [0, 1); peft's default is 0")
         if self.tokens < 1 or self.micro_batch < 1:
             raise EstimatorError("--tokens and --micro-batch must be at least 1; give e.g. --tokens 4k")
+
+    @property
+    def way(self) -> str:
+        """``--way``'s word for this run: ``qlora`` for LoRA on an NF4 base, else the method's name."""
+        return next(word for word, pair in WAYS.items() if pair == (self.method, self.quantised_base))
+
+    @property
+    def adapted(self) -> bool:
+        """An adapter trains on the frozen base (LoRA, DoRA, QLoRA), not every weight (full fine-tuning)."""
+        method = self.method
+        match method:
+            case Method.lora | Method.dora:
+                return True
+            case Method.full:
+                return False
+            case _:
+                assert_never(method)
 
 
 @dataclass(frozen=True)
@@ -218,9 +249,9 @@ def outside_frozen_bytes(setup: TrainSetup) -> int:
     vision tower and projector) frozen under an adapter: bf16, 2 P, as bitsandbytes leaves them unquantised
     for QLoRA, where peft's ``prepare_model_for_kbit_training`` casts them to fp32, 4 P. Full fine-tuning trains
     them (in ``trainable_sizes``): 0 here. Gemma 3 27B (P = 423,060,336) under LoRA: 846,120,672 bytes."""
-    if setup.way is Way.full:
+    if not setup.adapted:
         return 0
-    width = FP32_BYTES if setup.way is Way.qlora and setup.kbit_prepare else 2
+    width = FP32_BYTES if setup.quantised_base and setup.kbit_prepare else 2
     return width * setup.outside_params
 
 
@@ -232,7 +263,7 @@ def layer_weight_bytes(spec: ModelSpec, fused_experts: bool) -> int:
 
 def widths(setup: TrainSetup) -> tuple[int, int, int]:
     """(weight, gradient, master) bytes per trainable parameter; adapters train in fp32."""
-    if setup.way is not Way.full or setup.precision is Precision.fp32:
+    if setup.adapted or setup.precision is Precision.fp32:
         return FP32_BYTES, FP32_BYTES, 0
     if setup.precision is Precision.mixed:
         return 2, 2, FP32_BYTES
@@ -251,15 +282,15 @@ def train_memory(spec: ModelSpec, setup: TrainSetup) -> TrainMemory:
     weight_w, grad_w, master_w = widths(setup)
     params = sum(setup.trainable_sizes)
     frozen = 0
-    if setup.way is not Way.full:
-        fmt = WeightFormat.nf4 if setup.way is Way.qlora else WeightFormat.bf16
+    if setup.adapted:
+        fmt = WeightFormat.nf4 if setup.quantised_base else WeightFormat.bf16
         frozen = weight_bytes_per_gpu(spec, fmt, fused_experts=setup.fused_experts)
-        if setup.way is Way.qlora and setup.kbit_prepare:
+        if setup.quantised_base and setup.kbit_prepare:
             frozen += kbit_extra_weight_bytes(spec, setup.fused_experts)
         frozen += outside_frozen_bytes(setup)
     state_w = FP32_BYTES if master_w or weight_w == FP32_BYTES else weight_w
     n, z = setup.gpus, setup.zero
-    ranks = None if setup.way is Way.full else setup.ranks or {}
+    ranks = (setup.ranks or {}) if setup.adapted else None
     acts = activation_bytes(spec, setup.tokens, setup.micro_batch, ranks, setup.checkpointing, setup.autocast)
     weights = shard(frozen, n, z >= 3), shard(params * weight_w, n, z >= 3)
     master = shard(params * master_w, n, z >= 1)

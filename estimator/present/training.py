@@ -84,12 +84,12 @@ PHASE_WORDS = {
 }
 
 
-def way_record(way: Any, peak: Any, label: str, capacity: int, longest: int, most: int) -> dict[str, Any]:
+def way_record(way: str, peak: Any, label: str, capacity: int, longest: int, most: int) -> dict[str, Any]:
     """One way of fine-tuning in the JSON: every component per GPU in bytes, each phase of the step and its parts,
     the peak, whether it fits, the longest sequence and the largest micro-batch that fit."""
     memory = peak.memory
     return {
-        "way": way.value,
+        "way": way,
         "label": label,
         **{field: getattr(memory, field) for field, _ in COMPONENTS},
         "off_gpu_bytes": memory.off_gpu_bytes,

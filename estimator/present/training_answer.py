@@ -4,7 +4,7 @@ the device, into one :class:`~estimator.present.training.TrainingReport` that th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_never
 
 from estimator.errors import EstimatorError
 from estimator.present.training import TrainingReport, way_record
@@ -21,37 +21,42 @@ LABELS = {"lora": "LoRA", "dora": "DoRA", "qlora": "QLoRA", "full": "full"}
 
 
 def ways_of(text: str) -> tuple[Any, ...]:
-    from estimator.memory.training import Way
-    from estimator.query import choice
+    """``--way``'s comma list as (method, quantised base) pairs, each once
+    (:func:`~estimator.memory.training.read_way`)."""
+    from estimator.memory.training import read_way
 
     words = [w for w in (part.strip() for part in text.split(",")) if w]
     if not words:
         raise EstimatorError("--way is empty; give e.g. lora,qlora,full")
-    return tuple(dict.fromkeys(choice(w, Way, "--way") for w in words))
+    return tuple(dict.fromkeys(read_way(w) for w in words))
 
 
-def plans(query: Any, ways: tuple[Any, ...], options: dict[str, Any]) -> list[tuple[Any, Any, str]]:
-    """(way, TrainSetup, label) for each way of fine-tuning the query's model."""
+def plans(query: Any, ways: tuple[Any, ...], options: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(way's word, TrainSetup, label) for each (method, quantised base) of fine-tuning the query's model."""
     from estimator.memory.activations import lora_ranks
-    from estimator.memory.training import TrainSetup, Way, adapter_tensor_sizes, full_tensor_sizes
+    from estimator.memory.training import TrainSetup, adapter_tensor_sizes, full_tensor_sizes
+    from estimator.query.vocabulary import Method
     from estimator.stores.kinds import targets_of
 
     out = []
     fused = query.experts.fused_weights
     outside = query.whole_model[1] if query.part == "all" else {}  # --part all: the tower and projector
-    for way in ways:
+    for method, quantised in ways:
         ranks = None
-        if way is Way.full:  # each part outside the language model one tensor (see outside_words)
-            sizes, label = (*full_tensor_sizes(query.spec, fused), *outside.values()), "full"
-        else:
-            targets = targets_of(query)
-            sizes = adapter_tensor_sizes(targets, query.rank, magnitudes=way is Way.dora)
-            ranks = lora_ranks(targets, query.rank)
-            label = f"{LABELS[way.value]} r={query.rank}"
-        own = {k: v for k, v in options.items() if way is Way.qlora or k != "kbit_prepare"}
-        setup = TrainSetup(way, sizes, query.tokens, ranks, **own, fused_experts=fused,
+        match method:
+            case Method.full:  # each part outside the language model one tensor (see outside_words)
+                sizes = (*full_tensor_sizes(query.spec, fused), *outside.values())
+            case Method.lora | Method.dora:
+                targets = targets_of(query)
+                sizes = adapter_tensor_sizes(targets, query.rank, magnitudes=method is Method.dora)
+                ranks = lora_ranks(targets, query.rank)
+            case _:
+                assert_never(method)
+        own = {k: v for k, v in options.items() if quantised or k != "kbit_prepare"}
+        setup = TrainSetup(method, sizes, query.tokens, ranks, quantised_base=quantised, **own, fused_experts=fused,
                            outside_params=sum(outside.values()))  # fmt: skip
-        out.append((way, setup, label))
+        label = f"{LABELS[setup.way]} r={query.rank}" if setup.adapted else "full"
+        out.append((setup.way, setup, label))
     return out
 
 
@@ -98,7 +103,7 @@ def train_report(query: Any, *, way: str, micro_batch: int, optimizer: str, prec
     else:
         device_name = f"{device.display_name}, all of its {format_bytes(capacity, iec=True)} (no usable size recorded)"
     words = train_assumptions(query, options, device_name)
-    words.insert(-2, per_layer_words(query, tuple(w for w, *_ in rows), autocast))
+    words.insert(-2, per_layer_words(query, tuple(setup for _, setup, *_ in rows), autocast))
     if estimated := [label for _, _, peak, *_, label in rows if not peak.memory.activations_exact]:
         words.insert(-2, f"Activations for {', '.join(estimated)}: an estimate from the same terms, not measured to "
                      "the byte for these layer kinds (windows and other norms change what SDPA and the norms save; "
@@ -107,7 +112,7 @@ def train_report(query: Any, *, way: str, micro_batch: int, optimizer: str, prec
     if query.spec.is_moe and query.experts.fused_weights:
         words.insert(1, "Experts fused, as transformers >= 5 builds them: bitsandbytes quantises only nn.Linear "
                      "modules, so QLoRA leaves the 3-D expert tensors in bf16 (measured).")  # fmt: skip
-    if kbit_prepare and checkpointing == "none" and any(w.value == "qlora" for w, *_ in rows):
+    if kbit_prepare and checkpointing == "none" and any(setup.quantised_base for _, setup, *_ in rows):
         words.insert(1, KBIT_NO_CHECKPOINTS)
     window = query.spec.max_position_embeddings
     if any(longest > window for *_, longest, _, _ in rows):

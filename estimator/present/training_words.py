@@ -8,18 +8,18 @@ from typing import Any
 TOKEN_LIMIT = 10_000_000  # the longest sequence searched for
 
 
-def per_layer_words(query: Any, ways: tuple[Any, ...], autocast: bool) -> str:
-    """Bytes each kind of layer saves per token, per way: 'full: 80 attention + MLP layers, 397,576 B/token'."""
+def per_layer_words(query: Any, setups: tuple[Any, ...], autocast: bool) -> str:
+    """Bytes each kind of layer saves per token, adapters and full fine-tuning apart, in the order ``setups`` name
+    them: 'full fine-tuning: 80 attention + MLP layers 397,576 B/token'."""
     from estimator.memory.activations import layer_kinds, lora_ranks
-    from estimator.memory.training import Way
     from estimator.stores.kinds import targets_of
 
     parts = []
-    for way in dict.fromkeys(Way.full if w is Way.full else Way.lora for w in ways):
-        ranks = None if way is Way.full else lora_ranks(targets_of(query), query.rank)
+    for adapted in dict.fromkeys(setup.adapted for setup in setups):
+        ranks = lora_ranks(targets_of(query), query.rank) if adapted else None
         kinds = ", ".join(f"{n} {kind} layers {token:,} B/token" for n, kind, token, _ in layer_kinds(query.spec, ranks,
                           autocast))  # fmt: skip
-        parts.append(f"{'full fine-tuning' if way is Way.full else 'adapters'}: {kinds}")
+        parts.append(f"{'adapters' if adapted else 'full fine-tuning'}: {kinds}")
     return "Saved per token and layer without checkpointing: " + "; ".join(parts) + " (2d per layer with it)."
 
 

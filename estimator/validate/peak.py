@@ -226,7 +226,8 @@ def peak_checks(spec: ModelSpec) -> tuple[list[Any], list[str]]:
     from estimator.memory.activations import Checkpointing, lora_ranks
     from estimator.memory.loss import Loss
     from estimator.memory.peak import fused_expert_targets, train_peak
-    from estimator.memory.training import TrainSetup, Way, adapter_tensor_sizes
+    from estimator.memory.training import TrainSetup, adapter_tensor_sizes
+    from estimator.query.vocabulary import Method
     from estimator.stores.targets import resolve_targets
     from estimator.validate.report import explained
 
@@ -236,7 +237,7 @@ def peak_checks(spec: ModelSpec) -> tuple[list[Any], list[str]]:
     for loss, checkpointing in ((Loss.fp32, True), (Loss.fp32, False), (Loss.chunked, True)):
         kept = Checkpointing.layers if checkpointing else Checkpointing.none
         setup = TrainSetup(
-            Way.lora, adapter_tensor_sizes(targets, PEAK_RANK), PEAK_TOKENS, lora_ranks(targets, PEAK_RANK),
+            Method.lora, adapter_tensor_sizes(targets, PEAK_RANK), PEAK_TOKENS, lora_ranks(targets, PEAK_RANK),
             checkpointing=kept, loss=loss, loss_chunk=PEAK_CHUNK,
         )  # fmt: skip
         estimate = train_peak(model, setup)

@@ -25,7 +25,8 @@ def qlora_twin_checks(twin: ModelSpec, tokens: int = 256) -> list[Any]:
     from estimator.layout import ExpertLayout
     from estimator.memory.activations import Checkpointing, lora_ranks
     from estimator.memory.peak import train_peak
-    from estimator.memory.training import TrainSetup, Way, adapter_tensor_sizes
+    from estimator.memory.training import TrainSetup, adapter_tensor_sizes
+    from estimator.query.vocabulary import Method
     from estimator.stores.targets import resolve_targets
     from estimator.validate.report import compare, explained
 
@@ -64,8 +65,10 @@ def qlora_twin_checks(twin: ModelSpec, tokens: int = 256) -> list[Any]:
                 value = forward_loss(model, ids, "fp32", tokens, functools.partial(layers_begin, tracker))
             tracker.enter("backward")
             value.backward()  # type: ignore[no-untyped-call]
-        setup = TrainSetup(Way.qlora, adapter_tensor_sizes(targets, PEAK_RANK), tokens, lora_ranks(targets, PEAK_RANK),
-                           checkpointing=Checkpointing.layers, kbit_prepare=kbit)  # fmt: skip
+        setup = TrainSetup(
+            Method.lora, adapter_tensor_sizes(targets, PEAK_RANK), tokens, lora_ranks(targets, PEAK_RANK),
+            quantised_base=True, checkpointing=Checkpointing.layers, kbit_prepare=kbit,
+        )  # fmt: skip
         estimate = train_peak(twin, setup)
         what = f"QLoRA r={PEAK_RANK} twin, {'kbit-prepare' if kbit else 'no kbit-prepare'}, checkpointing"
         checks.append(compare(f"held between steps, {what} (bytes)", estimate.persistent_bytes, held))
