@@ -28,14 +28,14 @@ Pure integer arithmetic.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, assert_never
 
 from estimator.architecture import active_params, layout_of, param_breakdown
 from estimator.compare import Estimate
 from estimator.constants import EXPOSURES_FOR_CAPACITY as EXPOSURES_FOR_CAPACITY  # re-exported for cli/breakeven
 from estimator.errors import EstimatorError
 from estimator.layout.formats import KVFormat, MlaCache
+from estimator.query.vocabulary import Method
 from estimator.specs import ModelSpec
 from estimator.stores.targets import lora_params
 
@@ -47,9 +47,29 @@ SERVING = KVFormat()  # the default cache: MLA latent, so its attention runs abs
 TRAINING = KVFormat(mla=MlaCache.expanded)  # no cache while training: MLA per head
 
 
-class FineTune(StrEnum):
-    lora = "lora"
-    full = "full"
+BreakevenMethod = Literal[Method.lora, Method.full]  # what fine-tuning trains here: a LoRA, or every weight
+
+
+def breakeven_method(value: object) -> BreakevenMethod:
+    """``--finetune``'s method: ``lora`` (4N + 6P per token) or ``full`` (6N), as the word or the
+    :class:`Method` (a member equals its word); any other refused in one line."""
+    match value:
+        case Method.lora:
+            return Method.lora
+        case Method.full:
+            return Method.full
+    raise EstimatorError(f"--finetune {str(value)!r} is not one of: lora, full (a LoRA or every weight trains)")
+
+
+def trains_adapter(finetune: BreakevenMethod) -> bool:
+    """A LoRA trains (its P parameters held and run per token), not every weight (full fine-tuning)."""
+    match finetune:
+        case Method.lora:
+            return True
+        case Method.full:
+            return False
+        case _:
+            assert_never(finetune)
 
 
 def forward_params(spec: ModelSpec) -> int:
@@ -100,12 +120,16 @@ def sequence_flops(spec: ModelSpec, n: int, fmt: KVFormat = SERVING) -> int:
     return MULTIPLY_ADD * forward_params(spec) * n + attention_flops(spec, n, fmt)
 
 
-def training_flops_per_token(spec: ModelSpec, finetune: FineTune, adapter_params: int) -> int:
+def training_flops_per_token(spec: ModelSpec, finetune: BreakevenMethod, adapter_params: int) -> int:
     """LoRA: 4 · N_f + 6 · P (frozen weights pass gradients on but keep none); full: 6 · N_f."""
     n_f = forward_params(spec)
-    if finetune is FineTune.full:
-        return FORWARD_BACKWARD_FULL * n_f
-    return FORWARD_BACKWARD_FROZEN * n_f + FORWARD_BACKWARD_FULL * adapter_params
+    match finetune:
+        case Method.full:
+            return FORWARD_BACKWARD_FULL * n_f
+        case Method.lora:
+            return FORWARD_BACKWARD_FROZEN * n_f + FORWARD_BACKWARD_FULL * adapter_params
+        case _:
+            assert_never(finetune)
 
 
 def training_attention_flops(spec: ModelSpec, tokens: int, sequence_tokens: int) -> int:
@@ -142,7 +166,7 @@ class Breakeven:
     """FLOPs of learning ``est.tokens`` tokens in context against fine-tuning them in, and the crossover."""
 
     est: Estimate
-    finetune: FineTune
+    finetune: BreakevenMethod
     epochs: int
     augmentation: int
     train_sequence_tokens: int
@@ -188,7 +212,7 @@ class Breakeven:
             "model": self.est.spec.name,
             "tokens": self.est.tokens,
             "finetune": self.finetune.value,
-            "rank": self.est.rank if self.finetune is FineTune.lora else None,
+            "rank": self.est.rank if trains_adapter(self.finetune) else None,
             "epochs": self.epochs,
             "augmentation_factor": self.augmentation,
             "train_sequence_tokens": self.train_sequence_tokens,
@@ -207,7 +231,7 @@ class Breakeven:
             "breakeven_queries": self.queries,
             "breakeven_queries_prefix_cached": self.queries_prefix_cached,
             "kv_cache_bytes_held": self.est.kv_cache_bytes,
-            "adapter_bytes_held": self.est.lora_bytes if self.finetune is FineTune.lora else 0,
+            "adapter_bytes_held": self.est.lora_bytes if trains_adapter(self.finetune) else 0,
         }
 
 
@@ -217,7 +241,7 @@ def breakeven(
     augmentation: int = 1,
     query_tokens: int = 100,
     generated_tokens: int = 100,
-    finetune: FineTune = FineTune.lora,
+    finetune: BreakevenMethod = Method.lora,
     train_sequence_tokens: int = 4_096,
 ) -> Breakeven:
     """The FLOPs of each way for ``est`` (model, T, rank, targets) and the break-even query counts."""
@@ -226,9 +250,10 @@ def breakeven(
             "epochs, augmentation and training sequence tokens must be at least 1; "
             "query and generated tokens at least 0"
         )
+    finetune = breakeven_method(finetune)  # a caller's Method.dora, refused in one line
     spec, tokens = est.spec, est.tokens
-    adapter = est.lora_params if finetune is FineTune.lora else 0
-    active = active_adapter_params(est) if finetune is FineTune.lora else 0
+    adapter = est.lora_params if trains_adapter(finetune) else 0
+    active = active_adapter_params(est) if trains_adapter(finetune) else 0
     per_query = query_tokens + generated_tokens
     with_context = sequence_flops(spec, tokens + per_query, est.kv)
     context = sequence_flops(spec, tokens, est.kv)

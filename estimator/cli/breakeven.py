@@ -11,7 +11,7 @@ import typer
 from estimator.cli.app import app
 from estimator.cli.options import query_command
 from estimator.cli.output import CsvOpt, FormatOpt, JsonOpt, MarkdownOpt, chosen_format, emit
-from estimator.cost import EXPOSURES_FOR_CAPACITY, FineTune
+from estimator.cost import EXPOSURES_FOR_CAPACITY, breakeven_method
 from estimator.errors import EstimatorError
 from estimator.query.options import CACHE_OPTIONS, MODEL_OPTIONS
 
@@ -36,7 +36,7 @@ BREAKEVEN_OPTIONS = (*MODEL_OPTIONS, *CACHE_OPTIONS, "rank", "targets", "experts
 @app.command("breakeven")
 @query_command(defaults={"methods": "kv,lora"}, only=BREAKEVEN_OPTIONS)
 def breakeven_command(
-    finetune: Annotated[FineTune, typer.Option(help="lora (4N + 6P per token) or full (6N).")] = (FineTune.lora),
+    finetune: Annotated[str, typer.Option(help="lora (4N + 6P per token) or full (6N).")] = "lora",
     epochs: Annotated[int, typer.Option(help="Passes over the text in fine-tuning.")] = 1,
     augmentation: Annotated[
         int, typer.Option(help="Training tokens per token of text: 1, or A − 1 generated rewrites (augmented FT).")
@@ -79,7 +79,7 @@ def breakeven_command(
     count = None if queries is None else parse_tokens(queries, "--queries")
     est = evaluate(query)
     device = deployment(est, device_named(accelerator), batch, est.tokens + query_tokens + generated_tokens, tp)
-    kind = finetune
+    kind = breakeven_method(finetune)
     runs = [breakeven(est, epochs, augmentation, query_tokens, generated_tokens, kind, train_sequence_tokens)]
     if epochs * augmentation < EXPOSURES_FOR_CAPACITY:  # the regime the capacity constants assume
         epochs_1k = capacity_epochs(augmentation)
