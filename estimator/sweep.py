@@ -187,8 +187,12 @@ class Sweep:
 
     @property
     def beyond_context_window(self) -> NDArray[np.bool_]:
-        """Per token: T > max_position_embeddings."""
-        return np.asarray(self.tokens > self.spec.max_position_embeddings)
+        """Per token: T > the model's context window (never for a model without one: a pure SSM, whose family
+        records 10^12 for "no limit of its own"), as :attr:`estimator.compare.Estimate.beyond_context_window`."""
+        from estimator.compare import context_window_tokens
+
+        window = context_window_tokens(self.spec)
+        return np.zeros(self.tokens.shape, dtype=bool) if window is None else np.asarray(self.tokens > window)
 
     def crossover_tokens(self) -> list[int | None]:
         """Per rank: the token count at which the KV cache crosses the LoRA's bytes (None: its fixed state

@@ -49,11 +49,11 @@ def test_the_cache_grows_linearly_until_a_window_fills(spec, n, fmt) -> None:  #
 @PROPERTY
 @given(specs, st.lists(tokens, min_size=1, max_size=4), st.lists(ranks, min_size=1, max_size=3), formats)
 def test_the_sweep_equals_the_single_query_at_every_point(spec, token_list, rank_list, fmt) -> None:  # type: ignore[no-untyped-def]
-    base = evaluate(Query(spec, 1, 1, kv=fmt, methods=("kv", "lora")))
+    base = evaluate(Query(spec, 1, 1, kv=fmt, methods=("kv", "lora"), allow_beyond_full_rank=True))
     grid = sweep(base, sorted(set(token_list)), sorted(set(rank_list)))
     columns = grid.columns()
     for i, (t, r) in enumerate(zip(columns["tokens"].tolist(), columns["rank"].tolist(), strict=True)):
-        single = evaluate(Query(spec, t, r, kv=fmt, methods=("kv", "lora")))
+        single = evaluate(Query(spec, t, r, kv=fmt, methods=("kv", "lora"), allow_beyond_full_rank=True))
         assert columns["kv_cache_bytes"][i] == single.kv_cache_bytes
         assert columns["lora_bytes"][i] == single.lora_bytes
         assert columns["tokens_held"][i] == single.tokens_held
@@ -65,7 +65,8 @@ def test_the_sweep_equals_the_single_query_at_every_point(spec, token_list, rank
         else:  # a cache that keeps only the last w tokens: no rate, ratio or parity rank of the text
             assert columns["parity_rank"][i] is columns["kv_to_lora_bytes_ratio"][i] is None
     singles = {
-        r: evaluate(Query(spec, 1, r, kv=fmt, methods=("kv", "lora"))).crossover_tokens for r in grid.ranks.tolist()
+        r: evaluate(Query(spec, 1, r, kv=fmt, methods=("kv", "lora"), allow_beyond_full_rank=True)).crossover_tokens
+        for r in grid.ranks.tolist()
     }
     assert grid.crossover_tokens() == [singles[r] for r in grid.ranks.tolist()]
 
@@ -73,7 +74,7 @@ def test_the_sweep_equals_the_single_query_at_every_point(spec, token_list, rank
 @PROPERTY
 @given(specs, tokens, ranks, formats)
 def test_crossover_and_parity_are_the_smallest_such_values(spec, n, rank, fmt) -> None:  # type: ignore[no-untyped-def]
-    est = evaluate(Query(spec, n, rank, kv=fmt, methods=("kv", "lora")))
+    est = evaluate(Query(spec, n, rank, kv=fmt, methods=("kv", "lora"), allow_beyond_full_rank=True))
     adapter = est.lora_bytes
     cross = crossover_tokens(spec, adapter, fmt)
     if cross is None:  # the fixed state (the cache at T = 0) already holds the adapter, or windows cap it below

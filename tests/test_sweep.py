@@ -198,3 +198,12 @@ def test_ratios_beyond_two_to_the_53_are_rounded_once() -> None:
     grid = sweep(base, [3_492_400_734_693], [1])
     assert (int(grid.kv_cache_bytes[0]), int(grid.lora_bytes[0])) == (kv, lora)
     assert grid.kv_to_lora_bytes_ratio[0, 0] == kv / lora and grid.kv_bytes_per_token[0] == kv / 3_492_400_734_693
+
+
+def test_beyond_the_context_window_only_where_the_model_has_one() -> None:
+    """Llama 3 8B's config.json has max_position_embeddings 8,192; Mamba 2.8B has none (its family records
+    10^12 for "no limit of its own"), so no token count is past it, however large."""
+    llama = sweep(estimate(load_spec("llama3-8b"), 1_000, 8), [8_192, 8_193], [8])
+    assert llama.beyond_context_window.tolist() == [False, True]
+    mamba = sweep(estimate(load_spec("mamba-2.8b"), 1_000, 8), [10**12 + 1], [8])
+    assert mamba.beyond_context_window.tolist() == [False]
