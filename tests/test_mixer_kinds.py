@@ -1,6 +1,7 @@
 """The contract of every kind of token mixer: one example of each answers every question the folds ask
-(cache rows, caps, fixed state, FLOPs width, its tensor-parallel split, its words), with numbers worked by
-hand from the published shapes; a kind with no split modelled is refused in one line, never passed through.
+(cache rows, caps, fixed state, FLOPs width, its tensor-parallel split, its words, what its kernel saves for
+backward and the facts the activation count reads), with numbers worked by hand from the published shapes; a kind
+with no split or no saved bytes modelled is refused in one line, never passed through.
 """
 
 from __future__ import annotations
@@ -58,6 +59,28 @@ def test_every_kind_answers_every_question(mixer: Mixer) -> None:
     assert mixer.describe(BF16)
     assert mixer.attention_width >= 0
     assert mixer.attended_positions(4) >= 0
+    assert mixer.per_head_norms("q_norm", 128) >= 0 and mixer.rope_head_dim >= 0
+    assert isinstance(mixer.output_saved_by_kernel, bool)
+    assert mixer.cached_attention is None or isinstance(mixer.cached_attention, Attention)
+
+
+SAVES_FOR_BACKWARD = {Attention, NoMixer}  # the kinds whose activations are modelled; every other refuses
+
+
+@pytest.mark.parametrize("mixer", EXAMPLES, ids=lambda m: m.kind)
+def test_every_kind_says_what_it_saves_for_backward_or_refuses_in_one_line(mixer: Mixer) -> None:
+    if type(mixer) in SAVES_FOR_BACKWARD:
+        assert mixer.saved_bytes_per_token() >= 0
+        assert isinstance(mixer.saved_bytes_measured(), bool)
+        return
+    refusal = (
+        f"activation memory of {mixer.kind} layers is not modelled (transformers' reference kernels for them "
+        "differ from the fused ones used in training); estimate a model without them"
+    )
+    for question in (mixer.saved_bytes_per_token, mixer.saved_bytes_measured):
+        with pytest.raises(EstimatorError) as refused:
+            question()
+        assert str(refused.value) == refusal and "\n" not in refusal
 
 
 def test_attention_by_hand() -> None:
@@ -70,6 +93,36 @@ def test_attention_by_hand() -> None:
     assert (sixteen.heads, sixteen.kv_heads) == (4, 1)
     assert GEMMA2_LOCAL.describe(BF16).endswith(", at most a window of 4,096")
     assert GEMMA2_LOCAL.cap_tokens(BF16) == 4096
+
+
+def test_attention_saves_for_backward_by_hand() -> None:
+    # SDPA: q 64 · 128 and output 64 · 128 (bf16), k and v at 8 KV heads of 128 (bf16), log-sum-exp 64 (fp32):
+    # 2 · (8,192 + 1,024 + 1,024 + 8,192) + 4 · 64 = 36,864 + 256 = 37,120 bytes per token
+    assert LLAMA3_70B.saved_bytes_per_token() == 37_120
+    assert LLAMA3_70B.saved_bytes_measured()
+    # Gemma 2's local layer, 16 heads and 8 KV heads of 256: 2 · (4,096 + 2,048 + 2,048 + 4,096) + 4 · 16 = 24,640;
+    # a window runs other kernels than the ones measured: an estimate
+    assert GEMMA2_LOCAL.saved_bytes_per_token() == 24_640
+    assert not GEMMA2_LOCAL.saved_bytes_measured()
+    assert NoMixer().saved_bytes_per_token() == 0 and NoMixer().saved_bytes_measured()
+
+
+def test_the_facts_the_activation_count_reads_by_hand() -> None:
+    qwen3_8b = Attention(heads=32, kv_heads=8, head_dim=128)  # config.json: 32 heads, 8 KV heads, head_dim 128
+    # q_norm runs over each of the 32 query heads, k_norm over the 8 KV heads; a norm of d = 4,096 is not per head
+    assert qwen3_8b.per_head_norms("self_attn.q_norm", 128) == 32
+    assert qwen3_8b.per_head_norms("self_attn.k_norm", 128) == 8
+    assert qwen3_8b.per_head_norms("input_layernorm", 4096) == 0
+    assert MAMBA2.per_head_norms("norm", 128) == 0
+    # RoPE's tables: d_h for attention, qk_rope_head_dim for MLA, the attention part's for Falcon-H1, none else
+    assert (LLAMA3_70B.rope_head_dim, DEEPSEEK_V3.rope_head_dim, FALCON_H1.rope_head_dim) == (128, 64, 128)
+    assert (MAMBA2.rope_head_dim, NoMixer().rope_head_dim) == (0, 0)
+    # SDPA saves its output, which o_proj reads; no other kind's kernel is counted as saving it
+    assert [m.output_saved_by_kernel for m in EXAMPLES] == [True, True, False, False, False, False, False]
+    # the attention whose K and V are cached: itself, Falcon-H1's attention part, else none
+    assert LLAMA3_70B.cached_attention == LLAMA3_70B and FALCON_H1.cached_attention == FALCON_H1.parts[0]
+    assert Attention(heads=8, kv_heads=2, head_dim=256, stores_kv=False).cached_attention is None  # Gemma 3n's last
+    assert [m.cached_attention for m in (DEEPSEEK_V3, V4_CSA, MAMBA2, NoMixer())] == [None] * 4
 
 
 def test_latent_attention_by_hand() -> None:
@@ -123,3 +176,10 @@ def test_a_kind_without_a_split_is_refused_not_passed_through() -> None:
     assert gpu_groups(layout, 1)[0].mixer == Unmodelled()  # one GPU holds it whole: nothing to split
     with pytest.raises(EstimatorError, match=r"^no tensor-parallel split of new kind layers is modelled; use --tp 1"):
         gpu_groups(layout, 2)
+
+
+def test_a_kind_that_does_not_say_what_it_saves_is_refused_in_one_line() -> None:
+    with pytest.raises(EstimatorError, match=r"^activation memory of new kind layers is not modelled \(transformers'"):
+        Unmodelled().saved_bytes_per_token()
+    with pytest.raises(EstimatorError, match=r"^activation memory of new kind layers is not modelled"):
+        Unmodelled().saved_bytes_measured()

@@ -56,6 +56,11 @@ class LatentAttention(Mixer):
         indexer = MULTIPLY_ADD * self.index_heads * self.index_head_dim * causal_positions(n)
         return MULTIPLY_ADD * self.flops_width(fmt) * self.attended_positions(n) + indexer
 
+    @property
+    def rope_head_dim(self) -> int:
+        """qk_rope_head_dim: only that part of each key and query rotates (DeepSeek-V3: 64)."""
+        return self.rope_dim
+
     def shard(self, tp: int) -> Self:
         """H/t heads per GPU; the latent cache is shared by every head, so each GPU holds all of it
         (DeepSeek-V3, t = 8: 128 → 16 heads, 576 latent values per token on every GPU)."""

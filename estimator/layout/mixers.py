@@ -8,7 +8,14 @@ with no branch on the kind of layer (see :mod:`estimator.kv`, :mod:`estimator.co
 - ``fixed_bits(fmt)``: state per sequence that does not grow with the text (0 for attention);
 - ``attention_width``: H · (d_qk + d_v), the elements a query meets per attended position (FLOPs);
 - ``attended_positions(n)``: Σ_{t=1..n} the positions query t attends (causal, capped by a window);
-- ``prefix_values(fmt)``: values prefix tuning stores per virtual token: the cache row.
+- ``prefix_values(fmt)``: values prefix tuning stores per virtual token: the cache row;
+- ``shard(tp)``, ``describe(fmt)``: its tensor-parallel split, and what it holds in words;
+- ``saved_bytes_per_token()``, ``saved_bytes_measured()``: what its kernel saves for backward in training, and
+  whether that figure was measured to the byte (refused in one line by a kind whose activations are not modelled);
+- ``per_head_norms(name, width)``, ``rope_head_dim``, ``output_saved_by_kernel``: the small facts the activation
+  count reads of a layer (Qwen3's per-head q_norm and k_norm, RoPE's tables, o_proj's input already saved);
+- ``cached_attention``: the softmax attention whose keys and values it caches (what :mod:`estimator.frontier`
+  quantises and converts), or None.
 
 So the cache of T tokens is Σ_groups layers · (bits_per_token · held_tokens(T) + fixed_bits).
 """
@@ -24,6 +31,7 @@ from estimator.units import format_number
 
 KV_TENSORS = 2  # one key and one value vector per KV head per token
 MULTIPLY_ADD = 2  # FLOPs per multiply-accumulate
+BF16_BYTES, FP32_BYTES = 2, 4  # a bf16 activation, an fp32 statistic (SDPA's log-sum-exp)
 
 
 def divisors_hint(n: int) -> str:
@@ -52,6 +60,14 @@ def kv_heads_per_gpu(kv_heads: int, tp: int) -> int:
             f"{kv_heads} or is a multiple of it"
         )
     return 1
+
+
+def activations_not_modelled(kind: str) -> EstimatorError:
+    """The one-line refusal of a kind whose saved-for-backward bytes are not modelled."""
+    return EstimatorError(
+        f"activation memory of {kind} layers is not modelled (transformers' reference kernels for them "
+        "differ from the fused ones used in training); estimate a model without them"
+    )
 
 
 def causal_positions(n: int, cap: int | None = None) -> int:
@@ -131,6 +147,39 @@ class Mixer:
         per_token = format_number(self.bits_per_token(fmt) / 8)
         return f"{self.kind}: {vectors} elements = {per_token} bytes per held token"
 
+    def saved_bytes_per_token(self) -> int:
+        """Bytes the mixer's kernel saves for backward per token of a training step (bf16 model, transformers'
+        code; the norms and linear maps around it are counted by :mod:`estimator.memory.activations`).
+        Refused in one line by every kind that does not say (a new kind included)."""
+        raise activations_not_modelled(self.kind)
+
+    def saved_bytes_measured(self) -> bool:
+        """Whether :meth:`saved_bytes_per_token` was measured to the byte against torch's saved tensors
+        (refused, as it, by a kind whose activations are not modelled)."""
+        raise activations_not_modelled(self.kind)
+
+    def per_head_norms(self, name: str, width: int) -> int:
+        """Heads a norm of ``width`` named ``name`` runs over per token when it is one of this kind's per-head
+        norms (Qwen3's q_norm over H heads, k_norm over K); 0 when it is not (a norm over the hidden width)."""
+        return 0
+
+    @property
+    def rope_head_dim(self) -> int:
+        """The width RoPE's cos and sin tables are built for in training (0: no rotary attention)."""
+        return 0
+
+    @property
+    def output_saved_by_kernel(self) -> bool:
+        """Whether the mixer's kernel saves its own output for backward, so the output projection (o_proj)
+        reading it saves nothing more (SDPA does; by default o_proj's bf16 input is counted)."""
+        return False
+
+    @property
+    def cached_attention(self) -> Attention | None:
+        """The softmax attention this layer caches keys and values for: itself, a part of a parallel layer,
+        or None (no such attention, or one reading another layer's cache)."""
+        return None
+
 
 @dataclass(frozen=True)
 class Attention(Mixer):
@@ -199,3 +248,39 @@ class Attention(Mixer):
         elif self.chunk is not None:
             span = f", at most its chunk of {self.chunk:,}"
         return super().describe(fmt) + span
+
+    def saved_bytes_per_token(self) -> int:
+        """SDPA per token: q (H · d_h), k and v at the K KV heads (``enable_gqa``, no repeat), its output
+        (H · d_v), all bf16, and the fp32 log-sum-exp (H):
+        2 · (H · d_h + K · d_h + K · d_v + H · d_v) + 4 · H.
+        Llama 3 70B (H 64, K 8, d_h 128): 2 · 64 · 128 · 2 + 2 · 2 · 8 · 128 + 4 · 64 = 37,120 bytes."""
+        dv = self.v_head_dim or self.head_dim
+        h, k = self.heads, self.kv_heads
+        return BF16_BYTES * (h * self.head_dim + k * self.head_dim + k * dv + h * dv) + FP32_BYTES * h
+
+    def saved_bytes_measured(self) -> bool:
+        """Measured to the byte for attention over every earlier token; a window or a chunk runs other kernels
+        (an estimate). Llama 3 70B: True; Gemma 2's local layers (window 4,096): False."""
+        return self.sliding_window is None and self.chunk is None
+
+    def per_head_norms(self, name: str, width: int) -> int:
+        """Qwen3's q_norm and k_norm, of width d_h, run per head: over K heads for ``*k_norm``, else H.
+        Qwen3-8B (H 32, K 8, d_h 128): q_norm 32, k_norm 8; a norm of the hidden width: 0."""
+        if width != self.head_dim:
+            return 0
+        return self.kv_heads if name.endswith("k_norm") else self.heads
+
+    @property
+    def rope_head_dim(self) -> int:
+        """d_h: RoPE's cos and sin are 2 · T · d_h values (Llama 3 70B: 128)."""
+        return self.head_dim
+
+    @property
+    def output_saved_by_kernel(self) -> bool:
+        """SDPA saves its output, which o_proj reads: o_proj saves nothing more."""
+        return True
+
+    @property
+    def cached_attention(self) -> Attention | None:
+        """Itself, unless it reads another layer's cache (Gemma 3n's last layers)."""
+        return self if self.stores_kv else None

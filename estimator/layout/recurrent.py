@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Self
 
 from estimator.layout.formats import ConvCache, KVFormat
-from estimator.layout.mixers import Mixer, split
+from estimator.layout.mixers import Attention, Mixer, split
 from estimator.units import DType, format_number
 
 FLOAT_DTYPES = (DType.fp32, DType.bf16, DType.fp16)
@@ -124,6 +124,20 @@ class Parallel(Mixer):
     def describe(self, fmt: KVFormat) -> str:
         return " and ".join(part.describe(fmt) for part in self.parts)
 
+    def per_head_norms(self, name: str, width: int) -> int:
+        """The first part's answer that is not 0 (its activations are refused all the same)."""
+        return next((n for part in self.parts if (n := part.per_head_norms(name, width))), 0)
+
+    @property
+    def rope_head_dim(self) -> int:
+        """The rotary width of its attention part (Falcon-H1: 128)."""
+        return next((part.rope_head_dim for part in self.parts if part.rope_head_dim), 0)
+
+    @property
+    def cached_attention(self) -> Attention | None:
+        """The part that caches keys and values (Falcon-H1: its attention)."""
+        return next((a for part in self.parts if (a := part.cached_attention) is not None), None)
+
 
 @dataclass(frozen=True)
 class NoMixer(Mixer):
@@ -150,3 +164,11 @@ class NoMixer(Mixer):
 
     def describe(self, fmt: KVFormat) -> str:
         return "no token mixing (MLP only): nothing held"
+
+    def saved_bytes_per_token(self) -> int:
+        """No token mixer, no kernel: nothing saved beyond the layer's norms and maps (0)."""
+        return 0
+
+    def saved_bytes_measured(self) -> bool:
+        """Nothing of its own to measure: the layer's figure is its norms' and maps' alone."""
+        return True

@@ -37,10 +37,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from estimator.architecture import layout_of
-from estimator.errors import EstimatorError
 from estimator.families import conventions_of
-from estimator.layout.mixers import Attention
-from estimator.layout.recurrent import NoMixer
 
 if TYPE_CHECKING:
     from estimator.layout.groups import LayerGroup
@@ -80,40 +77,26 @@ def norm_bytes(width: int, trains: bool) -> int:
     return (6 if trains else 4) * width + FP32
 
 
-def attention_core_bytes(mixer: Attention) -> int:
-    """SDPA per token: q, k and v at K heads, the output and the fp32 log-sum-exp.
-    Llama 3 70B (H 64, K 8, d_h 128): 2 · 64 · 128 · 2 + 2 · 2 · 8 · 128 + 4 · 64 = 37,120 bytes."""
-    dv = mixer.v_head_dim or mixer.head_dim
-    h, k = mixer.heads, mixer.kv_heads
-    return BF16 * (h * mixer.head_dim + k * mixer.head_dim + k * dv + h * dv) + FP32 * h
-
-
 def layer_bytes_per_token(
     group: LayerGroup, spec: ModelSpec, ranks: dict[str, int] | None, autocast: bool = False
 ) -> tuple[int, int, bool]:
     """(bytes per token, bytes per layer, exact) one layer of ``group`` saves; ``ranks``: the adapted maps'
-    names and ranks (LoRA), or None (full fine-tuning); ``autocast``: under ``torch.autocast(bf16)``."""
+    names and ranks (LoRA), or None (full fine-tuning); ``autocast``: under ``torch.autocast(bf16)``. The mixer
+    answers for its own kernel (:meth:`~estimator.layout.Mixer.saved_bytes_per_token`; a kind whose activations
+    are not modelled refuses in one line), its per-head norms and whether o_proj's input is already saved."""
     mixer, d, lora = group.mixer, spec.hidden_size, ranks is not None
-    exact = measured(spec) and (lora is False or group.moe is None)
-    if not isinstance(mixer, Attention | NoMixer):
-        raise EstimatorError(
-            f"activation memory of {mixer.kind} layers is not modelled (transformers' reference kernels for them "
-            "differ from the fused ones used in training); estimate a model without them"
-        )
+    core = mixer.saved_bytes_per_token()  # SDPA's q, k, v, output and log-sum-exp; refused where not modelled
+    exact = measured(spec) and (lora is False or group.moe is None) and mixer.saved_bytes_measured()
     token, layer = 0, 0
     adapter_width = BF16 if autocast else FP32  # the copy of its input each adapter saves
     for tensor in group.tensors:
         if tensor.group != "norm":
             exact = False
             continue
-        heads = 1
-        if isinstance(mixer, Attention) and tensor.numel == mixer.head_dim:  # Qwen3's q_norm and k_norm, per head
-            heads = mixer.kv_heads if tensor.name.endswith("k_norm") else mixer.heads
-        exact &= tensor.numel in (d, getattr(mixer, "head_dim", 0))
-        token += heads * norm_bytes(tensor.numel, not lora)
-    if isinstance(mixer, Attention):
-        token += attention_core_bytes(mixer)
-        exact &= mixer.window is None and mixer.chunk is None
+        heads = mixer.per_head_norms(tensor.name, tensor.numel)  # Qwen3's q_norm and k_norm, per head
+        exact &= tensor.numel == d or heads > 0
+        token += (heads or 1) * norm_bytes(tensor.numel, not lora)
+    token += core
     linears = group.linears(False)
     gated = any("gate" in m.roles and not m.expert for m in linears)
     width = 0  # the dense MLP's width F (gate/up outputs)
@@ -129,7 +112,7 @@ def layer_bytes_per_token(
                 layer += BF16 * rank * (m.d_in + m.d_out) * autocast  # autocast's bf16 copies of A and B
         elif "router" in m.roles:
             continue  # its input is counted with the experts below
-        elif "down" in m.roles or ("o" in m.roles and not isinstance(mixer, Attention)):
+        elif "down" in m.roles or ("o" in m.roles and not mixer.output_saved_by_kernel):
             token += BF16 * m.d_in
         elif m.d_in != d and "o" not in m.roles:  # a map reading an inner width (MLA's q_b, kv_b): its own input
             token += BF16 * m.d_in
@@ -189,7 +172,7 @@ def activation_bytes(
     groups = layout_of(spec).groups
     per_layer = [(g, *layer_bytes_per_token(g, spec, ranks, autocast)) for g in groups]
     exact = all(e for *_, e in per_layer)
-    head_dim = next((g.mixer.head_dim for g in groups if isinstance(g.mixer, Attention)), 0)
+    head_dim = next((g.mixer.rope_head_dim for g in groups if g.mixer.rope_head_dim), 0)
     outside = FP32 * n * vocab + INT64 * (tokens + 1 if batch == 1 else n) + FP32  # the loss
     outside += n * norm_bytes(d, not lora) + (0 if lora else n * (INT64 + BF16 * d))  # final norm; ids, head input
     rope = 2 * BF16 * tokens * head_dim

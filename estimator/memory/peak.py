@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING
 
 from estimator.architecture import layout_of
 from estimator.errors import EstimatorError
-from estimator.layout.mixers import Attention
 from estimator.memory.activations import Checkpointing, activation_bytes
 from estimator.memory.formats import FP32_BYTES, WeightFormat, matrix_bytes
 from estimator.memory.loss import loss_backward_bytes, loss_forward_bytes
@@ -101,8 +100,8 @@ def fused_expert_targets(spec: ModelSpec, ranks: dict[str, int]) -> bool:
 
 
 def head_dim(spec: ModelSpec) -> int:
-    """The attention head_dim RoPE's cos and sin are built for (0 without attention)."""
-    return next((g.mixer.head_dim for g in layout_of(spec).groups if isinstance(g.mixer, Attention)), 0)
+    """The width RoPE's cos and sin are built for: the first rotary layer's (:attr:`Mixer.rope_head_dim`; 0: none)."""
+    return next((g.mixer.rope_head_dim for g in layout_of(spec).groups if g.mixer.rope_head_dim), 0)
 
 
 def mlp_width(spec: ModelSpec) -> int:
