@@ -18,21 +18,11 @@ from dataclasses import dataclass, fields
 from fractions import Fraction
 from typing import TYPE_CHECKING, ClassVar
 
-from estimator.layout.mixers import Attention, Mixer
-from estimator.layout.recurrent import Parallel
+from estimator.layout.mixers import Mixer
 
 if TYPE_CHECKING:
     from estimator.layout.formats import KVFormat
     from estimator.query import Query
-
-
-def attention_of(mixer: Mixer) -> Attention | None:
-    """The softmax attention a layer caches keys and values for (itself, or a part of a parallel layer)."""
-    if isinstance(mixer, Attention):
-        return mixer if mixer.stores_kv else None
-    if isinstance(mixer, Parallel):
-        return next((p for p in mixer.parts if isinstance(p, Attention) and p.stores_kv), None)
-    return None
 
 
 @dataclass(frozen=True)

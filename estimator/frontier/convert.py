@@ -11,7 +11,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from estimator.errors import EstimatorError
-from estimator.frontier.base import KVMethod, attention_of
+from estimator.frontier.base import KVMethod
 
 if TYPE_CHECKING:
     from estimator.layout.formats import KVFormat
@@ -49,7 +49,7 @@ class MHA2MLA(KVMethod):
                 )
 
     def layer_bits(self, mixer: Mixer, fmt: KVFormat) -> Fraction:
-        attn = attention_of(mixer)
+        attn = mixer.cached_attention
         if attn is None:
             return Fraction(mixer.bits_per_token(fmt))
         return Fraction(attn.kv_heads * (fmt.vector_bits(2 * self.rope) + fmt.vector_bits(self.rank)))
@@ -87,7 +87,7 @@ class TransMLA(KVMethod):
                 )
 
     def layer_bits(self, mixer: Mixer, fmt: KVFormat) -> Fraction:
-        if attention_of(mixer) is None:
+        if mixer.cached_attention is None:
             return Fraction(mixer.bits_per_token(fmt))
         return Fraction(fmt.vector_bits(self.rank) + fmt.vector_bits(self.rope))
 
@@ -98,7 +98,7 @@ class TransMLA(KVMethod):
 def _attentions(q: Query) -> list[Attention]:
     from estimator.architecture import layout_of
 
-    return [a for g in layout_of(q.spec).groups if (a := attention_of(g.mixer)) is not None]
+    return [a for g in layout_of(q.spec).groups if (a := g.mixer.cached_attention) is not None]
 
 
 def _convertible(q: Query, name: str) -> None:
@@ -106,7 +106,7 @@ def _convertible(q: Query, name: str) -> None:
     from estimator.architecture import layout_of
 
     for group in layout_of(q.spec).groups:
-        if group.mixer.vectors(q.kv) and attention_of(group.mixer) is None:
+        if group.mixer.vectors(q.kv) and group.mixer.cached_attention is None:
             raise EstimatorError(
                 f"{name} converts softmax attention to a latent cache; {q.spec.display_name}'s "
                 f"{group.mixer.kind} layers cache something else; drop {name} for this model"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from estimator.frontier.base import KVMethod, attention_of, bits_of_elements, number
+from estimator.frontier.base import KVMethod, bits_of_elements, number
 from estimator.layout.mixers import KV_TENSORS, Mixer
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class NVFP4(KVMethod):
         tensors = 0
         for group in layout_of(q.spec).groups:
             vectors = group.mixer.vectors(q.kv)
-            tensors += group.layers * (KV_TENSORS if attention_of(group.mixer) else len(vectors))
+            tensors += group.layers * (KV_TENSORS if group.mixer.cached_attention else len(vectors))
         return tensors * FP32_BITS
 
     def label(self) -> str:
