@@ -102,3 +102,18 @@ def test_rows_ratio_and_crossover_per_method() -> None:
         assert row.kv_to_this_bytes_ratio == pytest.approx(2 * 80 * 8 * 128 * 2 / row.bytes_per_token)  # 327,680
         if row.crossover_tokens is not None:
             assert row.crossover_tokens == -(-row.bytes // 327_680)
+
+
+def test_each_trained_store_lists_the_tensors_training_updates() -> None:
+    """Llama 3 8B's config.json: 32 layers, hidden 4,096, 8 KV heads of 128, MLP 14,336, vocabulary 128,256.
+    LoRA r=32 on all-linear: A and B on 7 maps per layer; DoRA adds d_out per map; full fine-tuning updates
+    every weight (7 maps and 2 norms per layer, the embedding, the final norm and the untied head)."""
+    q = Query(load_spec("llama3-8b"))
+    lora, dora, full = (STORES[m].tensors(q) for m in (Method.lora, Method.dora, Method.full))
+    maps = 8192 + 5120 + 5120 + 8192 + 3 * 18432  # d_in + d_out of q, k, v, o, gate, up, down
+    assert (len(lora), sum(lora)) == (32 * 7 * 2, 32 * 32 * maps) == (448, 83_886_080)
+    d_out = 4096 + 1024 + 1024 + 4096 + 14336 + 14336 + 4096
+    assert (len(dora), sum(dora)) == (32 * 7 * 3, 83_886_080 + 32 * d_out) == (672, 85_262_336)
+    assert (len(full), sum(full)) == (32 * 9 + 3, 8_030_261_248)
+    with pytest.raises(EstimatorError, match="fine-tuning memory of ia3 is not modelled"):
+        STORES[Method.ia3].tensors(q)

@@ -34,22 +34,21 @@ def ways_of(text: str) -> tuple[Any, ...]:
 def plans(query: Any, ways: tuple[Any, ...], options: dict[str, Any]) -> list[tuple[str, Any, str]]:
     """(way's word, TrainSetup, label) for each (method, quantised base) of fine-tuning the query's model."""
     from estimator.memory.activations import lora_ranks
-    from estimator.memory.training import TrainSetup, adapter_tensor_sizes, full_tensor_sizes
+    from estimator.memory.training import TrainSetup
     from estimator.query.vocabulary import Method
+    from estimator.stores import STORES
     from estimator.stores.kinds import targets_of
 
     out = []
     fused = query.experts.fused_weights
     outside = query.whole_model[1] if query.part == "all" else {}  # --part all: the tower and projector
     for method, quantised in ways:
-        ranks = None
+        sizes = STORES[method].tensors(query)  # each part outside the language model one tensor (outside_words)
         match method:
-            case Method.full:  # each part outside the language model one tensor (see outside_words)
-                sizes = (*full_tensor_sizes(query.spec, fused), *outside.values())
+            case Method.full:
+                ranks = None
             case Method.lora | Method.dora:
-                targets = targets_of(query)
-                sizes = adapter_tensor_sizes(targets, query.rank, magnitudes=method is Method.dora)
-                ranks = lora_ranks(targets, query.rank)
+                ranks = lora_ranks(targets_of(query), query.rank)
             case _:
                 assert_never(method)
         own = {k: v for k, v in options.items() if quantised or k != "kbit_prepare"}

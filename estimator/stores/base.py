@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+from estimator.errors import EstimatorError
 from estimator.query.vocabulary import LoReFT, Method
 from estimator.units import bits_to_bytes
 
@@ -65,6 +66,13 @@ class Store:
         assert params is not None
         size = bits_to_bytes(params * q.adapter_dtype.bits)
         return Footprint(params, size, params, size, params, size)
+
+    def tensors(self, q: Query) -> tuple[int, ...]:
+        """Elements of each tensor training updates (what the optimizer keeps a state for), for the fine-tuning
+        memory; refused in one line by a store whose training is not modelled there."""
+        raise EstimatorError(
+            f"fine-tuning memory of {self.method.value} is not modelled; use lora, dora or full (--way)"
+        )
 
     def label(self, q: Query) -> str:
         raise NotImplementedError
