@@ -119,3 +119,14 @@ def test_a_sweep_s_out_file_is_its_json(capsys: pytest.CaptureFixture[str], tmp_
     assert (tmp_path / "sweep.json").read_text() == command(capsys, *args, "--format", "json")[1]
     code, out, err = command(capsys, *args, "--format", "csv", "--out", str(tmp_path / "sweep.csv"))
     assert code == 2 and out == "" and err.count("\n") == 1 and "exclude each other" in err
+
+
+def test_markdown_right_aligns_numbers_and_leaves_text_columns_left() -> None:
+    from estimator.present.report import markdown_table
+
+    rows = [["model", "parameters", "pretrained on", "source"], ["gpt2", "124,439,808", "—", "https://x | y"]]
+    assert markdown_table(rows).splitlines() == [
+        "| model | parameters | pretrained on | source |",
+        "|---|---:|---:|---|",
+        "| gpt2 | 124,439,808 | — | https://x \\| y |",
+    ]

@@ -55,12 +55,23 @@ class Streamed(Protocol):
     def write_json(self, stream: TextIO) -> None: ...
 
 
+def _numeric(cell: object) -> bool:
+    """A cell that reads as a number: ``1,024``, ``-0.5``, ``39.6x``, ``32.77 GB``, or a dash for none."""
+    text = "" if cell is None else str(cell).strip()
+    return text in ("—", "–") or text[:1].isdigit() or (text[:1] in "+-" and text[1:2].isdigit())
+
+
 def markdown_table(rows: Sequence[Sequence[object]], right_from: int = 1) -> str:
-    """GitHub Markdown of ``rows`` (the header first), columns from ``right_from`` on right-aligned, and ``|``
-    in a cell escaped. ``[["model", "bytes"], ["gpt2", 1]]`` -> ``| model | bytes |`` / ``|---|---:|`` /
-    ``| gpt2 | 1 |``."""
+    """GitHub Markdown of ``rows`` (the header first): from column ``right_from`` on, a column whose cells are
+    mostly numbers is right-aligned (a text column such as a source or a unit stays left), and ``|`` in a cell
+    is escaped. ``[["model", "bytes"], ["gpt2", 1]]`` -> ``| model | bytes |`` / ``|---|---:|`` / ``| gpt2 | 1 |``."""
     header, *body = rows
-    rule = "|" + "|".join("---:" if i >= right_from else "---" for i in range(len(header))) + "|"
+
+    def right(i: int) -> bool:
+        cells = [row[i] for row in body if row[i] not in (None, "")]
+        return i >= right_from and bool(cells) and 2 * sum(map(_numeric, cells)) >= len(cells)
+
+    rule = "|" + "|".join("---:" if right(i) else "---" for i in range(len(header))) + "|"
 
     def line(cells: Sequence[object]) -> str:
         return "| " + " | ".join("" if c is None else str(c).replace("|", "\\|") for c in cells) + " |"
