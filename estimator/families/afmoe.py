@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING, Any
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config, windowed_sparse_layout
 from estimator.families.conventions import Conventions, PeftConventions
-from estimator.families.moe import GATED_NAMES
-from estimator.families.named_experts import NamedMoE
+from estimator.families.named_experts import NamedMoE, routed_experts
 from estimator.families.schema import LAYER_INDEX, LAYERS, SIZE_OR_ZERO
 from estimator.families.unbuildable import refuse_null
 from estimator.layout import Layout, LinearMap
@@ -96,13 +95,8 @@ def read(r: Reader) -> dict[str, Any]:
 
 def experts(spec: ModelSpec) -> NamedMoE:
     """Routed experts; the router ``mlp.router.gate`` is an ``nn.Linear``, its ``expert_bias`` counted as its bias."""
-    return NamedMoE(
-        experts=spec.n_routed_experts or 0,
-        top_k=spec.num_experts_per_tok or 0,
-        d_model=spec.hidden_size,
-        width=spec.moe_intermediate_size or 0,
-        prefix="mlp.experts",
-        names=GATED_NAMES,
+    return routed_experts(
+        spec,
         router="mlp.router.gate",
         router_linear=True,
         fused_router="mlp.router.gate",

@@ -36,8 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config
 from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
-from estimator.families.moe import GATED_NAMES
-from estimator.families.named_experts import NamedMoE
+from estimator.families.named_experts import NamedMoE, routed_experts
 from estimator.families.schema import LAYER_INDEX, LAYERS, SIZE_OR_ZERO, count, flag
 from estimator.families.unbuildable import refuse_null
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
@@ -152,13 +151,8 @@ def read(r: Reader) -> dict[str, Any]:
 def experts(spec: ModelSpec) -> NamedMoE:
     """The routed experts and the router ``mlp.gate`` (a bare weight in transformers 5, an ``nn.Linear`` in the
     checkpoint's code), whose E-wide ``e_score_correction_bias`` is counted as the router's bias."""
-    return NamedMoE(
-        experts=spec.n_routed_experts or 0,
-        top_k=spec.num_experts_per_tok or 0,
-        d_model=spec.hidden_size,
-        width=spec.moe_intermediate_size or 0,
-        prefix="mlp.experts",
-        names=GATED_NAMES,
+    return routed_experts(
+        spec,
         router="mlp.gate",
         router_linear=True,
         renormalised=True,

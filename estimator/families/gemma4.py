@@ -31,8 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader
 from estimator.families.conventions import Conventions, PeftConventions
-from estimator.families.moe import GATED_NAMES
-from estimator.families.named_experts import NamedMoE
+from estimator.families.named_experts import NamedMoE, routed_experts
 from estimator.families.schema import LAYER_INDEX, SIZE, SIZE_OR_ZERO, count, flag, words
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import gated_mlp, grouped, output_head, rms_norms, roles
@@ -193,13 +192,9 @@ def _attention(spec: ModelSpec, layer_type: str, stores: bool) -> tuple[Attentio
 def _moe(spec: ModelSpec) -> NamedMoE:
     """The experts beside the dense MLP: fused ``experts.gate_up_proj`` / ``down_proj`` and the router
     ``router.proj``, an ``nn.Linear`` (d -> E) that peft's all-linear adapts."""
-    return NamedMoE(
-        experts=spec.n_routed_experts or 0,
-        top_k=spec.num_experts_per_tok or 0,
-        d_model=spec.hidden_size,
-        width=spec.moe_intermediate_size or 0,
+    return routed_experts(
+        spec,
         prefix="experts",
-        names=GATED_NAMES,
         router="router.proj",
         router_linear=True,
         renormalised=True,

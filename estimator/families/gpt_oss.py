@@ -28,8 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader, attention_config, windowed_attention_layout
-from estimator.families.moe import GATED_NAMES
-from estimator.families.named_experts import NamedMoE
+from estimator.families.named_experts import NamedMoE, routed_experts
 from estimator.layout import Layout, LinearMap, ParamTensor
 from estimator.layout.groups import Group, attention_maps, embedding_and_final_norm, rms_norms
 
@@ -89,13 +88,8 @@ def read(r: Reader) -> dict[str, Any]:
 
 def experts(spec: ModelSpec) -> NamedMoE:
     """The routed experts of a layer: biases on the router and on every expert projection."""
-    return NamedMoE(
-        experts=spec.n_routed_experts or 0,
-        top_k=spec.num_experts_per_tok or 0,
-        d_model=spec.hidden_size,
-        width=spec.moe_intermediate_size or 0,
-        prefix="mlp.experts",
-        names=GATED_NAMES,
+    return routed_experts(
+        spec,
         router="mlp.router",
         router_linear=False,  # GptOssTopKRouter: a bare weight and bias, in every transformers release
         fused_router="mlp.router",

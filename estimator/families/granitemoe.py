@@ -35,8 +35,7 @@ from estimator.families import (
     attention_config,
     windowed_attention_layout,
 )
-from estimator.families.moe import GATED_NAMES
-from estimator.families.named_experts import NamedMoE
+from estimator.families.named_experts import NamedMoE, routed_experts
 from estimator.layout import Layout, LinearMap
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, rms_norms
 
@@ -59,13 +58,9 @@ def read(r: Reader) -> dict[str, Any]:
 def experts(spec: ModelSpec) -> NamedMoE:
     """Routed experts under ``block_sparse_moe``: a bare router in transformers 5, ``router.layer``
     (an ``nn.Linear``) in the checkpoint's code."""
-    return NamedMoE(
-        experts=spec.n_routed_experts or 0,
-        top_k=spec.num_experts_per_tok or 0,
-        d_model=spec.hidden_size,
-        width=spec.moe_intermediate_size or 0,
+    return routed_experts(
+        spec,
         prefix="block_sparse_moe.experts",
-        names=GATED_NAMES,
         router="block_sparse_moe.router.layer",
         router_linear=True,
         fused_prefix="block_sparse_moe.experts",

@@ -34,8 +34,7 @@ from typing import TYPE_CHECKING, Any
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config, windowed_attention_layout
 from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
-from estimator.families.moe import GATED_NAMES
-from estimator.families.named_experts import NamedMoE
+from estimator.families.named_experts import NamedMoE, routed_experts
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, rms_norms
 
 if TYPE_CHECKING:
@@ -127,13 +126,8 @@ def read(r: Reader) -> dict[str, Any]:
 
 def experts(spec: ModelSpec) -> NamedMoE:
     """Routed experts; the router ``mlp.gate.wg`` is an ``nn.Linear`` in transformers 5 as in the checkpoint."""
-    return NamedMoE(
-        experts=spec.n_routed_experts or 0,
-        top_k=spec.num_experts_per_tok or 0,
-        d_model=spec.hidden_size,
-        width=spec.moe_intermediate_size or 0,
-        prefix="mlp.experts",
-        names=GATED_NAMES,
+    return routed_experts(
+        spec,
         router="mlp.gate.wg",
         router_linear=True,
         renormalised=True,

@@ -18,9 +18,14 @@ conventional) per-expert names; the counts are the same in both layouts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from estimator.families.moe import GATED_NAMES
 from estimator.layout import LinearMap
 from estimator.layout.moe import MoE
+
+if TYPE_CHECKING:
+    from estimator.specs import ModelSpec
 
 ROUTER = frozenset({"router"})
 
@@ -62,3 +67,13 @@ class NamedMoE(MoE):
             LinearMap(up, d, f, bias, frozenset({"up"}), "mlp", e, expert=True),
             LinearMap(down, f, d, bias, frozenset({"down"}), "mlp", e, expert=True),
         )
+
+
+def routed_experts(spec: ModelSpec, **layout: Any) -> NamedMoE:
+    """The spec's routed experts: E = ``n_routed_experts``, top-k ``num_experts_per_tok``, d = ``hidden_size``,
+    F = ``moe_intermediate_size``, gated maps ``gate_proj``, ``up_proj``, ``down_proj`` under ``mlp.experts``;
+    ``layout``: the family's own names, router and biases (any :class:`NamedMoE` field)."""
+    shared: dict[str, Any] = {"experts": spec.n_routed_experts or 0, "top_k": spec.num_experts_per_tok or 0,
+                              "d_model": spec.hidden_size, "width": spec.moe_intermediate_size or 0,
+                              "prefix": "mlp.experts", "names": GATED_NAMES}  # fmt: skip
+    return NamedMoE(**{**shared, **layout})

@@ -32,7 +32,7 @@ from estimator.families import (
     attention_config,
     windowed_attention_layout,
 )
-from estimator.families.named_experts import NamedMoE
+from estimator.families.named_experts import NamedMoE, routed_experts
 from estimator.families.schema import flag
 from estimator.layout import Layout, LinearMap, ParamTensor
 from estimator.layout.groups import attention_maps, output_head
@@ -59,11 +59,8 @@ def read(r: Reader) -> dict[str, Any]:
 def experts(spec: ModelSpec) -> NamedMoE:
     """Routed experts: the checkpoint's ``block_sparse_moe`` names per expert; transformers 5's fused
     tensors under ``mlp`` with an ``nn.Linear`` router ``mlp.router``."""
-    return NamedMoE(
-        experts=spec.n_routed_experts or 0,
-        top_k=spec.num_experts_per_tok or 0,
-        d_model=spec.hidden_size,
-        width=spec.moe_intermediate_size or 0,
+    return routed_experts(
+        spec,
         prefix="block_sparse_moe.experts",
         names=("w1", "w3", "w2"),
         router="block_sparse_moe.gate",
