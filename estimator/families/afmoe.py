@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config, windowed_sparse_layout
 from estimator.families.conventions import Conventions, PeftConventions
-from estimator.families.named_experts import NamedMoE, routed_experts
+from estimator.families.named_experts import NamedMoE, named_moe
 from estimator.families.schema import LAYER_INDEX, LAYERS, SIZE_OR_ZERO
 from estimator.families.unbuildable import refuse_null
 from estimator.layout import Layout, LinearMap
@@ -95,7 +95,7 @@ def read(r: Reader) -> dict[str, Any]:
 
 def experts(spec: ModelSpec) -> NamedMoE:
     """Routed experts; the router ``mlp.router.gate`` is an ``nn.Linear``, its ``expert_bias`` counted as its bias."""
-    return routed_experts(
+    return named_moe(
         spec,
         router="mlp.router.gate",
         router_linear=True,

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, cast
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config
 from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
-from estimator.families.named_experts import NamedMoE, routed_experts
+from estimator.families.named_experts import NamedMoE, named_moe
 from estimator.families.schema import LAYER_INDEX, LAYERS, SIZE_OR_ZERO, count, flag
 from estimator.families.unbuildable import refuse_null
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
@@ -151,7 +151,7 @@ def read(r: Reader) -> dict[str, Any]:
 def experts(spec: ModelSpec) -> NamedMoE:
     """The routed experts and the router ``mlp.gate`` (a bare weight in transformers 5, an ``nn.Linear`` in the
     checkpoint's code), whose E-wide ``e_score_correction_bias`` is counted as the router's bias."""
-    return routed_experts(
+    return named_moe(
         spec,
         router="mlp.gate",
         router_linear=True,

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader
 from estimator.families.conventions import Conventions, PeftConventions
-from estimator.families.named_experts import NamedMoE, routed_experts
+from estimator.families.named_experts import NamedMoE, named_moe
 from estimator.families.schema import LAYER_INDEX, SIZE, SIZE_OR_ZERO, count, flag, words
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
 from estimator.layout.groups import gated_mlp, grouped, output_head, rms_norms, roles
@@ -192,7 +192,7 @@ def _attention(spec: ModelSpec, layer_type: str, stores: bool) -> tuple[Attentio
 def _moe(spec: ModelSpec) -> NamedMoE:
     """The experts beside the dense MLP: fused ``experts.gate_up_proj`` / ``down_proj`` and the router
     ``router.proj``, an ``nn.Linear`` (d -> E) that peft's all-linear adapts."""
-    return routed_experts(
+    return named_moe(
         spec,
         prefix="experts",
         router="router.proj",

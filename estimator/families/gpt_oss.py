@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader, attention_config, windowed_attention_layout
-from estimator.families.named_experts import NamedMoE, routed_experts
+from estimator.families.named_experts import NamedMoE, named_moe
 from estimator.layout import Layout, LinearMap, ParamTensor
 from estimator.layout.groups import Group, attention_maps, embedding_and_final_norm, rms_norms
 
@@ -88,7 +88,7 @@ def read(r: Reader) -> dict[str, Any]:
 
 def experts(spec: ModelSpec) -> NamedMoE:
     """The routed experts of a layer: biases on the router and on every expert projection."""
-    return routed_experts(
+    return named_moe(
         spec,
         router="mlp.router",
         router_linear=False,  # GptOssTopKRouter: a bare weight and bias, in every transformers release

@@ -35,7 +35,7 @@ from estimator.families import (
     attention_config,
     windowed_attention_layout,
 )
-from estimator.families.named_experts import NamedMoE, routed_experts
+from estimator.families.named_experts import NamedMoE, named_moe
 from estimator.layout import Layout, LinearMap
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, rms_norms
 
@@ -58,7 +58,7 @@ def read(r: Reader) -> dict[str, Any]:
 def experts(spec: ModelSpec) -> NamedMoE:
     """Routed experts under ``block_sparse_moe``: a bare router in transformers 5, ``router.layer``
     (an ``nn.Linear``) in the checkpoint's code."""
-    return routed_experts(
+    return named_moe(
         spec,
         prefix="block_sparse_moe.experts",
         router="block_sparse_moe.router.layer",

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config, windowed_attention_layout
 from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
-from estimator.families.named_experts import NamedMoE, routed_experts
+from estimator.families.named_experts import NamedMoE, named_moe
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, rms_norms
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def read(r: Reader) -> dict[str, Any]:
 
 def experts(spec: ModelSpec) -> NamedMoE:
     """Routed experts; the router ``mlp.gate.wg`` is an ``nn.Linear`` in transformers 5 as in the checkpoint."""
-    return routed_experts(
+    return named_moe(
         spec,
         router="mlp.gate.wg",
         router_linear=True,

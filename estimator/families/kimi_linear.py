@@ -33,7 +33,7 @@ their aliases.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader
@@ -42,14 +42,12 @@ from estimator.families.deepseek import _attention as mla_maps
 from estimator.families.deepseek import mixer as mla_mixer
 from estimator.families.moe import GATED_NAMES, routed_experts
 from estimator.families.schema import MAX_CONTEXT, SIZE, SIZE_OR_ZERO, count, words
-from estimator.layout import LayerGroup, Layout, LinearMap, ParamTensor
-from estimator.layout.groups import embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
+from estimator.layout import Layout, LinearMap, ParamTensor
+from estimator.layout.groups import embedding_and_final_norm, gated_mlp, rms_norms, roles, typed_layers
 from estimator.layout.recurrent import RecurrentState
 from estimator.units import DType
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
-
     from estimator.layout import Mixer
     from estimator.layout.moe import MoE
     from estimator.specs import ModelSpec
@@ -255,14 +253,10 @@ def build(spec: ModelSpec) -> Layout:
         mlps["sparse"] = (experts, *(gated_mlp("mlp.shared_experts", d, shared) if shared else ()))
     norms = rms_norms(d, ("input_layernorm", "post_attention_layernorm"))
 
-    def group(kind: Hashable, layers: int) -> LayerGroup:
-        layer_type, mlp = cast(tuple[str, str], kind)
-        mixer, maps, tensors = mixers[layer_type]
-        return LayerGroup(layers, mixer, (*maps, *mlps[mlp]), (*tensors, *norms))
-
     n = spec.num_hidden_layers
     kinds = list(zip(spec.layer_types or (FULL,) * n, spec.mlp_layer_types or ("dense",) * n, strict=True))
-    return Layout(grouped(kinds, group), embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings))
+    groups = typed_layers(kinds, mixers.__getitem__, mlps, norms)
+    return Layout(groups, embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings))
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:

@@ -34,12 +34,10 @@ from estimator.families import Family, Reader
 from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.families.moe import GATED_NAMES, routed_experts
 from estimator.families.schema import SIZE, words
-from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
-from estimator.layout.groups import embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
+from estimator.layout import Attention, Layout, LinearMap, ParamTensor
+from estimator.layout.groups import embedding_and_final_norm, gated_mlp, rms_norms, roles, typed_layers
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
-
     from estimator.layout.moe import MoE
     from estimator.specs import ModelSpec
 
@@ -170,14 +168,10 @@ def build(spec: ModelSpec) -> Layout:
         mlps["sparse"] = (routed_experts(spec, "mlp.experts", GATED_NAMES, "mlp.gate", False),)
     norms = rms_norms(d, ("input_layernorm", "post_attention_layernorm"))
 
-    def group(kind: Hashable, layers: int) -> LayerGroup:
-        layer_type, mlp = cast(tuple[str, str], kind)
-        mixer, maps, sinks = _attention(spec, layer_type)
-        return LayerGroup(layers, mixer, (*maps, *mlps[mlp]), (*sinks, *norms))
-
     n = spec.num_hidden_layers
     kinds = list(zip(spec.layer_types or (FULL,) * n, spec.mlp_layer_types or ("dense",) * n, strict=True))
-    return Layout(grouped(kinds, group), embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings))
+    groups = typed_layers(kinds, lambda layer_type: _attention(spec, layer_type), mlps, norms)
+    return Layout(groups, embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings))
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:

@@ -69,8 +69,9 @@ class NamedMoE(MoE):
         )
 
 
-def routed_experts(spec: ModelSpec, **layout: Any) -> NamedMoE:
-    """The spec's routed experts: E = ``n_routed_experts``, top-k ``num_experts_per_tok``, d = ``hidden_size``,
+def named_moe(spec: ModelSpec, **layout: Any) -> NamedMoE:
+    """The spec's routed experts as :func:`estimator.families.moe.routed_experts` reads them, with this module's
+    names and biases: E = ``n_routed_experts``, top-k ``num_experts_per_tok``, d = ``hidden_size``,
     F = ``moe_intermediate_size``, gated maps ``gate_proj``, ``up_proj``, ``down_proj`` under ``mlp.experts``;
     ``layout``: the family's own names, router and biases (any :class:`NamedMoE` field)."""
     shared: dict[str, Any] = {"experts": spec.n_routed_experts or 0, "top_k": spec.num_experts_per_tok or 0,

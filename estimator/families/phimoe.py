@@ -32,7 +32,7 @@ from estimator.families import (
     attention_config,
     windowed_attention_layout,
 )
-from estimator.families.named_experts import NamedMoE, routed_experts
+from estimator.families.named_experts import NamedMoE, named_moe
 from estimator.families.schema import flag
 from estimator.layout import Layout, LinearMap, ParamTensor
 from estimator.layout.groups import attention_maps, output_head
@@ -59,7 +59,7 @@ def read(r: Reader) -> dict[str, Any]:
 def experts(spec: ModelSpec) -> NamedMoE:
     """Routed experts: the checkpoint's ``block_sparse_moe`` names per expert; transformers 5's fused
     tensors under ``mlp`` with an ``nn.Linear`` router ``mlp.router``."""
-    return routed_experts(
+    return named_moe(
         spec,
         prefix="block_sparse_moe.experts",
         names=("w1", "w3", "w2"),

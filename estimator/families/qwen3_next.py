@@ -32,20 +32,25 @@ Qwen3-Next-80B-A3B, per linear layer: 2,048 · (12,288 + 64) + 4,096 · 2,048 + 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from estimator.families import Family, Reader
 from estimator.families.conventions import Conventions, PeftConventions, TransformersConventions
 from estimator.families.moe import GATED_NAMES, routed_experts
 from estimator.families.schema import SIZE, SIZE_OR_ZERO, count, counts, words
-from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
-from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
+from estimator.layout import Attention, Layout, LinearMap, ParamTensor
+from estimator.layout.groups import (
+    attention_maps,
+    embedding_and_final_norm,
+    gated_mlp,
+    rms_norms,
+    roles,
+    typed_layers,
+)
 from estimator.layout.recurrent import RecurrentState
 from estimator.units import DType
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
-
     from estimator.layout import Mixer
     from estimator.layout.moe import MoE
     from estimator.specs import ModelSpec
@@ -208,14 +213,10 @@ def build(spec: ModelSpec) -> Layout:
         mlps["sparse"] = _sparse_mlp(spec)
     norms = rms_norms(d, ("input_layernorm", "post_attention_layernorm"))
 
-    def group(kind: Hashable, layers: int) -> LayerGroup:
-        layer_type, mlp = cast(tuple[str, str], kind)
-        mixer, maps, tensors = mixers[layer_type]
-        return LayerGroup(layers, mixer, (*maps, *mlps[mlp]), (*tensors, *norms))
-
     types = spec.layer_types or ("full_attention",) * spec.num_hidden_layers
     kinds = list(zip(types, spec.mlp_layer_types or ("dense",) * spec.num_hidden_layers, strict=True))
-    return Layout(grouped(kinds, group), embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings))
+    groups = typed_layers(kinds, mixers.__getitem__, mlps, norms)
+    return Layout(groups, embedding_and_final_norm(spec.vocab_size, d, spec.tie_word_embeddings))
 
 
 def to_config(spec: ModelSpec) -> dict[str, Any]:

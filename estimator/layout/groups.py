@@ -8,7 +8,7 @@ cache, FLOPs, prefix tuning and every adapter size are folds over it (:mod:`esti
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from estimator.layout.maps import Block, ExpertLayout, Group, LinearMap, ParamTensor
 from estimator.layout.mixers import Mixer
@@ -16,7 +16,7 @@ from estimator.layout.mixers import Mixer
 __all__ = ["Block", "ExpertLayout", "Group", "LayerGroup", "Layout", "LinearMap", "ParamTensor"]  # maps re-exported
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable, Iterable, Sequence
+    from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 
     from estimator.layout.moe import MoE
 
@@ -73,6 +73,24 @@ def grouped(kinds: Sequence[Hashable], make: Callable[[Hashable, int], LayerGrou
     for kind in kinds:
         counts[kind] = counts.get(kind, 0) + 1
     return tuple(make(kind, layers) for kind, layers in counts.items())
+
+
+def typed_layers(
+    kinds: Sequence[tuple[str, str]],
+    per_type: Callable[[str], tuple[Mixer, tuple[LinearMap, ...], tuple[ParamTensor, ...]]],
+    mlps: Mapping[str, tuple[LinearMap | MoE, ...]],
+    norms: tuple[ParamTensor, ...],
+) -> tuple[LayerGroup, ...]:
+    """Layers that differ by type and by MLP kind: one group per (layer type, MLP kind) in ``kinds``, each the
+    type's mixer, maps and tensors (``per_type``), the kind's MLP maps (``mlps``) and the ``norms`` every layer
+    has. Qwen3-Next 80B: 36 (linear_attention, sparse) and 12 (full_attention, sparse) layers, 2 groups."""
+
+    def group(kind: Hashable, layers: int) -> LayerGroup:
+        layer_type, mlp = cast(tuple[str, str], kind)
+        mixer, maps, tensors = per_type(layer_type)
+        return LayerGroup(layers, mixer, (*maps, *mlps[mlp]), (*tensors, *norms))
+
+    return grouped(kinds, group)
 
 
 def roles(*names: str) -> frozenset[str]:
