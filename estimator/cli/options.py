@@ -14,11 +14,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from estimator.query.commands import Command
 from estimator.query.grammar import parameters
 from estimator.query.options import DEFAULT_MODEL, OPTION_NAMES, build_query, complete
+
+if TYPE_CHECKING:
+    from estimator.query.commands import Command
 
 
 def query_command(

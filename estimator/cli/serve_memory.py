@@ -12,12 +12,6 @@ from estimator.cli.output import FormatOpt, JsonOpt, chosen_format, emit
 from estimator.query.commands import SERVE_MEMORY
 
 
-def weights_help() -> str:
-    from estimator.memory.formats import WeightFormat
-
-    return "Weight format: " + ", ".join(f.value for f in WeightFormat) + "."
-
-
 @app.command("serve-memory")
 @query_command(command=SERVE_MEMORY, build=False)
 def serve_memory_command(

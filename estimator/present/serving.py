@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from estimator.present.report import BLANK, Text, markdown_table, pre, text_markdown
+from estimator.present.tables import format_table
 from estimator.units import format_bytes
 
 if TYPE_CHECKING:
@@ -140,7 +141,11 @@ class ServingReport:
     def text(self) -> list[Text]:
         blocks = [pre(self.headline()), BLANK]
         for caption, rows, left in self._tables():
-            blocks += [*([pre(caption)] if caption else []), pre(aligned(rows, left)), BLANK]
+            blocks += [
+                *([pre(caption)] if caption else []),
+                pre(format_table(rows[0], rows[1:], right=set(range(left, len(rows[0]))))),
+                BLANK,
+            ]
         return [*blocks, *(Text(line, bullet="- ") for line in self.assumptions)]
 
     def markdown(self) -> str:
@@ -148,16 +153,6 @@ class ServingReport:
         for caption, rows, left in self._tables():
             blocks += [*([Text(caption)] if caption else []), Text(markdown_table(rows, right_from=left))]
         return text_markdown([*blocks, *(Text(line, bullet="- ") for line in self.assumptions)])
-
-
-def aligned(rows: list[list[str]], left: int) -> str:
-    """Columns padded to their widest cell; the first ``left`` columns to the left, the rest right."""
-    widths = [max(len(line[i]) for line in rows) for i in range(len(rows[0]))]
-    lines = (
-        "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
-        for line in rows
-    )
-    return "\n".join(line.rstrip() for line in lines)
 
 
 def pool_words(pool_bytes: int) -> str:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from estimator.present.report import BLANK, Text, markdown_table, pre, text_markdown
+from estimator.present.tables import format_table
 
 GiB = 2**30
 PERSISTENT = (  # (field, row label): held between steps
@@ -45,11 +46,9 @@ class TrainingReport:
         return [[*head, *flat[0]], *([*head.values(), *r.values()] for r in flat)]
 
     def text(self) -> list[Text]:
-        table = [list(r) for r in self.table()]
-        widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths,
-                 strict=True))).rstrip() for line in table]  # fmt: skip
-        return [pre(self.headline), BLANK, pre("\n".join(lines)), BLANK, *(Text(w, bullet="- ") for w in self.words)]
+        head, *body = (list(r) for r in self.table())
+        lines = format_table(head, body, right=set(range(1, len(head))))
+        return [pre(self.headline), BLANK, pre(lines), BLANK, *(Text(w, bullet="- ") for w in self.words)]
 
     def markdown(self) -> str:
         table = markdown_table([list(r) for r in self.table()])
