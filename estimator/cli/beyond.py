@@ -14,8 +14,9 @@ import typer
 from estimator.capacity import Exposures
 from estimator.cli.app import app
 from estimator.cli.options import query_command
-from estimator.cli.output import CsvOpt, FormatOpt, JsonOpt, MarkdownOpt, chosen_format, emit
+from estimator.cli.output import emit, with_format
 from estimator.errors import EstimatorError
+from estimator.present.report import Format
 
 ExposuresOpt = Annotated[
     Exposures, typer.Option(help="Times each fact is seen in training: 1000 (2 bits/param) or 100 (1 bit/param).")
@@ -47,6 +48,7 @@ def _rate(value: float | None, option: str, per_param: bool = False) -> None:
 
 @app.command("capacity")
 @query_command()
+@with_format
 def capacity_command(
     ctx: typer.Context,
     exposures: ExposuresOpt = Exposures.many,
@@ -55,11 +57,8 @@ def capacity_command(
     text_nats_per_token: TextNatsOpt = None,
     text: TextFileOpt = None,
     text_tokens: TextTokensOpt = None,
-    output: FormatOpt = None,
-    as_json: JsonOpt = False,
-    as_csv: CsvOpt = False,
-    markdown: MarkdownOpt = False,
     *,
+    fmt: Format,
     query: Any,
 ) -> None:
     """Knowledge capacity of each trained store (bits) against the information in the text, as a range."""
@@ -71,7 +70,6 @@ def capacity_command(
     from estimator.information import information, read_sample
     from estimator.present.capacity import CapacityReport
 
-    fmt = chosen_format(output, as_json, as_csv, markdown)
     _rate(bits_per_param, "--bits-per-param", per_param=True)
     _rate(text_bits_per_token, "--text-bits-per-token")
     _rate(text_nats_per_token, "--text-nats-per-token")
@@ -100,10 +98,9 @@ def capacity_command(
 
 
 @app.command("constants")
-def constants_command(
-    output: FormatOpt = None, as_json: JsonOpt = False, as_csv: CsvOpt = False, markdown: MarkdownOpt = False
-) -> None:
+@with_format
+def constants_command(*, fmt: Format) -> None:
     """The empirical constants behind capacity and information, with sources and the option to override each."""
     from estimator.present.capacity import ConstantsReport
 
-    emit(ConstantsReport(), chosen_format(output, as_json, as_csv, markdown))
+    emit(ConstantsReport(), fmt)

@@ -10,9 +10,10 @@ import typer
 
 from estimator.cli.app import app
 from estimator.cli.options import query_command
-from estimator.cli.output import CsvOpt, FormatOpt, JsonOpt, MarkdownOpt, chosen_format, emit
+from estimator.cli.output import emit, with_format
 from estimator.cost import EXPOSURES_FOR_CAPACITY, breakeven_method
 from estimator.errors import EstimatorError
+from estimator.present.report import Format
 from estimator.query.options import CACHE_OPTIONS, MODEL_OPTIONS
 
 AcceleratorOpt = Annotated[
@@ -35,6 +36,7 @@ BREAKEVEN_OPTIONS = (*MODEL_OPTIONS, *CACHE_OPTIONS, "rank", "targets", "experts
 
 @app.command("breakeven")
 @query_command(defaults={"methods": "kv,lora"}, only=BREAKEVEN_OPTIONS)
+@with_format
 def breakeven_command(
     finetune: Annotated[str, typer.Option(help="lora (4N + 6P per token) or full (6N).")] = "lora",
     epochs: Annotated[int, typer.Option(help="Passes over the text in fine-tuning.")] = 1,
@@ -48,16 +50,12 @@ def breakeven_command(
     tp: TpOpt = None,
     batch: BatchOpt = 1,
     queries: QueriesOpt = None,
-    output: FormatOpt = None,
-    as_json: JsonOpt = False,
-    as_csv: CsvOpt = False,
-    markdown: MarkdownOpt = False,
     *,
+    fmt: Format,
     query: Any,
 ) -> None:
     """When fine-tuning pays for itself, in FLOPs and in time on an accelerator: the text in every prompt
     against training it in once, at your epochs and at the ~1,000 exposures behind 2 bits per parameter."""
-    fmt = chosen_format(output, as_json, as_csv, markdown)
     from estimator.accelerators import accelerator as device_named
     from estimator.compare import evaluate
     from estimator.cost import breakeven, capacity_epochs

@@ -12,7 +12,8 @@ import typer
 from estimator.cli.app import app
 from estimator.cli.headline import warn_full_rank
 from estimator.cli.options import query_command
-from estimator.cli.output import CsvOpt, FormatOpt, JsonOpt, MarkdownOpt, chosen_format, emit
+from estimator.cli.output import emit, with_format
+from estimator.present.report import Format
 from estimator.query.commands import COMPARE
 
 ConfigsOpt = Annotated[
@@ -23,13 +24,11 @@ ConfigsOpt = Annotated[
 
 @app.command("compare")
 @query_command(command=COMPARE, build=False)
+@with_format
 def compare_command(
     config: ConfigsOpt = None,
-    output: FormatOpt = None,
-    as_json: JsonOpt = False,
-    as_csv: CsvOpt = False,
-    markdown: MarkdownOpt = False,
     *,
+    fmt: Format,
     options: dict[str, Any],
     settings: dict[str, Any],
 ) -> None:
@@ -37,9 +36,7 @@ def compare_command(
     KV ÷ LoRA, crossover, parity rank and context window; every other option as in `estimate`."""
     from estimator.present.comparison import ComparisonReport
     from estimator.present.comparison_answer import compared
-    from estimator.present.report import Format
 
-    fmt = chosen_format(output, as_json, as_csv, markdown)
     estimates, skipped = compared(settings["model"], config, settings["tokens"], options)
     for est in estimates:
         warn_full_rank(est.query)

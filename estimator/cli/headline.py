@@ -12,8 +12,9 @@ import typer
 
 from estimator.cli.app import app
 from estimator.cli.options import query_command
-from estimator.cli.output import CsvOpt, FormatOpt, JsonOpt, MarkdownOpt, chosen_format, emit
+from estimator.cli.output import emit, with_format
 from estimator.errors import EstimatorError, UnknownFamilyError
+from estimator.present.report import Format
 from estimator.query.options import build_query
 
 
@@ -51,22 +52,18 @@ def forward_to_subcommand(ctx: typer.Context, given: dict[str, Any]) -> None:
 
 @app.callback()
 @query_command(default_model=None, build=False)
+@with_format
 def headline(
     ctx: typer.Context,
-    output: FormatOpt = None,
-    as_json: JsonOpt = False,
-    as_csv: CsvOpt = False,
-    markdown: MarkdownOpt = False,
     version: VersionOpt = False,
     *,
+    fmt: Format,
     options: dict[str, Any],
 ) -> None:
     """Compare the KV cache, adapters, full fine-tuning and pretraining for one model and token count."""
     if ctx.invoked_subcommand is not None:
-        forward_to_subcommand(ctx, {**options, "output": output, "as_json": as_json, "as_csv": as_csv,
-                                    "markdown": markdown})  # fmt: skip
+        forward_to_subcommand(ctx, dict(ctx.params))  # the options as given, --format and its aliases too
         return
-    fmt = chosen_format(output, as_json, as_csv, markdown)
     from estimator.compare import evaluate
     from estimator.present.estimate import EstimateReport
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from estimator.cli.app import app
-from estimator.cli.output import CsvOpt, FormatOpt, JsonOpt, MarkdownOpt, chosen_format, emit
+from estimator.cli.output import emit, with_format
 from estimator.errors import EstimatorError
 from estimator.present.report import Format
 from estimator.query.options import spec_of
@@ -26,14 +26,9 @@ PathArg = Annotated[
 
 
 @app.command("inspect")
+@with_format
 def inspect_command(
-    path: PathArg,
-    base_model: BaseModelOpt = None,
-    base_config: BaseConfigOpt = None,
-    output: FormatOpt = None,
-    as_json: JsonOpt = False,
-    as_csv: CsvOpt = False,
-    markdown: MarkdownOpt = False,
+    path: PathArg, base_model: BaseModelOpt = None, base_config: BaseConfigOpt = None, *, fmt: Format
 ) -> None:
     """What a local checkpoint stores, from its safetensors or GGUF headers (no tensor data is read): parameters,
     bytes per dtype, the quantisation, the layout's count beside them; for a peft adapter folder, its rank,
@@ -41,7 +36,6 @@ def inspect_command(
     the adapter's own base_model_name_or_path is shown, never opened)."""
     from estimator.checkpoint.locate import model_path
 
-    fmt = chosen_format(output, as_json, as_csv, markdown)
     folder, _ = model_path(path)
     if folder.is_dir() and (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
         inspect_adapter(folder, base_model, base_config, fmt)

@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from estimator.cli.app import app
-from estimator.cli.output import CsvOpt, FormatOpt, JsonOpt, MarkdownOpt, chosen_format, emit
+from estimator.cli.output import emit, with_format
 from estimator.errors import EstimatorError
+from estimator.present.report import Format
 
 ModelsTokensOpt = Annotated[
     str, typer.Option("--tokens", "-t", help="Tokens of text at which the cache rate is given (window, state).")
@@ -18,14 +19,8 @@ SortOpt = Annotated[str, typer.Option("--sort", help="Order: name, params or kv 
 
 
 @app.command("models")
-def models(
-    tokens: ModelsTokensOpt = "100k",
-    sort: SortOpt = "name",
-    output: FormatOpt = None,
-    as_json: JsonOpt = False,
-    as_csv: CsvOpt = False,
-    markdown: MarkdownOpt = False,
-) -> None:
+@with_format
+def models(tokens: ModelsTokensOpt = "100k", sort: SortOpt = "name", *, fmt: Format) -> None:
     """List the model zoo: parameters, the KV cache's bytes per token of text at T tokens (bf16), source.
 
     The rate is given at a stated T because windows and fixed states make it depend on T (Gemma 3 27B:
@@ -34,7 +29,6 @@ def models(
     from estimator.units import parse_tokens
     from estimator.zoo import load_all_specs
 
-    fmt = chosen_format(output, as_json, as_csv, markdown)
     if sort not in SORT_KEYS:
         raise EstimatorError(f"--sort {sort!r} is not a column to sort by; give one of {', '.join(SORT_KEYS)}")
     t = parse_tokens(tokens)

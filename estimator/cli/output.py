@@ -5,9 +5,12 @@ aliases). Everything else a command writes is a warning on stderr."""
 from __future__ import annotations
 
 import csv
+import functools
+import inspect
 import json
 import sys
-from typing import Annotated, TextIO
+from collections.abc import Callable
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -34,6 +37,32 @@ def chosen_format(fmt: Format | None, as_json: bool = False, as_csv: bool = Fals
         raise EstimatorError(f"output formats {names} exclude each other; give one --format (--json, --csv and "
                              "--markdown are its aliases)")  # fmt: skip
     return asked.pop() if asked else Format.table
+
+
+FORMAT_OPTIONS: tuple[tuple[str, Any, Any], ...] = (
+    ("output", FormatOpt, None),
+    ("as_json", JsonOpt, False),
+    ("as_csv", CsvOpt, False),
+    ("markdown", MarkdownOpt, False),
+)
+
+
+def with_format(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command ``--format`` and its aliases (``--json``, ``--csv``, ``--markdown``), read once into the
+    ``fmt`` it is called with (two that disagree are one line)."""
+    signature = inspect.signature(func, eval_str=True)
+    kept = [p for p in signature.parameters.values() if p.name != "fmt"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+             for name, kind, default in FORMAT_OPTIONS]  # fmt: skip
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, fmt=chosen_format(*(kwargs.pop(name) for name, _, _ in FORMAT_OPTIONS)), **kwargs)
+
+    positional = [p for p in kept if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+    keyword = [p for p in kept if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    wrapper.__signature__ = signature.replace(parameters=[*positional, *added, *keyword])  # type: ignore[attr-defined]
+    return wrapper
 
 
 def emit(report: Report, fmt: Format) -> None:

@@ -8,16 +8,17 @@ from typing import Any
 
 from estimator.cli.app import app
 from estimator.cli.options import query_command
-from estimator.cli.output import FormatOpt, JsonOpt, chosen_format, emit
+from estimator.cli.output import emit, with_format
+from estimator.present.report import Format
 from estimator.query.commands import SERVE_MEMORY
 
 
 @app.command("serve-memory")
 @query_command(command=SERVE_MEMORY, build=False)
+@with_format
 def serve_memory_command(
-    output: FormatOpt = None,
-    as_json: JsonOpt = False,
     *,
+    fmt: Format,
     options: Any,
     settings: dict[str, Any],
 ) -> None:
@@ -26,5 +27,4 @@ def serve_memory_command(
     from estimator.present.serving_answer import build_report
     from estimator.query.options import DEFAULT_MODEL, build_query
 
-    fmt = chosen_format(output, as_json)
     emit(build_report(build_query(options, DEFAULT_MODEL), settings, options["config"]), fmt)

@@ -9,16 +9,17 @@ from typing import Any
 
 from estimator.cli.app import app
 from estimator.cli.options import query_command
-from estimator.cli.output import FormatOpt, JsonOpt, chosen_format, emit
+from estimator.cli.output import emit, with_format
+from estimator.present.report import Format
 from estimator.query.commands import TRAIN_MEMORY
 
 
 @app.command("train-memory")
 @query_command(command=TRAIN_MEMORY)
+@with_format
 def train_memory_command(
-    output: FormatOpt = None,
-    as_json: JsonOpt = False,
     *,
+    fmt: Format,
     query: Any,
     settings: dict[str, Any],
 ) -> None:
@@ -26,7 +27,6 @@ def train_memory_command(
     peak of a step (the loss's tensors at the start of backward, the recomputed layer, gradients, the optimizer
     step); fits or not, the longest sequence and the largest micro-batch that fit. Mixtures of experts are as
     transformers >= 5 builds them (--experts fused), which bitsandbytes leaves unquantised."""
-    fmt = chosen_format(output, as_json)
     from estimator.present.training_answer import train_report
 
     emit(train_report(query, **settings), fmt)

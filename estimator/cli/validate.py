@@ -9,8 +9,9 @@ import typer
 
 from estimator.cli.app import app
 from estimator.cli.options import query_command
-from estimator.cli.output import CsvOpt, FormatOpt, JsonOpt, MarkdownOpt, chosen_format, emit
+from estimator.cli.output import emit, with_format
 from estimator.errors import EstimatorError
+from estimator.present.report import Format
 from estimator.query.options import build_query
 
 AllOpt = Annotated[bool, typer.Option("--all", help="Validate every zoo model.")]
@@ -18,23 +19,20 @@ AllOpt = Annotated[bool, typer.Option("--all", help="Validate every zoo model.")
 
 @app.command("validate")
 @query_command(default_model=None, defaults={"experts": "fused"}, build=False)
+@with_format
 def validate_command(
     all_models: AllOpt = False,
     memory: Annotated[
         bool, typer.Option("--memory", help="Check fine-tuning memory: activations, gradients, optimizer, QLoRA.")
     ] = False,
-    output: FormatOpt = None,
-    as_json: JsonOpt = False,
-    as_csv: CsvOpt = False,
-    markdown: MarkdownOpt = False,
     *,
+    fmt: Format,
     options: dict[str, Any],
 ) -> None:
     """Measure with transformers and peft what the formulas predict (needs the validate extra).
 
     Mixtures of experts are measured as transformers 5 builds them (--experts fused), with one
     per-expert block for the per-expert layout."""
-    fmt = chosen_format(output, as_json, as_csv, markdown)
     from estimator.validate import require_extra
     from estimator.zoo import load_all_specs
 
