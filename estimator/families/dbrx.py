@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader
 from estimator.families.activation import ACTIVATION_PARAMS, whole_heads
+from estimator.families.moe import expert_shape
 from estimator.families.schema import LAYERS, MAX_CONTEXT, SIZE, Check, count
 from estimator.families.unbuildable import refuse_null
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
@@ -197,10 +198,7 @@ def build(spec: ModelSpec) -> Layout:
     """One group. Per block: d · (d + 2 · K · d_h) + d · d (Wqkv, out_proj) + d · E + E · 3 · d · F + 2 · d."""
     d, h, kv, dh = spec.hidden_size, spec.attention_heads, spec.kv_heads, spec.attention_head_dim
     experts = DbrxExperts(
-        experts=spec.n_routed_experts or 0,
-        top_k=spec.num_experts_per_tok or 0,
-        d_model=d,
-        width=spec.moe_intermediate_size or 0,
+        **expert_shape(spec),
         prefix="ffn.experts.mlp",
         names=("w1", "v1", "w2"),
         router="ffn.router.layer",

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader
 from estimator.families.activation import activation
+from estimator.families.moe import expert_shape
 from estimator.families.schema import SIZE, text
 from estimator.families.unbuildable import refuse_null
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap, ParamTensor
@@ -143,10 +144,7 @@ def build(spec: ModelSpec) -> Layout:
     + 2 · d (output biases) + 2 · d (norms)."""
     d, kv, dh = spec.hidden_size, spec.kv_heads, spec.attention_head_dim
     experts = JetMoeExperts(
-        experts=spec.n_routed_experts or 0,
-        top_k=spec.num_experts_per_tok or 0,
-        d_model=d,
-        width=spec.moe_intermediate_size or 0,
+        **expert_shape(spec),
         prefix="mlp.experts",
         names=("gate_proj", "up_proj", "down_proj"),
         router="mlp.router.layer",

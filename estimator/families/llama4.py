@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader
 from estimator.families.conventions import Conventions
-from estimator.families.moe import GATED_NAMES
+from estimator.families.moe import GATED_NAMES, expert_shape
 from estimator.families.schema import LAYERS, SIZE, counts, flag, words
 from estimator.layout import Attention, LayerGroup, Layout, LinearMap
 from estimator.layout.groups import attention_maps, embedding_and_final_norm, gated_mlp, grouped, rms_norms, roles
@@ -139,10 +139,7 @@ def read(r: Reader) -> dict[str, Any]:
 
 def _experts(spec: ModelSpec) -> Llama4Experts:
     return Llama4Experts(
-        experts=spec.n_routed_experts or 0,
-        top_k=spec.num_experts_per_tok or 0,
-        d_model=spec.hidden_size,
-        width=spec.moe_intermediate_size or 0,
+        **expert_shape(spec),
         prefix="feed_forward.experts",
         names=GATED_NAMES,
         router="feed_forward.router",

@@ -17,7 +17,7 @@ routers as bare weights).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from estimator.errors import EstimatorError
 from estimator.families import Family, Reader, attention_config, head_dim_or_derived, windowed_sparse_layout
@@ -123,13 +123,24 @@ def _qwen2_moe_windows(r: Reader, n: int) -> dict[str, Any]:
     return {"sliding_window": window, "layer_types": tuple(types)}
 
 
+class ExpertShape(TypedDict):
+    experts: int
+    top_k: int
+    d_model: int
+    width: int
+
+
+def expert_shape(spec: ModelSpec) -> ExpertShape:
+    """E, top-k, d and F of the spec's routed experts, as every expert layout takes them: ``n_routed_experts``,
+    ``num_experts_per_tok``, ``hidden_size`` and ``moe_intermediate_size`` (Mixtral 8x7B: 8, 2, 4,096, 14,336)."""
+    return ExpertShape(experts=spec.n_routed_experts or 0, top_k=spec.num_experts_per_tok or 0,
+                       d_model=spec.hidden_size, width=spec.moe_intermediate_size or 0)  # fmt: skip
+
+
 def routed_experts(spec: ModelSpec, prefix: str, names: tuple[str, str, str], router: str, linear: bool) -> MoE:
     """The routed experts of a sparse layer and its router (an ``nn.Linear`` in the checkpoint's code if ``linear``)."""
     return MoE(
-        experts=spec.n_routed_experts or 0,
-        top_k=spec.num_experts_per_tok or 0,
-        d_model=spec.hidden_size,
-        width=spec.moe_intermediate_size or 0,
+        **expert_shape(spec),
         prefix=prefix,
         names=names,
         router=router,

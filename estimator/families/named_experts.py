@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from estimator.families.moe import GATED_NAMES
+from estimator.families.moe import GATED_NAMES, expert_shape
 from estimator.layout import LinearMap
 from estimator.layout.moe import MoE
 
@@ -74,7 +74,4 @@ def named_moe(spec: ModelSpec, **layout: Any) -> NamedMoE:
     names and biases: E = ``n_routed_experts``, top-k ``num_experts_per_tok``, d = ``hidden_size``,
     F = ``moe_intermediate_size``, gated maps ``gate_proj``, ``up_proj``, ``down_proj`` under ``mlp.experts``;
     ``layout``: the family's own names, router and biases (any :class:`NamedMoE` field)."""
-    shared: dict[str, Any] = {"experts": spec.n_routed_experts or 0, "top_k": spec.num_experts_per_tok or 0,
-                              "d_model": spec.hidden_size, "width": spec.moe_intermediate_size or 0,
-                              "prefix": "mlp.experts", "names": GATED_NAMES}  # fmt: skip
-    return NamedMoE(**{**shared, **layout})
+    return NamedMoE(**{**expert_shape(spec), "prefix": "mlp.experts", "names": GATED_NAMES, **layout})
